@@ -1,0 +1,230 @@
+//! Capsules on the CONNECT stream (RFC 9297 §3.2) used by WebTransport sessions.
+//!
+//! Peers differ in how they put capsules on the stream: Chromium and aioquic carry them
+//! inside HTTP/3 DATA frames (RFC 9297), web-transport-quinn and some others write them
+//! raw. Frames and capsules share the same type-length-value layout, so
+//! [`ConnectStreamDecoder`] accepts both: a DATA frame feeds its payload to an inner
+//! capsule decoder, and a unit whose type is a WebTransport capsule type is taken as a
+//! raw capsule. Other unknown units are skipped (unknown frame types must be ignored).
+
+use bytes::Bytes;
+
+use super::codes::*;
+use super::frame::{self, Tlv, TlvDecoder};
+use super::{Reader, WireError};
+
+pub const DATAGRAM: u64 = 0x00;
+pub const CLOSE_WEBTRANSPORT_SESSION: u64 = 0x2843;
+pub const DRAIN_WEBTRANSPORT_SESSION: u64 = 0x78ae;
+/// Longest close reason the protocol allows, in bytes.
+pub const MAX_CLOSE_REASON: usize = 1024;
+/// Largest capsule or frame we buffer on a CONNECT stream.
+pub const MAX_UNIT: u64 = 64 * 1024;
+
+/// A capsule relevant to a WebTransport session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Capsule {
+    Close { code: u32, reason: String },
+    Drain,
+    Unknown { ty: u64, payload: Bytes },
+}
+
+impl Capsule {
+    pub fn decode(ty: u64, payload: Bytes) -> Result<Capsule, WireError> {
+        match ty {
+            CLOSE_WEBTRANSPORT_SESSION => {
+                let mut r = Reader::new(&payload, H3_MESSAGE_ERROR);
+                let code = r.u32_be()?;
+                let reason = r.rest();
+                if reason.len() > MAX_CLOSE_REASON {
+                    return Err(WireError::new(H3_MESSAGE_ERROR, "close reason longer than 1024 bytes"));
+                }
+                let reason = std::str::from_utf8(reason)
+                    .map_err(|_| WireError::new(H3_MESSAGE_ERROR, "close reason is not UTF-8"))?
+                    .to_string();
+                Ok(Capsule::Close { code, reason })
+            }
+            DRAIN_WEBTRANSPORT_SESSION => {
+                if !payload.is_empty() {
+                    return Err(WireError::new(H3_MESSAGE_ERROR, "DRAIN capsule with a payload"));
+                }
+                Ok(Capsule::Drain)
+            }
+            ty => Ok(Capsule::Unknown { ty, payload }),
+        }
+    }
+
+    /// The capsule's bytes (type, length, value).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Capsule::Close { code, reason } => {
+                let reason = truncate_utf8(reason, MAX_CLOSE_REASON);
+                let mut value = Vec::with_capacity(4 + reason.len());
+                value.extend_from_slice(&code.to_be_bytes());
+                value.extend_from_slice(reason.as_bytes());
+                frame::encode(CLOSE_WEBTRANSPORT_SESSION, &value, &mut out);
+            }
+            Capsule::Drain => frame::encode(DRAIN_WEBTRANSPORT_SESSION, &[], &mut out),
+            Capsule::Unknown { ty, payload } => frame::encode(*ty, payload, &mut out),
+        }
+        out
+    }
+
+    /// The capsule wrapped in an HTTP/3 DATA frame, as RFC 9297 puts it on the stream.
+    pub fn encode_in_data_frame(&self) -> Vec<u8> {
+        let capsule = self.encode();
+        let mut out = Vec::with_capacity(capsule.len() + 4);
+        frame::encode(frame::DATA, &capsule, &mut out);
+        out
+    }
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a char boundary.
+pub fn truncate_utf8(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn is_webtransport_capsule(ty: u64) -> bool {
+    matches!(ty, CLOSE_WEBTRANSPORT_SESSION | DRAIN_WEBTRANSPORT_SESSION)
+        // draft-15 flow-control capsules (WT_MAX_DATA .. WT_STREAMS_BLOCKED).
+        || (0x190b_4d3d..=0x190b_4d44).contains(&ty)
+}
+
+/// What the CONNECT stream carried after the response/request HEADERS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamItem {
+    Capsule(Capsule),
+    /// Trailing HEADERS: the message is over.
+    Trailers,
+}
+
+/// Decoder for the data of an established session's CONNECT stream.
+pub struct ConnectStreamDecoder {
+    frames: TlvDecoder,
+    capsules: TlvDecoder,
+}
+
+impl Default for ConnectStreamDecoder {
+    fn default() -> Self {
+        ConnectStreamDecoder {
+            frames: TlvDecoder::new(MAX_UNIT, H3_EXCESSIVE_LOAD),
+            capsules: TlvDecoder::new(MAX_UNIT, H3_EXCESSIVE_LOAD),
+        }
+    }
+}
+
+impl ConnectStreamDecoder {
+    pub fn push(&mut self, data: &[u8]) {
+        self.frames.push(data);
+    }
+
+    /// True when bytes are buffered that do not yet form a complete unit (the stream
+    /// ending now means a truncated frame or capsule).
+    pub fn has_partial(&self) -> bool {
+        self.frames.buffered() > 0 || self.capsules.buffered() > 0
+    }
+
+    pub fn next(&mut self) -> Result<Option<StreamItem>, WireError> {
+        loop {
+            if let Some(Tlv { ty, payload }) = self.capsules.next()? {
+                return Capsule::decode(ty, payload).map(|c| Some(StreamItem::Capsule(c)));
+            }
+            let Some(Tlv { ty, payload }) = self.frames.next()? else {
+                return Ok(None);
+            };
+            match ty {
+                frame::DATA => self.capsules.push(&payload),
+                frame::HEADERS => return Ok(Some(StreamItem::Trailers)),
+                ty if is_webtransport_capsule(ty) => {
+                    return Capsule::decode(ty, payload).map(|c| Some(StreamItem::Capsule(c)))
+                }
+                frame::SETTINGS | frame::GOAWAY | frame::MAX_PUSH_ID | frame::CANCEL_PUSH => {
+                    return Err(WireError::new(
+                        H3_FRAME_UNEXPECTED,
+                        format!("frame {ty:#x} on a request stream"),
+                    ))
+                }
+                ty if frame::is_reserved_h2(ty) => {
+                    return Err(WireError::new(H3_FRAME_UNEXPECTED, format!("HTTP/2 frame {ty:#x}")))
+                }
+                _ => {} // unknown frame or PUSH_PROMISE-free extension: ignore
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_capsule_exact_bytes() {
+        // Same bytes quiche's capsule tests use: type 0x2843, length 9, code 0x1234, "hello".
+        let c = Capsule::Close { code: 0x1234, reason: "hello".into() };
+        assert_eq!(c.encode(), [0x68, 0x43, 0x09, 0x00, 0x00, 0x12, 0x34, b'h', b'e', b'l', b'l', b'o']);
+        let mut d = ConnectStreamDecoder::default();
+        d.push(&c.encode_in_data_frame());
+        assert_eq!(d.next().unwrap(), Some(StreamItem::Capsule(c.clone())));
+        assert_eq!(d.next().unwrap(), None);
+        assert!(!d.has_partial());
+        // Raw (no DATA frame), as web-transport-quinn writes it.
+        let mut d = ConnectStreamDecoder::default();
+        d.push(&c.encode());
+        assert_eq!(d.next().unwrap(), Some(StreamItem::Capsule(c)));
+    }
+
+    #[test]
+    fn capsule_split_across_data_frames() {
+        let c = Capsule::Close { code: 7, reason: "bye bye".into() };
+        let bytes = c.encode();
+        let mut wire = Vec::new();
+        frame::encode(frame::DATA, &bytes[..3], &mut wire);
+        frame::encode(0x21, b"grease", &mut wire); // reserved/unknown frame type: ignored
+        frame::encode(frame::DATA, &bytes[3..], &mut wire);
+        let mut d = ConnectStreamDecoder::default();
+        d.push(&wire);
+        assert_eq!(d.next().unwrap(), Some(StreamItem::Capsule(c)));
+    }
+
+    #[test]
+    fn long_reason_is_truncated_on_a_char_boundary() {
+        let reason = "é".repeat(600); // 1200 bytes
+        let c = Capsule::Close { code: 1, reason };
+        let enc = c.encode();
+        let mut d = ConnectStreamDecoder::default();
+        d.push(&enc);
+        match d.next().unwrap() {
+            Some(StreamItem::Capsule(Capsule::Close { reason, .. })) => assert_eq!(reason.len(), 1024),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_capsules() {
+        let bad: &[&[u8]] = &[
+            &[0x68, 0x43, 0x02, 0x00, 0x01],             // close shorter than its code
+            &[0x68, 0x43, 0x05, 0, 0, 0, 1, 0xff],       // reason not UTF-8
+            &[0x80, 0x00, 0x78, 0xae, 0x01, 0x00],       // drain with payload
+        ];
+        for b in bad {
+            let mut d = ConnectStreamDecoder::default();
+            let mut wire = Vec::new();
+            frame::encode(frame::DATA, b, &mut wire);
+            d.push(&wire);
+            assert_eq!(d.next().unwrap_err().code, H3_MESSAGE_ERROR, "{b:02x?}");
+        }
+        let mut d = ConnectStreamDecoder::default();
+        let mut wire = Vec::new();
+        frame::encode(frame::SETTINGS, &[], &mut wire);
+        d.push(&wire);
+        assert_eq!(d.next().unwrap_err().code, H3_FRAME_UNEXPECTED);
+    }
+}

@@ -1,0 +1,183 @@
+//! HTTP/3 SETTINGS (RFC 9114 §7.2.4) and the WebTransport dialect they announce.
+
+use super::codes::*;
+use super::{frame, varint, Reader, WireError};
+
+pub const QPACK_MAX_TABLE_CAPACITY: u64 = 0x01;
+pub const MAX_FIELD_SECTION_SIZE: u64 = 0x06;
+pub const QPACK_BLOCKED_STREAMS: u64 = 0x07;
+pub const ENABLE_CONNECT_PROTOCOL: u64 = 0x08;
+/// RFC 9297 HTTP Datagrams.
+pub const H3_DATAGRAM: u64 = 0x33;
+/// draft-ietf-masque-h3-datagram-04, still sent by Chromium.
+pub const H3_DATAGRAM_DRAFT04: u64 = 0xff_d277;
+/// ENABLE_WEBTRANSPORT, draft-02 (Chromium, aioquic, h3-webtransport).
+pub const ENABLE_WEBTRANSPORT: u64 = 0x2b60_3742;
+/// WEBTRANSPORT_MAX_SESSIONS, draft-07 .. draft-12 (wtransport, web-transport-quinn).
+pub const WT_MAX_SESSIONS_DRAFT07: u64 = 0xc671_706a;
+/// WT_MAX_SESSIONS, draft-13 and later.
+pub const WT_MAX_SESSIONS: u64 = 0x14e9_cd29;
+/// WT_ENABLED, draft-15 (pywebtransport).
+pub const WT_ENABLED: u64 = 0x2c7c_f000;
+/// draft-15 session flow-control defaults.
+pub const WT_INITIAL_MAX_DATA: u64 = 0x2b61;
+pub const WT_INITIAL_MAX_STREAMS_UNI: u64 = 0x2b64;
+pub const WT_INITIAL_MAX_STREAMS_BIDI: u64 = 0x2b65;
+
+/// Which WebTransport over HTTP/3 dialect a peer speaks, judged from its SETTINGS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// draft-02: ENABLE_WEBTRANSPORT; CONNECT with `:protocol webtransport` and the
+    /// `sec-webtransport-http3-draft02: 1` header (Chromium).
+    Draft02,
+    /// draft-07 .. draft-14: WEBTRANSPORT_MAX_SESSIONS; `:protocol webtransport`.
+    Draft07,
+    /// draft-15: WT_ENABLED; `:protocol webtransport-h3`.
+    Draft15,
+}
+
+impl Dialect {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Draft02 => "draft-02",
+            Dialect::Draft07 => "draft-07",
+            Dialect::Draft15 => "draft-15",
+        }
+    }
+}
+
+/// A decoded SETTINGS frame, in wire order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    pub pairs: Vec<(u64, u64)>,
+}
+
+impl Settings {
+    pub fn get(&self, id: u64) -> Option<u64> {
+        self.pairs.iter().find(|(k, _)| *k == id).map(|(_, v)| *v)
+    }
+
+    fn nonzero(&self, id: u64) -> bool {
+        self.get(id).is_some_and(|v| v != 0)
+    }
+
+    /// Whether the peer announced HTTP Datagrams (RFC 9297 or draft-04).
+    pub fn datagrams(&self) -> bool {
+        self.nonzero(H3_DATAGRAM) || self.nonzero(H3_DATAGRAM_DRAFT04)
+    }
+
+    /// The newest WebTransport dialect the peer announced, if any.
+    pub fn dialect(&self) -> Option<Dialect> {
+        if self.nonzero(WT_ENABLED) {
+            Some(Dialect::Draft15)
+        } else if self.nonzero(WT_MAX_SESSIONS_DRAFT07) || self.nonzero(WT_MAX_SESSIONS) {
+            Some(Dialect::Draft07)
+        } else if self.nonzero(ENABLE_WEBTRANSPORT) {
+            Some(Dialect::Draft02)
+        } else {
+            None
+        }
+    }
+
+    /// The SETTINGS every known peer accepts (DESIGN.md §2): all WebTransport signals of
+    /// every dialect, both datagram settings, extended CONNECT, and a QPACK dynamic table
+    /// of zero (we only use the static table).
+    pub fn webtransport(max_sessions: u64) -> Settings {
+        Settings {
+            pairs: vec![
+                (QPACK_MAX_TABLE_CAPACITY, 0),
+                (QPACK_BLOCKED_STREAMS, 0),
+                (ENABLE_CONNECT_PROTOCOL, 1),
+                (H3_DATAGRAM, 1),
+                (H3_DATAGRAM_DRAFT04, 1),
+                (ENABLE_WEBTRANSPORT, 1),
+                (WT_MAX_SESSIONS_DRAFT07, max_sessions),
+                (WT_MAX_SESSIONS, max_sessions),
+                (WT_ENABLED, 1),
+            ],
+        }
+    }
+
+    /// Decode a SETTINGS frame payload.
+    pub fn decode(payload: &[u8]) -> Result<Settings, WireError> {
+        let mut r = Reader::new(payload, H3_FRAME_ERROR);
+        let mut pairs: Vec<(u64, u64)> = Vec::new();
+        while !r.is_empty() {
+            let id = r.varint()?;
+            let value = r.varint()?;
+            if matches!(id, 0x02..=0x05) {
+                return Err(WireError::new(
+                    H3_SETTINGS_ERROR,
+                    format!("reserved HTTP/2 setting {id:#x}"),
+                ));
+            }
+            if pairs.iter().any(|(k, _)| *k == id) {
+                return Err(WireError::new(
+                    H3_SETTINGS_ERROR,
+                    format!("duplicate setting {id:#x}"),
+                ));
+            }
+            pairs.push((id, value));
+        }
+        Ok(Settings { pairs })
+    }
+
+    /// Append this as a complete SETTINGS frame.
+    pub fn encode_frame(&self, out: &mut Vec<u8>) {
+        let mut payload = Vec::with_capacity(self.pairs.len() * 6);
+        for (k, v) in &self.pairs {
+            varint::encode(*k, &mut payload);
+            varint::encode(*v, &mut payload);
+        }
+        frame::encode(frame::SETTINGS, &payload, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload(pairs: &[(u64, u64)]) -> Vec<u8> {
+        let mut p = Vec::new();
+        for (k, v) in pairs {
+            varint::encode(*k, &mut p);
+            varint::encode(*v, &mut p);
+        }
+        p
+    }
+
+    #[test]
+    fn roundtrip_and_dialects() {
+        let s = Settings::webtransport(16);
+        let mut wire = Vec::new();
+        s.encode_frame(&mut wire);
+        let mut d = frame::TlvDecoder::new(4096, H3_EXCESSIVE_LOAD);
+        d.push(&wire);
+        let f = d.next().unwrap().unwrap();
+        assert_eq!(f.ty, frame::SETTINGS);
+        let back = Settings::decode(&f.payload).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.dialect(), Some(Dialect::Draft15));
+        assert!(back.datagrams());
+
+        // What the peers of DESIGN.md §2 send.
+        let chromium = Settings::decode(&payload(&[(0x33, 1), (0xffd277, 1), (0x2b603742, 1)])).unwrap();
+        assert_eq!(chromium.dialect(), Some(Dialect::Draft02));
+        let wtransport = Settings::decode(&payload(&[(8, 1), (0x33, 1), (0x2b603742, 1), (0xc671706a, 1)])).unwrap();
+        assert_eq!(wtransport.dialect(), Some(Dialect::Draft07));
+        let pywt = Settings::decode(&payload(&[(8, 1), (0x33, 1), (0x2c7cf000, 1), (0x2b61, 100)])).unwrap();
+        assert_eq!(pywt.dialect(), Some(Dialect::Draft15));
+        let plain = Settings::decode(&payload(&[(1, 0)])).unwrap();
+        assert_eq!(plain.dialect(), None);
+        assert!(!plain.datagrams());
+    }
+
+    #[test]
+    fn malformed() {
+        assert_eq!(Settings::decode(&payload(&[(0x33, 1), (0x33, 1)])).unwrap_err().code, H3_SETTINGS_ERROR);
+        assert_eq!(Settings::decode(&payload(&[(0x2, 1)])).unwrap_err().code, H3_SETTINGS_ERROR);
+        // Identifier without a value, and a truncated varint.
+        assert_eq!(Settings::decode(&[0x33]).unwrap_err().code, H3_FRAME_ERROR);
+        assert_eq!(Settings::decode(&[0x33, 0x40]).unwrap_err().code, H3_FRAME_ERROR);
+    }
+}
