@@ -37,7 +37,10 @@ impl Capsule {
                 let code = r.u32_be()?;
                 let reason = r.rest();
                 if reason.len() > MAX_CLOSE_REASON {
-                    return Err(WireError::new(H3_MESSAGE_ERROR, "close reason longer than 1024 bytes"));
+                    return Err(WireError::new(
+                        H3_MESSAGE_ERROR,
+                        "close reason longer than 1024 bytes",
+                    ));
                 }
                 let reason = std::str::from_utf8(reason)
                     .map_err(|_| WireError::new(H3_MESSAGE_ERROR, "close reason is not UTF-8"))?
@@ -46,7 +49,10 @@ impl Capsule {
             }
             DRAIN_WEBTRANSPORT_SESSION => {
                 if !payload.is_empty() {
-                    return Err(WireError::new(H3_MESSAGE_ERROR, "DRAIN capsule with a payload"));
+                    return Err(WireError::new(
+                        H3_MESSAGE_ERROR,
+                        "DRAIN capsule with a payload",
+                    ));
                 }
                 Ok(Capsule::Drain)
             }
@@ -153,7 +159,10 @@ impl ConnectStreamDecoder {
                     ))
                 }
                 ty if frame::is_reserved_h2(ty) => {
-                    return Err(WireError::new(H3_FRAME_UNEXPECTED, format!("HTTP/2 frame {ty:#x}")))
+                    return Err(WireError::new(
+                        H3_FRAME_UNEXPECTED,
+                        format!("HTTP/2 frame {ty:#x}"),
+                    ))
                 }
                 _ => {} // unknown frame or PUSH_PROMISE-free extension: ignore
             }
@@ -168,8 +177,14 @@ mod tests {
     #[test]
     fn close_capsule_exact_bytes() {
         // Same bytes quiche's capsule tests use: type 0x2843, length 9, code 0x1234, "hello".
-        let c = Capsule::Close { code: 0x1234, reason: "hello".into() };
-        assert_eq!(c.encode(), [0x68, 0x43, 0x09, 0x00, 0x00, 0x12, 0x34, b'h', b'e', b'l', b'l', b'o']);
+        let c = Capsule::Close {
+            code: 0x1234,
+            reason: "hello".into(),
+        };
+        assert_eq!(
+            c.encode(),
+            [0x68, 0x43, 0x09, 0x00, 0x00, 0x12, 0x34, b'h', b'e', b'l', b'l', b'o']
+        );
         let mut d = ConnectStreamDecoder::default();
         d.push(&c.encode_in_data_frame());
         assert_eq!(d.next().unwrap(), Some(StreamItem::Capsule(c.clone())));
@@ -183,7 +198,10 @@ mod tests {
 
     #[test]
     fn capsule_split_across_data_frames() {
-        let c = Capsule::Close { code: 7, reason: "bye bye".into() };
+        let c = Capsule::Close {
+            code: 7,
+            reason: "bye bye".into(),
+        };
         let bytes = c.encode();
         let mut wire = Vec::new();
         frame::encode(frame::DATA, &bytes[..3], &mut wire);
@@ -202,7 +220,9 @@ mod tests {
         let mut d = ConnectStreamDecoder::default();
         d.push(&enc);
         match d.next().unwrap() {
-            Some(StreamItem::Capsule(Capsule::Close { reason, .. })) => assert_eq!(reason.len(), 1024),
+            Some(StreamItem::Capsule(Capsule::Close { reason, .. })) => {
+                assert_eq!(reason.len(), 1024)
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -210,9 +230,9 @@ mod tests {
     #[test]
     fn malformed_capsules() {
         let bad: &[&[u8]] = &[
-            &[0x68, 0x43, 0x02, 0x00, 0x01],             // close shorter than its code
-            &[0x68, 0x43, 0x05, 0, 0, 0, 1, 0xff],       // reason not UTF-8
-            &[0x80, 0x00, 0x78, 0xae, 0x01, 0x00],       // drain with payload
+            &[0x68, 0x43, 0x02, 0x00, 0x01],       // close shorter than its code
+            &[0x68, 0x43, 0x05, 0, 0, 0, 1, 0xff], // reason not UTF-8
+            &[0x80, 0x00, 0x78, 0xae, 0x01, 0x00], // drain with payload
         ];
         for b in bad {
             let mut d = ConnectStreamDecoder::default();

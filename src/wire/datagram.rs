@@ -18,7 +18,10 @@ pub struct Prefix {
 impl Prefix {
     pub fn for_stream(stream_id: u64) -> Prefix {
         let (bytes, len) = varint::encode_array(stream_id / 4);
-        Prefix { bytes, len: len as u8 }
+        Prefix {
+            bytes,
+            len: len as u8,
+        }
     }
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len as usize]
@@ -41,10 +44,17 @@ impl Prefix {
 /// Split a received QUIC datagram into (quarter stream id, payload) without copying.
 /// A truncated prefix or an id above [`MAX_QUARTER_STREAM_ID`] is H3_DATAGRAM_ERROR.
 pub fn split(mut datagram: Bytes) -> Result<(u64, Bytes), WireError> {
-    let (qid, n) = varint::decode(&datagram)
-        .ok_or_else(|| WireError::new(H3_DATAGRAM_ERROR, "datagram with a truncated quarter stream id"))?;
+    let (qid, n) = varint::decode(&datagram).ok_or_else(|| {
+        WireError::new(
+            H3_DATAGRAM_ERROR,
+            "datagram with a truncated quarter stream id",
+        )
+    })?;
     if qid > MAX_QUARTER_STREAM_ID {
-        return Err(WireError::new(H3_DATAGRAM_ERROR, "quarter stream id above 2^60-1"));
+        return Err(WireError::new(
+            H3_DATAGRAM_ERROR,
+            "quarter stream id above 2^60-1",
+        ));
     }
     let payload = datagram.split_off(n);
     Ok((qid, payload))
@@ -68,10 +78,16 @@ mod tests {
     #[test]
     fn malformed() {
         assert_eq!(split(Bytes::new()).unwrap_err().code, H3_DATAGRAM_ERROR);
-        assert_eq!(split(Bytes::from_static(&[0x40])).unwrap_err().code, H3_DATAGRAM_ERROR);
+        assert_eq!(
+            split(Bytes::from_static(&[0x40])).unwrap_err().code,
+            H3_DATAGRAM_ERROR
+        );
         let too_big = Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
         assert_eq!(split(too_big).unwrap_err().code, H3_DATAGRAM_ERROR);
         // Empty payload is legal.
-        assert_eq!(split(Bytes::from_static(&[0x02])).unwrap(), (2, Bytes::new()));
+        assert_eq!(
+            split(Bytes::from_static(&[0x02])).unwrap(),
+            (2, Bytes::new())
+        );
     }
 }

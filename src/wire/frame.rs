@@ -73,6 +73,16 @@ impl TlvDecoder {
         self.buf.len()
     }
 
+    /// Give up the decoder, returning bytes received after the last complete unit.
+    pub fn into_remaining(self) -> BytesMut {
+        self.buf
+    }
+
+    /// The type of the next unit, once its first varint has arrived.
+    pub fn peek_type(&self) -> Option<u64> {
+        varint::decode(&self.buf).map(|(v, _)| v)
+    }
+
     /// The next complete unit, `Ok(None)` if more bytes are needed.
     pub fn next(&mut self) -> Result<Option<Tlv>, WireError> {
         let Some((ty, n1)) = varint::decode(&self.buf) else {
@@ -84,7 +94,10 @@ impl TlvDecoder {
         if len > self.max_len {
             return Err(WireError::new(
                 self.too_large_code,
-                format!("unit of type {ty:#x} declares {len} bytes, limit {}", self.max_len),
+                format!(
+                    "unit of type {ty:#x} declares {len} bytes, limit {}",
+                    self.max_len
+                ),
             ));
         }
         let total = n1 + n2 + len as usize;

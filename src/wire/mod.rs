@@ -8,6 +8,7 @@ pub mod capsule;
 pub mod codes;
 pub mod datagram;
 pub mod frame;
+pub mod headers;
 pub mod qpack;
 pub mod settings;
 pub mod varint;
@@ -75,7 +76,10 @@ impl<'a> Reader<'a> {
         }
     }
     pub fn u8(&mut self) -> Result<u8, WireError> {
-        let b = *self.buf.get(self.pos).ok_or_else(|| self.truncated("byte"))?;
+        let b = *self
+            .buf
+            .get(self.pos)
+            .ok_or_else(|| self.truncated("byte"))?;
         self.pos += 1;
         Ok(b)
     }

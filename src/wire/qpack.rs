@@ -65,8 +65,14 @@ pub const STATIC_TABLE: [(&str, &str); 99] = [
     ("content-type", "text/plain;charset=utf-8"),
     ("range", "bytes=0-"),
     ("strict-transport-security", "max-age=31536000"),
-    ("strict-transport-security", "max-age=31536000; includesubdomains"),
-    ("strict-transport-security", "max-age=31536000; includesubdomains; preload"),
+    (
+        "strict-transport-security",
+        "max-age=31536000; includesubdomains",
+    ),
+    (
+        "strict-transport-security",
+        "max-age=31536000; includesubdomains; preload",
+    ),
     ("vary", "accept-encoding"),
     ("vary", "origin"),
     ("x-content-type-options", "nosniff"),
@@ -198,7 +204,9 @@ fn static_entry(index: u64) -> Result<(&'static str, &'static str), WireError> {
 pub fn encode(fields: &[(&str, &str)]) -> Vec<u8> {
     let mut out = vec![0x00, 0x00];
     for (name, value) in fields {
-        let exact = STATIC_TABLE.iter().position(|(n, v)| n == name && v == value);
+        let exact = STATIC_TABLE
+            .iter()
+            .position(|(n, v)| n == name && v == value);
         if let Some(i) = exact {
             // Indexed field line, static: 0b11xxxxxx.
             encode_int(0xc0, 6, i as u64, &mut out);
@@ -222,7 +230,9 @@ pub fn decode(buf: &[u8]) -> Result<Vec<Field>, WireError> {
     let mut pos = 0usize;
     let required_insert_count = decode_int(buf, &mut pos, 8)?;
     if required_insert_count != 0 {
-        return Err(fail("field section references the dynamic table (capacity 0)"));
+        return Err(fail(
+            "field section references the dynamic table (capacity 0)",
+        ));
     }
     decode_int(buf, &mut pos, 7)?; // sign + delta base: irrelevant without a dynamic table
     let mut fields = Vec::new();
@@ -259,10 +269,16 @@ fn validate((name, value): &Field) -> Result<(), WireError> {
             .enumerate()
             .any(|(i, c)| c.is_ascii_uppercase() || c <= 0x20 || c == 0x7f || (c == b':' && i > 0));
     if bad_name {
-        return Err(WireError::new(H3_MESSAGE_ERROR, format!("invalid field name {name:?}")));
+        return Err(WireError::new(
+            H3_MESSAGE_ERROR,
+            format!("invalid field name {name:?}"),
+        ));
     }
     if value.bytes().any(|c| c == 0 || c == b'\r' || c == b'\n') {
-        return Err(WireError::new(H3_MESSAGE_ERROR, format!("invalid value for field {name}")));
+        return Err(WireError::new(
+            H3_MESSAGE_ERROR,
+            format!("invalid value for field {name}"),
+        ));
     }
     Ok(())
 }
@@ -284,7 +300,10 @@ mod tests {
         ];
         let enc = encode(&fields);
         let dec = decode(&enc).unwrap();
-        let expect: Vec<Field> = fields.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let expect: Vec<Field> = fields
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
         assert_eq!(dec, expect);
         // :method CONNECT is static index 15: a single byte 0xc0|15.
         assert_eq!(enc[2], 0xcf);
@@ -293,12 +312,23 @@ mod tests {
     #[test]
     fn rfc9204_static_examples() {
         // RFC 9204 B.1: literal with name reference ":path" = "/index.html".
-        let wire = [0x00, 0x00, 0x51, 0x0b, b'/', b'i', b'n', b'd', b'e', b'x', b'.', b'h', b't', b'm', b'l'];
-        assert_eq!(decode(&wire).unwrap(), vec![(":path".to_string(), "/index.html".to_string())]);
+        let wire = [
+            0x00, 0x00, 0x51, 0x0b, b'/', b'i', b'n', b'd', b'e', b'x', b'.', b'h', b't', b'm',
+            b'l',
+        ];
+        assert_eq!(
+            decode(&wire).unwrap(),
+            vec![(":path".to_string(), "/index.html".to_string())]
+        );
         // Huffman value: "www.example.com" (RFC 7541 C.4.1) under :authority.
         let mut wire = vec![0x00, 0x00, 0x50, 0x8c];
-        wire.extend_from_slice(&[0xf1, 0xe3, 0xc2, 0xe5, 0xf2, 0x3a, 0x6b, 0xa0, 0xab, 0x90, 0xf4, 0xff]);
-        assert_eq!(decode(&wire).unwrap(), vec![(":authority".to_string(), "www.example.com".to_string())]);
+        wire.extend_from_slice(&[
+            0xf1, 0xe3, 0xc2, 0xe5, 0xf2, 0x3a, 0x6b, 0xa0, 0xab, 0x90, 0xf4, 0xff,
+        ]);
+        assert_eq!(
+            decode(&wire).unwrap(),
+            vec![(":authority".to_string(), "www.example.com".to_string())]
+        );
     }
 
     #[test]
@@ -314,14 +344,22 @@ mod tests {
     fn malformed_sections() {
         let cases: &[(&[u8], u64)] = &[
             (&[], QPACK_DECOMPRESSION_FAILED),
-            (&[0x01, 0x00], QPACK_DECOMPRESSION_FAILED),           // dynamic table in use
-            (&[0x00, 0x00, 0x80], QPACK_DECOMPRESSION_FAILED),     // dynamic indexed
+            (&[0x01, 0x00], QPACK_DECOMPRESSION_FAILED), // dynamic table in use
+            (&[0x00, 0x00, 0x80], QPACK_DECOMPRESSION_FAILED), // dynamic indexed
             (&[0x00, 0x00, 0xff, 0x7f], QPACK_DECOMPRESSION_FAILED), // static index out of range
             (&[0x00, 0x00, 0x51, 0x05, b'a'], QPACK_DECOMPRESSION_FAILED), // truncated string
-            (&[0x00, 0x00, 0x10], QPACK_DECOMPRESSION_FAILED),     // post-base
-            (&[0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], QPACK_DECOMPRESSION_FAILED),
-            (&[0x00, 0x00, 0x23, b'A', b'b', b'c', 0x00], H3_MESSAGE_ERROR), // uppercase name
-            (&[0x00, 0x00, 0x51, 0x02, b'a', 0x00], H3_MESSAGE_ERROR),       // NUL in value
+            (&[0x00, 0x00, 0x10], QPACK_DECOMPRESSION_FAILED), // post-base
+            (
+                &[
+                    0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+                ],
+                QPACK_DECOMPRESSION_FAILED,
+            ),
+            (
+                &[0x00, 0x00, 0x23, b'A', b'b', b'c', 0x00],
+                H3_MESSAGE_ERROR,
+            ), // uppercase name
+            (&[0x00, 0x00, 0x51, 0x02, b'a', 0x00], H3_MESSAGE_ERROR), // NUL in value
         ];
         for (wire, code) in cases {
             assert_eq!(decode(wire).unwrap_err().code, *code, "input {wire:02x?}");

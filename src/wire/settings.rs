@@ -161,11 +161,24 @@ mod tests {
         assert!(back.datagrams());
 
         // What the peers of DESIGN.md §2 send.
-        let chromium = Settings::decode(&payload(&[(0x33, 1), (0xffd277, 1), (0x2b603742, 1)])).unwrap();
+        let chromium =
+            Settings::decode(&payload(&[(0x33, 1), (0xffd277, 1), (0x2b603742, 1)])).unwrap();
         assert_eq!(chromium.dialect(), Some(Dialect::Draft02));
-        let wtransport = Settings::decode(&payload(&[(8, 1), (0x33, 1), (0x2b603742, 1), (0xc671706a, 1)])).unwrap();
+        let wtransport = Settings::decode(&payload(&[
+            (8, 1),
+            (0x33, 1),
+            (0x2b603742, 1),
+            (0xc671706a, 1),
+        ]))
+        .unwrap();
         assert_eq!(wtransport.dialect(), Some(Dialect::Draft07));
-        let pywt = Settings::decode(&payload(&[(8, 1), (0x33, 1), (0x2c7cf000, 1), (0x2b61, 100)])).unwrap();
+        let pywt = Settings::decode(&payload(&[
+            (8, 1),
+            (0x33, 1),
+            (0x2c7cf000, 1),
+            (0x2b61, 100),
+        ]))
+        .unwrap();
         assert_eq!(pywt.dialect(), Some(Dialect::Draft15));
         let plain = Settings::decode(&payload(&[(1, 0)])).unwrap();
         assert_eq!(plain.dialect(), None);
@@ -174,10 +187,21 @@ mod tests {
 
     #[test]
     fn malformed() {
-        assert_eq!(Settings::decode(&payload(&[(0x33, 1), (0x33, 1)])).unwrap_err().code, H3_SETTINGS_ERROR);
-        assert_eq!(Settings::decode(&payload(&[(0x2, 1)])).unwrap_err().code, H3_SETTINGS_ERROR);
+        assert_eq!(
+            Settings::decode(&payload(&[(0x33, 1), (0x33, 1)]))
+                .unwrap_err()
+                .code,
+            H3_SETTINGS_ERROR
+        );
+        assert_eq!(
+            Settings::decode(&payload(&[(0x2, 1)])).unwrap_err().code,
+            H3_SETTINGS_ERROR
+        );
         // Identifier without a value, and a truncated varint.
         assert_eq!(Settings::decode(&[0x33]).unwrap_err().code, H3_FRAME_ERROR);
-        assert_eq!(Settings::decode(&[0x33, 0x40]).unwrap_err().code, H3_FRAME_ERROR);
+        assert_eq!(
+            Settings::decode(&[0x33, 0x40]).unwrap_err().code,
+            H3_FRAME_ERROR
+        );
     }
 }

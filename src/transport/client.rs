@@ -1,0 +1,306 @@
+//! The WebTransport client: QUIC + HTTP/3 connections to servers, and sessions on them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::config::ClientConfig;
+use super::connection::{CloseOnDrop, ConnInner, Connection, Role};
+use super::endpoint::{self, SocketBuffers};
+use super::http::{self, HeadersError, StreamStart};
+use super::session::{CloseReason, RequestInfo, Session, SessionShared};
+use super::{tls, Error};
+use crate::wire::codes::*;
+use crate::wire::frame::TlvDecoder;
+use crate::wire::headers;
+use crate::wire::settings::Dialect;
+
+pub(crate) struct ClientShared {
+    endpoint: quinn::Endpoint,
+    quic_config: quinn::ClientConfig,
+    cfg: ClientConfig,
+    buffers: SocketBuffers,
+}
+
+/// A WebTransport client endpoint (one UDP socket; any number of connections).
+#[derive(Clone)]
+pub struct Client {
+    shared: Arc<ClientShared>,
+}
+
+/// Where a URL points: address to resolve, TLS server name, `:authority` and `:path`.
+struct Target {
+    host: String,
+    port: u16,
+    authority: String,
+    path: String,
+}
+
+fn parse_url(url: &str) -> Result<Target, Error> {
+    let u =
+        url::Url::parse(url).map_err(|e| Error::InvalidArgument(format!("URL {url:?}: {e}")))?;
+    if u.scheme() != "https" {
+        return Err(Error::InvalidArgument(format!(
+            "URL {url:?}: scheme must be https"
+        )));
+    }
+    let host = match u.host() {
+        Some(url::Host::Domain(d)) => d.to_string(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        None => return Err(Error::InvalidArgument(format!("URL {url:?} has no host"))),
+    };
+    let port = u.port().unwrap_or(443);
+    let authority = match u.port() {
+        Some(p) => format!("{}:{p}", u.host_str().unwrap_or_default()),
+        None => u.host_str().unwrap_or_default().to_string(),
+    };
+    let mut path = u.path().to_string();
+    if let Some(q) = u.query() {
+        path.push('?');
+        path.push_str(q);
+    }
+    Ok(Target {
+        host,
+        port,
+        authority,
+        path,
+    })
+}
+
+impl Client {
+    /// Create the client endpoint. Must be called from within a tokio runtime.
+    pub fn new(cfg: ClientConfig) -> Result<Client, Error> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::InvalidState(
+                "Client::new needs a tokio runtime".into(),
+            ));
+        }
+        let crypto = tls::client_crypto(&cfg.verify)?;
+        let mut quic_config = quinn::ClientConfig::new(Arc::new(crypto));
+        quic_config.transport_config(endpoint::transport_config(&cfg.transport, false)?);
+        let (socket, buffers) = match cfg.bind {
+            Some(addr) => endpoint::bind_socket(addr, &cfg.transport)?,
+            None => endpoint::bind_socket("[::]:0".parse().expect("literal"), &cfg.transport)
+                .or_else(|_| {
+                    endpoint::bind_socket("0.0.0.0:0".parse().expect("literal"), &cfg.transport)
+                })?,
+        };
+        let endpoint = endpoint::endpoint(socket, None)?;
+        Ok(Client {
+            shared: Arc::new(ClientShared {
+                endpoint,
+                quic_config,
+                cfg,
+                buffers,
+            }),
+        })
+    }
+
+    pub fn local_addr(&self) -> Result<SocketAddr, Error> {
+        self.shared
+            .endpoint
+            .local_addr()
+            .map_err(|e| Error::Io(e.to_string()))
+    }
+
+    pub fn socket_buffers(&self) -> SocketBuffers {
+        self.shared.buffers
+    }
+
+    /// Establish QUIC and HTTP/3 with the server of `url` (waits for its SETTINGS and
+    /// checks it supports WebTransport).
+    pub async fn connect(&self, url: &str) -> Result<Connection, Error> {
+        let t = parse_url(url)?;
+        let local_v6 = self.local_addr()?.is_ipv6();
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((t.host.as_str(), t.port))
+            .await
+            .map_err(|e| Error::Connect(format!("resolving {}: {e}", t.host)))?
+            .collect();
+        let addr = addrs
+            .iter()
+            .find(|a| local_v6 || a.is_ipv4())
+            .copied()
+            .ok_or_else(|| Error::Connect(format!("no usable address for {}", t.host)))?;
+        let connecting = self
+            .shared
+            .endpoint
+            .connect_with(self.shared.quic_config.clone(), addr, &t.host)
+            .map_err(|e| Error::Connect(e.to_string()))?;
+        let quic = connecting.await.map_err(|e| match e {
+            quinn::ConnectionError::TransportError(te)
+                if te.to_string().contains("certificate") =>
+            {
+                Error::Tls(te.to_string())
+            }
+            other => Error::Connect(other.to_string()),
+        })?;
+        let guard = Arc::new(CloseOnDrop { quic: quic.clone() });
+        let inner = ConnInner::start(quic, Role::Client, self.shared.cfg.transport.clone(), None);
+        let settings = inner.peer_settings().await?;
+        if settings.dialect().is_none() || !settings.datagrams() {
+            return Err(Error::NotSupported(format!(
+                "server at {url} does not announce WebTransport with datagrams"
+            )));
+        }
+        Ok(Connection {
+            inner,
+            guard,
+            client: self.shared.clone(),
+            authority: t.authority,
+        })
+    }
+
+    /// Connect and open one session at `url` on a new connection.
+    pub async fn open_session(&self, url: &str) -> Result<Session, Error> {
+        let conn = self.connect(url).await?;
+        conn.open_session(url, &[]).await
+    }
+
+    /// Close every connection of this client.
+    pub fn close(&self) {
+        self.shared.endpoint.close(
+            quinn::VarInt::from_u64(H3_NO_ERROR).unwrap_or_default(),
+            b"client closed",
+        );
+    }
+}
+
+/// Closes a session whose opening did not complete (error or cancelled future).
+struct Pending(Option<Arc<SessionShared>>);
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.take() {
+            s.set_closed(CloseReason::Local {
+                code: 0,
+                reason: "session opening abandoned".into(),
+            });
+        }
+    }
+}
+
+pub(crate) async fn open_session(
+    conn: &Connection,
+    target: &str,
+    extra: &[(String, String)],
+) -> Result<Session, Error> {
+    let inner = &conn.inner;
+    let settings = inner.peer_settings().await?;
+    let dialect = settings
+        .dialect()
+        .ok_or_else(|| Error::NotSupported("server does not announce WebTransport".into()))?;
+    let (authority, path) = if target.starts_with('/') {
+        (conn.authority.clone(), target.to_string())
+    } else {
+        let t = parse_url(target)?;
+        (t.authority, t.path)
+    };
+    let protocol = if dialect == Dialect::Draft15 {
+        headers::PROTOCOL_H3
+    } else {
+        headers::PROTOCOL_DRAFT
+    };
+    let mut regular: Vec<(String, String)> = Vec::new();
+    if dialect != Dialect::Draft15 {
+        regular.push((headers::DRAFT02_REQUEST_HEADER.into(), "1".into()));
+    }
+    for (n, v) in conn.client.cfg.headers.iter().chain(extra) {
+        let n = n.to_ascii_lowercase();
+        if n.is_empty() || n.starts_with(':') || v.contains(['\r', '\n', '\0']) {
+            return Err(Error::InvalidArgument(format!(
+                "invalid request header {n:?}"
+            )));
+        }
+        regular.push((n, v.clone()));
+    }
+    let mut fields: Vec<(&str, &str)> = vec![
+        (":method", "CONNECT"),
+        (":protocol", protocol),
+        (":scheme", "https"),
+        (":authority", &authority),
+        (":path", &path),
+    ];
+    fields.extend(regular.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+
+    let (send, mut recv) = inner
+        .quic
+        .open_bi()
+        .await
+        .map_err(|e| Error::Closed(CloseReason::from_connection(&e)))?;
+    let info = RequestInfo {
+        path: path.clone(),
+        authority: authority.clone(),
+        protocol: protocol.to_string(),
+        headers: regular.clone(),
+        dialect,
+    };
+    let shared = SessionShared::new(inner.clone(), send, info);
+    // Registered now, so datagrams the server sends right after its 200 are kept.
+    inner.register(&shared);
+    let mut pending = Pending(Some(shared.clone()));
+    match shared.send.lock().await.as_mut() {
+        Some(s) => http::write_headers(s, &fields).await?,
+        None => return Err(Error::InvalidState("CONNECT stream gone".into())),
+    }
+    tracing::debug!(stream = shared.stream_id, "request sent");
+    let mut dec = TlvDecoder::new(http::MAX_HEADERS, H3_EXCESSIVE_LOAD);
+    loop {
+        let fields = match http::read_headers(&mut recv, &mut dec, false).await {
+            Ok(StreamStart::Headers(f)) => f,
+            Ok(StreamStart::WebTransportStream) => unreachable!("only checked on the first read"),
+            Err(HeadersError::Wire(e)) => {
+                if http::is_connection_error(e.code) {
+                    inner.fail(&e);
+                } else if let Some(s) = shared.send.lock().await.as_mut() {
+                    http::abort(s, &mut recv, e.code);
+                }
+                return Err(Error::Protocol(e.to_string()));
+            }
+            Err(HeadersError::Gone(e)) => return Err(e),
+        };
+        let (status, _) =
+            headers::parse_response(&fields).map_err(|e| Error::Protocol(e.to_string()))?;
+        match status {
+            100..=199 => continue,
+            200..=299 => break,
+            _ => return Err(Error::Rejected(status)),
+        }
+    }
+    pending.0 = None;
+    inner.rt.spawn(
+        shared
+            .clone()
+            .run_connect_stream(recv, dec.into_remaining().freeze()),
+    );
+    Ok(Session::new(shared, Some(conn.guard.clone())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let t = parse_url("https://example.com:4433/chat?room=1").unwrap();
+        assert_eq!(
+            (
+                t.host.as_str(),
+                t.port,
+                t.authority.as_str(),
+                t.path.as_str()
+            ),
+            ("example.com", 4433, "example.com:4433", "/chat?room=1")
+        );
+        let t = parse_url("https://[::1]:9/").unwrap();
+        assert_eq!((t.host.as_str(), t.authority.as_str()), ("::1", "[::1]:9"));
+        assert_eq!(parse_url("https://h").unwrap().port, 443);
+        assert!(matches!(
+            parse_url("http://h/"),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            parse_url("not a url"),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+}

@@ -1,0 +1,410 @@
+//! One HTTP/3 connection carrying WebTransport sessions: the control streams, SETTINGS,
+//! the single datagram reader that routes by quarter stream id, and loss detection.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
+
+use bytes::{Buf, BytesMut};
+use parking_lot::Mutex;
+use quinn::VarInt;
+use tokio::sync::Notify;
+
+use super::config::TransportOptions;
+use super::session::{CloseReason, SessionShared};
+use super::Error;
+use crate::wire::codes::*;
+use crate::wire::frame::{self, stream_type, TlvDecoder};
+use crate::wire::settings::{Dialect, Settings};
+use crate::wire::{datagram, varint, WireError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Client,
+    Server,
+}
+
+/// Largest control-stream frame we buffer.
+const MAX_CONTROL_FRAME: u64 = 16 * 1024;
+
+pub(crate) struct ConnInner {
+    pub(crate) quic: quinn::Connection,
+    pub(crate) role: Role,
+    pub(crate) opts: TransportOptions,
+    pub(crate) rt: tokio::runtime::Handle,
+    sessions: Mutex<HashMap<u64, Arc<SessionShared>>>,
+    peer_settings: OnceLock<Arc<Settings>>,
+    settings_notify: Notify,
+    peer_control_seen: AtomicBool,
+    pub(crate) goaway: AtomicBool,
+    pub(crate) unknown_datagrams: AtomicU64,
+}
+
+/// Closes the QUIC connection when the last user handle (client side) goes away.
+pub(crate) struct CloseOnDrop {
+    pub(crate) quic: quinn::Connection,
+}
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.quic
+            .close(VarInt::from_u64(H3_NO_ERROR).unwrap_or_default(), b"");
+    }
+}
+
+impl ConnInner {
+    /// Start the HTTP/3 machinery on an established QUIC connection.
+    pub(crate) fn start(
+        quic: quinn::Connection,
+        role: Role,
+        opts: TransportOptions,
+        requests: Option<tokio::sync::mpsc::Sender<super::server::SessionRequest>>,
+    ) -> Arc<ConnInner> {
+        let rt = tokio::runtime::Handle::current();
+        let conn = Arc::new(ConnInner {
+            quic,
+            role,
+            opts,
+            rt: rt.clone(),
+            sessions: Mutex::new(HashMap::new()),
+            peer_settings: OnceLock::new(),
+            settings_notify: Notify::new(),
+            peer_control_seen: AtomicBool::new(false),
+            goaway: AtomicBool::new(false),
+            unknown_datagrams: AtomicU64::new(0),
+        });
+        rt.spawn(conn.clone().run_control_send());
+        rt.spawn(conn.clone().run_accept_uni());
+        rt.spawn(conn.clone().run_accept_bi(requests));
+        rt.spawn(conn.clone().run_datagrams());
+        rt.spawn(conn.clone().run_closed());
+        conn
+    }
+
+    /// Close the connection for a protocol violation: sessions see the error first.
+    pub(crate) fn fail(&self, err: &WireError) {
+        tracing::debug!("closing connection: {err}");
+        let sessions: Vec<_> = self.sessions.lock().values().cloned().collect();
+        for s in sessions {
+            s.set_closed(CloseReason::Protocol {
+                code: err.code,
+                reason: err.msg.clone(),
+            });
+        }
+        let code = VarInt::from_u64(err.code).unwrap_or(VarInt::from_u32(0x101));
+        self.quic.close(code, err.msg.as_bytes());
+    }
+
+    pub(crate) fn register(&self, s: &Arc<SessionShared>) {
+        self.sessions.lock().insert(s.quarter_id(), s.clone());
+    }
+
+    pub(crate) fn unregister(&self, s: &SessionShared) {
+        let mut map = self.sessions.lock();
+        if map
+            .get(&s.quarter_id())
+            .is_some_and(|x| std::ptr::eq(&**x, s))
+        {
+            map.remove(&s.quarter_id());
+        }
+    }
+
+    pub(crate) fn session_count(&self) -> usize {
+        self.sessions.lock().len()
+    }
+
+    /// The peer's SETTINGS, waiting for them if they have not arrived yet.
+    pub(crate) async fn peer_settings(&self) -> Result<Arc<Settings>, Error> {
+        loop {
+            let notified = self.settings_notify.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(s) = self.peer_settings.get() {
+                return Ok(s.clone());
+            }
+            if let Some(e) = self.quic.close_reason() {
+                return Err(Error::Closed(CloseReason::from_connection(&e)));
+            }
+            tokio::select! {
+                _ = notified => {}
+                e = self.quic.closed() => return Err(Error::Closed(CloseReason::from_connection(&e))),
+            }
+        }
+    }
+
+    pub(crate) fn peer_dialect(&self) -> Option<Dialect> {
+        self.peer_settings.get().and_then(|s| s.dialect())
+    }
+
+    async fn run_control_send(self: Arc<Self>) {
+        let Ok(mut send) = self.quic.open_uni().await else {
+            return;
+        };
+        let mut buf = Vec::new();
+        varint::encode(stream_type::CONTROL, &mut buf);
+        Settings::webtransport(self.opts.max_sessions_per_connection).encode_frame(&mut buf);
+        if send.write_all(&buf).await.is_err() {
+            return;
+        }
+        // The control stream must stay open for the life of the connection.
+        let _ = self.quic.closed().await;
+        drop(send);
+    }
+
+    async fn run_accept_uni(self: Arc<Self>) {
+        while let Ok(recv) = self.quic.accept_uni().await {
+            self.rt.spawn(self.clone().handle_uni(recv));
+        }
+    }
+
+    async fn handle_uni(self: Arc<Self>, mut recv: quinn::RecvStream) {
+        let mut buf = BytesMut::new();
+        let ty = loop {
+            if let Some((v, n)) = varint::decode(&buf) {
+                buf.advance(n);
+                break v;
+            }
+            match recv.read_chunk(4096, true).await {
+                Ok(Some(c)) => buf.extend_from_slice(&c.bytes),
+                _ => return,
+            }
+        };
+        match ty {
+            stream_type::CONTROL => {
+                if self.peer_control_seen.swap(true, Relaxed) {
+                    return self.fail(&WireError::new(
+                        H3_STREAM_CREATION_ERROR,
+                        "second control stream",
+                    ));
+                }
+                if let Err(e) = self.run_control_recv(&mut recv, buf).await {
+                    self.fail(&e);
+                }
+            }
+            stream_type::PUSH => {
+                // We never send MAX_PUSH_ID, so no push id can be valid.
+                let code = if self.role == Role::Server {
+                    H3_STREAM_CREATION_ERROR
+                } else {
+                    H3_ID_ERROR
+                };
+                self.fail(&WireError::new(code, "push stream without MAX_PUSH_ID"));
+            }
+            stream_type::QPACK_ENCODER | stream_type::QPACK_DECODER => {
+                // Our dynamic table capacity is 0: nothing on these streams can matter.
+                // They are critical streams, so closing one is a connection error.
+                loop {
+                    match recv.read_chunk(4096, true).await {
+                        Ok(Some(_)) => {}
+                        Ok(None) => {
+                            return self.fail(&WireError::new(
+                                H3_CLOSED_CRITICAL_STREAM,
+                                "QPACK stream closed",
+                            ));
+                        }
+                        Err(quinn::ReadError::Reset(_)) => {
+                            return self.fail(&WireError::new(
+                                H3_CLOSED_CRITICAL_STREAM,
+                                "QPACK stream reset",
+                            ));
+                        }
+                        Err(_) => return,
+                    }
+                }
+            }
+            stream_type::WEBTRANSPORT => {
+                let _ =
+                    recv.stop(VarInt::from_u64(WT_BUFFERED_STREAM_REJECTED).unwrap_or_default());
+            }
+            _ => {
+                let _ = recv.stop(VarInt::from_u64(H3_STREAM_CREATION_ERROR).unwrap_or_default());
+            }
+        }
+    }
+
+    async fn run_control_recv(
+        &self,
+        recv: &mut quinn::RecvStream,
+        first: BytesMut,
+    ) -> Result<(), WireError> {
+        let mut dec = TlvDecoder::new(MAX_CONTROL_FRAME, H3_EXCESSIVE_LOAD);
+        dec.push(&first);
+        let mut got_settings = false;
+        loop {
+            while let Some(f) = dec
+                .next()
+                .map_err(|e| WireError::new(H3_FRAME_ERROR, e.msg))?
+            {
+                match f.ty {
+                    frame::SETTINGS if !got_settings => {
+                        got_settings = true;
+                        let s = Settings::decode(&f.payload)?;
+                        tracing::debug!(?s, "peer settings");
+                        let _ = self.peer_settings.set(Arc::new(s));
+                        self.settings_notify.notify_waiters();
+                    }
+                    _ if !got_settings => {
+                        return Err(WireError::new(
+                            H3_MISSING_SETTINGS,
+                            "first control frame is not SETTINGS",
+                        ));
+                    }
+                    frame::SETTINGS => {
+                        return Err(WireError::new(H3_FRAME_UNEXPECTED, "second SETTINGS frame"))
+                    }
+                    frame::GOAWAY => {
+                        frame::decode_goaway(&f.payload)?;
+                        self.goaway.store(true, Relaxed);
+                    }
+                    frame::MAX_PUSH_ID if self.role == Role::Client => {
+                        return Err(WireError::new(
+                            H3_FRAME_UNEXPECTED,
+                            "MAX_PUSH_ID from a server",
+                        ));
+                    }
+                    frame::DATA
+                    | frame::HEADERS
+                    | frame::PUSH_PROMISE
+                    | frame::WEBTRANSPORT_STREAM => {
+                        return Err(WireError::new(
+                            H3_FRAME_UNEXPECTED,
+                            format!("frame {:#x} on the control stream", f.ty),
+                        ));
+                    }
+                    ty if frame::is_reserved_h2(ty) => {
+                        return Err(WireError::new(
+                            H3_FRAME_UNEXPECTED,
+                            format!("HTTP/2 frame type {ty:#x}"),
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            match recv.read_chunk(64 * 1024, true).await {
+                Ok(Some(c)) => dec.push(&c.bytes),
+                Ok(None) => {
+                    return Err(WireError::new(
+                        H3_CLOSED_CRITICAL_STREAM,
+                        "control stream closed",
+                    ))
+                }
+                Err(quinn::ReadError::Reset(_)) => {
+                    return Err(WireError::new(
+                        H3_CLOSED_CRITICAL_STREAM,
+                        "control stream reset",
+                    ))
+                }
+                Err(_) => return Ok(()), // connection gone
+            }
+        }
+    }
+
+    async fn run_accept_bi(
+        self: Arc<Self>,
+        requests: Option<tokio::sync::mpsc::Sender<super::server::SessionRequest>>,
+    ) {
+        while let Ok((mut send, mut recv)) = self.quic.accept_bi().await {
+            match (&requests, self.role) {
+                (Some(tx), Role::Server) => {
+                    self.rt.spawn(super::server::handle_request(
+                        self.clone(),
+                        send,
+                        recv,
+                        tx.clone(),
+                    ));
+                }
+                _ => {
+                    // WebTransport bidirectional streams are not part of the datagram API.
+                    let code = VarInt::from_u64(WT_BUFFERED_STREAM_REJECTED).unwrap_or_default();
+                    let _ = recv.stop(code);
+                    let _ = send.reset(code);
+                }
+            }
+        }
+    }
+
+    async fn run_datagrams(self: Arc<Self>) {
+        while let Ok(d) = self.quic.read_datagram().await {
+            match datagram::split(d) {
+                Ok((qid, payload)) => {
+                    let s = self.sessions.lock().get(&qid).cloned();
+                    match s {
+                        Some(s) => s.deliver(payload),
+                        None => {
+                            self.unknown_datagrams.fetch_add(1, Relaxed);
+                        }
+                    }
+                }
+                Err(e) => return self.fail(&e),
+            }
+        }
+    }
+
+    async fn run_closed(self: Arc<Self>) {
+        let e = self.quic.closed().await;
+        let reason = CloseReason::from_connection(&e);
+        let sessions: Vec<_> = self.sessions.lock().drain().map(|(_, s)| s).collect();
+        for s in sessions {
+            s.set_closed(reason.clone());
+        }
+        self.settings_notify.notify_waiters();
+    }
+}
+
+/// A client's HTTP/3 connection: open sessions on it with
+/// [`open_session`](Self::open_session). Cheap to clone; the connection closes when the
+/// last clone and the last of its sessions are dropped.
+#[derive(Clone)]
+pub struct Connection {
+    pub(crate) inner: Arc<ConnInner>,
+    pub(crate) guard: Arc<CloseOnDrop>,
+    pub(crate) client: Arc<super::client::ClientShared>,
+    /// `:authority` of the URL the connection was made for (used for path-only targets).
+    pub(crate) authority: String,
+}
+
+impl Connection {
+    pub fn remote_addr(&self) -> std::net::SocketAddr {
+        self.inner.quic.remote_address()
+    }
+
+    /// The WebTransport dialect the server announced.
+    pub fn peer_dialect(&self) -> Option<Dialect> {
+        self.inner.peer_dialect()
+    }
+
+    /// Sessions currently open on this connection.
+    pub fn session_count(&self) -> usize {
+        self.inner.session_count()
+    }
+
+    /// Datagrams received for no open session (dropped, as RFC 9297 allows).
+    pub fn unknown_session_datagrams(&self) -> u64 {
+        self.inner.unknown_datagrams.load(Relaxed)
+    }
+
+    /// Close the whole connection (every session on it) with an HTTP/3 code and reason.
+    pub fn close(&self, code: u64, reason: &str) {
+        let code = VarInt::from_u64(code).unwrap_or_default();
+        self.inner.quic.close(code, reason.as_bytes());
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.quic.close_reason().is_some()
+    }
+
+    /// Wait until the connection ends.
+    pub async fn closed(&self) -> CloseReason {
+        CloseReason::from_connection(&self.inner.quic.closed().await)
+    }
+
+    /// Open a WebTransport session. `target` is a full `https://` URL or a path; `headers`
+    /// are sent in addition to the client configuration's headers.
+    pub async fn open_session(
+        &self,
+        target: &str,
+        headers: &[(String, String)],
+    ) -> Result<super::Session, Error> {
+        super::client::open_session(self, target, headers).await
+    }
+}

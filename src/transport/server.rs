@@ -1,0 +1,285 @@
+//! The WebTransport server: accepts QUIC connections and hands session requests to the
+//! application, which accepts or rejects each one.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::config::{ServerConfig, ServerTls};
+use super::connection::{ConnInner, Role};
+use super::endpoint::{self, SocketBuffers};
+use super::http::{self, HeadersError, StreamStart};
+use super::session::{RequestInfo, Session, SessionShared};
+use super::{tls, Error};
+use crate::wire::codes::*;
+use crate::wire::frame::TlvDecoder;
+use crate::wire::headers::{self, RequestError};
+use crate::wire::settings::Dialect;
+
+/// A listening WebTransport server.
+pub struct Server {
+    endpoint: quinn::Endpoint,
+    requests: tokio::sync::Mutex<mpsc::Receiver<SessionRequest>>,
+    cert_sha256: [u8; 32],
+    local_addr: SocketAddr,
+    buffers: SocketBuffers,
+}
+
+impl Server {
+    /// Bind and start accepting. Must be called from within a tokio runtime.
+    pub fn bind(cfg: ServerConfig) -> Result<Server, Error> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::InvalidState(
+                "Server::bind needs a tokio runtime".into(),
+            ));
+        }
+        let identity = match &cfg.tls {
+            ServerTls::SelfSigned { names } => tls::self_signed(names)?,
+            ServerTls::Pem { cert_chain, key } => tls::from_pem(cert_chain, key)?,
+        };
+        let crypto = tls::server_crypto(&identity)?;
+        let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        server_config.transport_config(endpoint::transport_config(&cfg.transport, true)?);
+        let (socket, buffers) = endpoint::bind_socket(cfg.bind, &cfg.transport)?;
+        let endpoint = endpoint::endpoint(socket, Some(server_config))?;
+        let local_addr = endpoint
+            .local_addr()
+            .map_err(|e| Error::Io(e.to_string()))?;
+        let (tx, rx) = mpsc::channel(cfg.request_backlog.max(1));
+        tokio::spawn(accept_loop(endpoint.clone(), cfg.transport.clone(), tx));
+        Ok(Server {
+            endpoint,
+            requests: tokio::sync::Mutex::new(rx),
+            cert_sha256: identity.sha256,
+            local_addr,
+            buffers,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// SHA-256 of the server certificate's DER, for `serverCertificateHashes`.
+    pub fn cert_sha256(&self) -> [u8; 32] {
+        self.cert_sha256
+    }
+
+    /// The UDP socket buffer sizes the kernel granted.
+    pub fn socket_buffers(&self) -> SocketBuffers {
+        self.buffers
+    }
+
+    /// The next session request; `None` once the server is closed.
+    pub async fn accept(&self) -> Option<SessionRequest> {
+        self.requests.lock().await.recv().await
+    }
+
+    /// Stop accepting and close every connection.
+    pub fn close(&self) {
+        self.endpoint.close(
+            quinn::VarInt::from_u64(H3_NO_ERROR).unwrap_or_default(),
+            b"server closed",
+        );
+        if let Ok(mut rx) = self.requests.try_lock() {
+            rx.close();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+async fn accept_loop(
+    endpoint: quinn::Endpoint,
+    opts: super::TransportOptions,
+    tx: mpsc::Sender<SessionRequest>,
+) {
+    while let Some(incoming) = endpoint.accept().await {
+        let opts = opts.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            match incoming.await {
+                Ok(quic) => {
+                    ConnInner::start(quic, Role::Server, opts, Some(tx));
+                }
+                Err(e) => tracing::debug!("handshake failed: {e}"),
+            }
+        });
+    }
+}
+
+/// Serve one request stream: a WebTransport CONNECT becomes a [`SessionRequest`],
+/// anything else is answered or refused here.
+pub(crate) async fn handle_request(
+    conn: Arc<ConnInner>,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    tx: mpsc::Sender<SessionRequest>,
+) {
+    let mut dec = TlvDecoder::new(http::MAX_HEADERS, H3_EXCESSIVE_LOAD);
+    let fields = match http::read_headers(&mut recv, &mut dec, true).await {
+        Ok(StreamStart::Headers(f)) => f,
+        Ok(StreamStart::WebTransportStream) => {
+            return http::abort(&mut send, &mut recv, WT_BUFFERED_STREAM_REJECTED)
+        }
+        Err(HeadersError::Wire(e)) if http::is_connection_error(e.code) => return conn.fail(&e),
+        Err(HeadersError::Wire(e)) => return http::abort(&mut send, &mut recv, e.code),
+        Err(HeadersError::Gone(_)) => return,
+    };
+    tracing::debug!(?fields, "request headers");
+    let req = match headers::parse_request(&fields) {
+        Ok(r) => r,
+        Err(RequestError::Malformed(e)) => return http::abort(&mut send, &mut recv, e.code),
+        Err(RequestError::Respond(status, why)) => {
+            tracing::debug!("answering {status}: {why}");
+            return respond_and_finish(send, status).await;
+        }
+    };
+    // RFC 9220 / WebTransport: do not process the request before the peer's SETTINGS.
+    let settings = match tokio::time::timeout(Duration::from_secs(10), conn.peer_settings()).await {
+        Ok(Ok(s)) => s,
+        _ => return http::abort(&mut send, &mut recv, H3_REQUEST_REJECTED),
+    };
+    let dialect = if req.protocol == headers::PROTOCOL_H3 {
+        Dialect::Draft15
+    } else if req.wants_draft02_response() {
+        Dialect::Draft02
+    } else {
+        settings.dialect().unwrap_or(Dialect::Draft02)
+    };
+    if settings.dialect().is_none() {
+        tracing::debug!("client announced no WebTransport support");
+        return respond_and_finish(send, 400).await;
+    }
+    if conn.session_count() as u64 >= conn.opts.max_sessions_per_connection {
+        return respond_and_finish(send, 429).await;
+    }
+    let draft02_response = req.wants_draft02_response();
+    let request = SessionRequest {
+        conn,
+        streams: Some((send, recv)),
+        leftover: dec.into_remaining().freeze(),
+        draft02_response,
+        info: RequestInfo {
+            path: req.path,
+            authority: req.authority,
+            protocol: req.protocol,
+            headers: req.headers,
+            dialect,
+        },
+    };
+    if let Err(e) = tx.try_send(request) {
+        // Backlog full or server closed: the request's Drop answers it.
+        tracing::debug!("session request not queued: {e}");
+    }
+}
+
+async fn respond_and_finish(mut send: quinn::SendStream, status: u16) {
+    let status = status.to_string();
+    if http::write_headers(&mut send, &[(":status", &status)])
+        .await
+        .is_ok()
+    {
+        let _ = send.finish();
+    }
+}
+
+/// A client's request to open a session. Accept or reject it; dropping it unanswered
+/// rejects it with 503.
+pub struct SessionRequest {
+    conn: Arc<ConnInner>,
+    streams: Option<(quinn::SendStream, quinn::RecvStream)>,
+    leftover: Bytes,
+    draft02_response: bool,
+    info: RequestInfo,
+}
+
+impl std::fmt::Debug for SessionRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRequest")
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+impl SessionRequest {
+    /// Path, authority, protocol, headers and dialect of the request.
+    pub fn info(&self) -> &RequestInfo {
+        &self.info
+    }
+    pub fn path(&self) -> &str {
+        &self.info.path
+    }
+    pub fn authority(&self) -> &str {
+        &self.info.authority
+    }
+    pub fn origin(&self) -> Option<&str> {
+        self.info.origin()
+    }
+    pub fn remote_addr(&self) -> SocketAddr {
+        self.conn.quic.remote_address()
+    }
+
+    /// Accept: answer 200 and return the established session.
+    pub async fn accept(mut self) -> Result<Session, Error> {
+        let (send, recv) = self
+            .streams
+            .take()
+            .ok_or_else(|| Error::InvalidState("request already answered".into()))?;
+        let shared = SessionShared::new(self.conn.clone(), send, self.info.clone());
+        // Register before answering so datagrams that follow the 200 are routed.
+        self.conn.register(&shared);
+        let mut fields: Vec<(&str, &str)> = vec![(":status", "200")];
+        if self.draft02_response {
+            fields.push((headers::DRAFT_RESPONSE_HEADER, "draft02"));
+        }
+        let result = match shared.send.lock().await.as_mut() {
+            Some(s) => http::write_headers(s, &fields).await,
+            None => Err(Error::InvalidState("CONNECT stream gone".into())),
+        };
+        if let Err(e) = result {
+            shared.set_closed(super::CloseReason::Local {
+                code: 0,
+                reason: e.to_string(),
+            });
+            return Err(e);
+        }
+        self.conn.rt.spawn(
+            shared
+                .clone()
+                .run_connect_stream(recv, std::mem::take(&mut self.leftover)),
+        );
+        Ok(Session::new(shared, None))
+    }
+
+    /// Reject with an HTTP status (e.g. 403, 404, 429); 2xx is not a rejection.
+    pub async fn reject(mut self, status: u16) -> Result<(), Error> {
+        if !(100..=599).contains(&status) || (200..300).contains(&status) {
+            return Err(Error::InvalidArgument(format!(
+                "{status} is not a rejection status"
+            )));
+        }
+        if let Some((send, _recv)) = self.streams.take() {
+            respond_and_finish(send, status).await;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SessionRequest {
+    fn drop(&mut self) {
+        if let Some((send, recv)) = self.streams.take() {
+            let _ = self.conn.rt.spawn(async move {
+                respond_and_finish(send, 503).await;
+                drop(recv);
+            });
+        }
+    }
+}

@@ -1,0 +1,600 @@
+//! A WebTransport session: its CONNECT stream, its datagrams and its lifecycle.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use quinn::VarInt;
+use tokio::sync::Notify;
+
+use super::connection::{CloseOnDrop, ConnInner};
+use super::Error;
+use crate::wire::capsule::{Capsule, ConnectStreamDecoder, StreamItem};
+use crate::wire::datagram::Prefix;
+use crate::wire::settings::Dialect;
+use crate::wire::WireError;
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// This side closed it (`Session::close`, or the last handle was dropped).
+    Local { code: u32, reason: String },
+    /// The peer closed it: CLOSE_WEBTRANSPORT_SESSION, or a clean FIN (code 0).
+    Remote { code: u32, reason: String },
+    /// The peer reset the CONNECT stream with this HTTP/3 error code.
+    Reset { code: u64 },
+    /// The QUIC connection ended: closed by either side (with its code), or reset.
+    ConnectionLost { code: u64, reason: String },
+    /// No packet from the peer within the idle timeout.
+    TimedOut,
+    /// The peer broke the protocol; the session (or connection) was closed with `code`.
+    Protocol { code: u64, reason: String },
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::Local { code, reason } => {
+                write!(f, "closed locally (code {code}: {reason:?})")
+            }
+            CloseReason::Remote { code, reason } => {
+                write!(f, "closed by peer (code {code}: {reason:?})")
+            }
+            CloseReason::Reset { code } => {
+                write!(f, "CONNECT stream reset by peer (code {code:#x})")
+            }
+            CloseReason::ConnectionLost { code, reason } => {
+                write!(f, "connection lost (code {code:#x}: {reason})")
+            }
+            CloseReason::TimedOut => write!(f, "connection timed out"),
+            CloseReason::Protocol { code, reason } => {
+                write!(
+                    f,
+                    "protocol error {} ({code:#x}): {reason}",
+                    crate::wire::codes::name(*code)
+                )
+            }
+        }
+    }
+}
+
+impl CloseReason {
+    pub(crate) fn from_connection(e: &quinn::ConnectionError) -> CloseReason {
+        use quinn::ConnectionError as E;
+        match e {
+            E::TimedOut => CloseReason::TimedOut,
+            E::ApplicationClosed(c) => CloseReason::ConnectionLost {
+                code: c.error_code.into_inner(),
+                reason: format!("closed by peer: {}", String::from_utf8_lossy(&c.reason)),
+            },
+            E::ConnectionClosed(c) => CloseReason::ConnectionLost {
+                code: u64::from(c.error_code),
+                reason: format!("closed by peer: {}", String::from_utf8_lossy(&c.reason)),
+            },
+            other => CloseReason::ConnectionLost {
+                code: 0,
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
+/// Counters of one session, read with [`Session::stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    pub datagrams_sent: u64,
+    pub bytes_sent: u64,
+    pub datagrams_received: u64,
+    pub bytes_received: u64,
+    /// Received datagrams dropped because the receive queue was full.
+    pub recv_dropped: u64,
+    /// Non-blocking sends that found no room and queued nothing.
+    pub send_would_block: u64,
+    /// Sends rejected for exceeding the maximum datagram size.
+    pub send_too_large: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    datagrams_sent: AtomicU64,
+    bytes_sent: AtomicU64,
+    datagrams_received: AtomicU64,
+    bytes_received: AtomicU64,
+    recv_dropped: AtomicU64,
+    send_would_block: AtomicU64,
+    send_too_large: AtomicU64,
+}
+
+/// Receives a session's datagrams as they arrive, instead of the session's queue.
+///
+/// Both methods run while the session's internal lock is held, which is what keeps
+/// `on_closed` after the last `on_datagram`: they must return quickly and must not call
+/// back into the same session (forward to a channel or queue instead).
+pub trait DatagramHandler: Send + Sync + 'static {
+    /// A datagram arrived. Return false if it was dropped (it is counted).
+    fn on_datagram(&self, payload: Bytes) -> bool;
+    /// The session closed; called exactly once, after the last `on_datagram`.
+    fn on_closed(&self, reason: &CloseReason);
+}
+
+/// What the peer asked for when the session was opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestInfo {
+    pub path: String,
+    pub authority: String,
+    pub protocol: String,
+    pub headers: Vec<(String, String)>,
+    pub dialect: Dialect,
+}
+
+impl RequestInfo {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn origin(&self) -> Option<&str> {
+        self.header("origin")
+    }
+}
+
+struct State {
+    queue: VecDeque<Bytes>,
+    close: Option<CloseReason>,
+    handler: Option<Arc<dyn DatagramHandler>>,
+    draining: bool,
+}
+
+pub(crate) struct SessionShared {
+    pub(crate) conn: Arc<ConnInner>,
+    pub(crate) stream_id: u64,
+    prefix: Prefix,
+    pub(crate) info: RequestInfo,
+    state: Mutex<State>,
+    /// Wakes receivers: one per datagram, all on close.
+    notify: Notify,
+    /// Wakes everyone waiting for the close.
+    closed_notify: Notify,
+    stop_reader: Notify,
+    recv_capacity: usize,
+    counters: Counters,
+    pub(crate) send: tokio::sync::Mutex<Option<quinn::SendStream>>,
+}
+
+impl SessionShared {
+    pub(crate) fn new(
+        conn: Arc<ConnInner>,
+        send: quinn::SendStream,
+        info: RequestInfo,
+    ) -> Arc<SessionShared> {
+        let stream_id = VarInt::from(send.id()).into_inner();
+        Arc::new(SessionShared {
+            recv_capacity: conn.opts.recv_queue.max(1),
+            conn,
+            stream_id,
+            prefix: Prefix::for_stream(stream_id),
+            info,
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                close: None,
+                handler: None,
+                draining: false,
+            }),
+            notify: Notify::new(),
+            closed_notify: Notify::new(),
+            stop_reader: Notify::new(),
+            counters: Counters::default(),
+            send: tokio::sync::Mutex::new(Some(send)),
+        })
+    }
+
+    pub(crate) fn quarter_id(&self) -> u64 {
+        self.stream_id / 4
+    }
+
+    /// Route one received datagram payload to the application.
+    pub(crate) fn deliver(&self, payload: Bytes) {
+        let len = payload.len() as u64;
+        let mut st = self.state.lock();
+        if st.close.is_some() {
+            return;
+        }
+        let accepted = match &st.handler {
+            Some(h) => h.on_datagram(payload),
+            None if st.queue.len() >= self.recv_capacity => false,
+            None => {
+                st.queue.push_back(payload);
+                self.notify.notify_one();
+                true
+            }
+        };
+        drop(st);
+        if accepted {
+            self.counters.datagrams_received.fetch_add(1, Relaxed);
+            self.counters.bytes_received.fetch_add(len, Relaxed);
+        } else {
+            self.counters.recv_dropped.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Record the end of the session; false if it had already ended.
+    pub(crate) fn set_closed(&self, reason: CloseReason) -> bool {
+        {
+            let mut st = self.state.lock();
+            if st.close.is_some() {
+                return false;
+            }
+            st.close = Some(reason.clone());
+            if let Some(h) = &st.handler {
+                h.on_closed(&reason);
+            }
+        }
+        self.conn.unregister(self);
+        self.notify.notify_waiters();
+        self.closed_notify.notify_waiters();
+        self.stop_reader.notify_one();
+        true
+    }
+
+    pub(crate) fn close_reason(&self) -> Option<CloseReason> {
+        self.state.lock().close.clone()
+    }
+
+    fn check_open(&self) -> Result<(), Error> {
+        match self.close_reason() {
+            Some(r) => Err(Error::Closed(r)),
+            None => Ok(()),
+        }
+    }
+
+    /// The peer closed the session: record it and end our side of the stream with FIN.
+    async fn on_peer_close(self: &Arc<Self>, code: u32, reason: String) {
+        if self.set_closed(CloseReason::Remote { code, reason }) {
+            if let Some(mut send) = self.send.lock().await.take() {
+                let _ = send.finish();
+                let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
+            }
+        }
+    }
+
+    /// The peer broke the protocol on the CONNECT stream: reset it with the error code.
+    async fn on_protocol_error(self: &Arc<Self>, err: WireError, recv: &mut quinn::RecvStream) {
+        tracing::debug!(stream = self.stream_id, "session protocol error: {err}");
+        let code = VarInt::from_u64(err.code).unwrap_or(VarInt::from_u32(0x101));
+        let _ = recv.stop(code);
+        if let Some(mut send) = self.send.lock().await.take() {
+            let _ = send.reset(code);
+        }
+        self.set_closed(CloseReason::Protocol {
+            code: err.code,
+            reason: err.msg,
+        });
+    }
+
+    /// Read the CONNECT stream until the session ends.
+    pub(crate) async fn run_connect_stream(
+        self: Arc<Self>,
+        mut recv: quinn::RecvStream,
+        leftover: Bytes,
+    ) {
+        let mut dec = ConnectStreamDecoder::default();
+        dec.push(&leftover);
+        loop {
+            loop {
+                match dec.next() {
+                    Ok(Some(StreamItem::Capsule(Capsule::Close { code, reason }))) => {
+                        self.on_peer_close(code, reason).await;
+                        return;
+                    }
+                    Ok(Some(StreamItem::Capsule(Capsule::Drain))) => {
+                        self.state.lock().draining = true
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(e) => return self.on_protocol_error(e, &mut recv).await,
+                }
+            }
+            tokio::select! {
+                r = recv.read_chunk(64 * 1024, true) => match r {
+                    Ok(Some(chunk)) => dec.push(&chunk.bytes),
+                    Ok(None) if dec.has_partial() => {
+                        let e = WireError::new(crate::wire::codes::H3_MESSAGE_ERROR, "CONNECT stream ended inside a capsule");
+                        return self.on_protocol_error(e, &mut recv).await;
+                    }
+                    Ok(None) => return self.on_peer_close(0, String::new()).await,
+                    Err(quinn::ReadError::Reset(code)) => {
+                        self.set_closed(CloseReason::Reset { code: code.into_inner() });
+                        return;
+                    }
+                    Err(quinn::ReadError::ConnectionLost(e)) => {
+                        self.set_closed(CloseReason::from_connection(&e));
+                        return;
+                    }
+                    Err(e) => {
+                        self.set_closed(CloseReason::ConnectionLost { code: 0, reason: e.to_string() });
+                        return;
+                    }
+                },
+                _ = self.stop_reader.notified() => return,
+            }
+        }
+    }
+}
+
+/// Keeps a session open while the application holds it: dropping the last handle
+/// closes the session with code 0.
+pub(crate) struct SessionGuard {
+    shared: Arc<SessionShared>,
+    conn_guard: Option<Arc<CloseOnDrop>>,
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        close_session(&self.shared, &self.conn_guard, 0, "");
+    }
+}
+
+fn close_session(
+    shared: &Arc<SessionShared>,
+    conn_guard: &Option<Arc<CloseOnDrop>>,
+    code: u32,
+    reason: &str,
+) {
+    let reason =
+        crate::wire::capsule::truncate_utf8(reason, crate::wire::capsule::MAX_CLOSE_REASON)
+            .to_string();
+    if !shared.set_closed(CloseReason::Local {
+        code,
+        reason: reason.clone(),
+    }) {
+        return;
+    }
+    let s = shared.clone();
+    let keep_connection = conn_guard.clone();
+    let capsule = Capsule::Close { code, reason }.encode_in_data_frame();
+    // Spawning fails only when the runtime is shutting down; the connection dies anyway.
+    let _ = s.conn.rt.clone().spawn(async move {
+        if let Some(mut send) = s.send.lock().await.take() {
+            if send.write_all(&capsule).await.is_ok() {
+                let _ = send.finish();
+                // Keep the connection up until the peer has the capsule (bounded).
+                let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
+            }
+        }
+        drop(keep_connection);
+    });
+}
+
+/// Poll a future once without a waker that matters: `Some(output)` if it completed.
+fn poll_once<F: std::future::Future>(fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match fut.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
+    }
+}
+
+/// An established WebTransport session. Cheap to clone; the session closes (code 0)
+/// when the last clone is dropped, unless it was closed before.
+#[derive(Clone)]
+pub struct Session {
+    pub(crate) shared: Arc<SessionShared>,
+    guard: Arc<SessionGuard>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.shared.stream_id)
+            .field("path", &self.shared.info.path)
+            .finish()
+    }
+}
+
+impl Session {
+    pub(crate) fn new(shared: Arc<SessionShared>, conn_guard: Option<Arc<CloseOnDrop>>) -> Session {
+        Session {
+            guard: Arc::new(SessionGuard {
+                shared: shared.clone(),
+                conn_guard,
+            }),
+            shared,
+        }
+    }
+
+    /// The session id: the QUIC stream id of its CONNECT stream.
+    pub fn id(&self) -> u64 {
+        self.shared.stream_id
+    }
+
+    /// The request that opened the session (path, authority, headers, dialect).
+    pub fn request(&self) -> &RequestInfo {
+        &self.shared.info
+    }
+
+    pub fn remote_addr(&self) -> std::net::SocketAddr {
+        self.shared.conn.quic.remote_address()
+    }
+
+    /// Largest payload [`send_datagram`](Self::send_datagram) accepts right now: quinn's
+    /// current limit (it moves with path MTU discovery) minus this session's prefix.
+    pub fn max_datagram_size(&self) -> Result<usize, Error> {
+        let quic =
+            self.shared.conn.quic.max_datagram_size().ok_or_else(|| {
+                Error::NotSupported("the peer does not accept QUIC datagrams".into())
+            })?;
+        Ok(quic.saturating_sub(self.shared.prefix.len()))
+    }
+
+    fn frame(&self, data: &[u8]) -> Result<Bytes, Error> {
+        self.shared.check_open()?;
+        let max = self.max_datagram_size()?;
+        if data.len() > max {
+            self.shared.counters.send_too_large.fetch_add(1, Relaxed);
+            return Err(Error::TooLarge {
+                size: data.len(),
+                max,
+            });
+        }
+        Ok(self.shared.prefix.frame(data))
+    }
+
+    fn sent(&self, len: usize) {
+        self.shared.counters.datagrams_sent.fetch_add(1, Relaxed);
+        self.shared
+            .counters
+            .bytes_sent
+            .fetch_add(len as u64, Relaxed);
+    }
+
+    fn map_send_error(&self, e: quinn::SendDatagramError, len: usize) -> Error {
+        match e {
+            quinn::SendDatagramError::ConnectionLost(e) => {
+                Error::Closed(CloseReason::from_connection(&e))
+            }
+            quinn::SendDatagramError::TooLarge => {
+                self.shared.counters.send_too_large.fetch_add(1, Relaxed);
+                Error::TooLarge {
+                    size: len,
+                    max: self.max_datagram_size().unwrap_or(0),
+                }
+            }
+            other => Error::NotSupported(other.to_string()),
+        }
+    }
+
+    /// Queue a datagram without waiting: `Ok(true)` if it was queued, `Ok(false)` if the
+    /// connection's send buffer is full (nothing is queued and no older datagram is
+    /// dropped). Too large or closed is an error.
+    pub fn try_send_datagram(&self, data: &[u8]) -> Result<bool, Error> {
+        let frame = self.frame(data)?;
+        match poll_once(self.shared.conn.quic.send_datagram_wait(frame)) {
+            Some(Ok(())) => {
+                self.sent(data.len());
+                Ok(true)
+            }
+            Some(Err(e)) => Err(self.map_send_error(e, data.len())),
+            None => {
+                self.shared.counters.send_would_block.fetch_add(1, Relaxed);
+                Ok(false)
+            }
+        }
+    }
+
+    /// Queue a datagram, waiting for room in the send buffer (backpressure).
+    pub async fn send_datagram(&self, data: &[u8]) -> Result<(), Error> {
+        let frame = self.frame(data)?;
+        let wait = self.shared.conn.quic.send_datagram_wait(frame);
+        tokio::select! {
+            r = wait => r.map_err(|e| self.map_send_error(e, data.len()))?,
+            r = self.closed() => return Err(Error::Closed(r)),
+        }
+        self.sent(data.len());
+        Ok(())
+    }
+
+    /// Next received datagram, waiting for one. Datagrams already queued are still
+    /// returned after the session closed; then the close reason is the error.
+    pub async fn recv_datagram(&self) -> Result<Bytes, Error> {
+        loop {
+            let notified = self.shared.notify.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(d) = self.try_recv_datagram()? {
+                return Ok(d);
+            }
+            notified.await;
+        }
+    }
+
+    /// A queued datagram if there is one, without waiting.
+    pub fn try_recv_datagram(&self) -> Result<Option<Bytes>, Error> {
+        let mut st = self.shared.state.lock();
+        if st.handler.is_some() {
+            return Err(Error::InvalidState(
+                "datagrams go to the session's handler".into(),
+            ));
+        }
+        if let Some(d) = st.queue.pop_front() {
+            return Ok(Some(d));
+        }
+        match &st.close {
+            Some(r) => Err(Error::Closed(r.clone())),
+            None => Ok(None),
+        }
+    }
+
+    /// Send datagrams to `handler` from now on. Datagrams already queued are handed to
+    /// it first, in order; if the session already closed, `on_closed` follows at once.
+    pub fn set_datagram_handler(&self, handler: Arc<dyn DatagramHandler>) {
+        let mut st = self.shared.state.lock();
+        while let Some(d) = st.queue.pop_front() {
+            if !handler.on_datagram(d) {
+                self.shared.counters.recv_dropped.fetch_add(1, Relaxed);
+            }
+        }
+        if let Some(r) = &st.close {
+            handler.on_closed(r);
+        }
+        st.handler = Some(handler);
+    }
+
+    /// Close the session with an application error code and reason (at most 1024 bytes
+    /// of UTF-8; longer is truncated). The peer sees both. No-op if already closed.
+    pub fn close(&self, code: u32, reason: &str) {
+        close_session(&self.shared, &self.guard.conn_guard, code, reason);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.shared.close_reason().is_some()
+    }
+
+    /// Why the session ended, or None while it is open.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.shared.close_reason()
+    }
+
+    /// Whether the peer asked to wind the session down (DRAIN_WEBTRANSPORT_SESSION).
+    pub fn is_draining(&self) -> bool {
+        self.shared.state.lock().draining
+    }
+
+    /// Wait until the session ends.
+    pub async fn closed(&self) -> CloseReason {
+        loop {
+            let notified = self.shared.closed_notify.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(r) = self.shared.close_reason() {
+                return r;
+            }
+            notified.await;
+        }
+    }
+
+    pub fn stats(&self) -> SessionStats {
+        let c = &self.shared.counters;
+        SessionStats {
+            datagrams_sent: c.datagrams_sent.load(Relaxed),
+            bytes_sent: c.bytes_sent.load(Relaxed),
+            datagrams_received: c.datagrams_received.load(Relaxed),
+            bytes_received: c.bytes_received.load(Relaxed),
+            recv_dropped: c.recv_dropped.load(Relaxed),
+            send_would_block: c.send_would_block.load(Relaxed),
+            send_too_large: c.send_too_large.load(Relaxed),
+        }
+    }
+
+    /// Datagrams received on this session's connection for no open session (dropped,
+    /// as RFC 9297 allows).
+    pub fn connection_unknown_session_datagrams(&self) -> u64 {
+        self.shared.conn.unknown_datagrams.load(Relaxed)
+    }
+}
