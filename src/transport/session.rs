@@ -148,8 +148,11 @@ struct State {
     queue: VecDeque<Bytes>,
     close: Option<CloseReason>,
     handler: Option<Arc<dyn DatagramHandler>>,
+    close_hooks: Vec<CloseHook>,
     draining: bool,
 }
+
+type CloseHook = Box<dyn FnOnce(&CloseReason) + Send>;
 
 pub(crate) struct SessionShared {
     pub(crate) conn: Arc<ConnInner>,
@@ -184,6 +187,7 @@ impl SessionShared {
                 queue: VecDeque::new(),
                 close: None,
                 handler: None,
+                close_hooks: Vec::new(),
                 draining: false,
             }),
             notify: Notify::new(),
@@ -233,6 +237,9 @@ impl SessionShared {
             st.close = Some(reason.clone());
             if let Some(h) = &st.handler {
                 h.on_closed(&reason);
+            }
+            for hook in st.close_hooks.drain(..) {
+                hook(&reason);
             }
         }
         self.conn.unregister(self);
@@ -544,6 +551,22 @@ impl Session {
             handler.on_closed(r);
         }
         st.handler = Some(handler);
+    }
+
+    /// Run `hook` once when the session closes (at once if it already has). Like the
+    /// handler, it runs under the session's lock: keep it short, do not call back in.
+    pub fn on_close(&self, hook: impl FnOnce(&CloseReason) + Send + 'static) {
+        let mut st = self.shared.state.lock();
+        match &st.close {
+            Some(r) => hook(r),
+            None => st.close_hooks.push(Box::new(hook)),
+        }
+    }
+
+    /// Put a datagram back at the front of the queue (a caller's buffer was too small).
+    pub(crate) fn unread(&self, d: Bytes) {
+        self.shared.state.lock().queue.push_front(d);
+        self.shared.notify.notify_one();
     }
 
     /// Close the session with an application error code and reason (at most 1024 bytes

@@ -1,0 +1,239 @@
+//! Result codes, the thread-local last error, the panic boundary and argument checks.
+
+use std::cell::RefCell;
+use std::ffi::{c_char, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::transport::Error;
+
+/// Result of every fallible call. 0 is success; values are never renumbered.
+#[repr(C)]
+#[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum wtd_result {
+    /// Success.
+    WTD_OK = 0,
+    /// A NULL handle or buffer, a bad value, invalid UTF-8, an unparsable address or URL.
+    WTD_ERR_INVALID_ARGUMENT = 1,
+    /// The library caught a panic; the call had no effect it can vouch for.
+    WTD_ERR_PANIC = 2,
+    /// The timeout passed before the operation completed.
+    WTD_ERR_TIMEOUT = 3,
+    /// A non-blocking call found no room or nothing to return.
+    WTD_ERR_WOULD_BLOCK = 4,
+    /// The session, connection, server or runtime is closed.
+    WTD_ERR_CLOSED = 5,
+    /// The datagram exceeds the session's current maximum datagram size.
+    WTD_ERR_TOO_LARGE = 6,
+    /// Certificate, key or TLS handshake failure (bad PEM, untrusted certificate).
+    WTD_ERR_TLS = 7,
+    /// Operating-system I/O failure (e.g. the address is in use).
+    WTD_ERR_IO = 8,
+    /// The connection could not be established.
+    WTD_ERR_CONNECT = 9,
+    /// The server answered the session request with a non-2xx status.
+    WTD_ERR_REJECTED = 10,
+    /// The peer violated the protocol.
+    WTD_ERR_PROTOCOL = 11,
+    /// The peer or configuration lacks a needed feature (e.g. datagrams).
+    WTD_ERR_NOT_SUPPORTED = 12,
+    /// The call would block the thread it was made on forever (e.g. freeing the
+    /// runtime from inside one of its callbacks).
+    WTD_ERR_WOULD_DEADLOCK = 13,
+    /// The output buffer is too small; see the function for what was written.
+    WTD_ERR_BUFFER_TOO_SMALL = 14,
+    /// The call is not valid in the handle's current state or mode.
+    WTD_ERR_INVALID_STATE = 15,
+    /// A looked-up item does not exist.
+    WTD_ERR_NOT_FOUND = 16,
+}
+
+use wtd_result::*;
+
+/// An error on its way to C: a code plus the detail for `wtd_last_error`.
+#[derive(Debug)]
+pub(crate) struct FfiError {
+    pub code: wtd_result,
+    pub msg: String,
+}
+
+impl FfiError {
+    pub fn new(code: wtd_result, msg: impl Into<String>) -> Self {
+        FfiError {
+            code,
+            msg: msg.into(),
+        }
+    }
+    pub fn arg(msg: impl Into<String>) -> Self {
+        FfiError::new(WTD_ERR_INVALID_ARGUMENT, msg)
+    }
+}
+
+impl From<Error> for FfiError {
+    fn from(e: Error) -> Self {
+        let code = match &e {
+            Error::InvalidArgument(_) => WTD_ERR_INVALID_ARGUMENT,
+            Error::InvalidState(_) => WTD_ERR_INVALID_STATE,
+            Error::Io(_) => WTD_ERR_IO,
+            Error::Tls(_) => WTD_ERR_TLS,
+            Error::Connect(_) => WTD_ERR_CONNECT,
+            Error::Rejected(_) => WTD_ERR_REJECTED,
+            Error::Protocol(_) => WTD_ERR_PROTOCOL,
+            Error::NotSupported(_) => WTD_ERR_NOT_SUPPORTED,
+            Error::TooLarge { .. } => WTD_ERR_TOO_LARGE,
+            Error::Closed(_) => WTD_ERR_CLOSED,
+            Error::Timeout => WTD_ERR_TIMEOUT,
+        };
+        FfiError::new(code, e.to_string())
+    }
+}
+
+pub(crate) type FfiResult<T> = Result<T, FfiError>;
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+pub(crate) fn set_last_error(msg: &str) {
+    let c = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
+    LAST_ERROR.with(|e| *e.borrow_mut() = c);
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".into()
+    }
+}
+
+/// Run an export body: errors become codes with a message, panics become WTD_ERR_PANIC.
+pub(crate) fn guard(f: impl FnOnce() -> FfiResult<()>) -> wtd_result {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => WTD_OK,
+        Ok(Err(e)) => {
+            set_last_error(&e.msg);
+            e.code
+        }
+        Err(p) => {
+            set_last_error(&format!("internal panic: {}", panic_message(&*p)));
+            WTD_ERR_PANIC
+        }
+    }
+}
+
+/// Run a getter that cannot report errors: a panic yields `default`.
+pub(crate) fn guard_value<T>(default: T, f: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(default)
+}
+
+/// Borrow a handle argument, refusing NULL.
+///
+/// # Safety
+/// `p` must be NULL or a live pointer obtained from this library.
+pub(crate) unsafe fn arg<'a, T>(p: *const T, name: &str) -> FfiResult<&'a T> {
+    p.as_ref()
+        .ok_or_else(|| FfiError::arg(format!("{name} is NULL")))
+}
+
+/// # Safety
+/// `p` must be NULL or valid for writes of a `T`.
+pub(crate) unsafe fn out<'a, T>(p: *mut T, name: &str) -> FfiResult<&'a mut T> {
+    p.as_mut()
+        .ok_or_else(|| FfiError::arg(format!("{name} is NULL")))
+}
+
+/// Borrow `(data, len)`; NULL is allowed only with `len == 0`.
+///
+/// # Safety
+/// `data` must be NULL or valid for `len` bytes.
+pub(crate) unsafe fn bytes<'a>(data: *const u8, len: usize, name: &str) -> FfiResult<&'a [u8]> {
+    if data.is_null() {
+        if len == 0 {
+            return Ok(&[]);
+        }
+        return Err(FfiError::arg(format!(
+            "{name} is NULL but its length is {len}"
+        )));
+    }
+    Ok(std::slice::from_raw_parts(data, len))
+}
+
+/// Borrow a NUL-terminated UTF-8 string.
+///
+/// # Safety
+/// `p` must be NULL or a NUL-terminated string.
+pub(crate) unsafe fn cstr<'a>(p: *const c_char, name: &str) -> FfiResult<&'a str> {
+    if p.is_null() {
+        return Err(FfiError::arg(format!("{name} is NULL")));
+    }
+    CStr::from_ptr(p)
+        .to_str()
+        .map_err(|_| FfiError::arg(format!("{name} is not valid UTF-8")))
+}
+
+/// Borrow `(data, len)` as UTF-8.
+///
+/// # Safety
+/// As for [`bytes`].
+pub(crate) unsafe fn utf8<'a>(data: *const u8, len: usize, name: &str) -> FfiResult<&'a str> {
+    std::str::from_utf8(bytes(data, len, name)?)
+        .map_err(|_| FfiError::arg(format!("{name} is not valid UTF-8")))
+}
+
+/// A static, NUL-terminated name for a result code (e.g. "WTD_ERR_TIMEOUT"); never NULL.
+#[no_mangle]
+pub extern "C" fn wtd_result_name(code: wtd_result) -> *const c_char {
+    let s: &'static CStr = match code {
+        WTD_OK => c"WTD_OK",
+        WTD_ERR_INVALID_ARGUMENT => c"WTD_ERR_INVALID_ARGUMENT",
+        WTD_ERR_PANIC => c"WTD_ERR_PANIC",
+        WTD_ERR_TIMEOUT => c"WTD_ERR_TIMEOUT",
+        WTD_ERR_WOULD_BLOCK => c"WTD_ERR_WOULD_BLOCK",
+        WTD_ERR_CLOSED => c"WTD_ERR_CLOSED",
+        WTD_ERR_TOO_LARGE => c"WTD_ERR_TOO_LARGE",
+        WTD_ERR_TLS => c"WTD_ERR_TLS",
+        WTD_ERR_IO => c"WTD_ERR_IO",
+        WTD_ERR_CONNECT => c"WTD_ERR_CONNECT",
+        WTD_ERR_REJECTED => c"WTD_ERR_REJECTED",
+        WTD_ERR_PROTOCOL => c"WTD_ERR_PROTOCOL",
+        WTD_ERR_NOT_SUPPORTED => c"WTD_ERR_NOT_SUPPORTED",
+        WTD_ERR_WOULD_DEADLOCK => c"WTD_ERR_WOULD_DEADLOCK",
+        WTD_ERR_BUFFER_TOO_SMALL => c"WTD_ERR_BUFFER_TOO_SMALL",
+        WTD_ERR_INVALID_STATE => c"WTD_ERR_INVALID_STATE",
+        WTD_ERR_NOT_FOUND => c"WTD_ERR_NOT_FOUND",
+    };
+    s.as_ptr()
+}
+
+/// The message of the last failed call on this thread (empty if none yet). The pointer
+/// stays valid until the next failing call on the same thread; never NULL.
+#[no_mangle]
+pub extern "C" fn wtd_last_error() -> *const c_char {
+    LAST_ERROR.with(|e| e.borrow().as_ptr())
+}
+
+/// Copy the last error message of this thread into `buf` (NUL-terminated, truncated to
+/// `cap - 1` bytes). Returns the full message length in bytes, excluding the NUL, like
+/// snprintf; `buf` may be NULL when `cap` is 0.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_last_error_message(buf: *mut c_char, cap: usize) -> usize {
+    LAST_ERROR.with(|e| {
+        let msg = e.borrow();
+        let bytes = msg.as_bytes();
+        if !buf.is_null() && cap > 0 {
+            let n = bytes.len().min(cap - 1);
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf as *mut u8, n);
+            *buf.add(n) = 0;
+        }
+        bytes.len()
+    })
+}
+
+/// The library version, e.g. "0.1.0"; static, never NULL.
+#[no_mangle]
+pub extern "C" fn wtd_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
+}

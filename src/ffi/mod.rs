@@ -1,0 +1,15 @@
+//! The C ABI. Opaque handles, `wtd_result` codes with a thread-local last error, a panic
+//! boundary on every export, and events by callback or pull. No protocol logic lives
+//! here: every call maps onto the Rust API in `crate::transport`.
+//!
+//! cbindgen generates `include/wtdatagram.h` from this module.
+
+#![allow(non_camel_case_types, clippy::missing_safety_doc)]
+
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod runtime;
+pub mod server;
+pub mod session;

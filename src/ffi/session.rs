@@ -1,0 +1,426 @@
+//! Session handles: send, receive, close, inspect.
+
+use std::ffi::{c_char, c_void, CString};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+
+use bytes::Bytes;
+
+use super::error::*;
+use super::events::{close_parts, wtd_close_kind, Event};
+use super::runtime::RuntimeInner;
+use crate::transport::{CloseReason, DatagramHandler, Dialect, Session};
+use wtd_result::*;
+
+/// WebTransport dialect of a session.
+#[repr(C)]
+#[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum wtd_dialect {
+    /// draft-02 (Chromium): `:protocol webtransport` + sec-webtransport-http3-draft02.
+    WTD_DIALECT_DRAFT02 = 2,
+    /// draft-07 .. draft-14: `:protocol webtransport`.
+    WTD_DIALECT_DRAFT07 = 7,
+    /// draft-15: `:protocol webtransport-h3`.
+    WTD_DIALECT_DRAFT15 = 15,
+}
+
+impl From<Dialect> for wtd_dialect {
+    fn from(d: Dialect) -> Self {
+        match d {
+            Dialect::Draft02 => wtd_dialect::WTD_DIALECT_DRAFT02,
+            Dialect::Draft07 => wtd_dialect::WTD_DIALECT_DRAFT07,
+            Dialect::Draft15 => wtd_dialect::WTD_DIALECT_DRAFT15,
+        }
+    }
+}
+
+/// A WebTransport session. Thread-safe. Free with wtd_session_free (which closes it
+/// with code 0 if still open).
+pub struct wtd_session {
+    pub(crate) session: Session,
+    pub(crate) runtime: Arc<RuntimeInner>,
+    userdata: AtomicPtr<c_void>,
+    freed: AtomicBool,
+    /// DATAGRAM events of this session waiting in the runtime queue.
+    pub(crate) pending: AtomicUsize,
+    events_mode: bool,
+    path: CString,
+}
+
+impl wtd_session {
+    pub(crate) fn is_freed(&self) -> bool {
+        self.freed.load(Ordering::Acquire)
+    }
+    pub(crate) fn userdata(&self) -> *mut c_void {
+        self.userdata.load(Ordering::Acquire)
+    }
+}
+
+/// Turns datagrams into DATAGRAM events, at most `cap` waiting per session.
+struct EventHandler {
+    session: Weak<wtd_session>,
+    cap: usize,
+}
+
+impl DatagramHandler for EventHandler {
+    fn on_datagram(&self, payload: Bytes) -> bool {
+        let Some(s) = self.session.upgrade() else {
+            return false;
+        };
+        if s.is_freed() || s.pending.load(Ordering::Acquire) >= self.cap {
+            return false;
+        }
+        s.pending.fetch_add(1, Ordering::AcqRel);
+        let rt = s.runtime.clone();
+        rt.events.push(Event::Datagram {
+            session: s,
+            data: payload,
+        });
+        true
+    }
+    fn on_closed(&self, _reason: &CloseReason) {}
+}
+
+/// Wrap an established session in a handle for C, wiring its events.
+pub(crate) fn make_session(
+    session: Session,
+    runtime: Arc<RuntimeInner>,
+    events_mode: bool,
+    cap: usize,
+) -> *mut wtd_session {
+    let core = Arc::new(wtd_session {
+        path: CString::new(session.request().path.clone()).unwrap_or_default(),
+        session,
+        runtime,
+        userdata: AtomicPtr::new(std::ptr::null_mut()),
+        freed: AtomicBool::new(false),
+        pending: AtomicUsize::new(0),
+        events_mode,
+    });
+    if events_mode {
+        core.session.set_datagram_handler(Arc::new(EventHandler {
+            session: Arc::downgrade(&core),
+            cap: cap.max(1),
+        }));
+    }
+    let weak = Arc::downgrade(&core);
+    core.session.on_close(move |reason| {
+        if let Some(s) = weak.upgrade() {
+            let rt = s.runtime.clone();
+            rt.events.push(Event::SessionClosed {
+                session: s,
+                reason: reason.clone(),
+            });
+        }
+    });
+    Arc::into_raw(core) as *mut wtd_session
+}
+
+/// Send a datagram without waiting (the payload is copied). WTD_OK: queued for sending.
+/// WTD_ERR_WOULD_BLOCK: the connection's send buffer is full, nothing was queued and no
+/// earlier datagram was dropped. WTD_ERR_TOO_LARGE: longer than
+/// wtd_session_max_datagram_size. WTD_ERR_CLOSED: the session is closed.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_session_send(
+    session: *const wtd_session,
+    data: *const u8,
+    len: usize,
+) -> wtd_result {
+    guard(|| {
+        let s = arg(session, "session")?;
+        let d = bytes(data, len, "data")?;
+        match s.session.try_send_datagram(d)? {
+            true => Ok(()),
+            false => Err(FfiError::new(
+                WTD_ERR_WOULD_BLOCK,
+                "send buffer full; datagram not queued",
+            )),
+        }
+    })
+}
+
+/// Send a datagram, waiting up to `timeout_ms` (negative: forever) for room in the send
+/// buffer (backpressure). Errors as wtd_session_send, plus WTD_ERR_TIMEOUT.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_session_send_wait(
+    session: *const wtd_session,
+    data: *const u8,
+    len: usize,
+    timeout_ms: i32,
+) -> wtd_result {
+    guard(|| {
+        let s = arg(session, "session")?;
+        let d = bytes(data, len, "data")?;
+        if s.session.try_send_datagram(d)? {
+            return Ok(());
+        }
+        s.runtime
+            .block_on(timeout_ms, s.session.send_datagram(d))??;
+        Ok(())
+    })
+}
+
+/// Receive the next datagram into `buf` (only when datagram events are off, see
+/// wtd_transport_config_set_datagram_events; else WTD_ERR_INVALID_STATE). Waits up to
+/// `timeout_ms` (0: poll, negative: forever); WTD_ERR_TIMEOUT if none came. If `cap` is
+/// too small the datagram stays queued, `*out_len` is set to its size and
+/// WTD_ERR_BUFFER_TOO_SMALL is returned. Queued datagrams are still returned after the
+/// session closed; then WTD_ERR_CLOSED.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_session_recv(
+    session: *const wtd_session,
+    buf: *mut u8,
+    cap: usize,
+    out_len: *mut usize,
+    timeout_ms: i32,
+) -> wtd_result {
+    guard(|| {
+        let s = arg(session, "session")?;
+        let out_len = out(out_len, "out_len")?;
+        if buf.is_null() && cap > 0 {
+            return Err(FfiError::arg("buf is NULL but cap is not 0"));
+        }
+        if s.events_mode {
+            return Err(FfiError::new(
+                WTD_ERR_INVALID_STATE,
+                "datagrams are delivered as events on this session",
+            ));
+        }
+        let d = match s.session.try_recv_datagram()? {
+            Some(d) => d,
+            None if timeout_ms == 0 => {
+                return Err(FfiError::new(WTD_ERR_TIMEOUT, "no datagram queued"))
+            }
+            None => s
+                .runtime
+                .block_on(timeout_ms, s.session.recv_datagram())??,
+        };
+        if d.len() > cap {
+            *out_len = d.len();
+            let n = d.len();
+            s.session.unread(d);
+            return Err(FfiError::new(
+                WTD_ERR_BUFFER_TOO_SMALL,
+                format!("datagram of {n} bytes does not fit in {cap}"),
+            ));
+        }
+        std::ptr::copy_nonoverlapping(d.as_ptr(), buf, d.len());
+        *out_len = d.len();
+        Ok(())
+    })
+}
+
+/// The largest payload a send accepts right now (it can grow with path MTU discovery).
+#[no_mangle]
+pub unsafe extern "C" fn wtd_session_max_datagram_size(
+    session: *const wtd_session,
+    out_size: *mut usize,
+) -> wtd_result {
+    guard(|| {
+        let s = arg(session, "session")?;
+        let o = out(out_size, "out_size")?;
+        *o = s.session.max_datagram_size()?;
+        Ok(())
+    })
+}
+
+/// Close the session with an application code and a UTF-8 reason (at most 1024 bytes
+/// are sent). The peer sees both. No-op if already closed. A SESSION_CLOSED event with
+/// WTD_CLOSE_LOCAL follows.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_session_close(
+    session: *const wtd_session,
+    code: u32,
+    reason: *const u8,
+    reason_len: usize,
+) -> wtd_result {
+    guard(|| {
+        let s = arg(session, "session")?;
+        let r = utf8(reason, reason_len, "reason")?;
+        s.session.close(code, r);
+        Ok(())
+    })
+}
+
+/// Whether the session has closed (false for NULL).
+#[no_mangle]
+pub unsafe extern "C" fn wtd_session_is_closed(session: *const wtd_session) -> bool {
+    guard_value(false, || {
+        session.as_ref().is_some_and(|s| s.session.is_closed())
+    })
+}
+
+/// How a session ended.
+#[repr(C)]
+pub struct wtd_close_info {
+    pub kind: wtd_close_kind,
+    /// Application code (LOCAL/REMOTE) or HTTP/3 / QUIC error code (other kinds).
+    pub code: u64,
+    /// Bytes of `reason` before its terminating NUL.
+    pub reason_len: usize,
+    /// UTF-8 reason, NUL-terminated, truncated to 1024 bytes.
+    pub reason: [c_char; 1025],
+}
+
+fn fill_close_info(out: &mut wtd_close_info, r: &CloseReason) {
+    let (kind, code, text) = close_parts(r);
+    let text = crate::wire::capsule::truncate_utf8(&text, 1024);
+    out.kind = kind;
+    out.code = code;
+    out.reason_len = text.len();
+    for (i, b) in text.bytes().enumerate() {
+        out.reason[i] = b as c_char;
+    }
+    out.reason[text.len()] = 0;
+}
+
+/// Why the session ended. WTD_ERR_INVALID_STATE while it is open.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_session_close_info(
+    session: *const wtd_session,
+    out_info: *mut wtd_close_info,
+) -> wtd_result {
+    guard(|| {
+        let s = arg(session, "session")?;
+        let o = out(out_info, "out_info")?;
+        let r = s
+            .session
+            .close_reason()
+            .ok_or_else(|| FfiError::new(WTD_ERR_INVALID_STATE, "session is open"))?;
+        fill_close_info(o, &r);
+        Ok(())
+    })
+}
+
+/// Wait up to `timeout_ms` (negative: forever) for the session to close, then fill
+/// `out_info` (may be NULL).
+#[no_mangle]
+pub unsafe extern "C" fn wtd_session_wait_closed(
+    session: *const wtd_session,
+    timeout_ms: i32,
+    out_info: *mut wtd_close_info,
+) -> wtd_result {
+    guard(|| {
+        let s = arg(session, "session")?;
+        let r = match s.session.close_reason() {
+            Some(r) => r,
+            None => s.runtime.block_on(timeout_ms, s.session.closed())?,
+        };
+        if let Some(o) = out_info.as_mut() {
+            fill_close_info(o, &r);
+        }
+        Ok(())
+    })
+}
+
+/// Counters of a session.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct wtd_session_stats {
+    pub datagrams_sent: u64,
+    pub bytes_sent: u64,
+    pub datagrams_received: u64,
+    pub bytes_received: u64,
+    /// Received datagrams dropped because the session's queue (or event budget) was full.
+    pub recv_dropped: u64,
+    /// Non-blocking sends that returned WTD_ERR_WOULD_BLOCK.
+    pub send_would_block: u64,
+    /// Sends refused with WTD_ERR_TOO_LARGE.
+    pub send_too_large: u64,
+    /// Datagrams on this session's connection addressed to no open session (dropped).
+    pub connection_unknown_session: u64,
+}
+
+/// Read the session's counters.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_session_get_stats(
+    session: *const wtd_session,
+    out_stats: *mut wtd_session_stats,
+) -> wtd_result {
+    guard(|| {
+        let s = arg(session, "session")?;
+        let o = out(out_stats, "out_stats")?;
+        let st = s.session.stats();
+        *o = wtd_session_stats {
+            datagrams_sent: st.datagrams_sent,
+            bytes_sent: st.bytes_sent,
+            datagrams_received: st.datagrams_received,
+            bytes_received: st.bytes_received,
+            recv_dropped: st.recv_dropped,
+            send_would_block: st.send_would_block,
+            send_too_large: st.send_too_large,
+            connection_unknown_session: s.session.connection_unknown_session_datagrams(),
+        };
+        Ok(())
+    })
+}
+
+/// The session id (its CONNECT stream's QUIC stream id); 0 for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_session_id(session: *const wtd_session) -> u64 {
+    guard_value(0, || session.as_ref().map_or(0, |s| s.session.id()))
+}
+
+/// The request path (with query) that opened the session; valid while the handle lives.
+/// NULL for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_session_path(session: *const wtd_session) -> *const c_char {
+    guard_value(std::ptr::null(), || {
+        session
+            .as_ref()
+            .map_or(std::ptr::null(), |s| s.path.as_ptr())
+    })
+}
+
+/// The session's WebTransport dialect (WTD_DIALECT_DRAFT02 for NULL).
+#[no_mangle]
+pub unsafe extern "C" fn wtd_session_dialect(session: *const wtd_session) -> wtd_dialect {
+    guard_value(wtd_dialect::WTD_DIALECT_DRAFT02, || {
+        session
+            .as_ref()
+            .map_or(wtd_dialect::WTD_DIALECT_DRAFT02, |s| {
+                s.session.request().dialect.into()
+            })
+    })
+}
+
+/// Attach an application pointer, returned in this session's events and by
+/// wtd_session_userdata. The library never dereferences or frees it.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_session_set_userdata(
+    session: *const wtd_session,
+    userdata: *mut c_void,
+) -> wtd_result {
+    guard(|| {
+        arg(session, "session")?
+            .userdata
+            .store(userdata, Ordering::Release);
+        Ok(())
+    })
+}
+
+/// The pointer given to wtd_session_set_userdata (NULL if none, or for NULL).
+#[no_mangle]
+pub unsafe extern "C" fn wtd_session_userdata(session: *const wtd_session) -> *mut c_void {
+    guard_value(std::ptr::null_mut(), || {
+        session
+            .as_ref()
+            .map_or(std::ptr::null_mut(), |s| s.userdata())
+    })
+}
+
+/// Close the session (code 0) if it is open and release the handle. Events of this
+/// session still queued are discarded, so no callback sees it afterwards. NULL: no-op.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_session_free(session: *mut wtd_session) {
+    if session.is_null() {
+        return;
+    }
+    guard_value((), || {
+        let s = Arc::from_raw(session as *const wtd_session);
+        s.freed.store(true, Ordering::Release);
+        s.session.close(0, "");
+        drop(s);
+    })
+}
