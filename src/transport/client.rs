@@ -258,8 +258,15 @@ pub(crate) async fn open_session(
             }
             Err(HeadersError::Gone(e)) => return Err(e),
         };
-        let (status, _) =
-            headers::parse_response(&fields).map_err(|e| Error::Protocol(e.to_string()))?;
+        let (status, _) = match headers::parse_response(&fields) {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(s) = shared.send.lock().await.as_mut() {
+                    http::abort(s, &mut recv, e.code);
+                }
+                return Err(Error::Protocol(e.to_string()));
+            }
+        };
         match status {
             100..=199 => continue,
             200..=299 => break,

@@ -38,6 +38,8 @@ pub(crate) struct ConnInner {
     peer_control_seen: AtomicBool,
     pub(crate) goaway: AtomicBool,
     pub(crate) unknown_datagrams: AtomicU64,
+    /// The protocol error we closed the connection with, if we did.
+    failure: OnceLock<WireError>,
 }
 
 /// Closes the QUIC connection when the last user handle (client side) goes away.
@@ -72,6 +74,7 @@ impl ConnInner {
             peer_control_seen: AtomicBool::new(false),
             goaway: AtomicBool::new(false),
             unknown_datagrams: AtomicU64::new(0),
+            failure: OnceLock::new(),
         });
         rt.spawn(conn.clone().run_control_send());
         rt.spawn(conn.clone().run_accept_uni());
@@ -84,6 +87,7 @@ impl ConnInner {
     /// Close the connection for a protocol violation: sessions see the error first.
     pub(crate) fn fail(&self, err: &WireError) {
         tracing::debug!("closing connection: {err}");
+        let _ = self.failure.set(err.clone());
         let sessions: Vec<_> = self.sessions.lock().values().cloned().collect();
         for s in sessions {
             s.set_closed(CloseReason::Protocol {
@@ -123,12 +127,20 @@ impl ConnInner {
                 return Ok(s.clone());
             }
             if let Some(e) = self.quic.close_reason() {
-                return Err(Error::Closed(CloseReason::from_connection(&e)));
+                return Err(self.closed_error(&e));
             }
             tokio::select! {
                 _ = notified => {}
-                e = self.quic.closed() => return Err(Error::Closed(CloseReason::from_connection(&e))),
+                e = self.quic.closed() => return Err(self.closed_error(&e)),
             }
+        }
+    }
+
+    /// Why the connection is unusable: our own protocol failure if we closed it for one.
+    fn closed_error(&self, e: &quinn::ConnectionError) -> Error {
+        match self.failure.get() {
+            Some(w) => Error::Protocol(w.to_string()),
+            None => Error::Closed(CloseReason::from_connection(e)),
         }
     }
 

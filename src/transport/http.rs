@@ -71,6 +71,12 @@ pub(crate) async fn read_headers(
         }
         match recv.read_chunk(64 * 1024, true).await {
             Ok(Some(c)) => dec.push(&c.bytes),
+            Ok(None) if dec.buffered() > 0 => {
+                return Err(HeadersError::Wire(WireError::new(
+                    H3_FRAME_ERROR,
+                    "stream ended inside a frame",
+                )))
+            }
             Ok(None) => {
                 return Err(HeadersError::Wire(WireError::new(
                     H3_REQUEST_INCOMPLETE,

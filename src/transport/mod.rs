@@ -14,7 +14,9 @@ pub use config::{ClientConfig, ServerConfig, ServerTls, TransportOptions, Verify
 pub use connection::Connection;
 pub use endpoint::SocketBuffers;
 pub use server::{Server, SessionRequest};
-pub use session::{CloseReason, DatagramHandler, RequestInfo, Session, SessionStats};
+pub use session::{
+    finish_closing, CloseReason, DatagramHandler, RequestInfo, Session, SessionStats,
+};
 
 pub use crate::wire::settings::Dialect;
 

@@ -276,7 +276,7 @@ impl SessionRequest {
 impl Drop for SessionRequest {
     fn drop(&mut self) {
         if let Some((send, recv)) = self.streams.take() {
-            let _ = self.conn.rt.spawn(async move {
+            self.conn.rt.spawn(async move {
                 respond_and_finish(send, 503).await;
                 drop(recv);
             });

@@ -273,6 +273,13 @@ impl SessionShared {
     /// The peer broke the protocol on the CONNECT stream: reset it with the error code.
     async fn on_protocol_error(self: &Arc<Self>, err: WireError, recv: &mut quinn::RecvStream) {
         tracing::debug!(stream = self.stream_id, "session protocol error: {err}");
+        if matches!(
+            err.code,
+            crate::wire::codes::H3_FRAME_UNEXPECTED | crate::wire::codes::H3_FRAME_ERROR
+        ) {
+            // Frame-layer violations are connection errors (RFC 9114 §7.1, §7.2.4, §7.2.8).
+            return self.conn.fail(&err);
+        }
         let code = VarInt::from_u64(err.code).unwrap_or(VarInt::from_u32(0x101));
         let _ = recv.stop(code);
         if let Some(mut send) = self.send.lock().await.take() {
@@ -310,11 +317,10 @@ impl SessionShared {
             tokio::select! {
                 r = recv.read_chunk(64 * 1024, true) => match r {
                     Ok(Some(chunk)) => dec.push(&chunk.bytes),
-                    Ok(None) if dec.has_partial() => {
-                        let e = WireError::new(crate::wire::codes::H3_MESSAGE_ERROR, "CONNECT stream ended inside a capsule");
-                        return self.on_protocol_error(e, &mut recv).await;
-                    }
-                    Ok(None) => return self.on_peer_close(0, String::new()).await,
+                    Ok(None) => match dec.end_of_stream_error() {
+                        Some(e) => return self.on_protocol_error(e, &mut recv).await,
+                        None => return self.on_peer_close(0, String::new()).await,
+                    },
                     Err(quinn::ReadError::Reset(code)) => {
                         self.set_closed(CloseReason::Reset { code: code.into_inner() });
                         return;
@@ -328,7 +334,12 @@ impl SessionShared {
                         return;
                     }
                 },
-                _ = self.stop_reader.notified() => return,
+                _ = self.stop_reader.notified() => {
+                    // We closed: tell the peer we will read no more, with the code the
+                    // draft prescribes (quinn's implicit STOP_SENDING would say 0).
+                    let _ = recv.stop(VarInt::from_u64(crate::wire::codes::WT_SESSION_GONE).unwrap_or_default());
+                    return;
+                }
             }
         }
     }
@@ -344,6 +355,19 @@ pub(crate) struct SessionGuard {
 impl Drop for SessionGuard {
     fn drop(&mut self) {
         close_session(&self.shared, &self.conn_guard, 0, "");
+    }
+}
+
+/// Session closes whose capsule is still on its way (see [`finish_closing`]).
+static CLOSING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Wait, at most `limit`, until every session closed by this process has delivered its
+/// CLOSE_WEBTRANSPORT_SESSION capsule (or given up). Call before shutting the runtime
+/// down so peers see the close code and reason instead of a dead connection.
+pub async fn finish_closing(limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while CLOSING.load(Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 
@@ -365,8 +389,9 @@ fn close_session(
     let s = shared.clone();
     let keep_connection = conn_guard.clone();
     let capsule = Capsule::Close { code, reason }.encode_in_data_frame();
+    CLOSING.fetch_add(1, Relaxed);
     // Spawning fails only when the runtime is shutting down; the connection dies anyway.
-    let _ = s.conn.rt.clone().spawn(async move {
+    s.conn.rt.clone().spawn(async move {
         if let Some(mut send) = s.send.lock().await.take() {
             if send.write_all(&capsule).await.is_ok() {
                 let _ = send.finish();
@@ -375,6 +400,7 @@ fn close_session(
             }
         }
         drop(keep_connection);
+        CLOSING.fetch_sub(1, Relaxed);
     });
 }
 

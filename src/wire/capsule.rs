@@ -116,6 +116,7 @@ pub enum StreamItem {
 pub struct ConnectStreamDecoder {
     frames: TlvDecoder,
     capsules: TlvDecoder,
+    trailers: bool,
 }
 
 impl Default for ConnectStreamDecoder {
@@ -123,6 +124,7 @@ impl Default for ConnectStreamDecoder {
         ConnectStreamDecoder {
             frames: TlvDecoder::new(MAX_UNIT, H3_EXCESSIVE_LOAD),
             capsules: TlvDecoder::new(MAX_UNIT, H3_EXCESSIVE_LOAD),
+            trailers: false,
         }
     }
 }
@@ -132,12 +134,26 @@ impl ConnectStreamDecoder {
         self.frames.push(data);
     }
 
-    /// True when bytes are buffered that do not yet form a complete unit (the stream
-    /// ending now means a truncated frame or capsule).
-    pub fn has_partial(&self) -> bool {
-        self.frames.buffered() > 0 || self.capsules.buffered() > 0
+    /// The error for the stream ending now, if it ends mid-unit: inside an HTTP/3 frame
+    /// is H3_FRAME_ERROR (RFC 9114 §7.1), inside a capsule H3_MESSAGE_ERROR.
+    pub fn end_of_stream_error(&self) -> Option<WireError> {
+        if self.frames.buffered() > 0 {
+            Some(WireError::new(
+                H3_FRAME_ERROR,
+                "CONNECT stream ended inside a frame",
+            ))
+        } else if self.capsules.buffered() > 0 {
+            Some(WireError::new(
+                H3_MESSAGE_ERROR,
+                "CONNECT stream ended inside a capsule",
+            ))
+        } else {
+            None
+        }
     }
 
+    // Fallible, so not an Iterator: `Ok(None)` means "need more bytes", not "done".
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<StreamItem>, WireError> {
         loop {
             if let Some(Tlv { ty, payload }) = self.capsules.next()? {
@@ -147,8 +163,17 @@ impl ConnectStreamDecoder {
                 return Ok(None);
             };
             match ty {
+                frame::DATA | frame::HEADERS if self.trailers => {
+                    return Err(WireError::new(
+                        H3_FRAME_UNEXPECTED,
+                        "frame after trailers (RFC 9114 §4.1)",
+                    ))
+                }
                 frame::DATA => self.capsules.push(&payload),
-                frame::HEADERS => return Ok(Some(StreamItem::Trailers)),
+                frame::HEADERS => {
+                    self.trailers = true;
+                    return Ok(Some(StreamItem::Trailers));
+                }
                 ty if is_webtransport_capsule(ty) => {
                     return Capsule::decode(ty, payload).map(|c| Some(StreamItem::Capsule(c)))
                 }
@@ -189,7 +214,7 @@ mod tests {
         d.push(&c.encode_in_data_frame());
         assert_eq!(d.next().unwrap(), Some(StreamItem::Capsule(c.clone())));
         assert_eq!(d.next().unwrap(), None);
-        assert!(!d.has_partial());
+        assert_eq!(d.end_of_stream_error(), None);
         // Raw (no DATA frame), as web-transport-quinn writes it.
         let mut d = ConnectStreamDecoder::default();
         d.push(&c.encode());
@@ -210,6 +235,27 @@ mod tests {
         let mut d = ConnectStreamDecoder::default();
         d.push(&wire);
         assert_eq!(d.next().unwrap(), Some(StreamItem::Capsule(c)));
+    }
+
+    #[test]
+    fn frames_after_trailers_and_truncation() {
+        let mut wire = Vec::new();
+        frame::encode(frame::HEADERS, &[0, 0], &mut wire);
+        frame::encode(frame::DATA, &[], &mut wire);
+        let mut d = ConnectStreamDecoder::default();
+        d.push(&wire);
+        assert_eq!(d.next().unwrap(), Some(StreamItem::Trailers));
+        assert_eq!(d.next().unwrap_err().code, H3_FRAME_UNEXPECTED);
+
+        let mut d = ConnectStreamDecoder::default();
+        d.push(&[0x00, 0x05, 0x68]); // DATA frame announcing 5 bytes, 1 present
+        assert_eq!(d.next().unwrap(), None);
+        assert_eq!(d.end_of_stream_error().unwrap().code, H3_FRAME_ERROR);
+
+        let mut d = ConnectStreamDecoder::default();
+        d.push(&[0x00, 0x02, 0x68, 0x43]); // complete DATA frame, capsule header only
+        assert_eq!(d.next().unwrap(), None);
+        assert_eq!(d.end_of_stream_error().unwrap().code, H3_MESSAGE_ERROR);
     }
 
     #[test]

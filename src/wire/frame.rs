@@ -84,6 +84,8 @@ impl TlvDecoder {
     }
 
     /// The next complete unit, `Ok(None)` if more bytes are needed.
+    // Fallible, so not an Iterator: `Ok(None)` means "need more bytes", not "done".
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<Tlv>, WireError> {
         let Some((ty, n1)) = varint::decode(&self.buf) else {
             return Ok(None);

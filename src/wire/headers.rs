@@ -53,8 +53,8 @@ fn malformed(msg: impl Into<String>) -> RequestError {
 fn split_pseudo(
     fields: &[Field],
     allowed: &[&str],
-) -> Result<(Vec<(String, String)>, Vec<Field>), RequestError> {
-    let mut pseudo: Vec<(String, String)> = Vec::new();
+) -> Result<(Vec<Field>, Vec<Field>), RequestError> {
+    let mut pseudo: Vec<Field> = Vec::new();
     let mut regular = Vec::new();
     for (name, value) in fields {
         if let Some(stripped) = name.strip_prefix(':') {
