@@ -1,0 +1,469 @@
+#!/usr/bin/env python3
+"""An independent WebTransport peer on aioquic, for tests/interop_aioquic.rs.
+
+Modes:
+  server  listen on 127.0.0.1, accept WebTransport sessions, echo every datagram, and
+          exit 0 after printing `CLOSED <code> <reason>` when a session's CONNECT
+          stream carries CLOSE_WEBTRANSPORT_SESSION.
+  client  open a session at a URL, send N datagrams (sizes 1..max) in windows, check
+          every echo, print `RESULT ok <sent> <received>` or `RESULT fail <why>`, then
+          close the session with code 7 "bye from aioquic" (capsule in a DATA frame + FIN).
+
+Dialects:
+  draft02  aioquic as published: SETTINGS ENABLE_WEBTRANSPORT (0x2b603742); the client
+           sends `:protocol webtransport` + `sec-webtransport-http3-draft02: 1`; the
+           server accepts `:protocol webtransport`.
+  draft15  SETTINGS also carry WT_ENABLED (0x2c7cf000) = 1; the client sends
+           `:protocol webtransport-h3`; the server answers 400 to anything else and to
+           clients whose SETTINGS lack WT_ENABLED.
+
+Protocol lines go to stdout (flushed); diagnostics go to stderr. Every wait is bounded.
+"""
+
+import argparse
+import asyncio
+import ssl
+import struct
+import sys
+from collections import Counter
+from urllib.parse import urlparse
+
+from aioquic.asyncio import QuicConnectionProtocol, connect, serve
+from aioquic.buffer import Buffer, BufferReadError, encode_uint_var
+from aioquic.h3.connection import H3_ALPN, ErrorCode, H3Connection
+from aioquic.h3.events import (
+    DataReceived,
+    DatagramReceived,
+    H3Event,
+    HeadersReceived,
+)
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.events import (
+    ConnectionTerminated,
+    QuicEvent,
+    StopSendingReceived,
+    StreamReset,
+)
+
+WT_ENABLED = 0x2C7CF000
+ENABLE_WEBTRANSPORT = 0x2B603742
+CLOSE_WEBTRANSPORT_SESSION = 0x2843
+DRAIN_WEBTRANSPORT_SESSION = 0x78AE
+DATA_FRAME = 0x0
+
+# quinn accepts UDP payloads up to 1472 bytes and discovers a path MTU up to 1452: with
+# aioquic's default of 1200 it could not echo the largest datagrams quinn may send.
+MAX_UDP_PAYLOAD = 1472
+
+
+def out(line: str) -> None:
+    print(line, flush=True)
+
+
+def log(line: str) -> None:
+    print(f"[aioquic_peer] {line}", file=sys.stderr, flush=True)
+
+
+class H3Draft15(H3Connection):
+    """aioquic's H3Connection that also announces WT_ENABLED (draft-15)."""
+
+    def _get_local_settings(self) -> dict:
+        settings = super()._get_local_settings()
+        settings[WT_ENABLED] = 1
+        return settings
+
+
+def make_h3(quic, dialect: str) -> H3Connection:
+    cls = H3Draft15 if dialect == "draft15" else H3Connection
+    return cls(quic, enable_webtransport=True)
+
+
+def close_capsule(code: int, reason: str) -> bytes:
+    payload = struct.pack(">I", code) + reason.encode("utf-8")
+    return (
+        encode_uint_var(CLOSE_WEBTRANSPORT_SESSION)
+        + encode_uint_var(len(payload))
+        + payload
+    )
+
+
+class CapsuleParser:
+    """Capsules (RFC 9297) from the data of a CONNECT stream."""
+
+    def __init__(self) -> None:
+        self.buf = b""
+
+    def push(self, data: bytes):
+        self.buf += data
+        while True:
+            b = Buffer(data=self.buf)
+            try:
+                ctype = b.pull_uint_var()
+                length = b.pull_uint_var()
+                value = b.pull_bytes(length)
+            except BufferReadError:
+                return
+            self.buf = self.buf[b.tell() :]
+            yield ctype, value
+
+
+def headers_dict(headers) -> dict:
+    d = {}
+    for k, v in headers:
+        d.setdefault(k.decode("latin-1"), v.decode("latin-1"))
+    return d
+
+
+# ----------------------------------------------------------------------------- server
+
+
+class ServerProtocol(QuicConnectionProtocol):
+    dialect = "draft02"
+    done: asyncio.Future = None  # set by run_server
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.h3 = None
+        self.sessions = {}  # open session stream id -> CapsuleParser
+        self.known = set()  # every session stream id, for diagnostics
+
+    def quic_event_received(self, event: QuicEvent) -> None:
+        if self.h3 is None:
+            self.h3 = make_h3(self._quic, self.dialect)
+        if isinstance(event, ConnectionTerminated):
+            log(
+                f"server: connection terminated code={event.error_code:#x} "
+                f"reason={event.reason_phrase!r}"
+            )
+        if isinstance(event, StreamReset) and event.stream_id in self.known:
+            log(f"server: CONNECT stream {event.stream_id} reset code={event.error_code:#x}")
+        if isinstance(event, StopSendingReceived) and event.stream_id in self.known:
+            log(
+                f"server: STOP_SENDING on CONNECT stream {event.stream_id} "
+                f"code={event.error_code:#x}"
+            )
+        for h3_event in self.h3.handle_event(event):
+            self.h3_event_received(h3_event)
+
+    def respond(self, stream_id: int, status: int, end: bool, extra=()) -> None:
+        headers = [(b":status", str(status).encode())] + list(extra)
+        self.h3.send_headers(stream_id, headers, end_stream=end)
+        self.transmit()
+
+    def h3_event_received(self, ev: H3Event) -> None:
+        if isinstance(ev, HeadersReceived):
+            h = headers_dict(ev.headers)
+            log(f"server: request on stream {ev.stream_id}: {h}")
+            log(f"server: peer SETTINGS {self.peer_settings()}")
+            want = "webtransport-h3" if self.dialect == "draft15" else "webtransport"
+            if h.get(":method") != "CONNECT" or h.get(":protocol") != want:
+                log(f"server: answering 400 (want :protocol {want})")
+                self.respond(ev.stream_id, 400, True)
+                return
+            settings = self.h3.received_settings or {}
+            if self.dialect == "draft15" and settings.get(WT_ENABLED) != 1:
+                log("server: answering 400 (client SETTINGS lack WT_ENABLED=1)")
+                self.respond(ev.stream_id, 400, True)
+                return
+            extra = []
+            if self.dialect == "draft02" and "sec-webtransport-http3-draft02" in h:
+                extra.append((b"sec-webtransport-http3-draft", b"draft02"))
+            self.sessions[ev.stream_id] = CapsuleParser()
+            self.known.add(ev.stream_id)
+            self.respond(ev.stream_id, 200, False, extra)
+            if ev.stream_ended:
+                self.on_session_end(ev.stream_id, None)
+        elif isinstance(ev, DatagramReceived):
+            if ev.stream_id in self.sessions:
+                self.h3.send_datagram(ev.stream_id, ev.data)
+                self.transmit()
+            else:
+                log(f"server: datagram for unknown session {ev.stream_id}")
+        elif isinstance(ev, DataReceived):
+            parser = self.sessions.get(ev.stream_id)
+            if parser is None:
+                return
+            for ctype, value in parser.push(ev.data):
+                if ctype == CLOSE_WEBTRANSPORT_SESSION:
+                    if len(value) < 4:
+                        log("server: malformed CLOSE capsule")
+                        continue
+                    code = struct.unpack(">I", value[:4])[0]
+                    reason = value[4:].decode("utf-8", "replace")
+                    self.on_session_end(ev.stream_id, (code, reason))
+                    return
+                log(f"server: capsule {ctype:#x} ({len(value)} bytes)")
+            if ev.stream_ended:
+                self.on_session_end(ev.stream_id, None)
+
+    def peer_settings(self) -> dict:
+        return {hex(k): v for k, v in (self.h3.received_settings or {}).items()}
+
+    def on_session_end(self, stream_id: int, close) -> None:
+        self.sessions.pop(stream_id, None)
+        if close is None:
+            log(f"server: session {stream_id} ended by FIN without CLOSE capsule")
+            out("CLOSED-FIN")
+        else:
+            out(f"CLOSED {close[0]} {close[1]}")
+        # End our side of the CONNECT stream too, as the session is over.
+        try:
+            self.h3.send_data(stream_id, b"", end_stream=True)
+            self.transmit()
+        except Exception as e:  # noqa: BLE001 - diagnostics only
+            log(f"server: could not FIN stream {stream_id}: {e}")
+        if self.done is not None and not self.done.done():
+            self.done.set_result(close)
+
+
+async def run_server(args) -> int:
+    config = QuicConfiguration(
+        is_client=False,
+        alpn_protocols=H3_ALPN,
+        max_datagram_frame_size=65536,
+        max_datagram_size=MAX_UDP_PAYLOAD,
+        idle_timeout=30.0,
+    )
+    config.load_cert_chain(args.cert, args.key)
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    class P(ServerProtocol):
+        pass
+
+    P.dialect = args.dialect
+    P.done = done
+    server = await serve(
+        "127.0.0.1", args.port, configuration=config, create_protocol=P
+    )
+    port = server._transport.get_extra_info("sockname")[1]
+    log(f"server: {args.dialect} listening on 127.0.0.1:{port}")
+    out(f"READY {port}")
+    try:
+        close = await asyncio.wait_for(done, args.timeout)
+    except asyncio.TimeoutError:
+        out("TIMEOUT no session close")
+        return 2
+    # Let the ACKs and our FIN go out before the socket closes.
+    await asyncio.sleep(0.2)
+    server.close()
+    return 0 if close is not None else 3
+
+
+# ----------------------------------------------------------------------------- client
+
+
+class ClientProtocol(QuicConnectionProtocol):
+    dialect = "draft02"
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.h3 = make_h3(self._quic, self.dialect)
+        self.session_id = None
+        self.response = asyncio.get_running_loop().create_future()
+        self.settings = asyncio.get_running_loop().create_future()
+        self.peer_fin = asyncio.get_running_loop().create_future()
+        self.datagrams: asyncio.Queue = asyncio.Queue()
+        self.parser = CapsuleParser()
+        self.peer_close = None
+
+    def quic_event_received(self, event: QuicEvent) -> None:
+        if isinstance(event, ConnectionTerminated):
+            log(
+                f"client: connection terminated code={event.error_code:#x} "
+                f"reason={event.reason_phrase!r}"
+            )
+            for f in (self.response, self.settings, self.peer_fin):
+                if not f.done():
+                    f.set_exception(ConnectionError(f"connection terminated: {event}"))
+        if isinstance(event, StopSendingReceived) and event.stream_id == self.session_id:
+            log(f"client: STOP_SENDING on CONNECT stream code={event.error_code:#x}")
+        if isinstance(event, StreamReset) and event.stream_id == self.session_id:
+            log(f"client: CONNECT stream reset code={event.error_code:#x}")
+            if not self.peer_fin.done():
+                self.peer_fin.set_result("reset")
+        for h3_event in self.h3.handle_event(event):
+            self.h3_event_received(h3_event)
+        if self.h3.received_settings is not None and not self.settings.done():
+            self.settings.set_result(dict(self.h3.received_settings))
+
+    def h3_event_received(self, ev: H3Event) -> None:
+        if ev.stream_id != self.session_id:
+            log(f"client: event on unexpected stream: {ev}")
+            return
+        if isinstance(ev, HeadersReceived):
+            if not self.response.done():
+                self.response.set_result(headers_dict(ev.headers))
+        elif isinstance(ev, DatagramReceived):
+            self.datagrams.put_nowait(ev.data)
+        elif isinstance(ev, DataReceived):
+            for ctype, value in self.parser.push(ev.data):
+                if ctype == CLOSE_WEBTRANSPORT_SESSION:
+                    self.peer_close = value
+                    log(f"client: peer sent CLOSE capsule {value!r}")
+                else:
+                    log(f"client: capsule {ctype:#x} ({len(value)} bytes)")
+            if ev.stream_ended and not self.peer_fin.done():
+                self.peer_fin.set_result("fin")
+
+
+def payload(i: int, size: int) -> bytes:
+    """Datagram i: the index (big-endian, cut to size) then a pattern derived from i."""
+    head = struct.pack(">I", i)
+    if size <= 4:
+        return head[-size:]
+    body = bytes((i * 31 + k) % 251 for k in range(size - 4))
+    return head + body
+
+
+def size_of(i: int, max_size: int) -> int:
+    if i == 0:
+        return 1
+    if i == 1:
+        return max_size
+    return 1 + (i * 97) % max_size
+
+
+async def exchange(proto: ClientProtocol, args) -> str:
+    sent = received = 0
+    for start in range(0, args.count, args.window):
+        expected = Counter()
+        for i in range(start, min(start + args.window, args.count)):
+            d = payload(i, size_of(i, args.max_size))
+            expected[d] += 1
+            proto.h3.send_datagram(proto.session_id, d)
+            sent += 1
+        proto.transmit()
+        outstanding = sum(expected.values())
+        while outstanding:
+            try:
+                d = await asyncio.wait_for(proto.datagrams.get(), args.echo_timeout)
+            except asyncio.TimeoutError:
+                return (
+                    f"fail lost: window at {start}: {outstanding} echoes missing "
+                    f"after {args.echo_timeout}s (sent {sent}, received {received})"
+                )
+            if expected[d] <= 0:
+                idx = struct.unpack(">I", d[:4])[0] if len(d) >= 4 else None
+                return (
+                    f"fail content: unexpected echo of {len(d)} bytes (index {idx}) "
+                    f"in window at {start}"
+                )
+            expected[d] -= 1
+            outstanding -= 1
+            received += 1
+    # Nothing extra may arrive (e.g. duplicates).
+    await asyncio.sleep(0.05)
+    if not proto.datagrams.empty():
+        return f"fail extra: {proto.datagrams.qsize()} unexpected datagrams after the run"
+    return f"ok {sent} {received}"
+
+
+async def run_client(args) -> int:
+    url = urlparse(args.url)
+    host, port = url.hostname, url.port or 443
+    authority = url.netloc
+    path = url.path or "/"
+    if url.query:
+        path += "?" + url.query
+    config = QuicConfiguration(
+        is_client=True,
+        alpn_protocols=H3_ALPN,
+        verify_mode=ssl.CERT_NONE,
+        server_name="localhost",
+        max_datagram_frame_size=65536,
+        max_datagram_size=MAX_UDP_PAYLOAD,
+        idle_timeout=30.0,
+    )
+
+    class P(ClientProtocol):
+        pass
+
+    P.dialect = args.dialect
+    async with connect(host, port, configuration=config, create_protocol=P) as proto:
+        settings = await asyncio.wait_for(proto.settings, 5)
+        log(f"client: server SETTINGS {{{', '.join(f'{k:#x}: {v}' for k, v in settings.items())}}}")
+        if args.dialect == "draft15" and settings.get(WT_ENABLED) != 1:
+            out("RESULT fail server SETTINGS lack WT_ENABLED=1")
+            return 1
+        if settings.get(ENABLE_WEBTRANSPORT) != 1 and settings.get(WT_ENABLED) != 1:
+            out("RESULT fail server SETTINGS announce no WebTransport")
+            return 1
+        sid = proto._quic.get_next_available_stream_id()
+        proto.session_id = sid
+        headers = [
+            (b":method", b"CONNECT"),
+            (b":scheme", b"https"),
+            (b":authority", authority.encode()),
+            (b":path", path.encode()),
+        ]
+        if args.dialect == "draft15":
+            headers.append((b":protocol", b"webtransport-h3"))
+        else:
+            headers.append((b":protocol", b"webtransport"))
+            headers.append((b"sec-webtransport-http3-draft02", b"1"))
+        headers.append((b"origin", b"https://aioquic.test"))
+        proto.h3.send_headers(sid, headers, end_stream=False)
+        proto.transmit()
+        resp = await asyncio.wait_for(proto.response, 5)
+        log(f"client: response {resp}")
+        if resp.get(":status") != "200":
+            out(f"RESULT fail status {resp.get(':status')}")
+            return 1
+        result = await exchange(proto, args)
+        out(f"RESULT {result}")
+        # Close the session: CLOSE_WEBTRANSPORT_SESSION in a DATA frame, then FIN.
+        proto.h3.send_data(sid, close_capsule(7, "bye from aioquic"), end_stream=True)
+        proto.transmit()
+        try:
+            how = await asyncio.wait_for(asyncio.shield(proto.peer_fin), 5)
+            log(f"client: server ended the CONNECT stream ({how})")
+        except asyncio.TimeoutError:
+            log("client: server did not end the CONNECT stream within 5 s")
+        proto.close(error_code=ErrorCode.H3_NO_ERROR, reason_phrase="done")
+        await asyncio.wait_for(proto.wait_closed(), 5)
+    return 0 if result.startswith("ok") else 1
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("mode", choices=["server", "client"])
+    ap.add_argument("--dialect", choices=["draft02", "draft15"], required=True)
+    ap.add_argument("--cert", help="server: PEM certificate file")
+    ap.add_argument("--key", help="server: PEM private key file")
+    ap.add_argument("--port", type=int, default=0, help="server: UDP port (0: any)")
+    ap.add_argument("--url", help="client: https://host:port/path")
+    ap.add_argument("--count", type=int, default=500, help="client: datagrams to send")
+    ap.add_argument("--max-size", type=int, default=1100, help="client: largest payload")
+    ap.add_argument("--window", type=int, default=50, help="client: datagrams in flight")
+    ap.add_argument("--echo-timeout", type=float, default=3.0)
+    ap.add_argument("--timeout", type=float, default=25.0, help="whole run, seconds")
+    args = ap.parse_args()
+    if args.mode == "server":
+        if not (args.cert and args.key):
+            ap.error("server mode needs --cert and --key")
+        coro = run_server(args)
+    else:
+        if not args.url:
+            ap.error("client mode needs --url")
+        if args.max_size < 1 or args.count < 2:
+            ap.error("--max-size must be >= 1 and --count >= 2")
+        coro = run_client(args)
+
+    async def bounded():
+        return await asyncio.wait_for(coro, args.timeout)
+
+    try:
+        return asyncio.run(bounded())
+    except asyncio.TimeoutError:
+        out(f"RESULT fail timeout after {args.timeout}s" if args.mode == "client" else "TIMEOUT")
+        return 2
+    except Exception as e:  # noqa: BLE001 - report, never hang
+        log(f"{args.mode}: error {type(e).__name__}: {e}")
+        if args.mode == "client":
+            out(f"RESULT fail {type(e).__name__}: {e}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

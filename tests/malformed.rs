@@ -1,0 +1,1085 @@
+//! Bad input from a peer: a hand-rolled HTTP/3 peer built directly on quinn sends
+//! malformed frames, settings, headers, capsules and datagrams, and the tests check that
+//! our side ends the connection (or only the session / request stream) with the error
+//! code RFC 9114, RFC 9204, RFC 9297 and WebTransport prescribe, and never panics (a
+//! panic in a spawned task would show up here as a missing close, i.e. a timeout).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn::{ConnectionError, ReadError, RecvStream, SendStream, VarInt};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use wtdatagram::wire::capsule::{self, Capsule};
+use wtdatagram::wire::codes::*;
+use wtdatagram::wire::datagram::Prefix;
+use wtdatagram::wire::frame::{self, stream_type, TlvDecoder};
+use wtdatagram::wire::settings::{self, Settings};
+use wtdatagram::wire::{qpack, varint};
+use wtdatagram::{Client, ClientConfig, CloseReason, Server, Session, Verify};
+
+// ---------------------------------------------------------------------------------------
+// Byte builders
+// ---------------------------------------------------------------------------------------
+
+fn vi(v: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    varint::encode(v, &mut out);
+    out
+}
+
+fn frame(ty: u64, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    frame::encode(ty, payload, &mut out);
+    out
+}
+
+/// A SETTINGS frame with exactly these pairs (duplicates and reserved ids allowed).
+fn settings_frame(pairs: &[(u64, u64)]) -> Vec<u8> {
+    let mut payload = Vec::new();
+    for (k, v) in pairs {
+        varint::encode(*k, &mut payload);
+        varint::encode(*v, &mut payload);
+    }
+    frame(frame::SETTINGS, &payload)
+}
+
+/// What a draft-02 WebTransport client (Chromium) announces.
+fn wt_settings() -> Vec<u8> {
+    settings_frame(&[
+        (settings::QPACK_MAX_TABLE_CAPACITY, 0),
+        (settings::ENABLE_CONNECT_PROTOCOL, 1),
+        (settings::H3_DATAGRAM, 1),
+        (settings::ENABLE_WEBTRANSPORT, 1),
+    ])
+}
+
+/// A HEADERS frame whose field section is `fields`, QPACK-encoded (static table only;
+/// the encoder does not validate, so uppercase names go out as they are).
+fn headers_frame(fields: &[(&str, &str)]) -> Vec<u8> {
+    frame(frame::HEADERS, &qpack::encode(fields))
+}
+
+fn connect_request(authority: &str, path: &str) -> Vec<u8> {
+    headers_frame(&[
+        (":method", "CONNECT"),
+        (":protocol", "webtransport"),
+        (":scheme", "https"),
+        (":authority", authority),
+        (":path", path),
+        ("sec-webtransport-http3-draft02", "1"),
+    ])
+}
+
+// ---------------------------------------------------------------------------------------
+// TLS for the raw peers
+// ---------------------------------------------------------------------------------------
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Accepts any server certificate (the handshake signature is still checked).
+#[derive(Debug)]
+struct AcceptAny(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn raw_client_config() -> quinn::ClientConfig {
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider())))
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h3".to_vec()];
+    quinn::ClientConfig::new(Arc::new(
+        QuicClientConfig::try_from(tls).expect("QUIC client config"),
+    ))
+}
+
+fn raw_server_endpoint() -> quinn::Endpoint {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("rcgen");
+    let cert: CertificateDer<'static> = ck.cert.der().clone();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.key_pair.serialize_der()));
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .expect("certificate");
+    tls.alpn_protocols = vec![b"h3".to_vec()];
+    let cfg = quinn::ServerConfig::with_crypto(Arc::new(
+        QuicServerConfig::try_from(tls).expect("QUIC server config"),
+    ));
+    quinn::Endpoint::server(cfg, "127.0.0.1:0".parse().unwrap()).expect("raw server endpoint")
+}
+
+// ---------------------------------------------------------------------------------------
+// The raw client
+// ---------------------------------------------------------------------------------------
+
+/// An HTTP/3 client that sends exactly the bytes it is told to. Streams it opens are
+/// kept here so that they stay open (quinn finishes a send stream when it is dropped).
+struct RawClient {
+    _endpoint: quinn::Endpoint,
+    conn: quinn::Connection,
+    authority: String,
+    kept: Vec<SendStream>,
+}
+
+impl RawClient {
+    async fn connect(server: &Server) -> RawClient {
+        init_log();
+        let mut endpoint =
+            quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).expect("client endpoint");
+        endpoint.set_default_client_config(raw_client_config());
+        let addr = server.local_addr();
+        let conn = within(endpoint.connect(addr, "localhost").expect("connect"))
+            .await
+            .expect("QUIC handshake");
+        RawClient {
+            _endpoint: endpoint,
+            conn,
+            authority: format!("127.0.0.1:{}", addr.port()),
+            kept: Vec::new(),
+        }
+    }
+
+    /// Open a unidirectional stream and write `bytes` (stream type included).
+    async fn uni(&mut self, bytes: &[u8]) -> &mut SendStream {
+        let mut s = within(self.conn.open_uni()).await.expect("open uni");
+        within(s.write_all(bytes)).await.expect("write uni");
+        self.kept.push(s);
+        self.kept.last_mut().unwrap()
+    }
+
+    /// Open the control stream (type 0x00) and write `bytes` after the type.
+    async fn control(&mut self, bytes: &[u8]) -> &mut SendStream {
+        let mut all = vi(stream_type::CONTROL);
+        all.extend_from_slice(bytes);
+        self.uni(&all).await
+    }
+
+    /// Open the control stream with proper WebTransport SETTINGS.
+    async fn control_ok(&mut self) {
+        self.control(&wt_settings()).await;
+    }
+
+    /// Open a bidirectional stream and write `bytes` on it.
+    async fn bidi(&self, bytes: &[u8]) -> (SendStream, RecvStream) {
+        let (mut send, recv) = within(self.conn.open_bi()).await.expect("open bidi");
+        within(send.write_all(bytes)).await.expect("write bidi");
+        (send, recv)
+    }
+
+    fn datagram(&self, bytes: &[u8]) {
+        self.conn
+            .send_datagram(Bytes::copy_from_slice(bytes))
+            .expect("send datagram");
+    }
+
+    /// Wait for the connection to end; the application error code our side closed it
+    /// with (anything but an application close fails the test).
+    async fn closed_code(&self) -> u64 {
+        match within(self.conn.closed()).await {
+            ConnectionError::ApplicationClosed(c) => {
+                eprintln!(
+                    "connection closed with {:#x} ({}): {}",
+                    c.error_code.into_inner(),
+                    name(c.error_code.into_inner()),
+                    String::from_utf8_lossy(&c.reason)
+                );
+                c.error_code.into_inner()
+            }
+            other => panic!("expected an HTTP/3 application close, got {other:?}"),
+        }
+    }
+
+    fn assert_open(&self) {
+        assert!(
+            self.conn.close_reason().is_none(),
+            "connection must stay open, closed with {:?}",
+            self.conn.close_reason()
+        );
+    }
+
+    /// Send a valid extended CONNECT, have `server` accept it, and read the 200.
+    async fn session(&self, server: &Server, path: &str) -> (Session, SendStream, RecvStream) {
+        let (send, mut recv) = self.bidi(&connect_request(&self.authority, path)).await;
+        let (ss, fields) = tokio::join!(
+            async {
+                within(server.accept())
+                    .await
+                    .expect("session request")
+                    .accept()
+                    .await
+                    .expect("accept")
+            },
+            async { read_headers(&mut recv).await.expect("response HEADERS") }
+        );
+        assert_eq!(status(&fields), 200, "{fields:?}");
+        assert_eq!(ss.request().path, path);
+        (ss, send, recv)
+    }
+}
+
+/// Read the next HEADERS frame on a request stream and decode it.
+async fn read_headers(recv: &mut RecvStream) -> Result<Vec<qpack::Field>, ReadError> {
+    let mut dec = TlvDecoder::new(1 << 16, H3_EXCESSIVE_LOAD);
+    loop {
+        while let Some(f) = dec.next().expect("peer frame") {
+            if f.ty == frame::HEADERS {
+                return Ok(qpack::decode(&f.payload).expect("peer field section"));
+            }
+        }
+        match within(recv.read_chunk(1 << 16, true)).await? {
+            Some(c) => dec.push(&c.bytes),
+            None => panic!("stream finished before HEADERS"),
+        }
+    }
+}
+
+fn status(fields: &[qpack::Field]) -> u16 {
+    fields
+        .iter()
+        .find(|(n, _)| n == ":status")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or_else(|| panic!("no :status in {fields:?}"))
+}
+
+/// Read until the peer resets the stream; its code.
+async fn expect_reset(recv: &mut RecvStream) -> u64 {
+    loop {
+        match within(recv.read_chunk(1 << 16, true)).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("stream finished where a reset was expected"),
+            Err(ReadError::Reset(code)) => return code.into_inner(),
+            Err(e) => panic!("expected a stream reset, got {e}"),
+        }
+    }
+}
+
+/// Read until the peer finishes the stream cleanly.
+async fn expect_fin(recv: &mut RecvStream) {
+    loop {
+        match within(recv.read_chunk(1 << 16, true)).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => return,
+            Err(e) => panic!("expected a clean end of stream, got {e}"),
+        }
+    }
+}
+
+/// How the peer ended the stream `recv` reads (reset with a code, or FIN); never returns
+/// if the connection ends first (so a `select!` against the connection's close picks the
+/// close).
+async fn stream_end(recv: &mut RecvStream) -> String {
+    loop {
+        match recv.read_chunk(1 << 16, true).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => return "finished with FIN".into(),
+            Err(ReadError::Reset(code)) => {
+                let code = code.into_inner();
+                return format!("reset with {code:#x} ({})", name(code));
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    }
+}
+
+/// `want` is a connection error: the connection must close with it. Ending only the
+/// stream `recv` reads is the wrong reaction, reported at once instead of timing out.
+async fn expect_connection_error(raw: &RawClient, recv: &mut RecvStream, want: u64) {
+    tokio::select! {
+        biased;
+        code = raw.closed_code() => assert_code(code, want),
+        how = within(stream_end(recv)) => panic!(
+            "our side ended only the stream ({how}) and left the connection open, but \
+             {want:#x} ({}) is a connection error here",
+            name(want)
+        ),
+    }
+}
+
+fn assert_code(got: u64, want: u64) {
+    assert_eq!(
+        got,
+        want,
+        "got {got:#x} ({}), want {want:#x} ({})",
+        name(got),
+        name(want)
+    );
+}
+
+/// Open a raw client, put `control` on its control stream, expect the connection to be
+/// closed with `code`.
+async fn control_violation(control: &[u8], code: u64) {
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control(control).await;
+    assert_code(raw.closed_code().await, code);
+}
+
+// ---------------------------------------------------------------------------------------
+// Control stream and SETTINGS
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_setting_is_settings_error() {
+    control_violation(
+        &settings_frame(&[(settings::H3_DATAGRAM, 1), (settings::H3_DATAGRAM, 1)]),
+        H3_SETTINGS_ERROR,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_with_truncated_varint_is_frame_error() {
+    // Payload: id 0x33, then a value whose 2-byte varint has only its first byte.
+    control_violation(&frame(frame::SETTINGS, &[0x33, 0x40]), H3_FRAME_ERROR).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_id_without_value_is_frame_error() {
+    control_violation(&frame(frame::SETTINGS, &[0x33]), H3_FRAME_ERROR).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_control_frame_not_settings_is_missing_settings() {
+    control_violation(&frame(frame::GOAWAY, &vi(0)), H3_MISSING_SETTINGS).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_settings_is_frame_unexpected() {
+    let mut bytes = wt_settings();
+    bytes.extend(settings_frame(&[(settings::H3_DATAGRAM, 1)]));
+    control_violation(&bytes, H3_FRAME_UNEXPECTED).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reserved_http2_setting_is_settings_error() {
+    control_violation(&settings_frame(&[(0x2, 1)]), H3_SETTINGS_ERROR).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn goaway_with_trailing_bytes_is_frame_error() {
+    let mut bytes = wt_settings();
+    bytes.extend(frame(frame::GOAWAY, &[0x00, 0x00]));
+    control_violation(&bytes, H3_FRAME_ERROR).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_frame_on_control_stream_is_frame_unexpected() {
+    let mut bytes = wt_settings();
+    bytes.extend(frame(frame::DATA, b"nope"));
+    control_violation(&bytes, H3_FRAME_UNEXPECTED).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_control_stream_is_stream_creation_error() {
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    raw.control(&wt_settings()).await;
+    assert_code(raw.closed_code().await, H3_STREAM_CREATION_ERROR);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finishing_control_stream_is_closed_critical_stream() {
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control(&wt_settings()).await.finish().expect("finish");
+    assert_code(raw.closed_code().await, H3_CLOSED_CRITICAL_STREAM);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resetting_control_stream_is_closed_critical_stream() {
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    // A session opens only once our server has read the SETTINGS, so the stream type
+    // has been seen and the reset cannot discard it unread.
+    let (_ss, _send, _recv) = raw.session(&server, "/before-reset").await;
+    raw.kept[0].reset(VarInt::from_u32(0x100)).expect("reset");
+    assert_code(raw.closed_code().await, H3_CLOSED_CRITICAL_STREAM);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_stream_from_client_is_stream_creation_error() {
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    let mut push = vi(stream_type::PUSH);
+    push.extend(vi(0)); // push id 0
+    raw.uni(&push).await;
+    assert_code(raw.closed_code().await, H3_STREAM_CREATION_ERROR);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_uni_stream_type_is_stopped_and_connection_survives() {
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    // 0x21 is a reserved (grease) stream type: RFC 9114 §6.2 says abort reading it.
+    let s = raw.uni(&[0x21, 1, 2, 3]).await;
+    let stopped = within(s.stopped()).await.expect("stopped");
+    assert_code(
+        stopped.expect("STOP_SENDING").into_inner(),
+        H3_STREAM_CREATION_ERROR,
+    );
+    raw.assert_open();
+    let (_ss, _send, _recv) = raw.session(&server, "/after-grease").await;
+    raw.assert_open();
+}
+
+// ---------------------------------------------------------------------------------------
+// Request streams
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qpack_dynamic_table_reference_is_decompression_failed() {
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    // Required Insert Count 1: the section depends on a dynamic table we set to 0.
+    let (_send, _recv) = raw.bidi(&frame(frame::HEADERS, &[0x01, 0x00, 0x80])).await;
+    assert_code(raw.closed_code().await, QPACK_DECOMPRESSION_FAILED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qpack_dynamic_indexed_line_is_decompression_failed() {
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    // Insert count 0, base 0, then an indexed field line with T=0 (dynamic table).
+    let (_send, _recv) = raw.bidi(&frame(frame::HEADERS, &[0x00, 0x00, 0x81])).await;
+    assert_code(raw.closed_code().await, QPACK_DECOMPRESSION_FAILED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qpack_invalid_huffman_is_decompression_failed() {
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    // :path (static 1) with a Huffman value of four 0xff bytes: the EOS symbol, which
+    // RFC 7541 §5.2 makes a decoding error.
+    let (_send, _recv) = raw
+        .bidi(&frame(
+            frame::HEADERS,
+            &[0x00, 0x00, 0x51, 0x84, 0xff, 0xff, 0xff, 0xff],
+        ))
+        .await;
+    assert_code(raw.closed_code().await, QPACK_DECOMPRESSION_FAILED);
+}
+
+/// A malformed request is a stream error: the stream is reset with H3_MESSAGE_ERROR and
+/// the connection keeps serving (a valid session opens on it afterwards).
+async fn malformed_request_resets_only_the_stream(request: Vec<u8>) {
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    let (send, mut recv) = raw.bidi(&request).await;
+    assert_code(expect_reset(&mut recv).await, H3_MESSAGE_ERROR);
+    let stopped = within(send.stopped()).await.expect("stopped");
+    assert_code(
+        stopped.expect("STOP_SENDING").into_inner(),
+        H3_MESSAGE_ERROR,
+    );
+    raw.assert_open();
+    let (ss, _send, _recv) = raw.session(&server, "/after-malformed").await;
+    assert!(ss.close_reason().is_none());
+    raw.assert_open();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extended_connect_without_path_is_message_error() {
+    malformed_request_resets_only_the_stream(headers_frame(&[
+        (":method", "CONNECT"),
+        (":protocol", "webtransport"),
+        (":scheme", "https"),
+        (":authority", "localhost"),
+    ]))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uppercase_header_name_is_message_error() {
+    malformed_request_resets_only_the_stream(headers_frame(&[
+        (":method", "CONNECT"),
+        (":protocol", "webtransport"),
+        (":scheme", "https"),
+        (":authority", "localhost"),
+        (":path", "/"),
+        ("X-Upper", "1"),
+    ]))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pseudo_header_after_regular_header_is_message_error() {
+    malformed_request_resets_only_the_stream(headers_frame(&[
+        (":method", "CONNECT"),
+        (":protocol", "webtransport"),
+        ("origin", "https://example.com"),
+        (":scheme", "https"),
+        (":authority", "localhost"),
+        (":path", "/"),
+    ]))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_request_is_answered_404() {
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    let (_send, mut recv) = raw
+        .bidi(&headers_frame(&[
+            (":method", "GET"),
+            (":scheme", "https"),
+            (":authority", "localhost"),
+            (":path", "/"),
+        ]))
+        .await;
+    let fields = read_headers(&mut recv).await.expect("response");
+    assert_eq!(status(&fields), 404, "{fields:?}");
+    expect_fin(&mut recv).await;
+    raw.assert_open();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_before_headers_is_frame_unexpected() {
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    let (_send, _recv) = raw.bidi(&frame(frame::DATA, b"early")).await;
+    assert_code(raw.closed_code().await, H3_FRAME_UNEXPECTED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_headers_frame_is_excessive_load() {
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    // A HEADERS frame declaring 1 MiB (our limit is 64 KiB); only its start is sent.
+    let mut bytes = vi(frame::HEADERS);
+    bytes.extend(vi(1 << 20));
+    bytes.extend([0u8; 32]);
+    let (_send, _recv) = raw.bidi(&bytes).await;
+    assert_code(raw.closed_code().await, H3_EXCESSIVE_LOAD);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_stream_ending_without_headers_is_request_incomplete() {
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    // A complete frame of a reserved (grease) type, then FIN: no request at all.
+    let (mut send, mut recv) = raw.bidi(&frame(0x21, b"grease")).await;
+    send.finish().expect("finish");
+    assert_code(expect_reset(&mut recv).await, H3_REQUEST_INCOMPLETE);
+    raw.assert_open();
+    let (_ss, _s, _r) = raw.session(&server, "/after-incomplete").await;
+    raw.assert_open();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_stream_ending_inside_headers_frame_is_frame_error() {
+    // RFC 9114 §7.1: "When a stream terminates cleanly, if the last frame on the stream
+    // was truncated, this MUST be treated as a connection error of type H3_FRAME_ERROR."
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    let request = connect_request(&raw.authority, "/truncated");
+    let (mut send, mut recv) = raw.bidi(&request[..request.len() / 2]).await;
+    send.finish().expect("finish");
+    expect_connection_error(&raw, &mut recv, H3_FRAME_ERROR).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Capsules on an established session's CONNECT stream
+// ---------------------------------------------------------------------------------------
+
+async fn expect_protocol_close(ss: &Session, code: u64) {
+    match within(ss.closed()).await {
+        CloseReason::Protocol { code: c, reason } => {
+            eprintln!("session closed: {reason}");
+            assert_code(c, code);
+        }
+        other => panic!("expected CloseReason::Protocol({code:#x}), got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_close_capsule_resets_session_with_message_error() {
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    let (ss, mut send, mut recv) = raw.session(&server, "/short-close").await;
+    // CLOSE_WEBTRANSPORT_SESSION of 2 bytes: shorter than its 4-byte code.
+    let capsule = frame(capsule::CLOSE_WEBTRANSPORT_SESSION, &[0x00, 0x01]);
+    within(send.write_all(&frame(frame::DATA, &capsule)))
+        .await
+        .expect("write capsule");
+    assert_code(expect_reset(&mut recv).await, H3_MESSAGE_ERROR);
+    expect_protocol_close(&ss, H3_MESSAGE_ERROR).await;
+    raw.assert_open();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_capsule_in_data_frame_is_excessive_load() {
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    let (ss, mut send, mut recv) = raw.session(&server, "/big-capsule").await;
+    // A capsule header declaring 1 MiB, inside a DATA frame that holds just the header.
+    let mut header = vi(capsule::CLOSE_WEBTRANSPORT_SESSION);
+    header.extend(vi(1 << 20));
+    within(send.write_all(&frame(frame::DATA, &header)))
+        .await
+        .expect("write capsule header");
+    assert_code(expect_reset(&mut recv).await, H3_EXCESSIVE_LOAD);
+    expect_protocol_close(&ss, H3_EXCESSIVE_LOAD).await;
+    // A session-level error: the connection and new sessions on it are fine.
+    raw.assert_open();
+    let (ss2, _s, _r) = raw.session(&server, "/next").await;
+    assert!(ss2.close_reason().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_raw_capsule_is_excessive_load() {
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    let (ss, mut send, mut recv) = raw.session(&server, "/big-raw-capsule").await;
+    // Raw capsule (no DATA frame), as web-transport-quinn writes them, declaring 1 MiB.
+    let mut header = vi(capsule::CLOSE_WEBTRANSPORT_SESSION);
+    header.extend(vi(1 << 20));
+    within(send.write_all(&header))
+        .await
+        .expect("write capsule header");
+    assert_code(expect_reset(&mut recv).await, H3_EXCESSIVE_LOAD);
+    expect_protocol_close(&ss, H3_EXCESSIVE_LOAD).await;
+    raw.assert_open();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn valid_close_capsule_reaches_the_session() {
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    let (ss, mut send, mut recv) = raw.session(&server, "/close").await;
+    let close = Capsule::Close {
+        code: 0xdead_beef,
+        reason: "fin ✓ done".into(),
+    };
+    within(send.write_all(&close.encode_in_data_frame()))
+        .await
+        .expect("write capsule");
+    assert_eq!(
+        within(ss.closed()).await,
+        CloseReason::Remote {
+            code: 0xdead_beef,
+            reason: "fin ✓ done".into()
+        }
+    );
+    // Our side answers by finishing its half of the CONNECT stream.
+    expect_fin(&mut recv).await;
+    raw.assert_open();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_stream_ending_inside_a_capsule_is_message_error() {
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    let (ss, mut send, mut recv) = raw.session(&server, "/cut-capsule").await;
+    // A complete DATA frame carrying only the first bytes of a close capsule, then FIN:
+    // an incomplete capsule makes the message malformed (RFC 9297 §3.3).
+    let capsule = Capsule::Close {
+        code: 7,
+        reason: "never finished".into(),
+    }
+    .encode();
+    within(send.write_all(&frame(frame::DATA, &capsule[..6])))
+        .await
+        .expect("write");
+    send.finish().expect("finish");
+    assert_code(expect_reset(&mut recv).await, H3_MESSAGE_ERROR);
+    expect_protocol_close(&ss, H3_MESSAGE_ERROR).await;
+    raw.assert_open();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_stream_ending_inside_a_frame_is_frame_error() {
+    // RFC 9114 §7.1: a stream that terminates cleanly inside a frame is a connection
+    // error of type H3_FRAME_ERROR.
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    let (ss, mut send, mut recv) = raw.session(&server, "/cut-frame").await;
+    let data = Capsule::Close {
+        code: 7,
+        reason: "never finished".into(),
+    }
+    .encode_in_data_frame();
+    within(send.write_all(&data[..5])).await.expect("write");
+    send.finish().expect("finish");
+    expect_connection_error(&raw, &mut recv, H3_FRAME_ERROR).await;
+    expect_protocol_close(&ss, H3_FRAME_ERROR).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_frame_on_connect_stream_is_connection_error() {
+    // RFC 9114 §7.2.4: SETTINGS on any stream but the control stream is a connection
+    // error of type H3_FRAME_UNEXPECTED.
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    let (ss, mut send, mut recv) = raw.session(&server, "/settings-here").await;
+    within(send.write_all(&wt_settings())).await.expect("write");
+    expect_connection_error(&raw, &mut recv, H3_FRAME_UNEXPECTED).await;
+    expect_protocol_close(&ss, H3_FRAME_UNEXPECTED).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_frame_on_connect_stream_is_connection_error() {
+    // RFC 9114 §7.2.8: HTTP/2 frame types (here 0x06, PING) are a connection error of
+    // type H3_FRAME_UNEXPECTED.
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    let (ss, mut send, mut recv) = raw.session(&server, "/h2-frame").await;
+    within(send.write_all(&frame(0x06, &[0u8; 8])))
+        .await
+        .expect("write");
+    expect_connection_error(&raw, &mut recv, H3_FRAME_UNEXPECTED).await;
+    expect_protocol_close(&ss, H3_FRAME_UNEXPECTED).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_after_trailers_on_connect_stream_is_connection_error() {
+    // RFC 9114 §4.1: "a HEADERS or DATA frame after the trailing HEADERS frame" is an
+    // invalid frame sequence, a connection error of type H3_FRAME_UNEXPECTED.
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    let (ss, mut send, mut recv) = raw.session(&server, "/after-trailers").await;
+    let mut bytes = headers_frame(&[("x-trailer", "1")]);
+    bytes.extend(
+        Capsule::Close {
+            code: 1,
+            reason: "after trailers".into(),
+        }
+        .encode_in_data_frame(),
+    );
+    within(send.write_all(&bytes)).await.expect("write");
+    expect_connection_error(&raw, &mut recv, H3_FRAME_UNEXPECTED).await;
+    expect_protocol_close(&ss, H3_FRAME_UNEXPECTED).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Datagrams
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datagram_with_truncated_prefix_is_datagram_error() {
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    // 0x40 starts a 2-byte varint that never comes.
+    raw.datagram(&[0x40]);
+    assert_code(raw.closed_code().await, H3_DATAGRAM_ERROR);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datagram_with_quarter_id_above_limit_is_datagram_error() {
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    // 2^62 - 1 as a quarter stream id: the stream id would exceed 2^62 - 1.
+    raw.datagram(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, b'x']);
+    assert_code(raw.closed_code().await, H3_DATAGRAM_ERROR);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datagram_for_unknown_session_is_dropped_and_counted() {
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    let (ss, _send, _recv) = raw.session(&server, "/dgram").await;
+    assert_eq!(ss.connection_unknown_session_datagrams(), 0);
+
+    // Session id 400 was never opened.
+    raw.datagram(&Prefix::for_stream(400).frame(b"stray"));
+    let prefix = Prefix::for_stream(ss.id());
+    raw.datagram(&prefix.frame(b"for the real session"));
+    let d = within(ss.recv_datagram()).await.expect("datagram");
+    assert_eq!(&d[..], b"for the real session");
+
+    // Datagrams may be reordered: wait (bounded) for the stray one to be counted.
+    within(async {
+        while ss.connection_unknown_session_datagrams() == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(ss.connection_unknown_session_datagrams(), 1);
+    assert_eq!(ss.stats().datagrams_received, 1);
+
+    // Still working both ways afterwards.
+    raw.datagram(&prefix.frame(b"again"));
+    let d = within(ss.recv_datagram()).await.expect("datagram");
+    assert_eq!(&d[..], b"again");
+    ss.send_datagram(b"pong").await.expect("send");
+    let back = within(raw.conn.read_datagram())
+        .await
+        .expect("read datagram");
+    assert_eq!(&back[..], &prefix.frame(b"pong")[..]);
+    assert!(ss.close_reason().is_none());
+    raw.assert_open();
+}
+
+// ---------------------------------------------------------------------------------------
+// Client role: a raw server misbehaving towards our Client
+// ---------------------------------------------------------------------------------------
+
+/// Accept one connection on `endpoint`, open a control stream carrying `control`, run
+/// `then` on the connection, and report how the connection ended.
+fn spawn_raw_server<F, Fut, T>(
+    endpoint: quinn::Endpoint,
+    control: Vec<u8>,
+    then: F,
+) -> tokio::task::JoinHandle<(T, ConnectionError)>
+where
+    F: FnOnce(quinn::Connection) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T> + Send,
+    T: Send + 'static,
+{
+    tokio::spawn(async move {
+        let incoming = endpoint.accept().await.expect("incoming connection");
+        let conn = incoming.await.expect("QUIC handshake");
+        let mut ctl = conn.open_uni().await.expect("open control");
+        let mut bytes = vi(stream_type::CONTROL);
+        bytes.extend(control);
+        ctl.write_all(&bytes).await.expect("write control");
+        let t = then(conn.clone()).await;
+        let e = conn.closed().await;
+        drop(ctl);
+        drop(endpoint);
+        (t, e)
+    })
+}
+
+fn our_client() -> Client {
+    init_log();
+    Client::new(ClientConfig {
+        verify: Verify::Insecure,
+        ..Default::default()
+    })
+    .expect("client")
+}
+
+fn raw_url(addr: SocketAddr, path: &str) -> String {
+    format!("https://127.0.0.1:{}{path}", addr.port())
+}
+
+fn application_code(e: ConnectionError) -> u64 {
+    match e {
+        ConnectionError::ApplicationClosed(c) => {
+            eprintln!(
+                "raw server saw close {:#x}: {}",
+                c.error_code.into_inner(),
+                String::from_utf8_lossy(&c.reason)
+            );
+            c.error_code.into_inner()
+        }
+        other => panic!("expected an HTTP/3 application close, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_rejects_server_with_duplicate_setting() {
+    let endpoint = raw_server_endpoint();
+    let addr = endpoint.local_addr().unwrap();
+    let task = spawn_raw_server(
+        endpoint,
+        settings_frame(&[
+            (settings::ENABLE_WEBTRANSPORT, 1),
+            (settings::H3_DATAGRAM, 1),
+            (settings::ENABLE_WEBTRANSPORT, 1),
+        ]),
+        |_| async {},
+    );
+    let client = our_client();
+    let r = within(client.connect(&raw_url(addr, "/"))).await;
+    match &r {
+        Ok(_) => panic!("connect must fail on malformed SETTINGS"),
+        Err(e) => eprintln!("connect failed as expected: {e}"),
+    }
+    drop(r);
+    let (_, e) = within(task).await.expect("raw server task");
+    assert_code(application_code(e), H3_SETTINGS_ERROR);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_rejects_garbage_qpack_response() {
+    let endpoint = raw_server_endpoint();
+    let addr = endpoint.local_addr().unwrap();
+    let mut good = Vec::new();
+    Settings::webtransport(16).encode_frame(&mut good);
+    let task = spawn_raw_server(endpoint, good, |conn| async move {
+        let (mut send, mut recv) = conn.accept_bi().await.expect("CONNECT stream");
+        let req = read_headers(&mut recv).await.expect("request HEADERS");
+        assert!(
+            req.contains(&(":method".into(), "CONNECT".into())),
+            "{req:?}"
+        );
+        // Required Insert Count 1 against a dynamic table of capacity 0.
+        send.write_all(&frame(frame::HEADERS, &[0x01, 0x00, 0xd9]))
+            .await
+            .expect("write response");
+        // Keep both halves alive until the connection ends.
+        let _ = conn.closed().await;
+        drop((send, recv));
+    });
+    let client = our_client();
+    let conn = within(client.connect(&raw_url(addr, "/")))
+        .await
+        .expect("connect to a raw server with valid SETTINGS");
+    let r = within(conn.open_session("/wt", &[])).await;
+    match &r {
+        Ok(_) => panic!("open_session must fail on a garbage QPACK response"),
+        Err(e) => eprintln!("open_session failed as expected: {e}"),
+    }
+    let (_, e) = within(task).await.expect("raw server task");
+    assert_code(application_code(e), QPACK_DECOMPRESSION_FAILED);
+    drop(conn);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_rejects_push_stream_with_id_error() {
+    // RFC 9114 §6.2.2: a push stream when no MAX_PUSH_ID was sent is H3_ID_ERROR.
+    let endpoint = raw_server_endpoint();
+    let addr = endpoint.local_addr().unwrap();
+    let mut good = Vec::new();
+    Settings::webtransport(16).encode_frame(&mut good);
+    let task = spawn_raw_server(endpoint, good, |conn| async move {
+        let mut push = conn.open_uni().await.expect("open push stream");
+        let mut bytes = vi(stream_type::PUSH);
+        bytes.extend(vi(0));
+        push.write_all(&bytes).await.expect("write push stream");
+        push
+    });
+    let client = our_client();
+    // Whether connect() wins the race with the push stream does not matter; keep what it
+    // returns so that a successful connection is not closed by dropping it.
+    let conn = within(client.connect(&raw_url(addr, "/"))).await;
+    let (_push, e) = within(task).await.expect("raw server task");
+    assert_code(application_code(e), H3_ID_ERROR);
+    drop(conn);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_resets_malformed_response_with_message_error() {
+    // RFC 9114 §4.1.2: a malformed response (here: no :status) is a stream error of
+    // type H3_MESSAGE_ERROR; the connection stays up.
+    let endpoint = raw_server_endpoint();
+    let addr = endpoint.local_addr().unwrap();
+    let mut good = Vec::new();
+    Settings::webtransport(16).encode_frame(&mut good);
+    let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+    let task = spawn_raw_server(endpoint, good, |conn| async move {
+        let (mut send, mut recv) = conn.accept_bi().await.expect("CONNECT stream");
+        read_headers(&mut recv).await.expect("request HEADERS");
+        send.write_all(&headers_frame(&[("server", "raw")]))
+            .await
+            .expect("write response");
+        // How does the client end its half of the request stream?
+        let outcome = loop {
+            match recv.read_chunk(1 << 16, true).await {
+                Ok(Some(_)) => continue,
+                Ok(None) => break "finished cleanly (FIN)".to_string(),
+                Err(ReadError::Reset(c)) => break format!("reset {:#x}", c.into_inner()),
+                Err(e) => break format!("error: {e}"),
+            }
+        };
+        let _ = tx.send(outcome);
+        drop(send);
+    });
+    let client = our_client();
+    let conn = within(client.connect(&raw_url(addr, "/")))
+        .await
+        .expect("connect to a raw server with valid SETTINGS");
+    let r = within(conn.open_session("/wt", &[])).await;
+    match &r {
+        Ok(_) => panic!("open_session must fail on a response without :status"),
+        Err(e) => eprintln!("open_session failed as expected: {e}"),
+    }
+    drop(r);
+    // The connection stays open until the raw server has seen how the stream ended.
+    let outcome = within(rx).await.expect("raw server outcome");
+    assert!(
+        !conn.is_closed(),
+        "a malformed response is only a stream error"
+    );
+    drop(conn);
+    let _ = within(task).await.expect("raw server task");
+    assert_eq!(
+        outcome,
+        format!("reset {H3_MESSAGE_ERROR:#x}"),
+        "the client must reset its request stream with H3_MESSAGE_ERROR"
+    );
+}
