@@ -213,9 +213,14 @@ enum wtd_result wtd_client_new(const struct wtd_runtime *runtime,
                                const struct wtd_client_config *config,
                                struct wtd_client **out_client);
 
-// Close every connection of the client and release it; NULL is a no-op. Sessions and
-// connections made by it stay valid handles (closed) until freed.
+// Release the client. Its connections stay up while their sessions or connection
+// handles are alive, and then close gracefully (close capsules are delivered first).
+// NULL is a no-op.
 void wtd_client_free(struct wtd_client *client);
+
+// Close every connection of the client at once (sessions see
+// WTD_CLOSE_CONNECTION_LOST); the handle stays valid until wtd_client_free.
+enum wtd_result wtd_client_close(const struct wtd_client *client);
 
 // Connect to the server of an `https://host:port/...` URL: QUIC handshake, HTTP/3
 // SETTINGS, and a check that it supports WebTransport datagrams. Waits up to
@@ -432,7 +437,8 @@ enum wtd_result wtd_runtime_config_set_event_callback(struct wtd_runtime_config 
 enum wtd_result wtd_runtime_new(struct wtd_runtime_config *config,
                                 struct wtd_runtime **out_runtime);
 
-// Stop the runtime: undelivered events are dropped (session requests in them are
+// Stop the runtime: sessions closed just before get up to 2 s to deliver their close
+// capsules, undelivered events are dropped (session requests in them are
 // refused with 503), the dispatcher thread is joined, the callback's userdata_free
 // runs, and the worker threads stop. Handles still alive afterwards answer
 // WTD_ERR_CLOSED and must still be freed. NULL is a no-op (WTD_OK). Called from inside

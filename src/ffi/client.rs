@@ -66,16 +66,24 @@ pub unsafe extern "C" fn wtd_client_new(
     })
 }
 
-/// Close every connection of the client and release it; NULL is a no-op. Sessions and
-/// connections made by it stay valid handles (closed) until freed.
+/// Release the client. Its connections stay up while their sessions or connection
+/// handles are alive, and then close gracefully (close capsules are delivered first).
+/// NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_client_free(client: *mut wtd_client) {
     if !client.is_null() {
-        guard_value((), || {
-            let c = Box::from_raw(client);
-            c.client.close();
-        });
+        guard_value((), || drop(Box::from_raw(client)));
     }
+}
+
+/// Close every connection of the client at once (sessions see
+/// WTD_CLOSE_CONNECTION_LOST); the handle stays valid until wtd_client_free.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_client_close(client: *const wtd_client) -> wtd_result {
+    guard(|| {
+        arg(client, "client")?.client.close();
+        Ok(())
+    })
 }
 
 unsafe fn headers(h: *const wtd_header, count: usize) -> FfiResult<Vec<(String, String)>> {

@@ -159,7 +159,7 @@ impl CEvent {
 impl Event {
     /// The C view, or None when the event's handle was freed meanwhile (then it is
     /// dropped: an unanswered request is refused, a datagram is discarded).
-    pub(crate) fn to_c(self) -> Option<CEvent> {
+    pub(crate) fn into_c(self) -> Option<CEvent> {
         use wtd_event_kind::*;
         match self {
             Event::SessionRequest { server, request } => {

@@ -201,7 +201,7 @@ pub struct wtd_runtime {
 fn dispatch(inner: Arc<RuntimeInner>, cb: Callback) {
     ON_DISPATCHER.with(|c| c.set(true));
     while let Some(ev) = inner.events.pop(None) {
-        if let Some(c_event) = ev.to_c() {
+        if let Some(c_event) = ev.into_c() {
             // A panic cannot come from C; guard against our own code only.
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
                 (cb.func)(&c_event.event, cb.userdata)
@@ -320,7 +320,8 @@ pub unsafe extern "C" fn wtd_runtime_new(
     })
 }
 
-/// Stop the runtime: undelivered events are dropped (session requests in them are
+/// Stop the runtime: sessions closed just before get up to 2 s to deliver their close
+/// capsules, undelivered events are dropped (session requests in them are
 /// refused with 503), the dispatcher thread is joined, the callback's userdata_free
 /// runs, and the worker threads stop. Handles still alive afterwards answer
 /// WTD_ERR_CLOSED and must still be freed. NULL is a no-op (WTD_OK). Called from inside
@@ -351,6 +352,8 @@ pub unsafe extern "C" fn wtd_runtime_free(runtime: *mut wtd_runtime) -> wtd_resu
                 free(cb.userdata);
             }
         }
+        let flush = crate::transport::finish_closing(Duration::from_secs(2));
+        inner.handle.block_on(flush);
         if let Some(tokio_rt) = inner.rt.lock().take() {
             tokio_rt.shutdown_timeout(Duration::from_secs(2));
         }
@@ -388,7 +391,7 @@ pub unsafe extern "C" fn wtd_runtime_next_event(
                 return Err(FfiError::new(WTD_ERR_TIMEOUT, "no event"));
             };
             // Events of freed sessions are skipped.
-            if let Some(c) = ev.to_c() {
+            if let Some(c) = ev.into_c() {
                 *out = c.into_owned_event();
                 return Ok(());
             }
