@@ -127,10 +127,16 @@ impl Client {
             .connect_with(self.shared.quic_config.clone(), addr, &t.host)
             .map_err(|e| Error::Connect(e.to_string()))?;
         let quic = connecting.await.map_err(|e| match e {
+            // QUIC carries TLS alerts as transport error codes 0x100..=0x1ff (RFC 9001 §4.8).
             quinn::ConnectionError::TransportError(te)
-                if te.to_string().contains("certificate") =>
+                if (0x100..=0x1ff).contains(&u64::from(te.code)) =>
             {
                 Error::Tls(te.to_string())
+            }
+            quinn::ConnectionError::ConnectionClosed(c)
+                if (0x100..=0x1ff).contains(&u64::from(c.error_code)) =>
+            {
+                Error::Tls(format!("server refused the handshake: {c}"))
             }
             other => Error::Connect(other.to_string()),
         })?;
@@ -309,5 +315,13 @@ mod tests {
             parse_url("not a url"),
             Err(Error::InvalidArgument(_))
         ));
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("local_addr", &self.local_addr().ok())
+            .finish()
     }
 }

@@ -420,3 +420,12 @@ impl Connection {
         super::client::open_session(self, target, headers).await
     }
 }
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("remote_addr", &self.remote_addr())
+            .field("dialect", &self.peer_dialect())
+            .finish()
+    }
+}
