@@ -567,7 +567,7 @@ enum wtd_result wtd_session_close(const struct wtd_session *session,
                                   const uint8_t *reason,
                                   size_t reason_len);
 
-// Whether the session has closed (false for NULL).
+// Whether the session has closed, or its runtime was freed (false for NULL).
 bool wtd_session_is_closed(const struct wtd_session *session);
 
 // Why the session ended. WTD_ERR_INVALID_STATE while it is open.

@@ -33,7 +33,8 @@ pub unsafe extern "C" fn wtd_transport_config_new(
     out_config: *mut *mut wtd_transport_config,
 ) -> wtd_result {
     guard(|| {
-        *out(out_config, "out_config")? = Box::into_raw(Box::default());
+        let o = out(out_config, "out_config")?;
+        *o = Box::into_raw(Box::default());
         Ok(())
     })
 }
@@ -190,7 +191,8 @@ pub unsafe extern "C" fn wtd_server_config_new(
     out_config: *mut *mut wtd_server_config,
 ) -> wtd_result {
     guard(|| {
-        *out(out_config, "out_config")? = Box::into_raw(Box::new(wtd_server_config {
+        let o = out(out_config, "out_config")?;
+        *o = Box::into_raw(Box::new(wtd_server_config {
             cfg: ServerConfig::default(),
             transport: wtd_transport_config::default(),
         }));
@@ -357,7 +359,8 @@ pub unsafe extern "C" fn wtd_client_config_new(
     out_config: *mut *mut wtd_client_config,
 ) -> wtd_result {
     guard(|| {
-        *out(out_config, "out_config")? = Box::into_raw(Box::new(wtd_client_config {
+        let o = out(out_config, "out_config")?;
+        *o = Box::into_raw(Box::new(wtd_client_config {
             bind: None,
             ca_pem: Vec::new(),
             hashes: Vec::new(),

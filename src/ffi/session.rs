@@ -48,6 +48,19 @@ pub struct wtd_session {
     path: CString,
 }
 
+/// Borrow a session handle that may still do I/O: NULL is an argument error, and a
+/// handle whose runtime was freed is closed.
+unsafe fn live<'a>(session: *const wtd_session) -> FfiResult<&'a wtd_session> {
+    let s = arg(session, "session")?;
+    if s.runtime.is_closed() {
+        return Err(FfiError::new(
+            WTD_ERR_CLOSED,
+            "the session's runtime has been freed",
+        ));
+    }
+    Ok(s)
+}
+
 impl wtd_session {
     pub(crate) fn is_freed(&self) -> bool {
         self.freed.load(Ordering::Acquire)
@@ -128,7 +141,7 @@ pub unsafe extern "C" fn wtd_session_send(
     len: usize,
 ) -> wtd_result {
     guard(|| {
-        let s = arg(session, "session")?;
+        let s = live(session)?;
         let d = bytes(data, len, "data")?;
         match s.session.try_send_datagram(d)? {
             true => Ok(()),
@@ -150,13 +163,14 @@ pub unsafe extern "C" fn wtd_session_send_wait(
     timeout_ms: i32,
 ) -> wtd_result {
     guard(|| {
-        let s = arg(session, "session")?;
+        let s = live(session)?;
         let d = bytes(data, len, "data")?;
-        if s.session.try_send_datagram(d)? {
-            return Ok(());
+        // Poll once on this thread: only a full send buffer costs a trip into the runtime.
+        let mut fut = std::pin::pin!(s.session.send_datagram(d));
+        match crate::transport::session::poll_once(fut.as_mut()) {
+            Some(r) => r?,
+            None => s.runtime.block_on(timeout_ms, fut)??,
         }
-        s.runtime
-            .block_on(timeout_ms, s.session.send_datagram(d))??;
         Ok(())
     })
 }
@@ -176,7 +190,7 @@ pub unsafe extern "C" fn wtd_session_recv(
     timeout_ms: i32,
 ) -> wtd_result {
     guard(|| {
-        let s = arg(session, "session")?;
+        let s = live(session)?;
         let out_len = out(out_len, "out_len")?;
         if buf.is_null() && cap > 0 {
             return Err(FfiError::arg("buf is NULL but cap is not 0"));
@@ -218,7 +232,7 @@ pub unsafe extern "C" fn wtd_session_max_datagram_size(
     out_size: *mut usize,
 ) -> wtd_result {
     guard(|| {
-        let s = arg(session, "session")?;
+        let s = live(session)?;
         let o = out(out_size, "out_size")?;
         *o = s.session.max_datagram_size()?;
         Ok(())
@@ -236,18 +250,20 @@ pub unsafe extern "C" fn wtd_session_close(
     reason_len: usize,
 ) -> wtd_result {
     guard(|| {
-        let s = arg(session, "session")?;
+        let s = live(session)?;
         let r = utf8(reason, reason_len, "reason")?;
         s.session.close(code, r);
         Ok(())
     })
 }
 
-/// Whether the session has closed (false for NULL).
+/// Whether the session has closed, or its runtime was freed (false for NULL).
 #[no_mangle]
 pub unsafe extern "C" fn wtd_session_is_closed(session: *const wtd_session) -> bool {
     guard_value(false, || {
-        session.as_ref().is_some_and(|s| s.session.is_closed())
+        session
+            .as_ref()
+            .is_some_and(|s| s.runtime.is_closed() || s.session.is_closed())
     })
 }
 

@@ -6,7 +6,7 @@ mod connection;
 mod endpoint;
 mod http;
 mod server;
-mod session;
+pub(crate) mod session;
 pub mod tls;
 
 pub use client::Client;

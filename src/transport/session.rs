@@ -205,10 +205,14 @@ impl SessionShared {
     /// Route one received datagram payload to the application.
     pub(crate) fn deliver(&self, payload: Bytes) {
         let len = payload.len() as u64;
+        let c = &self.counters;
         let mut st = self.state.lock();
         if st.close.is_some() {
             return;
         }
+        // Counted before the hand-over, so whoever receives it sees it in the stats.
+        c.datagrams_received.fetch_add(1, Relaxed);
+        c.bytes_received.fetch_add(len, Relaxed);
         let accepted = match &st.handler {
             Some(h) => h.on_datagram(payload),
             None if st.queue.len() >= self.recv_capacity => false,
@@ -219,11 +223,10 @@ impl SessionShared {
             }
         };
         drop(st);
-        if accepted {
-            self.counters.datagrams_received.fetch_add(1, Relaxed);
-            self.counters.bytes_received.fetch_add(len, Relaxed);
-        } else {
-            self.counters.recv_dropped.fetch_add(1, Relaxed);
+        if !accepted {
+            c.datagrams_received.fetch_sub(1, Relaxed);
+            c.bytes_received.fetch_sub(len, Relaxed);
+            c.recv_dropped.fetch_add(1, Relaxed);
         }
     }
 
@@ -361,6 +364,23 @@ impl Drop for SessionGuard {
 /// Session closes whose capsule is still on its way (see [`finish_closing`]).
 static CLOSING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
+/// Counts one in-flight close; dropping it (the task finished, or was dropped unrun
+/// because the runtime is gone) uncounts it.
+struct ClosingGuard;
+
+impl ClosingGuard {
+    fn new() -> ClosingGuard {
+        CLOSING.fetch_add(1, Relaxed);
+        ClosingGuard
+    }
+}
+
+impl Drop for ClosingGuard {
+    fn drop(&mut self) {
+        CLOSING.fetch_sub(1, Relaxed);
+    }
+}
+
 /// Wait, at most `limit`, until every session closed by this process has delivered its
 /// CLOSE_WEBTRANSPORT_SESSION capsule (or given up). Call before shutting the runtime
 /// down so peers see the close code and reason instead of a dead connection.
@@ -389,7 +409,7 @@ fn close_session(
     let s = shared.clone();
     let keep_connection = conn_guard.clone();
     let capsule = Capsule::Close { code, reason }.encode_in_data_frame();
-    CLOSING.fetch_add(1, Relaxed);
+    let closing = ClosingGuard::new();
     // Spawning fails only when the runtime is shutting down; the connection dies anyway.
     s.conn.rt.clone().spawn(async move {
         if let Some(mut send) = s.send.lock().await.take() {
@@ -400,12 +420,12 @@ fn close_session(
             }
         }
         drop(keep_connection);
-        CLOSING.fetch_sub(1, Relaxed);
+        drop(closing);
     });
 }
 
 /// Poll a future once without a waker that matters: `Some(output)` if it completed.
-fn poll_once<F: std::future::Future>(fut: F) -> Option<F::Output> {
+pub(crate) fn poll_once<F: std::future::Future>(fut: F) -> Option<F::Output> {
     let mut fut = std::pin::pin!(fut);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     match fut.as_mut().poll(&mut cx) {
