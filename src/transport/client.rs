@@ -288,6 +288,14 @@ pub(crate) async fn open_session(
     Ok(Session::new(shared, Some(conn.guard.clone())))
 }
 
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("local_addr", &self.local_addr().ok())
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,13 +323,5 @@ mod tests {
             parse_url("not a url"),
             Err(Error::InvalidArgument(_))
         ));
-    }
-}
-
-impl std::fmt::Debug for Client {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
-            .field("local_addr", &self.local_addr().ok())
-            .finish()
     }
 }
