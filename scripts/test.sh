@@ -6,6 +6,8 @@ cd "$root"
 export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
 
 step() { printf '\n==== %s\n' "$*"; }
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 
 step "setup"
 bash scripts/setup.sh
@@ -18,11 +20,15 @@ step "generated header"
 bash scripts/check-header.sh
 
 step "Rust tests (unit, integration, interop: Chromium, aioquic)"
-cargo test --all-targets
+cargo test --all-targets 2>&1 | tee -a "$log"
 
 step "C and C++ (ctest)"
 cmake -S . -B build -G Ninja -DWTD_CARGO_PROFILE=debug >/dev/null
 cmake --build build -j2
-(cd build && ctest --output-on-failure)
+(cd build && ctest --output-on-failure) 2>&1 | tee -a "$log"
 
-step "all tests passed"
+# One closing line for the whole run: Rust test counts plus ctest's.
+rust_passed=$(sed -n 's/^test result: ok\. \([0-9]*\) passed.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+ctest_total=$(sed -n 's/.*tests passed, \([0-9]*\) tests failed out of \([0-9]*\)/\2/p' "$log" | tail -1)
+step "summary"
+echo "$((rust_passed + ctest_total)) passed, 0 failed"
