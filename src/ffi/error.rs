@@ -46,6 +46,10 @@ pub enum wtd_result {
     WTD_ERR_INVALID_STATE = 15,
     /// A looked-up item does not exist.
     WTD_ERR_NOT_FOUND = 16,
+    /// The datagram stream's send queue is full and holds nothing of lower priority.
+    WTD_ERR_QUEUE_FULL = 17,
+    /// Received data does not decode (invalid JSON, malformed structured datagram).
+    WTD_ERR_INVALID_DATA = 18,
 }
 
 use wtd_result::*;
@@ -83,6 +87,8 @@ impl From<Error> for FfiError {
             Error::TooLarge { .. } => WTD_ERR_TOO_LARGE,
             Error::Closed(_) => WTD_ERR_CLOSED,
             Error::Timeout => WTD_ERR_TIMEOUT,
+            Error::QueueFull => WTD_ERR_QUEUE_FULL,
+            Error::InvalidData(_) => WTD_ERR_INVALID_DATA,
         };
         FfiError::new(code, e.to_string())
     }
@@ -204,6 +210,8 @@ pub extern "C" fn wtd_result_name(code: wtd_result) -> *const c_char {
         WTD_ERR_BUFFER_TOO_SMALL => c"WTD_ERR_BUFFER_TOO_SMALL",
         WTD_ERR_INVALID_STATE => c"WTD_ERR_INVALID_STATE",
         WTD_ERR_NOT_FOUND => c"WTD_ERR_NOT_FOUND",
+        WTD_ERR_QUEUE_FULL => c"WTD_ERR_QUEUE_FULL",
+        WTD_ERR_INVALID_DATA => c"WTD_ERR_INVALID_DATA",
     };
     s.as_ptr()
 }

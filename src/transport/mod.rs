@@ -45,4 +45,8 @@ pub enum Error {
     Closed(CloseReason),
     #[error("timed out")]
     Timeout,
+    #[error("send queue full")]
+    QueueFull,
+    #[error("invalid data: {0}")]
+    InvalidData(String),
 }

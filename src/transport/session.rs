@@ -149,6 +149,8 @@ struct State {
     close: Option<CloseReason>,
     handler: Option<Arc<dyn DatagramHandler>>,
     close_hooks: Vec<CloseHook>,
+    /// A datagram stream owns this session's datagrams.
+    claimed: bool,
     draining: bool,
 }
 
@@ -188,6 +190,7 @@ impl SessionShared {
                 close: None,
                 handler: None,
                 close_hooks: Vec::new(),
+                claimed: false,
                 draining: false,
             }),
             notify: Notify::new(),
@@ -588,9 +591,32 @@ impl Session {
     /// it first, in order; if the session already closed, `on_closed` follows at once.
     pub fn set_datagram_handler(&self, handler: Arc<dyn DatagramHandler>) {
         let mut st = self.shared.state.lock();
+        Self::install_handler(&self.shared, &mut st, handler);
+    }
+
+    /// Like [`set_datagram_handler`](Self::set_datagram_handler), for a single exclusive
+    /// owner (a datagram stream): fails if the datagrams were claimed before.
+    pub fn claim_datagrams(&self, handler: Arc<dyn DatagramHandler>) -> Result<(), Error> {
+        let mut st = self.shared.state.lock();
+        if st.claimed {
+            return Err(Error::InvalidState(
+                "this session's datagrams already belong to a datagram stream".into(),
+            ));
+        }
+        st.claimed = true;
+        Self::install_handler(&self.shared, &mut st, handler);
+        Ok(())
+    }
+
+    /// The runtime the session's connection runs on.
+    pub fn runtime_handle(&self) -> tokio::runtime::Handle {
+        self.shared.conn.rt.clone()
+    }
+
+    fn install_handler(shared: &SessionShared, st: &mut State, handler: Arc<dyn DatagramHandler>) {
         while let Some(d) = st.queue.pop_front() {
             if !handler.on_datagram(d) {
-                self.shared.counters.recv_dropped.fetch_add(1, Relaxed);
+                shared.counters.recv_dropped.fetch_add(1, Relaxed);
             }
         }
         if let Some(r) = &st.close {
