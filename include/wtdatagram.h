@@ -64,6 +64,10 @@ typedef enum wtd_result {
   WTD_ERR_INVALID_STATE = 15,
   // A looked-up item does not exist.
   WTD_ERR_NOT_FOUND = 16,
+  // The datagram stream's send queue is full and holds nothing of lower priority.
+  WTD_ERR_QUEUE_FULL = 17,
+  // Received data does not decode (invalid JSON, malformed structured datagram).
+  WTD_ERR_INVALID_DATA = 18,
 } wtd_result;
 
 // WebTransport dialect of a session.
@@ -108,6 +112,14 @@ typedef enum wtd_close_kind {
   WTD_CLOSE_PROTOCOL_ERROR = 6,
 } wtd_close_kind;
 
+// What a full receive queue drops.
+typedef enum wtd_overflow {
+  // Refuse the arriving datagram (default).
+  WTD_OVERFLOW_DROP_NEWEST = 0,
+  // Discard the oldest queued datagram.
+  WTD_OVERFLOW_DROP_OLDEST = 1,
+} wtd_overflow;
+
 // A client endpoint (one UDP socket, any number of connections). Thread-safe.
 typedef struct wtd_client wtd_client;
 
@@ -137,6 +149,12 @@ typedef struct wtd_session wtd_session;
 
 // A client's request to open a session, owned by the application.
 typedef struct wtd_session_request wtd_session_request;
+
+// A session's datagram duplex stream. Thread-safe.
+typedef struct wtd_stream wtd_stream;
+
+// Datagram stream options. Not thread-safe.
+typedef struct wtd_stream_config wtd_stream_config;
 
 // Transport and session options shared by servers and clients.
 typedef struct wtd_transport_config wtd_transport_config;
@@ -203,6 +221,80 @@ typedef struct wtd_session_stats {
   // Datagrams on this session's connection addressed to no open session (dropped).
   uint64_t connection_unknown_session;
 } wtd_session_stats;
+
+// A byte buffer for wtd_stream_send_multiple.
+typedef struct wtd_buffer {
+  const uint8_t *data;
+  size_t len;
+} wtd_buffer;
+
+// What the stream knows about a received datagram.
+typedef struct wtd_datagram_metadata {
+  // Per-stream arrival number, from 0.
+  uint64_t sequence;
+  // Arrival time, Unix seconds.
+  double received_at;
+  // Payload size in bytes.
+  uint64_t size;
+  // Seconds between arrival and this call taking it.
+  double age;
+} wtd_datagram_metadata;
+
+// Stream counters and timings (times in seconds; sizes cover both directions).
+typedef struct wtd_stream_stats {
+  uint64_t datagrams_sent;
+  uint64_t bytes_sent;
+  uint64_t datagrams_received;
+  uint64_t bytes_received;
+  // Taken from the queue but the session failed to send them.
+  uint64_t send_failures;
+  // Evicted from a full queue by a higher-priority datagram.
+  uint64_t send_drops_evicted;
+  // Time-to-live passed before reaching the wire.
+  uint64_t send_drops_expired;
+  // Refused for exceeding the maximum datagram size.
+  uint64_t send_drops_too_large;
+  // Refused because the queue was full with nothing lower to evict.
+  uint64_t send_drops_queue_full;
+  // Arrivals dropped by the full receive queue.
+  uint64_t receive_drops;
+  // Received datagrams that failed to decode as JSON or structured.
+  uint64_t receive_errors;
+  uint64_t min_datagram_size;
+  uint64_t max_datagram_size;
+  double avg_datagram_size;
+  // Queue-to-wire time.
+  double avg_send_time;
+  double max_send_time;
+  // Arrival-to-application time.
+  double avg_receive_time;
+  double max_receive_time;
+  // sent / all send attempts (1.0 before any).
+  double send_success_rate;
+  // (received - receive_errors) / (received + receive_drops) (1.0 before any).
+  double receive_success_rate;
+} wtd_stream_stats;
+
+// Datagrams waiting in the stream's queues.
+typedef struct wtd_queue_stats {
+  // Send queue, per priority 0, 1, 2.
+  size_t send[3];
+  size_t send_total;
+  size_t send_limit;
+  size_t receive;
+  size_t receive_limit;
+} wtd_queue_stats;
+
+// Result of wtd_stream_throughput_test.
+typedef struct wtd_throughput_result {
+  // Seconds.
+  double duration;
+  uint64_t datagrams_sent;
+  uint64_t errors;
+  double datagrams_per_second;
+  double bits_per_second;
+  double error_rate;
+} wtd_throughput_result;
 
 #ifdef __cplusplus
 extern "C" {
@@ -604,6 +696,219 @@ void *wtd_session_userdata(const struct wtd_session *session);
 // Close the session (code 0) if it is open and release the handle. Events of this
 // session still queued are discarded, so no callback sees it afterwards. NULL: no-op.
 void wtd_session_free(struct wtd_session *session);
+
+// Create stream options: queues of 100 datagrams each way, arrivals refused when the
+// receive queue is full, diagnostics thresholds 0.9 / 0.1 / 0.9 / 100 ms.
+enum wtd_result wtd_stream_config_new(struct wtd_stream_config **out_config);
+
+// Free stream options; NULL is a no-op.
+void wtd_stream_config_free(struct wtd_stream_config *config);
+
+// Queue limits in datagrams (each >= 1): send (all priorities together) and receive.
+enum wtd_result wtd_stream_config_set_queues(struct wtd_stream_config *config,
+                                             size_t send,
+                                             size_t receive);
+
+// What a full receive queue drops.
+enum wtd_result wtd_stream_config_set_recv_overflow(struct wtd_stream_config *config,
+                                                    enum wtd_overflow overflow);
+
+// Thresholds of wtd_stream_diagnose: minimum send success rate, maximum drop rate,
+// maximum queue fill (rates 0..=1) and maximum average send time in milliseconds.
+enum wtd_result wtd_stream_config_set_thresholds(struct wtd_stream_config *config,
+                                                 double min_send_success_rate,
+                                                 double max_drop_rate,
+                                                 double max_queue_fill,
+                                                 uint32_t max_avg_send_time_ms);
+
+// Create the datagram stream of `session` (`config` may be NULL for defaults). The
+// stream takes over the session's datagrams: WTD_EVENT_DATAGRAM events stop and
+// wtd_session_recv no longer applies. A session has at most one stream
+// (WTD_ERR_INVALID_STATE for a second). The session handle must outlive the stream.
+enum wtd_result wtd_stream_new(struct wtd_session *session,
+                               const struct wtd_stream_config *config,
+                               struct wtd_stream **out_stream);
+
+// Close the stream (queued datagrams are discarded) and release it; the session stays
+// open. NULL is a no-op.
+void wtd_stream_free(struct wtd_stream *stream);
+
+// The session the stream belongs to (borrowed; NULL for NULL).
+struct wtd_session *wtd_stream_session(const struct wtd_stream *stream);
+
+// Queue a datagram (copied) with `priority` 0 (low), 1 (normal-high) or 2 (highest)
+// and a time-to-live in ms (<= 0: none; an expired datagram never reaches the wire).
+// WTD_ERR_QUEUE_FULL when full with nothing lower to evict (a lower one is evicted
+// otherwise), WTD_ERR_TOO_LARGE, WTD_ERR_CLOSED, WTD_ERR_INVALID_ARGUMENT (priority).
+enum wtd_result wtd_stream_send(const struct wtd_stream *stream,
+                                const uint8_t *data,
+                                size_t len,
+                                uint8_t priority,
+                                int32_t ttl_ms);
+
+// Like wtd_stream_send; returns whether the datagram was queued and never sets an
+// error (false for NULL or bad arguments too).
+bool wtd_stream_try_send(const struct wtd_stream *stream,
+                         const uint8_t *data,
+                         size_t len,
+                         uint8_t priority,
+                         int32_t ttl_ms);
+
+// Like wtd_stream_send, but waits up to `timeout_ms` (negative: forever) for room in
+// the send queue instead of returning WTD_ERR_QUEUE_FULL.
+enum wtd_result wtd_stream_send_wait(const struct wtd_stream *stream,
+                                     const uint8_t *data,
+                                     size_t len,
+                                     uint8_t priority,
+                                     int32_t ttl_ms,
+                                     int32_t timeout_ms);
+
+// Queue `count` datagrams in one call; `*out_queued` tells how many were queued (the
+// others failed as wtd_stream_send would and are counted in the stats).
+enum wtd_result wtd_stream_send_multiple(const struct wtd_stream *stream,
+                                         const struct wtd_buffer *items,
+                                         size_t count,
+                                         uint8_t priority,
+                                         int32_t ttl_ms,
+                                         size_t *out_queued);
+
+// Send JSON text: it is parsed (WTD_ERR_INVALID_ARGUMENT if it is not JSON) and sent
+// compact, UTF-8.
+enum wtd_result wtd_stream_send_json(const struct wtd_stream *stream,
+                                     const char *json,
+                                     size_t len,
+                                     uint8_t priority,
+                                     int32_t ttl_ms);
+
+// Send a structured datagram `[u8 type_len][type][payload]` (pywebtransport's layout);
+// `type` is 1..=255 bytes of UTF-8.
+enum wtd_result wtd_stream_send_structured(const struct wtd_stream *stream,
+                                           const char *type_,
+                                           const uint8_t *payload,
+                                           size_t len,
+                                           uint8_t priority,
+                                           int32_t ttl_ms);
+
+// Receive the next datagram into `buf`, waiting up to `timeout_ms` (0: no wait,
+// negative: forever). WTD_ERR_TIMEOUT when none came. If it does not fit, it stays
+// queued, `*out_len` gets its size and WTD_ERR_BUFFER_TOO_SMALL is returned.
+enum wtd_result wtd_stream_receive(const struct wtd_stream *stream,
+                                   uint8_t *buf,
+                                   size_t cap,
+                                   size_t *out_len,
+                                   int32_t timeout_ms);
+
+// Receive without waiting: WTD_ERR_WOULD_BLOCK when nothing is queued.
+enum wtd_result wtd_stream_try_receive(const struct wtd_stream *stream,
+                                       uint8_t *buf,
+                                       size_t cap,
+                                       size_t *out_len);
+
+// Receive up to `max_count` datagrams in one call: waits up to `timeout_ms` for the
+// first, then takes what is queued. They are packed back to back into `buf`, with
+// their sizes in `lens[0..*out_count]`. A datagram that does not fit stays queued for
+// the next call; if not even the first fits, WTD_ERR_BUFFER_TOO_SMALL with `lens[0]`
+// set to its size.
+enum wtd_result wtd_stream_receive_multiple(const struct wtd_stream *stream,
+                                            uint8_t *buf,
+                                            size_t cap,
+                                            size_t *lens,
+                                            size_t max_count,
+                                            size_t *out_count,
+                                            int32_t timeout_ms);
+
+// Receive the next datagram with its metadata (sequence, arrival time, size, age).
+enum wtd_result wtd_stream_receive_with_metadata(const struct wtd_stream *stream,
+                                                 uint8_t *buf,
+                                                 size_t cap,
+                                                 size_t *out_len,
+                                                 struct wtd_datagram_metadata *out_meta,
+                                                 int32_t timeout_ms);
+
+// Receive the next datagram as JSON text (UTF-8, not NUL-terminated). A datagram that
+// is not valid JSON is consumed, counted in receive_errors, and WTD_ERR_INVALID_DATA
+// is returned; the stream keeps working.
+enum wtd_result wtd_stream_receive_json(const struct wtd_stream *stream,
+                                        char *buf,
+                                        size_t cap,
+                                        size_t *out_len,
+                                        int32_t timeout_ms);
+
+// Receive the next structured datagram: its type (NUL-terminated into `type_buf`;
+// 256 bytes always suffice) and payload. A malformed one is consumed, counted in
+// receive_errors, and WTD_ERR_INVALID_DATA is returned. If a buffer is too small the
+// datagram stays queued, `*out_type_len`/`*out_payload_len` get the sizes needed and
+// WTD_ERR_BUFFER_TOO_SMALL is returned.
+enum wtd_result wtd_stream_receive_structured(const struct wtd_stream *stream,
+                                              char *type_buf,
+                                              size_t type_cap,
+                                              size_t *out_type_len,
+                                              uint8_t *payload_buf,
+                                              size_t payload_cap,
+                                              size_t *out_payload_len,
+                                              int32_t timeout_ms);
+
+// Whether the stream or its session is closed (false for NULL).
+bool wtd_stream_is_closed(const struct wtd_stream *stream);
+
+// Close the stream: queued datagrams are discarded, waiting calls return
+// WTD_ERR_CLOSED. The session stays open.
+enum wtd_result wtd_stream_close(const struct wtd_stream *stream);
+
+// The largest payload a send accepts now.
+enum wtd_result wtd_stream_max_datagram_size(const struct wtd_stream *stream, size_t *out_size);
+
+// Read the stream's counters and timings.
+enum wtd_result wtd_stream_get_stats(const struct wtd_stream *stream,
+                                     struct wtd_stream_stats *out_stats);
+
+// Read the queue lengths and limits.
+enum wtd_result wtd_stream_get_queue_stats(const struct wtd_stream *stream,
+                                           struct wtd_queue_stats *out_stats);
+
+// Datagrams waiting to be sent (0 for NULL).
+size_t wtd_stream_send_buffer_size(const struct wtd_stream *stream);
+
+// Datagrams waiting to be received (0 for NULL).
+size_t wtd_stream_receive_buffer_size(const struct wtd_stream *stream);
+
+// A JSON object describing the stream's internals (config, queues, stats,
+// diagnostics), NUL-terminated into `buf`. `*out_len` is its length without the NUL,
+// also when WTD_ERR_BUFFER_TOO_SMALL is returned.
+enum wtd_result wtd_stream_debug_state(const struct wtd_stream *stream,
+                                       char *buf,
+                                       size_t cap,
+                                       size_t *out_len);
+
+// Health findings as a JSON array of strings (empty: healthy), NUL-terminated into
+// `buf`; `*out_count` (may be NULL) gets the number of findings. Buffer handling as in
+// wtd_stream_debug_state.
+enum wtd_result wtd_stream_diagnose(const struct wtd_stream *stream,
+                                    char *buf,
+                                    size_t cap,
+                                    size_t *out_len,
+                                    size_t *out_count);
+
+// Send a heartbeat datagram (see wtd_heartbeat_create) every `interval_ms`, priority
+// 0, time-to-live one interval. Replaces a running heartbeat.
+enum wtd_result wtd_stream_start_heartbeat(const struct wtd_stream *stream, uint32_t interval_ms);
+
+// Stop the periodic heartbeat, if running.
+enum wtd_result wtd_stream_stop_heartbeat(const struct wtd_stream *stream);
+
+// Write a heartbeat payload, `HEARTBEAT:<unix seconds>` (ASCII, pywebtransport's
+// format), into `buf`; 32 bytes always suffice.
+enum wtd_result wtd_heartbeat_create(uint8_t *buf, size_t cap, size_t *out_len);
+
+// Whether `data` is a heartbeat datagram (false for NULL).
+bool wtd_is_heartbeat(const uint8_t *data, size_t len);
+
+// Send `datagram_size`-byte datagrams through the stream for `duration_ms`, with
+// backpressure, and report what reached the wire. Blocks for about `duration_ms`.
+enum wtd_result wtd_stream_throughput_test(const struct wtd_stream *stream,
+                                           uint32_t duration_ms,
+                                           size_t datagram_size,
+                                           struct wtd_throughput_result *out_result);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -227,7 +227,13 @@ impl Inner {
         }
     }
 
-    fn enqueue(&self, data: Bytes, priority: u8, ttl: Option<Duration>) -> Result<(), Error> {
+    fn enqueue(
+        &self,
+        data: Bytes,
+        priority: u8,
+        ttl: Option<Duration>,
+        full_is_drop: bool,
+    ) -> Result<(), Error> {
         check_priority(priority)?;
         let i = self;
         if i.is_closed() {
@@ -255,7 +261,9 @@ impl Inner {
                 Ok(())
             }
             Err(PushError::Full) => {
-                i.counters.lock().stats.send_drops_queue_full += 1;
+                if full_is_drop {
+                    i.counters.lock().stats.send_drops_queue_full += 1;
+                }
                 Err(Error::QueueFull)
             }
         }
@@ -459,7 +467,7 @@ impl DatagramStream {
     }
 
     fn send_bytes(&self, data: Bytes, priority: u8, ttl: Option<Duration>) -> Result<(), Error> {
-        self.inner.enqueue(data, priority, ttl)
+        self.inner.enqueue(data, priority, ttl, true)
     }
 
     /// Like [`send`](Self::send) but never fails loudly: whether it was queued.
@@ -494,12 +502,9 @@ impl DatagramStream {
             let notified = self.inner.room.notified();
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
-            match self.send_bytes(data.clone(), priority, ttl) {
-                Err(Error::QueueFull) => {
-                    // Not a drop: this call waits. Undo the count send_bytes made.
-                    self.inner.counters.lock().stats.send_drops_queue_full -= 1;
-                    notified.await;
-                }
+            // A full queue is not a drop here: this call waits for room.
+            match self.inner.enqueue(data.clone(), priority, ttl, false) {
+                Err(Error::QueueFull) => notified.await,
                 other => return other,
             }
         }
@@ -547,6 +552,11 @@ impl DatagramStream {
     /// A datagram if one is queued, without waiting (None when empty or closed).
     pub fn try_receive(&self) -> Option<Bytes> {
         self.take().map(|m| m.data)
+    }
+
+    /// Like [`try_receive`](Self::try_receive), with metadata.
+    pub fn receive_now(&self) -> Option<DatagramMessage> {
+        self.take()
     }
 
     /// Next datagram with its metadata, waiting up to `timeout` (None: no limit).
@@ -621,8 +631,13 @@ impl DatagramStream {
     }
 
     fn decode_failed(&self, e: message::DecodeError) -> Error {
-        self.inner.counters.lock().stats.receive_errors += 1;
+        self.count_receive_error();
         Error::InvalidData(e.to_string())
+    }
+
+    /// Count a received datagram the application could not decode.
+    pub(crate) fn count_receive_error(&self) {
+        self.inner.counters.lock().stats.receive_errors += 1;
     }
 
     /// Put a datagram back at the front of the receive queue (crate-internal: the C ABI
@@ -826,6 +841,7 @@ impl DatagramStream {
                     message::create_heartbeat_datagram().into(),
                     0,
                     Some(interval),
+                    true,
                 );
                 if matches!(r, Err(Error::Closed(_))) {
                     return;

@@ -13,3 +13,4 @@ pub mod events;
 pub mod runtime;
 pub mod server;
 pub mod session;
+pub mod stream;
