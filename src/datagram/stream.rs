@@ -196,7 +196,10 @@ struct Inner {
 
 impl Inner {
     fn is_closed(&self) -> bool {
-        self.state.lock().closed || self.session.is_closed()
+        // Never hold the stream lock while taking the session's: the session calls into
+        // the stream (Handler) under its own lock, so the order is session -> stream.
+        let closed = self.state.lock().closed;
+        closed || self.session.is_closed()
     }
 
     fn close(&self) {
@@ -769,12 +772,20 @@ impl DatagramStream {
         let q = self.queue_stats();
         let c = &self.inner.cfg;
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let heartbeat_running = self
+            .inner
+            .state
+            .lock()
+            .heartbeat
+            .as_ref()
+            .is_some_and(|h| !h.is_finished());
+        let diagnostics = self.diagnose_issues();
         serde_json::json!({
             "session_id": self.inner.session.id(),
             "path": self.inner.session.request().path,
             "closed": self.is_closed(),
             "max_datagram_size": self.max_datagram_size().ok(),
-            "heartbeat_running": self.inner.state.lock().heartbeat.as_ref().is_some_and(|h| !h.is_finished()),
+            "heartbeat_running": heartbeat_running,
             "config": {
                 "send_queue": c.send_queue,
                 "recv_queue": c.recv_queue,
@@ -815,7 +826,7 @@ impl DatagramStream {
                 "send_success_rate": s.send_success_rate,
                 "receive_success_rate": s.receive_success_rate,
             },
-            "diagnostics": self.diagnose_issues(),
+            "diagnostics": diagnostics,
         })
     }
 
