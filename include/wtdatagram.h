@@ -244,6 +244,7 @@ typedef struct wtd_datagram_metadata {
 typedef struct wtd_stream_stats {
   uint64_t datagrams_sent;
   uint64_t bytes_sent;
+  // Every arrival, including those the full receive queue dropped.
   uint64_t datagrams_received;
   uint64_t bytes_received;
   // Taken from the queue but the session failed to send them.
@@ -271,7 +272,7 @@ typedef struct wtd_stream_stats {
   double max_receive_time;
   // sent / all send attempts (1.0 before any).
   double send_success_rate;
-  // (received - receive_errors) / (received + receive_drops) (1.0 before any).
+  // (received - receive_drops - receive_errors) / received (1.0 before any).
   double receive_success_rate;
 } wtd_stream_stats;
 

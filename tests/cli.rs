@@ -283,6 +283,57 @@ fn bad_usage_exits_2_with_one_error_line() {
         &["serve", "--bind", "not-an-address"],
         &["serve", "--cert", "only-a-cert.pem"],
         &["serve", "--bogus"],
+        &["bench"],
+        &[
+            "bench",
+            "https://127.0.0.1:1/",
+            "--insecure",
+            "--duration",
+            "0",
+        ],
+        &[
+            "bench",
+            "https://127.0.0.1:1/",
+            "--insecure",
+            "--duration",
+            "-1",
+        ],
+        &[
+            "bench",
+            "https://127.0.0.1:1/",
+            "--insecure",
+            "--duration",
+            "soon",
+        ],
+        &[
+            "bench",
+            "https://127.0.0.1:1/",
+            "--insecure",
+            "--duration=NaN",
+        ],
+        &[
+            "bench",
+            "https://127.0.0.1:1/",
+            "--insecure",
+            "--duration",
+            "inf",
+        ],
+        &["bench", "https://127.0.0.1:1/", "--insecure", "--duration"],
+        &["bench", "https://127.0.0.1:1/", "--insecure", "--size", "0"],
+        &[
+            "bench",
+            "https://127.0.0.1:1/",
+            "--insecure",
+            "--size",
+            "-5",
+        ],
+        &[
+            "bench",
+            "https://127.0.0.1:1/",
+            "--insecure",
+            "--count",
+            "5",
+        ],
     ] {
         let out = wtd(args, "");
         assert_eq!(out.status.code(), Some(2), "wtd {args:?}: {}", out.stderr);
@@ -306,6 +357,7 @@ fn help_and_version() {
     let out = wtd(&["--help"], "");
     assert!(out.status.success());
     assert!(out.stdout.contains("wtd serve") && out.stdout.contains("wtd connect"));
+    assert!(out.stdout.contains("wtd bench"), "{}", out.stdout);
     let out = wtd(&["--version"], "");
     assert!(out.status.success());
     assert_eq!(
@@ -315,4 +367,101 @@ fn help_and_version() {
     let out = wtd(&[], "");
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stderr.contains("USAGE"), "{}", out.stderr);
+}
+
+/// The `key=value` fields of a result line after its first word, in order.
+fn fields(line: &str) -> Vec<(&str, f64)> {
+    line.split_whitespace()
+        .skip(1)
+        .map(|kv| {
+            let (k, v) = kv
+                .split_once('=')
+                .unwrap_or_else(|| panic!("{kv:?} in {line:?} is not key=value"));
+            let v: f64 = v
+                .parse()
+                .unwrap_or_else(|_| panic!("{kv:?} in {line:?}: not a number"));
+            (k, v)
+        })
+        .collect()
+}
+
+/// |a - b| within `rel` of b, plus `abs` for the rounding of printed figures.
+fn close_to(a: f64, b: f64, rel: f64, abs: f64) -> bool {
+    (a - b).abs() <= b.abs() * rel + abs
+}
+
+#[test]
+fn bench_prints_one_consistent_result_line() {
+    let server = serve(1);
+    let out = wtd(
+        &[
+            "bench",
+            &server.url("/bench"),
+            "--hash",
+            &server.hash,
+            "--duration",
+            "0.5",
+            "--size",
+            "500",
+        ],
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{:?}\n{}{}",
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "exactly one result line: {}", out.stdout);
+    let line = lines[0];
+    assert!(line.starts_with("bench "), "{line}");
+    let f = fields(line);
+    let keys: Vec<&str> = f.iter().map(|(k, _)| *k).collect();
+    assert_eq!(
+        keys,
+        [
+            "duration",
+            "sent",
+            "errors",
+            "rate",
+            "throughput",
+            "error_rate"
+        ],
+        "{line}"
+    );
+    let [duration, sent, errors, rate, throughput, error_rate] =
+        <[f64; 6]>::try_from(f.iter().map(|(_, v)| *v).collect::<Vec<_>>()).unwrap();
+    // Sends for 0.5 s, then lets the queue drain: never shorter.
+    assert!(duration >= 0.5, "{line}");
+    assert!(sent > 0.0 && sent.fract() == 0.0, "{line}");
+    assert_eq!(errors, 0.0, "{line}");
+    assert_eq!(error_rate, 0.0, "{line}");
+    // The figures agree with each other (printed with 3 and 1 decimals).
+    assert!(close_to(rate, sent / duration, 0.005, 0.1), "{line}");
+    assert!(
+        close_to(throughput, rate * 500.0 * 8.0 / 1e6, 0.005, 0.01),
+        "{line}"
+    );
+    // Progress went to stderr, a line per update when it is not a terminal.
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l.contains(" s  ") && l.contains(" datagrams  ") && l.contains(" Mbit/s  ")),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains('\r'), "{:?}", out.stderr);
+
+    // The echo server survives the flood, and the session ends with the client's close.
+    let (status, log, err) = server.finish();
+    assert!(status.success(), "serve: {status:?}\n{log}{err}");
+    assert!(log.contains("path=/bench "), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("closed ") && l.contains("\"bye\"")),
+        "{log}"
+    );
+    assert!(!err.contains("warning"), "{err}");
 }

@@ -3,14 +3,18 @@
 //! * `wtd serve`: an echo server that logs sessions.
 //! * `wtd connect URL`: sends stdin lines (or a counted burst) as datagrams and prints
 //!   what comes back.
+//! * `wtd bench URL`: a datagram throughput test through the library's datagram stream.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch, Notify};
+use wtdatagram::datagram::{
+    datagram_throughput_test, DatagramStream, StreamConfig, ThroughputResult,
+};
 use wtdatagram::{
     Client, ClientConfig, CloseReason, Connection, Error, Server, ServerConfig, ServerTls, Session,
     Verify,
@@ -23,6 +27,8 @@ USAGE:
     wtd serve [--bind ADDR] [--cert PEM --key PEM] [--max N]
     wtd connect URL [--hash HEX | --insecure | --ca PEM] [--origin ORIGIN]
                     [--count N [--size BYTES]]
+    wtd bench URL [--hash HEX | --insecure | --ca PEM] [--duration SECS]
+                  [--size BYTES]
     wtd --help | --version
 
 SERVE (echo server):
@@ -48,6 +54,15 @@ CONNECT:
   received is printed as '< TEXT'. At end of input, waits up to 1 s for echoes,
   closes the session and prints 'stats sent=N received=M dropped=D'.
 
+BENCH (datagram throughput test, against an echo server such as 'wtd serve'):
+    --hash, --insecure, --ca   as for connect
+    --duration SECS   how long to send (default 5; fractions such as 0.5 allowed)
+    --size BYTES      datagram payload size (default 1000; at most the session's
+                      maximum datagram size)
+  Sends as fast as the connection takes them, showing progress on stderr once a
+  second; echoes are discarded. Then prints one line:
+    'bench duration=S sent=N errors=E rate=DGRAM/S throughput=MBIT/S error_rate=R'
+
 EXIT STATUS: 0 success, 1 runtime failure, 2 bad usage.
 ";
 
@@ -61,6 +76,11 @@ const MAX_IDLE: Duration = Duration::from_secs(5);
 const PMTUD_WAIT: Duration = Duration::from_secs(2);
 /// Interactive mode: how long to wait for echoes after end of input.
 const DRAIN_WAIT: Duration = Duration::from_secs(1);
+/// `bench`: defaults for `--duration` and `--size`.
+const BENCH_DURATION: Duration = Duration::from_secs(5);
+const BENCH_SIZE: usize = 1000;
+/// `bench --duration`: at most a day (a bound that keeps the arithmetic sane).
+const BENCH_MAX_SECS: f64 = 86_400.0;
 
 /// How a command failed: bad usage (exit 2) or at run time (exit 1).
 #[derive(Debug)]
@@ -198,6 +218,10 @@ async fn run(argv: Vec<String>) -> Result<i32, Fail> {
         },
         "connect" => match parse_connect(args)? {
             Some(opts) => connect(opts).await,
+            None => help(),
+        },
+        "bench" => match parse_bench(args)? {
+            Some(opts) => bench(opts).await,
             None => help(),
         },
         other if other.starts_with('-') => usage(format!("unknown option {other}")),
@@ -355,40 +379,70 @@ struct ConnectOpts {
     size: usize,
 }
 
-/// How `connect` was told to trust the server, as given on the command line.
+/// How a client command was told to trust the server, as given on the command line.
 enum Trust {
     Hash([u8; 32]),
     Insecure,
     Ca(String),
 }
 
+/// The trust options of `connect` and `bench` (`--hash`, `--insecure`, `--ca`): at most
+/// one of them.
+#[derive(Default)]
+struct TrustArg(Option<(String, Trust)>);
+
+impl TrustArg {
+    /// Take `--name` if it is a trust option: `Ok(true)` if it was one.
+    fn take(&mut self, name: &str, inline: Option<String>, args: &mut Args) -> Result<bool, Fail> {
+        let trust = match name {
+            "hash" => Trust::Hash(parse_hash(&args.value(name, inline)?)?),
+            "insecure" => {
+                no_value(name, &inline)?;
+                Trust::Insecure
+            }
+            "ca" => Trust::Ca(args.value(name, inline)?),
+            _ => return Ok(false),
+        };
+        if let Some((prev, _)) = &self.0 {
+            return usage(format!(
+                "--{name} conflicts with --{prev}: give one of --hash, --insecure, --ca"
+            ));
+        }
+        self.0 = Some((name.to_string(), trust));
+        Ok(true)
+    }
+
+    /// What the client verifies (reads the `--ca` file).
+    fn verify(self) -> Result<Verify, Fail> {
+        Ok(match self.0.map(|(_, t)| t) {
+            Some(Trust::Hash(h)) => Verify::Hashes(vec![h]),
+            Some(Trust::Insecure) => Verify::Insecure,
+            Some(Trust::Ca(path)) => Verify::CaPem(read_file("CA certificates", &path)?),
+            None => Verify::WebPki,
+        })
+    }
+}
+
+/// The URL argument of `cmd`: present and https.
+fn check_url(cmd: &str, url: Option<String>) -> Result<String, Fail> {
+    let Some(url) = url else {
+        return usage(format!("{cmd}: missing URL (e.g. https://127.0.0.1:4433/)"));
+    };
+    if !url.starts_with("https://") {
+        return usage(format!("URL {url:?} must start with https://"));
+    }
+    Ok(url)
+}
+
 fn parse_connect(mut args: Args) -> Result<Option<ConnectOpts>, Fail> {
     let mut url = None;
-    let mut verify: Option<(String, Trust)> = None;
+    let mut trust = TrustArg::default();
     let (mut origin, mut count, mut size) = (None, None, None);
-    let mut set_verify = |name: &str, v: Trust| match &verify {
-        Some((prev, _)) => usage(format!(
-            "--{name} conflicts with --{prev}: give one of --hash, --insecure, --ca"
-        )),
-        None => {
-            verify = Some((name.to_string(), v));
-            Ok(())
-        }
-    };
     while let Some(arg) = args.next() {
         match arg {
             Arg::Opt(n, v) => match n.as_str() {
-                "hash" => {
-                    let h = parse_hash(&args.value(&n, v)?)?;
-                    set_verify(&n, Trust::Hash(h))?;
-                }
-                "insecure" => {
-                    no_value(&n, &v)?;
-                    set_verify(&n, Trust::Insecure)?;
-                }
-                "ca" => {
-                    let path = args.value(&n, v)?;
-                    set_verify(&n, Trust::Ca(path))?;
+                "hash" | "insecure" | "ca" => {
+                    trust.take(&n, v, &mut args)?;
                 }
                 "origin" => origin = Some(args.value(&n, v)?),
                 "count" => {
@@ -407,24 +461,13 @@ fn parse_connect(mut args: Args) -> Result<Option<ConnectOpts>, Fail> {
             Arg::Positional(p) => return usage(format!("connect: unexpected argument {p:?}")),
         }
     }
-    let Some(url) = url else {
-        return usage("connect: missing URL (e.g. https://127.0.0.1:4433/)");
-    };
-    if !url.starts_with("https://") {
-        return usage(format!("URL {url:?} must start with https://"));
-    }
+    let url = check_url("connect", url)?;
     if size.is_some() && count.is_none() {
         return usage("--size only applies with --count");
     }
-    let verify = match verify.map(|(_, t)| t) {
-        Some(Trust::Hash(h)) => Verify::Hashes(vec![h]),
-        Some(Trust::Insecure) => Verify::Insecure,
-        Some(Trust::Ca(path)) => Verify::CaPem(read_file("CA certificates", &path)?),
-        None => Verify::WebPki,
-    };
     Ok(Some(ConnectOpts {
         url,
-        verify,
+        verify: trust.verify()?,
         origin,
         count,
         size: size.unwrap_or(64),
@@ -441,13 +484,14 @@ fn connect_error(url: &str, e: Error) -> Fail {
     }
 }
 
-async fn connect(opts: ConnectOpts) -> Result<i32, Fail> {
-    let headers = match &opts.origin {
-        Some(o) => vec![("origin".to_string(), o.clone())],
-        None => Vec::new(),
-    };
+/// A client, its connection to `url` and a session on it, within CONNECT_TIMEOUT.
+async fn open(
+    url: &str,
+    verify: Verify,
+    headers: Vec<(String, String)>,
+) -> Result<(Client, Connection, Session), Fail> {
     let client = Client::new(ClientConfig {
-        verify: opts.verify.clone(),
+        verify,
         headers,
         ..Default::default()
     })
@@ -455,7 +499,6 @@ async fn connect(opts: ConnectOpts) -> Result<i32, Fail> {
         Error::Tls(m) => runtime(format!("TLS configuration: {m}")),
         other => runtime(format!("creating the client: {other}")),
     })?;
-    let url = opts.url.as_str();
     let opening = async {
         let conn = client.connect(url).await?;
         let session = conn.open_session(url, &[]).await?;
@@ -476,13 +519,23 @@ async fn connect(opts: ConnectOpts) -> Result<i32, Fail> {
             )))
         }
     };
+    Ok((client, conn, session))
+}
+
+async fn connect(opts: ConnectOpts) -> Result<i32, Fail> {
+    let headers = match &opts.origin {
+        Some(o) => vec![("origin".to_string(), o.clone())],
+        None => Vec::new(),
+    };
+    let url = opts.url.as_str();
+    let (client, conn, session) = open(url, opts.verify.clone(), headers).await?;
     let max = session.max_datagram_size().unwrap_or(0);
     say(format!(
         "connected {url} dialect={} max-datagram={max}",
         session.request().dialect.name()
     ));
     let result = match opts.count {
-        Some(n) => burst(&session, n, opts.size, max).await,
+        Some(n) => burst(&session, n, opts.size).await,
         None => interactive(&session).await,
     };
     finish(&client, conn, session).await;
@@ -597,10 +650,11 @@ async fn interactive(session: &Session) -> Result<i32, Fail> {
     Ok(0)
 }
 
-/// `--count`: N datagrams of `size` bytes, at most WINDOW unanswered at a time.
-async fn burst(session: &Session, n: u64, size: usize, mut max: usize) -> Result<i32, Fail> {
-    // The limit grows as path MTU discovery proceeds: give it a moment before refusing.
+/// Wait (up to PMTUD_WAIT) until datagrams of `size` bytes fit the session's limit:
+/// the limit grows as path MTU discovery proceeds, so give it a moment before refusing.
+async fn wait_for_room(session: &Session, size: usize) -> Result<(), Fail> {
     let deadline = Instant::now() + PMTUD_WAIT;
+    let mut max = session.max_datagram_size().unwrap_or(0);
     while size > max && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
         max = session.max_datagram_size().unwrap_or(0);
@@ -610,6 +664,12 @@ async fn burst(session: &Session, n: u64, size: usize, mut max: usize) -> Result
             "--size {size} exceeds the session's maximum datagram size of {max} bytes"
         )));
     }
+    Ok(())
+}
+
+/// `--count`: N datagrams of `size` bytes, at most WINDOW unanswered at a time.
+async fn burst(session: &Session, n: u64, size: usize) -> Result<i32, Fail> {
+    wait_for_room(session, size).await?;
     let (mut rx, task) = spawn_receiver(session.clone(), false);
     let mut payload: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
     let mut sent = 0u64;
@@ -679,4 +739,152 @@ async fn finish(client: &Client, conn: Connection, session: Session) {
     wtdatagram::transport::finish_closing(Duration::from_secs(2)).await;
     client.close();
     tokio::time::sleep(Duration::from_millis(20)).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// bench
+
+struct BenchOpts {
+    url: String,
+    verify: Verify,
+    duration: Duration,
+    size: usize,
+}
+
+fn parse_bench(mut args: Args) -> Result<Option<BenchOpts>, Fail> {
+    let mut url = None;
+    let mut trust = TrustArg::default();
+    let (mut duration, mut size) = (BENCH_DURATION, BENCH_SIZE);
+    while let Some(arg) = args.next() {
+        match arg {
+            Arg::Opt(n, v) => match n.as_str() {
+                "hash" | "insecure" | "ca" => {
+                    trust.take(&n, v, &mut args)?;
+                }
+                "duration" => {
+                    let secs: f64 = args.number(&n, v)?;
+                    // Also refuses NaN and infinities.
+                    if !(secs > 0.0 && secs <= BENCH_MAX_SECS) {
+                        return usage(format!(
+                            "--duration {secs}: expected seconds, more than 0 and at most {BENCH_MAX_SECS}"
+                        ));
+                    }
+                    duration = Duration::from_secs_f64(secs);
+                }
+                "size" => {
+                    size = args.number(&n, v)?;
+                    if size == 0 {
+                        return usage("--size must be at least 1");
+                    }
+                }
+                "help" => return Ok(None),
+                _ => return usage(format!("bench: unknown option --{n}")),
+            },
+            Arg::Positional(p) if p == "-h" => return Ok(None),
+            Arg::Positional(p) if url.is_none() => url = Some(p),
+            Arg::Positional(p) => return usage(format!("bench: unexpected argument {p:?}")),
+        }
+    }
+    let url = check_url("bench", url)?;
+    Ok(Some(BenchOpts {
+        url,
+        verify: trust.verify()?,
+        duration,
+        size,
+    }))
+}
+
+async fn bench(opts: BenchOpts) -> Result<i32, Fail> {
+    let url = opts.url.as_str();
+    let (client, conn, session) = open(url, opts.verify.clone(), Vec::new()).await?;
+    let result = bench_session(&session, &opts).await;
+    finish(&client, conn, session).await;
+    result
+}
+
+/// The throughput test on an open session; prints the result line.
+async fn bench_session(session: &Session, opts: &BenchOpts) -> Result<i32, Fail> {
+    eprintln!(
+        "connected {} dialect={} max-datagram={}",
+        opts.url,
+        session.request().dialect.name(),
+        session.max_datagram_size().unwrap_or(0)
+    );
+    wait_for_room(session, opts.size).await?;
+    let stream = DatagramStream::new(session, StreamConfig::default())
+        .map_err(|e| runtime(format!("creating the datagram stream: {e}")))?;
+    eprintln!(
+        "sending {}-byte datagrams for {:.3} s",
+        opts.size,
+        opts.duration.as_secs_f64()
+    );
+    let mut progress = Progress::new(std::io::stderr().is_terminal());
+    let result =
+        datagram_throughput_test(&stream, opts.duration, opts.size, |r| progress.show(r)).await;
+    progress.end();
+    // Echoes only count arrivals: the stream's receive queue keeps the first few.
+    eprintln!(
+        "echoes received {} (discarded)",
+        stream.stats().datagrams_received
+    );
+    // Stop the stream (queued datagrams and echoes are discarded) before the session.
+    stream.close();
+    drop(stream);
+    let r = result.map_err(|e| match e {
+        Error::Closed(r) => runtime(format!("session ended during the test: {r}")),
+        other => runtime(format!("throughput test: {other}")),
+    })?;
+    say(format!(
+        "bench duration={:.3} sent={} errors={} rate={:.1} throughput={:.2} error_rate={:.4}",
+        r.duration.as_secs_f64(),
+        r.datagrams_sent,
+        r.errors,
+        r.datagrams_per_second,
+        r.bits_per_second / 1e6,
+        r.error_rate
+    ));
+    Ok(0)
+}
+
+/// `bench` progress on stderr: one line rewritten in place on a terminal, otherwise a
+/// line per update.
+struct Progress {
+    tty: bool,
+    /// Length of the line now on the terminal (0: none).
+    shown: usize,
+}
+
+impl Progress {
+    fn new(tty: bool) -> Progress {
+        Progress { tty, shown: 0 }
+    }
+
+    fn show(&mut self, r: &ThroughputResult) {
+        let line = format!(
+            "{:5.1} s  {} datagrams  {:.1} Mbit/s  {:.0} dgram/s  errors {}",
+            r.duration.as_secs_f64(),
+            r.datagrams_sent,
+            r.bits_per_second / 1e6,
+            r.datagrams_per_second,
+            r.errors
+        );
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            // Blank out what is left of a longer previous line.
+            let pad = self.shown.saturating_sub(line.len());
+            let _ = write!(err, "\r{line}{:pad$}", "");
+            self.shown = line.len();
+        } else {
+            let _ = writeln!(err, "{line}");
+        }
+        let _ = err.flush();
+    }
+
+    /// End the rewritten line, if any.
+    fn end(&mut self) {
+        if self.tty && self.shown > 0 {
+            let _ = writeln!(std::io::stderr().lock());
+            self.shown = 0;
+        }
+    }
 }

@@ -86,6 +86,8 @@ impl DatagramMessage {
 pub struct StreamStats {
     pub datagrams_sent: u64,
     pub bytes_sent: u64,
+    /// Every datagram that arrived at the stream (including any the full receive queue
+    /// then dropped, see `receive_drops`).
     pub datagrams_received: u64,
     pub bytes_received: u64,
     /// Datagrams taken from the queue that the session failed to send (e.g. closed).
@@ -113,7 +115,8 @@ pub struct StreamStats {
     pub max_receive_time: Duration,
     /// sent / every send attempt (1.0 before any).
     pub send_success_rate: f64,
-    /// (received - receive_errors) / (received + receive_drops) (1.0 before any).
+    /// Arrivals neither dropped nor undecodable:
+    /// (received - receive_drops - receive_errors) / received (1.0 before any).
     pub receive_success_rate: f64,
 }
 
@@ -191,6 +194,8 @@ struct Inner {
     /// Wakes receivers (arrival, or close).
     arrived: Notify,
     next_seq: AtomicU64,
+    /// Datagrams taken from the queue whose send has not finished (0 or 1).
+    in_flight: std::sync::atomic::AtomicUsize,
     rt: tokio::runtime::Handle,
 }
 
@@ -283,7 +288,11 @@ impl Inner {
                 if st.closed {
                     return;
                 }
-                st.send.pop(Instant::now(), |_| expired += 1)
+                let next = st.send.pop(Instant::now(), |_| expired += 1);
+                if next.is_some() {
+                    self.in_flight.store(1, Relaxed);
+                }
+                next
             };
             if expired > 0 {
                 self.counters.lock().stats.send_drops_expired += expired;
@@ -303,10 +312,7 @@ impl Inner {
             // The time-to-live also bounds a wait for room in the connection's buffer:
             // dropping the send future before it completes puts nothing on the wire.
             let result = match p.deadline {
-                Some(d) => match tokio::time::timeout_at(d.into(), send).await {
-                    Ok(r) => Some(r),
-                    Err(_) => None,
-                },
+                Some(d) => tokio::time::timeout_at(d.into(), send).await.ok(),
                 None => Some(send.await),
             };
             let mut c = self.counters.lock();
@@ -324,10 +330,13 @@ impl Inner {
                 Some(Err(Error::Closed(_))) => {
                     c.stats.send_failures += 1;
                     drop(c);
+                    self.in_flight.store(0, Relaxed);
                     return self.close();
                 }
                 Some(Err(_)) => c.stats.send_failures += 1,
             }
+            drop(c);
+            self.in_flight.store(0, Relaxed);
         }
     }
 }
@@ -429,6 +438,7 @@ impl DatagramStream {
             room: Notify::new(),
             arrived: Notify::new(),
             next_seq: AtomicU64::new(0),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
             rt: rt.clone(),
         });
         session.claim_datagrams(Arc::new(Handler(Arc::downgrade(&inner))))?;
@@ -685,11 +695,12 @@ impl DatagramStream {
         } else {
             s.datagrams_sent as f64 / attempts as f64
         };
-        let arrivals = s.datagrams_received + s.receive_drops;
-        s.receive_success_rate = if arrivals == 0 {
+        s.receive_success_rate = if s.datagrams_received == 0 {
             1.0
         } else {
-            s.datagrams_received.saturating_sub(s.receive_errors) as f64 / arrivals as f64
+            s.datagrams_received
+                .saturating_sub(s.receive_drops + s.receive_errors) as f64
+                / s.datagrams_received as f64
         };
         s
     }
@@ -697,6 +708,12 @@ impl DatagramStream {
     /// Datagrams waiting to be sent.
     pub fn send_buffer_size(&self) -> usize {
         self.inner.state.lock().send.len()
+    }
+
+    /// Datagrams accepted by `send` that have not reached the wire or failed yet:
+    /// those queued plus the one the sender is handing to the connection.
+    pub fn pending_sends(&self) -> usize {
+        self.send_buffer_size() + self.inner.in_flight.load(Relaxed)
     }
 
     /// Datagrams waiting to be received.
@@ -728,7 +745,7 @@ impl DatagramStream {
                 t.min_send_success_rate * 100.0
             ));
         }
-        let attempts = s.send_attempts() + s.datagrams_received + s.receive_drops;
+        let attempts = s.send_attempts() + s.datagrams_received;
         let drops = s.send_drops() + s.receive_drops;
         if attempts > 0 {
             let rate = drops as f64 / attempts as f64;

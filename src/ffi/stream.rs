@@ -63,6 +63,7 @@ pub struct wtd_datagram_metadata {
 pub struct wtd_stream_stats {
     pub datagrams_sent: u64,
     pub bytes_sent: u64,
+    /// Every arrival, including those the full receive queue dropped.
     pub datagrams_received: u64,
     pub bytes_received: u64,
     /// Taken from the queue but the session failed to send them.
@@ -90,7 +91,7 @@ pub struct wtd_stream_stats {
     pub max_receive_time: f64,
     /// sent / all send attempts (1.0 before any).
     pub send_success_rate: f64,
-    /// (received - receive_errors) / (received + receive_drops) (1.0 before any).
+    /// (received - receive_drops - receive_errors) / received (1.0 before any).
     pub receive_success_rate: f64,
 }
 
