@@ -96,7 +96,9 @@ pub unsafe extern "C" fn wtd_transport_config_set_socket_buffers(
     })
 }
 
-/// quinn's per-connection datagram buffers in bytes (both must be > 0). The send buffer
+/// quinn's per-connection datagram buffers in bytes (both must be > 0). The maximum
+/// datagram size is capped at `send_bytes - 32`, so a buffer below ~1500 bytes also
+/// limits datagram size. The send buffer
 /// bounds what non-blocking sends can queue before WTD_ERR_WOULD_BLOCK.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_transport_config_set_datagram_buffers(

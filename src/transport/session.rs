@@ -480,13 +480,22 @@ impl Session {
     }
 
     /// Largest payload [`send_datagram`](Self::send_datagram) accepts right now: quinn's
-    /// current limit (it moves with path MTU discovery) minus this session's prefix.
+    /// current limit (it moves with path MTU discovery, and is capped by the configured
+    /// datagram send buffer) minus this session's prefix.
     pub fn max_datagram_size(&self) -> Result<usize, Error> {
-        let quic =
+        let path =
             self.shared.conn.quic.max_datagram_size().ok_or_else(|| {
                 Error::NotSupported("the peer does not accept QUIC datagrams".into())
             })?;
-        Ok(quic.saturating_sub(self.shared.prefix.len()))
+        // quinn also refuses a datagram larger than its send buffer minus the buffer's
+        // per-datagram bookkeeping (one `Bytes`), so a tiny configured buffer caps it.
+        let buffer = self
+            .shared
+            .conn
+            .opts
+            .datagram_send_buffer
+            .saturating_sub(std::mem::size_of::<Bytes>());
+        Ok(path.min(buffer).saturating_sub(self.shared.prefix.len()))
     }
 
     fn frame(&self, data: &[u8]) -> Result<Bytes, Error> {
