@@ -344,11 +344,8 @@ impl Inner {
 /// Receives the session's datagrams into the stream.
 struct Handler(std::sync::Weak<Inner>);
 
-impl DatagramHandler for Handler {
-    fn on_datagram(&self, payload: Bytes) -> bool {
-        let Some(inner) = self.0.upgrade() else {
-            return false;
-        };
+impl Handler {
+    fn on_datagram_inner(inner: &Inner, payload: Bytes) -> bool {
         let len = payload.len();
         let arrival = Arrival {
             data: payload,
@@ -374,6 +371,18 @@ impl DatagramHandler for Handler {
         inner.arrived.notify_one();
         true
     }
+}
+
+impl DatagramHandler for Handler {
+    fn on_datagram(&self, payload: Bytes) -> bool {
+        let Some(inner) = self.0.upgrade() else {
+            return false;
+        };
+        let accepted = Self::on_datagram_inner(&inner, payload);
+        let rt = inner.rt.clone();
+        crate::transport::release_outside_lock(inner, &rt);
+        accepted
+    }
 
     fn on_closed(&self, _reason: &CloseReason) {
         if let Some(inner) = self.0.upgrade() {
@@ -382,6 +391,8 @@ impl DatagramHandler for Handler {
             inner.send_ready.notify_one();
             inner.room.notify_waiters();
             inner.arrived.notify_waiters();
+            let rt = inner.rt.clone();
+            crate::transport::release_outside_lock(inner, &rt);
         }
     }
 }

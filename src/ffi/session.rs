@@ -81,7 +81,10 @@ impl DatagramHandler for EventHandler {
         let Some(s) = self.session.upgrade() else {
             return false;
         };
-        if s.is_freed() || s.pending.load(Ordering::Acquire) >= self.cap {
+        if s.is_freed() || s.runtime.is_closed() || s.pending.load(Ordering::Acquire) >= self.cap {
+            // We run under the session's lock: never drop the last handle here.
+            let rt = s.session.runtime_handle();
+            crate::transport::release_outside_lock(s, &rt);
             return false;
         }
         s.pending.fetch_add(1, Ordering::AcqRel);
@@ -120,6 +123,12 @@ pub(crate) fn make_session(
     let weak = Arc::downgrade(&core);
     core.session.on_close(move |reason| {
         if let Some(s) = weak.upgrade() {
+            if s.runtime.is_closed() {
+                // Nothing will deliver the event; do not drop the last handle under the lock.
+                let rt = s.session.runtime_handle();
+                crate::transport::release_outside_lock(s, &rt);
+                return;
+            }
             let rt = s.runtime.clone();
             rt.events.push(Event::SessionClosed {
                 session: s,

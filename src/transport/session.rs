@@ -109,6 +109,17 @@ struct Counters {
     send_too_large: AtomicU64,
 }
 
+/// Drop `arc` without running its destructor here if this is the last reference: the
+/// destructor then runs on `rt`. For handlers, which run under the session's lock: a
+/// last reference upgraded from a `Weak` may own the session, and closing the session
+/// from its destructor would take that lock again.
+pub fn release_outside_lock<T: Send + Sync + 'static>(arc: Arc<T>, rt: &tokio::runtime::Handle) {
+    if let Some(last) = Arc::into_inner(arc) {
+        // Spawning fails only when the runtime is gone, and then nothing can be waiting.
+        rt.spawn(async move { drop(last) });
+    }
+}
+
 /// Receives a session's datagrams as they arrive, instead of the session's queue.
 ///
 /// Both methods run while the session's internal lock is held, which is what keeps
