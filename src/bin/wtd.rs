@@ -736,7 +736,7 @@ async fn finish(client: &Client, conn: Connection, session: Session) {
     drop(conn);
     // Let the close capsule reach the server, then close the endpoint for good and give
     // the CONNECTION_CLOSE a moment to leave.
-    wtdatagram::transport::finish_closing(Duration::from_secs(2)).await;
+    wtdatagram::transport::finish_closing(Duration::from_secs(5)).await;
     client.close();
     tokio::time::sleep(Duration::from_millis(20)).await;
 }

@@ -430,7 +430,7 @@ fn close_session(
             if send.write_all(&capsule).await.is_ok() {
                 let _ = send.finish();
                 // Keep the connection up until the peer has the capsule (bounded).
-                let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
+                let _ = tokio::time::timeout(Duration::from_secs(5), send.stopped()).await;
             }
         }
         drop(keep_connection);
