@@ -357,7 +357,10 @@ impl ConnInner {
         let reason = CloseReason::from_connection(&e);
         let sessions: Vec<_> = self.sessions.lock().drain().map(|(_, s)| s).collect();
         for s in sessions {
-            s.set_closed(reason.clone());
+            // A running reader drains what already arrived, then records the loss itself.
+            if !s.reader_active.load(std::sync::atomic::Ordering::Acquire) {
+                s.set_closed(reason.clone());
+            }
         }
         self.settings_notify.notify_waiters();
     }

@@ -178,6 +178,10 @@ pub(crate) struct SessionShared {
     /// Wakes everyone waiting for the close.
     closed_notify: Notify,
     stop_reader: Notify,
+    /// The CONNECT stream reader is running: it, not the connection watcher, records
+    /// how the session ended, after reading what already arrived (a close capsule that
+    /// preceded the connection's close must win over "connection lost").
+    pub(crate) reader_active: std::sync::atomic::AtomicBool,
     recv_capacity: usize,
     counters: Counters,
     pub(crate) send: tokio::sync::Mutex<Option<quinn::SendStream>>,
@@ -207,6 +211,9 @@ impl SessionShared {
             notify: Notify::new(),
             closed_notify: Notify::new(),
             stop_reader: Notify::new(),
+            // Until a reader runs, every path that never starts one (rejection, failed
+            // accept, abandoned open) closes the session itself.
+            reader_active: std::sync::atomic::AtomicBool::new(true),
             counters: Counters::default(),
             send: tokio::sync::Mutex::new(Some(send)),
         })
@@ -311,9 +318,16 @@ impl SessionShared {
     /// Read the CONNECT stream until the session ends.
     pub(crate) async fn run_connect_stream(
         self: Arc<Self>,
-        mut recv: quinn::RecvStream,
+        recv: quinn::RecvStream,
         leftover: Bytes,
     ) {
+        let this = self.clone();
+        self.read_connect_stream(recv, leftover).await;
+        this.reader_active
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
+
+    async fn read_connect_stream(self: Arc<Self>, mut recv: quinn::RecvStream, leftover: Bytes) {
         let mut dec = ConnectStreamDecoder::default();
         dec.push(&leftover);
         loop {
