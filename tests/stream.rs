@@ -1271,3 +1271,43 @@ fn last_handles_dropped_during_delivery_do_not_deadlock() {
         }
     }
 }
+
+/// The application's last step is receiving a datagram; it then drops everything and
+/// shuts its runtime down at once, while the stream's handler that delivered the datagram
+/// may still be finishing. Shutdown must complete.
+#[test]
+fn runtime_shutdown_during_delivery_does_not_deadlock() {
+    const ROUNDS: usize = 400;
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for _ in 0..ROUNDS {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let server = server();
+                let client = client_for(&server);
+                let url = url(&server, "/shutdown");
+                let (ss, cs) = within(pair(&server, &client, &url)).await;
+                let stream = DatagramStream::new(&cs, StreamConfig::default()).unwrap();
+                ss.send_datagram(b"last").await.unwrap();
+                within(stream.receive(None)).await.unwrap();
+                // Everything is dropped here, and the runtime right after.
+            });
+            // Joins the worker threads: never returns if one of them is deadlocked.
+            drop(rt);
+        }
+        let _ = done_tx.send(());
+    });
+    match done_rx.recv_timeout(LIMIT * 3) {
+        Ok(()) => {}
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("the runtime did not shut down: a worker thread is deadlocked")
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            panic!("a round failed (see the panic above)")
+        }
+    }
+}

@@ -109,14 +109,22 @@ struct Counters {
     send_too_large: AtomicU64,
 }
 
-/// Drop `arc` without running its destructor here if this is the last reference: the
-/// destructor then runs on `rt`. For handlers, which run under the session's lock: a
-/// last reference upgraded from a `Weak` may own the session, and closing the session
-/// from its destructor would take that lock again.
-pub fn release_outside_lock<T: Send + Sync + 'static>(arc: Arc<T>, rt: &tokio::runtime::Handle) {
+/// Drop `arc` without running its destructor here if this is the last reference. For
+/// handlers, which run under the session's lock: a last reference upgraded from a
+/// `Weak` may own the session, and closing the session from its destructor would take
+/// that lock again. The destructor then runs on a short-lived thread (not the runtime:
+/// a runtime that is shutting down drops spawned futures on the spot, under our lock).
+/// This path is rare: only when the application drops its last handle mid-delivery.
+pub fn release_outside_lock<T: Send + Sync + 'static>(arc: Arc<T>, _rt: &tokio::runtime::Handle) {
     if let Some(last) = Arc::into_inner(arc) {
-        // Spawning fails only when the runtime is gone, and then nothing can be waiting.
-        rt.spawn(async move { drop(last) });
+        // ManuallyDrop: if the thread cannot start, the closure is dropped right here,
+        // and `last` must then leak rather than be destroyed under the lock.
+        let last = std::mem::ManuallyDrop::new(last);
+        let reaper = std::thread::Builder::new().name("wtd-release".into());
+        if let Err(e) = reaper.spawn(move || drop(std::mem::ManuallyDrop::into_inner(last))) {
+            // No thread to be had: leaking is better than deadlocking the connection.
+            tracing::warn!("could not start a release thread ({e}); leaking one handle");
+        }
     }
 }
 
