@@ -112,6 +112,24 @@ typedef enum wtd_close_kind {
   WTD_CLOSE_PROTOCOL_ERROR = 6,
 } wtd_close_kind;
 
+// Which rule raised an alert.
+typedef enum wtd_alert_kind {
+  // The send queue is fuller than the threshold share of its limit (value: fill 0..=1).
+  WTD_ALERT_HIGH_QUEUE_SIZE = 1,
+  // The send success rate is below the threshold (value: the rate).
+  WTD_ALERT_LOW_SUCCESS_RATE = 2,
+  // The average send time rises across the trend window (value: later/earlier ratio).
+  WTD_ALERT_INCREASING_SEND_TIME = 3,
+} wtd_alert_kind;
+
+// How a reliably sent message ended.
+typedef enum wtd_delivery_outcome {
+  // The peer acknowledged it.
+  WTD_DELIVERY_DELIVERED = 0,
+  // No acknowledgement after the configured number of retransmissions.
+  WTD_DELIVERY_GAVE_UP = 1,
+} wtd_delivery_outcome;
+
 // What a full receive queue drops.
 typedef enum wtd_overflow {
   // Refuse the arriving datagram (default).
@@ -119,6 +137,28 @@ typedef enum wtd_overflow {
   // Discard the oldest queued datagram.
   WTD_OVERFLOW_DROP_OLDEST = 1,
 } wtd_overflow;
+
+// The serialization format of a structured transport.
+typedef enum wtd_serializer {
+  // JSON as pywebtransport sends it (Python `json.dumps(obj, separators=(",", ":"))`:
+  // compact, non-ASCII escaped as \uXXXX).
+  WTD_SERIALIZER_JSON = 0,
+  // MessagePack (an object is a map of field names to values).
+  WTD_SERIALIZER_MSGPACK = 1,
+} wtd_serializer;
+
+// What was wrong with a received datagram.
+typedef enum wtd_structured_error_kind {
+  // Its type id is not registered.
+  WTD_STRUCTURED_UNKNOWN_TYPE = 0,
+  // It is shorter than the 2-byte type id header.
+  WTD_STRUCTURED_TOO_SHORT = 1,
+  // Its payload does not decode in the transport's format.
+  WTD_STRUCTURED_DECODE_ERROR = 2,
+} wtd_structured_error_kind;
+
+// A set of sessions and datagram streams to broadcast to. Thread-safe.
+typedef struct wtd_broadcaster wtd_broadcaster;
 
 // A client endpoint (one UDP socket, any number of connections). Thread-safe.
 typedef struct wtd_client wtd_client;
@@ -128,6 +168,18 @@ typedef struct wtd_client_config wtd_client_config;
 
 // An HTTP/3 connection to a server; open several sessions on it. Thread-safe.
 typedef struct wtd_connection wtd_connection;
+
+// A stream monitor. Thread-safe.
+typedef struct wtd_monitor wtd_monitor;
+
+// Monitor options. Not thread-safe.
+typedef struct wtd_monitor_config wtd_monitor_config;
+
+// A reliability layer on one session. Thread-safe.
+typedef struct wtd_reliability wtd_reliability;
+
+// Reliability layer options. Not thread-safe.
+typedef struct wtd_reliability_config wtd_reliability_config;
 
 // Owns the library's async runtime and event delivery. Thread-safe.
 typedef struct wtd_runtime wtd_runtime;
@@ -155,6 +207,9 @@ typedef struct wtd_stream wtd_stream;
 
 // Datagram stream options. Not thread-safe.
 typedef struct wtd_stream_config wtd_stream_config;
+
+// Structured objects over one session's datagrams. Thread-safe.
+typedef struct wtd_structured wtd_structured;
 
 // Transport and session options shared by servers and clients.
 typedef struct wtd_transport_config wtd_transport_config;
@@ -188,12 +243,82 @@ typedef struct wtd_event {
   void *internal;
 } wtd_event;
 
-// Called for every event in callback mode, on the library's dispatcher thread. `event`
-// and everything it points to are borrowed for the duration of the call.
-typedef void (*wtd_event_callback)(const struct wtd_event *event, void *userdata);
+// One sample of a stream (times in seconds).
+typedef struct wtd_monitor_sample {
+  // Unix seconds.
+  double timestamp;
+  // Datagrams waiting in the send queue.
+  size_t queue_size;
+  // The send queue's limit.
+  size_t queue_limit;
+  double send_success_rate;
+  // Average queue-to-wire time so far.
+  double avg_send_time;
+  uint64_t datagrams_sent;
+  uint64_t datagrams_received;
+  // Send attempts so far (sent + failed + dropped).
+  uint64_t send_attempts;
+} wtd_monitor_sample;
+
+// One alert. `message` is NUL-terminated UTF-8 (truncated to fit).
+typedef struct wtd_monitor_alert {
+  enum wtd_alert_kind kind;
+  // Unix seconds.
+  double timestamp;
+  // See wtd_alert_kind.
+  double value;
+  char message[256];
+} wtd_monitor_alert;
+
+// Receives each alert (borrowed for the call) and the callback's userdata.
+typedef void (*wtd_alert_callback)(const struct wtd_monitor_alert *alert, void *userdata);
 
 // Frees callback userdata; called exactly once, after the last callback.
 typedef void (*wtd_userdata_free)(void *userdata);
+
+// The end of one message sent with wtd_reliability_send.
+typedef struct wtd_delivery_report {
+  // The id wtd_reliability_send returned.
+  uint64_t id;
+  enum wtd_delivery_outcome outcome;
+  // Transmissions made (1 = no retransmission; max_retries + 1 when given up).
+  uint32_t attempts;
+} wtd_delivery_report;
+
+// Called with each delivery report where events are delivered (the dispatcher thread
+// in callback mode, inside wtd_runtime_next_event in pull mode). `report` is borrowed
+// for the duration of the call.
+typedef void (*wtd_report_callback)(const struct wtd_delivery_report *report, void *userdata);
+
+// Counters of a reliability layer.
+typedef struct wtd_reliability_stats {
+  // Messages accepted by wtd_reliability_send.
+  uint64_t messages_sent;
+  // Messages acknowledged by the peer.
+  uint64_t messages_delivered;
+  // Messages given up after max_retries retransmissions.
+  uint64_t messages_given_up;
+  uint64_t retransmissions;
+  uint64_t acks_sent;
+  // Well-formed ACKs received (also duplicates and unknown sequences).
+  uint64_t acks_received;
+  // DATA received again (acknowledged again, not delivered again).
+  uint64_t duplicates_received;
+  // New messages queued for wtd_reliability_receive.
+  uint64_t messages_received;
+  // New DATA refused (and not acknowledged) because the receive queue was full.
+  uint64_t receive_drops;
+  // Datagrams that were neither DATA nor ACK.
+  uint64_t invalid_received;
+  // Reports dropped from the full report queue.
+  uint64_t reports_dropped;
+  // Messages sent and not yet acknowledged or given up.
+  uint64_t in_flight;
+} wtd_reliability_stats;
+
+// Called for every event in callback mode, on the library's dispatcher thread. `event`
+// and everything it points to are borrowed for the duration of the call.
+typedef void (*wtd_event_callback)(const struct wtd_event *event, void *userdata);
 
 // How a session ended.
 typedef struct wtd_close_info {
@@ -297,9 +422,95 @@ typedef struct wtd_throughput_result {
   double error_rate;
 } wtd_throughput_result;
 
+// A received datagram the transport rejected (it was counted and skipped).
+typedef struct wtd_structured_error {
+  enum wtd_structured_error_kind kind;
+  // The datagram's type id (0 when `has_type_id` is false).
+  uint16_t type_id;
+  // False for TOO_SHORT: the datagram had no complete type id.
+  bool has_type_id;
+  // Size of the whole datagram in bytes.
+  size_t size;
+  // Description, NUL-terminated (truncated to fit).
+  char message[256];
+} wtd_structured_error;
+
+// Called for every rejected datagram with its report (borrowed for the call) and the
+// userdata given to wtd_structured_set_error_callback.
+typedef void (*wtd_structured_error_callback)(const struct wtd_structured_error *error,
+                                              void *userdata);
+
+// Counters of a structured transport.
+typedef struct wtd_structured_stats {
+  // Objects queued for sending.
+  uint64_t sent;
+  // Datagrams that decoded into objects (including those counted in queue_drops).
+  uint64_t received;
+  // Datagrams with an unregistered type id.
+  uint64_t unknown_type;
+  // Datagrams shorter than the 2-byte header.
+  uint64_t too_short;
+  // Payloads that did not decode.
+  uint64_t decode_errors;
+  // Decoded objects dropped because the object queue was full.
+  uint64_t queue_drops;
+} wtd_structured_stats;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// Create an empty broadcaster on `runtime`.
+enum wtd_result wtd_broadcaster_new(const struct wtd_runtime *runtime,
+                                    struct wtd_broadcaster **out_broadcaster);
+
+// Shut the broadcaster down and release it. NULL is a no-op. The members themselves
+// stay open.
+void wtd_broadcaster_free(struct wtd_broadcaster *broadcaster);
+
+// Add a session: broadcasts reach it as raw datagrams, without waiting (a full
+// connection send buffer means "not accepted"); priority and time-to-live do not apply.
+// It leaves the set by itself when it closes (including wtd_session_free). Adding a
+// member again is a no-op. WTD_ERR_CLOSED for a closed session, WTD_ERR_INVALID_STATE
+// after wtd_broadcaster_shutdown.
+enum wtd_result wtd_broadcaster_add_session(const struct wtd_broadcaster *broadcaster,
+                                            const struct wtd_session *session);
+
+// Remove a session; WTD_ERR_NOT_FOUND if it is not a member.
+enum wtd_result wtd_broadcaster_remove_session(const struct wtd_broadcaster *broadcaster,
+                                               const struct wtd_session *session);
+
+// Add a datagram stream: broadcasts are queued on it with the broadcast's priority
+// and time-to-live (a full queue, too large or closed means "not accepted"). It leaves
+// the set at the first broadcast after it closed (including wtd_stream_free). Adding a
+// member again is a no-op. WTD_ERR_CLOSED for a closed stream, WTD_ERR_INVALID_STATE
+// after wtd_broadcaster_shutdown.
+enum wtd_result wtd_broadcaster_add_stream(const struct wtd_broadcaster *broadcaster,
+                                           const struct wtd_stream *stream);
+
+// Remove a stream; WTD_ERR_NOT_FOUND if it is not a member.
+enum wtd_result wtd_broadcaster_remove_stream(const struct wtd_broadcaster *broadcaster,
+                                              const struct wtd_stream *stream);
+
+// Sessions in the set (0 for NULL).
+size_t wtd_broadcaster_session_count(const struct wtd_broadcaster *broadcaster);
+
+// Streams in the set (0 for NULL); closed ones leave at the next broadcast.
+size_t wtd_broadcaster_stream_count(const struct wtd_broadcaster *broadcaster);
+
+// Send a datagram (copied once, shared by all) to every member without waiting for
+// any; `*out_accepted` gets how many accepted it (may be NULL). `priority` 0..=2 and
+// `ttl_ms` (<= 0: none) apply to streams only. WTD_ERR_INVALID_ARGUMENT for a bad
+// priority. After wtd_broadcaster_shutdown it reaches nobody (0, WTD_OK).
+enum wtd_result wtd_broadcaster_broadcast(const struct wtd_broadcaster *broadcaster,
+                                          const uint8_t *data,
+                                          size_t len,
+                                          uint8_t priority,
+                                          int32_t ttl_ms,
+                                          size_t *out_accepted);
+
+// Empty the set and refuse new members (WTD_ERR_INVALID_STATE) from now on.
+enum wtd_result wtd_broadcaster_shutdown(const struct wtd_broadcaster *broadcaster);
 
 // Create a client with `config` (copied; NULL means defaults).
 enum wtd_result wtd_client_new(const struct wtd_runtime *runtime,
@@ -505,6 +716,178 @@ const char *wtd_version(void);
 // WTD_EVENT_NONE). NULL, or an event already released, is a no-op. Never call it on
 // the event passed to a callback. Does not free `request` (the application owns it).
 void wtd_event_release(struct wtd_event *event);
+
+// Create monitor options: a sample every 5000 ms, 100 samples and 50 alerts kept,
+// alerts at a send queue over 90% full, a send success rate under 0.8, and an average
+// send time whose mean over the last 5 of 10 samples exceeds 1.25x the first 5's.
+enum wtd_result wtd_monitor_config_new(struct wtd_monitor_config **out_config);
+
+// Free monitor options; NULL is a no-op.
+void wtd_monitor_config_free(struct wtd_monitor_config *config);
+
+// Time between samples of the periodic task, in milliseconds (>= 1).
+enum wtd_result wtd_monitor_config_set_interval(struct wtd_monitor_config *config,
+                                                uint32_t interval_ms);
+
+// How many samples and alerts are kept (each >= 1; the oldest are dropped first).
+enum wtd_result wtd_monitor_config_set_capacities(struct wtd_monitor_config *config,
+                                                  size_t samples,
+                                                  size_t alerts);
+
+// Alert thresholds: send queue fill above `high_queue_fill` (0..=1), send success rate
+// below `min_success_rate` (0..=1), and over the last `trend_window` samples (>= 2) a
+// later half's mean average send time above `trend_factor` (>= 0) times the earlier's.
+enum wtd_result wtd_monitor_config_set_thresholds(struct wtd_monitor_config *config,
+                                                  double high_queue_fill,
+                                                  double min_success_rate,
+                                                  size_t trend_window,
+                                                  double trend_factor);
+
+// Create a monitor of `stream` (`config` may be NULL for defaults). It samples nothing
+// until wtd_monitor_start or wtd_monitor_sample_now. The stream handle must outlive it.
+enum wtd_result wtd_monitor_new(const struct wtd_stream *stream,
+                                const struct wtd_monitor_config *config,
+                                struct wtd_monitor **out_monitor);
+
+// Stop the monitor and release it; the alert callback's userdata_free runs once no
+// queued callback is left (callbacks queued before are skipped). NULL is a no-op.
+void wtd_monitor_free(struct wtd_monitor *monitor);
+
+// Start sampling every interval on the library's runtime (the first sample one
+// interval from now). No-op if running; WTD_ERR_CLOSED if the stream is closed.
+enum wtd_result wtd_monitor_start(const struct wtd_monitor *monitor);
+
+// Stop the periodic sampling (samples and alerts stay). No-op when not running.
+enum wtd_result wtd_monitor_stop(const struct wtd_monitor *monitor);
+
+// Whether the periodic sampling runs (false for NULL). It also stops by itself when the
+// stream closes.
+bool wtd_monitor_is_monitoring(const struct wtd_monitor *monitor);
+
+// Take one sample now and evaluate the alert rules on it (the alerts are recorded
+// before this returns; the callback, if any, is queued). `out_sample` may be NULL.
+enum wtd_result wtd_monitor_sample_now(const struct wtd_monitor *monitor,
+                                       struct wtd_monitor_sample *out_sample);
+
+// Copy the newest `cap` samples, oldest first, into `out` (may be NULL when `cap` is 0);
+// `*out_count` gets how many were copied.
+enum wtd_result wtd_monitor_get_samples(const struct wtd_monitor *monitor,
+                                        struct wtd_monitor_sample *out,
+                                        size_t cap,
+                                        size_t *out_count);
+
+// Copy the newest `cap` alerts, oldest first, into `out` (may be NULL when `cap` is 0);
+// `*out_count` gets how many were copied.
+enum wtd_result wtd_monitor_get_alerts(const struct wtd_monitor *monitor,
+                                       struct wtd_monitor_alert *out,
+                                       size_t cap,
+                                       size_t *out_count);
+
+// Call `callback(alert, userdata)` for every alert from now on. Calls are delivered
+// like events: on the runtime's dispatcher thread in callback mode, or inside
+// wtd_runtime_next_event in pull mode (in order with the other events). `callback`
+// NULL removes it. `userdata_free` (may be NULL) runs exactly once, after the last
+// call: when the callback is replaced or removed, the monitor freed, or the runtime
+// freed — and at once when `callback` is NULL or `monitor` is NULL (an error). Calls
+// still queued for a replaced
+// callback or a freed monitor are skipped.
+enum wtd_result wtd_monitor_set_alert_callback(const struct wtd_monitor *monitor,
+                                               wtd_alert_callback callback,
+                                               void *userdata,
+                                               wtd_userdata_free userdata_free);
+
+// Create reliability options: ACK timeout 2000 ms, 5 retries, window 256 messages,
+// 4096 sequences remembered for duplicate detection, receive queue 1000, first
+// sequence 0.
+enum wtd_result wtd_reliability_config_new(struct wtd_reliability_config **out_config);
+
+// Free reliability options; NULL is a no-op.
+void wtd_reliability_config_free(struct wtd_reliability_config *config);
+
+// Time to wait for an ACK before retransmitting, in ms (>= 1).
+enum wtd_result wtd_reliability_config_set_ack_timeout(struct wtd_reliability_config *config,
+                                                       uint32_t ack_timeout_ms);
+
+// Retransmissions before giving up (a message is sent at most max_retries + 1 times).
+enum wtd_result wtd_reliability_config_set_max_retries(struct wtd_reliability_config *config,
+                                                       uint32_t max_retries);
+
+// Unacknowledged messages in flight at most (1..=2^30); wtd_reliability_send waits
+// for room beyond.
+enum wtd_result wtd_reliability_config_set_window(struct wtd_reliability_config *config,
+                                                  size_t window);
+
+// Received messages waiting for wtd_reliability_receive (>= 1; when full, new DATA is
+// not acknowledged and the peer retransmits it), and received sequences remembered for
+// duplicate detection (1..=2^30; keep it at least the peer's window).
+enum wtd_result wtd_reliability_config_set_queues(struct wtd_reliability_config *config,
+                                                  size_t recv_queue,
+                                                  size_t dedup_memory);
+
+// Wire sequence (and id) of the first message sent (default 0); sequences wrap at
+// 2^32 on the wire while ids keep counting.
+enum wtd_result wtd_reliability_config_set_initial_sequence(struct wtd_reliability_config *config,
+                                                            uint32_t sequence);
+
+// Create a reliability layer on `session` (`config` may be NULL for defaults). It takes
+// over the session's datagrams like wtd_stream_new: a session has at most one stream or
+// layer (WTD_ERR_INVALID_STATE for a second). The session handle must outlive it.
+enum wtd_result wtd_reliability_new(struct wtd_session *session,
+                                    const struct wtd_reliability_config *config,
+                                    struct wtd_reliability **out_reliability);
+
+// Close the layer and release it (its callback's userdata_free runs once no report is
+// pending for it); the session stays open. NULL is a no-op.
+void wtd_reliability_free(struct wtd_reliability *reliability);
+
+// Send a message (copied) reliably, waiting up to `timeout_ms` (negative: forever, 0:
+// no wait) for room in the window. `*out_id` (may be NULL) gets its id, which its
+// delivery report carries. WTD_ERR_TIMEOUT: the window stayed full and nothing was
+// sent. WTD_ERR_TOO_LARGE: `len` + 9 exceeds the datagram size. WTD_ERR_CLOSED.
+enum wtd_result wtd_reliability_send(const struct wtd_reliability *reliability,
+                                     const uint8_t *data,
+                                     size_t len,
+                                     int32_t timeout_ms,
+                                     uint64_t *out_id);
+
+// Receive the next message into `buf`, waiting up to `timeout_ms` (0: no wait,
+// negative: forever). WTD_ERR_TIMEOUT when none came; WTD_ERR_CLOSED once closed and
+// drained. If it does not fit, it stays queued, `*out_len` gets its size and
+// WTD_ERR_BUFFER_TOO_SMALL is returned.
+enum wtd_result wtd_reliability_receive(const struct wtd_reliability *reliability,
+                                        uint8_t *buf,
+                                        size_t cap,
+                                        size_t *out_len,
+                                        int32_t timeout_ms);
+
+// Take the next delivery report, waiting up to `timeout_ms` (0: no wait, negative:
+// forever). Reports are queued whether or not a report callback is set.
+// WTD_ERR_TIMEOUT when none came; WTD_ERR_CLOSED once closed and drained.
+enum wtd_result wtd_reliability_next_report(const struct wtd_reliability *reliability,
+                                            struct wtd_delivery_report *out_report,
+                                            int32_t timeout_ms);
+
+// Also deliver every report from now on to `callback(report, userdata)`, where events
+// are delivered (dispatcher thread in callback mode, inside wtd_runtime_next_event in
+// pull mode). NULL `callback` removes it. Replacing or removing the callback, or
+// wtd_reliability_free, stops reports to the old one; its `userdata_free` (may be NULL)
+// then runs exactly once, after any call to it already under way.
+enum wtd_result wtd_reliability_set_report_callback(const struct wtd_reliability *reliability,
+                                                    wtd_report_callback callback,
+                                                    void *userdata,
+                                                    wtd_userdata_free userdata_free);
+
+// Read the layer's counters.
+enum wtd_result wtd_reliability_get_stats(const struct wtd_reliability *reliability,
+                                          struct wtd_reliability_stats *out_stats);
+
+// Stop the layer: background work ends, unacknowledged messages get no report,
+// waiting calls return WTD_ERR_CLOSED (queued messages and reports can still be
+// taken). The session stays open.
+enum wtd_result wtd_reliability_close(const struct wtd_reliability *reliability);
+
+// Whether the layer or its session is closed (false for NULL).
+bool wtd_reliability_is_closed(const struct wtd_reliability *reliability);
 
 // Create runtime options with defaults: worker threads = 2, pull mode (no callback).
 enum wtd_result wtd_runtime_config_new(struct wtd_runtime_config **out_config);
@@ -912,6 +1295,83 @@ enum wtd_result wtd_stream_throughput_test(const struct wtd_stream *stream,
                                            uint32_t duration_ms,
                                            size_t datagram_size,
                                            struct wtd_throughput_result *out_result);
+
+// Create a structured transport on `session` with `serializer` and object queues of
+// `queue_size` (>= 1; pywebtransport uses 100). No type ids are registered yet (see
+// wtd_structured_register_type). The transport takes over the session's datagrams:
+// a session's datagrams have exactly one owner, so a second transport, a wtd_stream
+// or another datagram layer on the same session fails with WTD_ERR_INVALID_STATE
+// (and DATAGRAM events stop). The session handle must outlive the transport.
+enum wtd_result wtd_structured_new(struct wtd_session *session,
+                                   enum wtd_serializer serializer,
+                                   size_t queue_size,
+                                   struct wtd_structured **out_structured);
+
+// Close the transport and release it; the session stays open. No error callback
+// starts after this returns; the callback's userdata_free runs once (here, or after a
+// callback already running finishes). NULL is a no-op.
+void wtd_structured_free(struct wtd_structured *structured);
+
+// Register `type_id` as a known object type. Received datagrams with an unregistered
+// id are rejected (UNKNOWN_TYPE) and sending one is WTD_ERR_INVALID_ARGUMENT, as is
+// registering an id twice.
+enum wtd_result wtd_structured_register_type(const struct wtd_structured *structured,
+                                             uint16_t type_id);
+
+// Whether `type_id` is registered (false for NULL).
+bool wtd_structured_is_registered(const struct wtd_structured *structured, uint16_t type_id);
+
+// Send an object: `payload`/`len` is the object already serialized in the transport's
+// format. JSON must be valid JSON and is sent re-emitted in pywebtransport's compact
+// ensure_ascii form; MessagePack must decode as exactly one MessagePack value and is
+// sent unchanged. WTD_ERR_INVALID_ARGUMENT for an unregistered id or a payload that
+// does not decode; otherwise as wtd_stream_send (priority 0, no time-to-live).
+enum wtd_result wtd_structured_send(const struct wtd_structured *structured,
+                                    uint16_t type_id,
+                                    const uint8_t *payload,
+                                    size_t len);
+
+// Receive the next object, waiting up to `timeout_ms` (0: no wait, negative: forever):
+// its type id and its serialized payload as received (without the header).
+// WTD_ERR_TIMEOUT when none came, WTD_ERR_CLOSED once closed and drained. If the
+// payload does not fit in `cap` bytes it stays queued, `*out_type_id` and `*out_len`
+// get its id and size, and WTD_ERR_BUFFER_TOO_SMALL is returned.
+enum wtd_result wtd_structured_receive(const struct wtd_structured *structured,
+                                       uint16_t *out_type_id,
+                                       uint8_t *buf,
+                                       size_t cap,
+                                       size_t *out_len,
+                                       int32_t timeout_ms);
+
+// Take the next report of a rejected datagram (unknown type id, shorter than the
+// header, undecodable payload), waiting up to `timeout_ms` (0: no wait, negative:
+// forever). WTD_ERR_TIMEOUT when none came, WTD_ERR_CLOSED once closed and drained.
+// Reports queue up to the transport's queue_size (the oldest is dropped beyond).
+enum wtd_result wtd_structured_next_error(const struct wtd_structured *structured,
+                                          struct wtd_structured_error *out_error,
+                                          int32_t timeout_ms);
+
+// Call `callback(error, userdata)` for every rejected datagram from now on, where
+// events are delivered (the dispatcher thread in callback mode, inside
+// wtd_runtime_next_event in pull mode). Reports also stay queued for
+// wtd_structured_next_error. `callback` NULL removes it. `userdata_free` (may be NULL)
+// runs exactly once, after the last call (when replaced, removed, or at
+// wtd_structured_free).
+enum wtd_result wtd_structured_set_error_callback(const struct wtd_structured *structured,
+                                                  wtd_structured_error_callback callback,
+                                                  void *userdata,
+                                                  wtd_userdata_free userdata_free);
+
+// Read the transport's counters.
+enum wtd_result wtd_structured_get_stats(const struct wtd_structured *structured,
+                                         struct wtd_structured_stats *out_stats);
+
+// Close the transport: sending fails with WTD_ERR_CLOSED, queued objects stay
+// receivable, then receives return WTD_ERR_CLOSED. The session stays open.
+enum wtd_result wtd_structured_close(const struct wtd_structured *structured);
+
+// Whether the transport, or its session, is closed (false for NULL).
+bool wtd_structured_is_closed(const struct wtd_structured *structured);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,9 +1,13 @@
 //! The datagram feature layer on top of sessions (pywebtransport's datagram package):
 //! the duplex stream with priority/TTL queues, message formats, and utilities.
 
+pub mod broadcast;
 pub mod message;
+pub mod monitor;
 pub mod queue;
+pub mod reliability;
 pub mod stream;
+pub mod structured;
 pub mod throughput;
 
 pub use message::{create_heartbeat_datagram, is_heartbeat};

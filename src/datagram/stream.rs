@@ -490,7 +490,12 @@ impl DatagramStream {
         self.send_bytes(Bytes::copy_from_slice(data), priority, ttl)
     }
 
-    fn send_bytes(&self, data: Bytes, priority: u8, ttl: Option<Duration>) -> Result<(), Error> {
+    pub(crate) fn send_bytes(
+        &self,
+        data: Bytes,
+        priority: u8,
+        ttl: Option<Duration>,
+    ) -> Result<(), Error> {
         self.inner.enqueue(data, priority, ttl, true)
     }
 

@@ -119,6 +119,10 @@ pub(crate) enum Event {
         session: Arc<wtd_session>,
         reason: CloseReason,
     },
+    /// Run a component's callback (reliability reports, monitor alerts, ...) where
+    /// events are delivered: on the dispatcher thread in callback mode, or inside
+    /// wtd_runtime_next_event in pull mode. Never on a runtime worker, and in queue order.
+    Invoke(Box<dyn FnOnce() + Send>),
 }
 
 /// Keeps alive what a delivered `wtd_event` points to.
@@ -162,6 +166,10 @@ impl Event {
     pub(crate) fn into_c(self) -> Option<CEvent> {
         use wtd_event_kind::*;
         match self {
+            Event::Invoke(f) => {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+                None
+            }
             Event::SessionRequest { server, request } => {
                 if server.is_freed() {
                     return None;

@@ -6,11 +6,15 @@
 
 #![allow(non_camel_case_types, clippy::missing_safety_doc)]
 
+pub mod broadcast;
 pub mod client;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod monitor;
+pub mod reliability;
 pub mod runtime;
 pub mod server;
 pub mod session;
 pub mod stream;
+pub mod structured;

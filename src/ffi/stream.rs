@@ -36,6 +36,15 @@ pub struct wtd_stream {
     runtime: Arc<RuntimeInner>,
 }
 
+impl wtd_stream {
+    pub(crate) fn inner_stream(&self) -> &DatagramStream {
+        &self.stream
+    }
+    pub(crate) fn runtime_inner(&self) -> &Arc<RuntimeInner> {
+        &self.runtime
+    }
+}
+
 /// A byte buffer for wtd_stream_send_multiple.
 #[repr(C)]
 pub struct wtd_buffer {
