@@ -7,6 +7,7 @@
 #![allow(non_camel_case_types, clippy::missing_safety_doc)]
 
 pub mod broadcast;
+pub(crate) mod callback;
 pub mod client;
 pub mod config;
 pub mod error;

@@ -2,12 +2,11 @@
 //! alert callback. See `crate::datagram::monitor`.
 
 use std::ffi::{c_char, c_void};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::callback::CallbackSlot;
 use super::error::*;
-use super::events::Event;
 use super::runtime::{wtd_userdata_free, RuntimeInner};
 use super::stream::wtd_stream;
 use crate::datagram::monitor::{Alert, AlertKind, DatagramMonitor, MonitorConfig, Sample};
@@ -70,31 +69,7 @@ pub type wtd_alert_callback =
 pub struct wtd_monitor {
     m: DatagramMonitor,
     runtime: Arc<RuntimeInner>,
-    callback: parking_lot::Mutex<Option<Arc<AlertSink>>>,
-}
-
-/// The application's callback; userdata_free runs when the last reference goes (after
-/// the last callback), exactly once.
-struct AlertSink {
-    func: unsafe extern "C" fn(*const wtd_monitor_alert, *mut c_void),
-    userdata: *mut c_void,
-    free: wtd_userdata_free,
-    /// Replaced or its monitor freed: queued calls are skipped.
-    retired: AtomicBool,
-}
-
-// SAFETY: the application promises its callback and userdata may be used from the
-// library's event thread (as for the runtime's event callback).
-unsafe impl Send for AlertSink {}
-unsafe impl Sync for AlertSink {}
-
-impl Drop for AlertSink {
-    fn drop(&mut self) {
-        if let Some(free) = self.free {
-            // SAFETY: the application's function, called once with its own pointer.
-            unsafe { free(self.userdata) };
-        }
-    }
+    callback: Arc<CallbackSlot<wtd_monitor_alert>>,
 }
 
 fn unix(t: SystemTime) -> f64 {
@@ -258,7 +233,7 @@ pub unsafe extern "C" fn wtd_monitor_new(
         *o = Box::into_raw(Box::new(wtd_monitor {
             m,
             runtime: s.runtime_inner().clone(),
-            callback: parking_lot::Mutex::new(None),
+            callback: Arc::new(CallbackSlot::new()),
         }));
         Ok(())
     })
@@ -273,10 +248,7 @@ pub unsafe extern "C" fn wtd_monitor_free(monitor: *mut wtd_monitor) {
             let m = Box::from_raw(monitor);
             m.m.stop();
             m.m.clear_alert_callback();
-            let old = m.callback.lock().take();
-            if let Some(old) = old {
-                old.retired.store(true, Ordering::Release);
-            }
+            m.callback.clear();
         });
     }
 }
@@ -397,38 +369,17 @@ pub unsafe extern "C" fn wtd_monitor_set_alert_callback(
                 return Err(e);
             }
         };
-        let Some(func) = callback else {
+        m.callback.set(callback, userdata, userdata_free);
+        if callback.is_none() {
             m.m.clear_alert_callback();
-            if let Some(old) = m.callback.lock().take() {
-                old.retired.store(true, Ordering::Release);
-            }
-            if let Some(f) = userdata_free {
-                f(userdata);
-            }
             return Ok(());
-        };
-        let sink = Arc::new(AlertSink {
-            func,
-            userdata,
-            free: userdata_free,
-            retired: AtomicBool::new(false),
-        });
-        let weak_rt = Arc::downgrade(&m.runtime);
-        let hook_sink = sink.clone();
-        m.m.on_alert(Box::new(move |a: &Alert| {
-            let Some(rt) = weak_rt.upgrade() else { return };
-            let c: wtd_monitor_alert = a.into();
-            let s = hook_sink.clone();
-            rt.events.push(Event::Invoke(Box::new(move || {
-                if !s.retired.load(Ordering::Acquire) {
-                    // SAFETY: the application's callback with a live alert copy.
-                    unsafe { (s.func)(&c, s.userdata) };
-                }
-            })));
-        }));
-        if let Some(old) = m.callback.lock().replace(sink) {
-            old.retired.store(true, Ordering::Release);
         }
+        let (slot, rt) = (m.callback.clone(), Arc::downgrade(&m.runtime));
+        m.m.on_alert(Box::new(move |a: &Alert| {
+            if let Some(rt) = rt.upgrade() {
+                slot.deliver(&rt, a.into());
+            }
+        }));
         Ok(())
     })
 }

@@ -3,14 +3,11 @@
 //! pywebtransport's DatagramReliabilityLayer (see `crate::datagram::reliability`).
 
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
-
+use super::callback::CallbackSlot;
 use super::error::*;
-use super::events::Event;
 use super::runtime::{wtd_userdata_free, RuntimeInner};
 use super::session::wtd_session;
 use crate::datagram::reliability::{
@@ -79,38 +76,13 @@ pub struct wtd_reliability_config {
     cfg: ReliabilityConfig,
 }
 
-/// The application's report callback. Its userdata is freed when the last reference
-/// goes: after replace/free and after every report already queued for it.
-struct ReportCallback {
-    func: unsafe extern "C" fn(*const wtd_delivery_report, *mut c_void),
-    userdata: *mut c_void,
-    free: wtd_userdata_free,
-    /// Cleared on replace/free: queued reports are then not delivered to it.
-    active: AtomicBool,
-}
-// SAFETY: the application promises its callback and userdata may be used from the
-// thread events are delivered on (documented in the header).
-unsafe impl Send for ReportCallback {}
-unsafe impl Sync for ReportCallback {}
-
-impl Drop for ReportCallback {
-    fn drop(&mut self) {
-        if let Some(free) = self.free {
-            // SAFETY: the application's userdata_free, called exactly once.
-            unsafe { free(self.userdata) };
-        }
-    }
-}
-
-type CallbackSlot = Arc<Mutex<Option<Arc<ReportCallback>>>>;
-
 /// A reliability layer on one session. Thread-safe.
 pub struct wtd_reliability {
     layer: ReliabilityLayer,
     #[allow(dead_code)]
     session: Arc<wtd_session>,
     runtime: Arc<RuntimeInner>,
-    callback: CallbackSlot,
+    callback: Arc<CallbackSlot<wtd_delivery_report>>,
 }
 
 fn c_report(r: &DeliveryReport) -> wtd_delivery_report {
@@ -137,15 +109,6 @@ unsafe fn live<'a>(r: *const wtd_reliability) -> FfiResult<&'a wtd_reliability> 
 
 fn closed_err() -> FfiError {
     FfiError::new(WTD_ERR_CLOSED, "reliability layer closed")
-}
-
-/// Replace the callback; the old one stops receiving reports (its userdata is freed
-/// once no queued report refers to it any more).
-fn replace_callback(slot: &CallbackSlot, new: Option<Arc<ReportCallback>>) {
-    let old = std::mem::replace(&mut *slot.lock(), new);
-    if let Some(old) = old {
-        old.active.store(false, Ordering::Release);
-    }
 }
 
 /// Create reliability options: ACK timeout 2000 ms, 5 retries, window 256 messages,
@@ -276,20 +239,12 @@ pub unsafe extern "C" fn wtd_reliability_new(
         Arc::increment_strong_count(session as *const wtd_session);
         let session = Arc::from_raw(session as *const wtd_session);
         let runtime = session.runtime.clone();
-        let callback: CallbackSlot = Arc::new(Mutex::new(None));
+        let callback = Arc::new(CallbackSlot::new());
         let (slot, rt) = (callback.clone(), Arc::downgrade(&runtime));
         layer.on_report(Box::new(move |r| {
-            let Some(cb) = slot.lock().clone() else {
-                return;
-            };
-            let Some(rt) = rt.upgrade() else { return };
-            let report = c_report(r);
-            rt.events.push(Event::Invoke(Box::new(move || {
-                if cb.active.load(Ordering::Acquire) {
-                    // SAFETY: the application's callback with its userdata.
-                    unsafe { (cb.func)(&report, cb.userdata) };
-                }
-            })));
+            if let Some(rt) = rt.upgrade() {
+                slot.deliver(&rt, c_report(r));
+            }
         }));
         *o = Box::into_raw(Box::new(wtd_reliability {
             layer,
@@ -310,7 +265,7 @@ pub unsafe extern "C" fn wtd_reliability_free(reliability: *mut wtd_reliability)
             let r = Box::from_raw(reliability);
             r.layer.close();
             r.layer.clear_report_hook();
-            replace_callback(&r.callback, None);
+            r.callback.clear();
         });
     }
 }
@@ -427,21 +382,7 @@ pub unsafe extern "C" fn wtd_reliability_set_report_callback(
 ) -> wtd_result {
     guard(|| {
         let r = arg(reliability, "reliability")?;
-        let new = callback.map(|func| {
-            Arc::new(ReportCallback {
-                func,
-                userdata,
-                free: userdata_free,
-                active: AtomicBool::new(true),
-            })
-        });
-        if new.is_none() {
-            if let Some(free) = userdata_free {
-                // Nothing will ever use this userdata.
-                free(userdata);
-            }
-        }
-        replace_callback(&r.callback, new);
+        r.callback.set(callback, userdata, userdata_free);
         Ok(())
     })
 }

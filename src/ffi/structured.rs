@@ -4,11 +4,10 @@
 //! already-serialized bytes in the transport's format (JSON or MessagePack).
 
 use std::ffi::{c_char, c_void};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
+use super::callback::CallbackSlot;
 use super::error::*;
-use super::events::Event;
 use super::runtime::{wtd_userdata_free, RuntimeInner};
 use super::session::wtd_session;
 use crate::datagram::structured::{
@@ -80,43 +79,12 @@ pub struct wtd_structured_stats {
 pub type wtd_structured_error_callback =
     Option<unsafe extern "C" fn(error: *const wtd_structured_error, userdata: *mut c_void)>;
 
-struct ErrorCallback {
-    func: unsafe extern "C" fn(*const wtd_structured_error, *mut c_void),
-    userdata: *mut c_void,
-    free: wtd_userdata_free,
-    /// Cleared when replaced or when the transport is freed: queued calls are skipped.
-    active: AtomicBool,
-}
-
-// SAFETY: the application promises its callback and userdata may be used from the
-// library's dispatcher thread.
-unsafe impl Send for ErrorCallback {}
-unsafe impl Sync for ErrorCallback {}
-
-impl Drop for ErrorCallback {
-    fn drop(&mut self) {
-        if let Some(free) = self.free {
-            // SAFETY: the application's function, called exactly once (last reference).
-            unsafe { free(self.userdata) };
-        }
-    }
-}
-
 /// Structured objects over one session's datagrams. Thread-safe.
 pub struct wtd_structured {
     t: StructuredDatagramTransport,
     _session: Arc<wtd_session>,
     runtime: Arc<RuntimeInner>,
-    callback: parking_lot::Mutex<Option<Arc<ErrorCallback>>>,
-}
-
-impl wtd_structured {
-    fn replace_callback(&self, cb: Option<Arc<ErrorCallback>>) {
-        let old = std::mem::replace(&mut *self.callback.lock(), cb);
-        if let Some(old) = old {
-            old.active.store(false, Ordering::Release);
-        }
-    }
+    callback: Arc<CallbackSlot<wtd_structured_error>>,
 }
 
 unsafe fn live<'a>(s: *const wtd_structured) -> FfiResult<&'a wtd_structured> {
@@ -187,7 +155,7 @@ pub unsafe extern "C" fn wtd_structured_new(
             t,
             runtime: session.runtime.clone(),
             _session: session,
-            callback: parking_lot::Mutex::new(None),
+            callback: Arc::new(CallbackSlot::new()),
         }));
         Ok(())
     })
@@ -202,7 +170,7 @@ pub unsafe extern "C" fn wtd_structured_free(structured: *mut wtd_structured) {
         guard_value((), || {
             let s = Box::from_raw(structured);
             s.t.set_on_error(None);
-            s.replace_callback(None);
+            s.callback.clear();
             s.t.close();
         });
     }
@@ -350,34 +318,17 @@ pub unsafe extern "C" fn wtd_structured_set_error_callback(
                 return Err(e);
             }
         };
-        let Some(func) = callback else {
+        s.callback.set(callback, userdata, userdata_free);
+        if callback.is_none() {
             s.t.set_on_error(None);
-            s.replace_callback(None);
-            if let Some(free) = userdata_free {
-                free(userdata);
-            }
             return Ok(());
-        };
-        let cb = Arc::new(ErrorCallback {
-            func,
-            userdata,
-            free: userdata_free,
-            active: AtomicBool::new(true),
-        });
-        let rt: Weak<RuntimeInner> = Arc::downgrade(&s.runtime);
-        let hook_cb = cb.clone();
+        }
+        let (slot, rt) = (s.callback.clone(), Arc::downgrade(&s.runtime));
         s.t.set_on_error(Some(Arc::new(move |e: &StructuredError| {
-            let Some(rt) = rt.upgrade() else { return };
-            let cb = hook_cb.clone();
-            let err = c_error(e);
-            rt.events.push(Event::Invoke(Box::new(move || {
-                if cb.active.load(Ordering::Acquire) {
-                    // SAFETY: the application's callback with its own userdata.
-                    unsafe { (cb.func)(&err, cb.userdata) };
-                }
-            })));
+            if let Some(rt) = rt.upgrade() {
+                slot.deliver(&rt, c_error(e));
+            }
         })));
-        s.replace_callback(Some(cb));
         Ok(())
     })
 }
