@@ -101,17 +101,20 @@ async fn oversize_datagram_is_rejected_not_dropped() {
         .unwrap();
     let max = s.max_datagram_size().unwrap();
     assert!(max >= 1100, "max datagram size {max}");
-    let big = vec![0u8; max + 1];
-    assert_eq!(
+    // Path MTU discovery may still raise the limit (1161 -> 1381 -> 1413 on loopback),
+    // so "one byte too many" is checked against a size no path allows.
+    let big = vec![0u8; 65_536];
+    assert!(matches!(
         s.try_send_datagram(&big),
-        Err(Error::TooLarge { size: max + 1, max })
-    );
+        Err(Error::TooLarge { size: 65_536, max: m }) if m >= max
+    ));
     assert!(matches!(
         s.send_datagram(&big).await,
         Err(Error::TooLarge { .. })
     ));
     assert_eq!(s.stats().send_too_large, 2);
-    // Exactly max still goes through and comes back intact.
+    // Exactly the current max still goes through and comes back intact.
+    let max = s.max_datagram_size().unwrap();
     let exact: Vec<u8> = (0..max).map(|i| i as u8).collect();
     s.send_datagram(&exact).await.unwrap();
     let back = within(s.recv_datagram()).await.unwrap();

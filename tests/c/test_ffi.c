@@ -883,13 +883,12 @@ static void case2_echo(wtd_client *client) {
         CHECK(st.send_would_block == 0);
     }
 
-    /* One byte too many. */
+    /* Too large. Path MTU discovery may still raise the limit (1161 -> 1413 on
+     * loopback), so use a size no path allows rather than max + 1. */
     static uint8_t big[65536];
     memset(big, 'z', sizeof big);
-    if (CHECK_OK(wtd_session_max_datagram_size(a, &max)) && max + 1 <= sizeof big) {
-        CHECK_RC(wtd_session_send(a, big, max + 1), WTD_ERR_TOO_LARGE);
-        CHECK_RC(wtd_session_send_wait(a, big, max + 1, 1000), WTD_ERR_TOO_LARGE);
-    }
+    CHECK_RC(wtd_session_send(a, big, sizeof big), WTD_ERR_TOO_LARGE);
+    CHECK_RC(wtd_session_send_wait(a, big, sizeof big, 1000), WTD_ERR_TOO_LARGE);
     if (CHECK_OK(wtd_session_get_stats(a, &st))) {
         CHECK(st.send_too_large == 2);
         CHECK(st.datagrams_sent == N_DGRAMS);
