@@ -7,7 +7,8 @@ export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
 
 step() { printf '\n==== %s\n' "$*"; }
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+golog=$(mktemp)
+trap 'rm -f "$log" "$golog"' EXIT
 
 step "setup"
 bash scripts/setup.sh
@@ -27,8 +28,12 @@ cmake -S . -B build -G Ninja -DWTD_CARGO_PROFILE=debug >/dev/null
 cmake --build build -j2
 (cd build && ctest --output-on-failure) 2>&1 | tee -a "$log"
 
-# One closing line for the whole run: Rust test counts plus ctest's.
+step "Go bindings (bindings/go: vet, go test -race)"
+(cd bindings/go && GOFLAGS=-mod=mod go vet ./... && GOFLAGS=-mod=mod go test -race -count=1 -v ./...) 2>&1 | tee "$golog"
+go_passed=$(grep -c -- '^--- PASS' "$golog" || true)
+
+# One closing line for the whole run: Rust test counts plus ctest's plus Go's.
 rust_passed=$(sed -n 's/^test result: ok\. \([0-9]*\) passed.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
 ctest_total=$(sed -n 's/.*tests passed, \([0-9]*\) tests failed out of \([0-9]*\)/\2/p' "$log" | tail -1)
 step "summary"
-echo "$((rust_passed + ctest_total)) passed, 0 failed"
+echo "$((rust_passed + ctest_total + go_passed)) passed, 0 failed"

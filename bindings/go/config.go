@@ -1,0 +1,224 @@
+package wtd
+
+/*
+#include <stdlib.h>
+#include "wtdatagram.h"
+*/
+import "C"
+
+import (
+	"time"
+	"unsafe"
+)
+
+// TransportConfig holds transport and session options shared by servers and
+// clients. Zero fields keep the library's defaults.
+type TransportConfig struct {
+	IdleTimeout time.Duration // 1 ms ..= 600 s; default 30 s
+	// KeepAlive interval; default 5 s. Set DisableKeepAlive to turn it off.
+	KeepAlive        time.Duration
+	DisableKeepAlive bool
+	// DatagramSendBuffer / DatagramRecvBuffer are quinn's per-connection datagram
+	// buffers in bytes (both must be set together).
+	DatagramSendBuffer, DatagramRecvBuffer int
+	// RecvQueue is the number of datagrams buffered per session (default 1024).
+	RecvQueue int
+	// MaxSessions a peer may keep open on one connection (default 256).
+	MaxSessions int
+}
+
+func (t *TransportConfig) build() (*C.wtd_transport_config, error) {
+	var c *C.wtd_transport_config
+	if err := call(func() C.enum_wtd_result { return C.wtd_transport_config_new(&c) }); err != nil {
+		return nil, err
+	}
+	steps := []func() C.enum_wtd_result{}
+	if t.IdleTimeout > 0 {
+		steps = append(steps, func() C.enum_wtd_result {
+			return C.wtd_transport_config_set_idle_timeout_ms(c, C.uint32_t(t.IdleTimeout/time.Millisecond))
+		})
+	}
+	if t.KeepAlive > 0 || t.DisableKeepAlive {
+		ms := C.uint32_t(t.KeepAlive / time.Millisecond)
+		if t.DisableKeepAlive {
+			ms = 0
+		}
+		steps = append(steps, func() C.enum_wtd_result { return C.wtd_transport_config_set_keep_alive_ms(c, ms) })
+	}
+	if t.DatagramSendBuffer > 0 || t.DatagramRecvBuffer > 0 {
+		steps = append(steps, func() C.enum_wtd_result {
+			return C.wtd_transport_config_set_datagram_buffers(c, C.size_t(t.DatagramSendBuffer), C.size_t(t.DatagramRecvBuffer))
+		})
+	}
+	if t.RecvQueue > 0 {
+		steps = append(steps, func() C.enum_wtd_result { return C.wtd_transport_config_set_recv_queue(c, C.size_t(t.RecvQueue)) })
+	}
+	if t.MaxSessions > 0 {
+		steps = append(steps, func() C.enum_wtd_result {
+			return C.wtd_transport_config_set_max_sessions(c, C.uint64_t(t.MaxSessions))
+		})
+	}
+	for _, s := range steps {
+		if err := call(s); err != nil {
+			C.wtd_transport_config_free(c)
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// ServerConfig holds server options. The zero value listens on 127.0.0.1:0 with a
+// self-signed certificate for localhost, 127.0.0.1 and ::1.
+type ServerConfig struct {
+	// Addr is the UDP address to listen on, e.g. "0.0.0.0:4433" (port 0: any).
+	Addr string
+	// CertPEM and KeyPEM, when both set, are the certificate chain and private key.
+	CertPEM, KeyPEM []byte
+	// SelfSignedNames, when set (and no PEM is given), generates a self-signed
+	// certificate valid 13 days for these DNS names or IP literals.
+	SelfSignedNames []string
+	// RequestBacklog is the number of unanswered session requests before new ones
+	// get 503 (library default 256); it also sizes Accept's channel.
+	RequestBacklog int
+	Transport      *TransportConfig
+}
+
+func cstrings(ss []string) (**C.char, func()) {
+	if len(ss) == 0 {
+		return nil, func() {}
+	}
+	arr := (*[1 << 20]*C.char)(C.calloc(C.size_t(len(ss)), C.size_t(unsafe.Sizeof((*C.char)(nil)))))[:len(ss):len(ss)]
+	for i, s := range ss {
+		arr[i] = C.CString(s)
+	}
+	return &arr[0], func() {
+		for _, p := range arr {
+			C.free(unsafe.Pointer(p))
+		}
+		C.free(unsafe.Pointer(&arr[0]))
+	}
+}
+
+func (sc *ServerConfig) build() (*C.wtd_server_config, error) {
+	var c *C.wtd_server_config
+	if err := call(func() C.enum_wtd_result { return C.wtd_server_config_new(&c) }); err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*C.wtd_server_config, error) {
+		C.wtd_server_config_free(c)
+		return nil, err
+	}
+	if sc.Addr != "" {
+		addr := C.CString(sc.Addr)
+		defer C.free(unsafe.Pointer(addr))
+		if err := call(func() C.enum_wtd_result { return C.wtd_server_config_set_bind(c, addr) }); err != nil {
+			return fail(err)
+		}
+	}
+	switch {
+	case len(sc.CertPEM) > 0 || len(sc.KeyPEM) > 0:
+		cp, cl := bytesPtr(sc.CertPEM)
+		kp, kl := bytesPtr(sc.KeyPEM)
+		if err := call(func() C.enum_wtd_result { return C.wtd_server_config_set_cert_pem(c, cp, cl, kp, kl) }); err != nil {
+			return fail(err)
+		}
+	case len(sc.SelfSignedNames) > 0:
+		names, free := cstrings(sc.SelfSignedNames)
+		defer free()
+		if err := call(func() C.enum_wtd_result {
+			return C.wtd_server_config_set_self_signed(c, names, C.size_t(len(sc.SelfSignedNames)))
+		}); err != nil {
+			return fail(err)
+		}
+	}
+	if sc.RequestBacklog > 0 {
+		if err := call(func() C.enum_wtd_result {
+			return C.wtd_server_config_set_request_backlog(c, C.size_t(sc.RequestBacklog))
+		}); err != nil {
+			return fail(err)
+		}
+	}
+	if sc.Transport != nil {
+		tc, err := sc.Transport.build()
+		if err != nil {
+			return fail(err)
+		}
+		defer C.wtd_transport_config_free(tc)
+		if err := call(func() C.enum_wtd_result { return C.wtd_server_config_set_transport(c, tc) }); err != nil {
+			return fail(err)
+		}
+	}
+	return c, nil
+}
+
+// ClientConfig holds client options. The zero value verifies servers against the
+// system trust store.
+type ClientConfig struct {
+	Addr string // local UDP address to bind, e.g. "0.0.0.0:0"
+	// CertHashes trusts server certificates whose DER SHA-256 is one of these
+	// (like a browser's serverCertificateHashes).
+	CertHashes [][32]byte
+	// CAPEM trusts the CA certificates in this PEM instead of the system roots.
+	CAPEM []byte
+	// InsecureSkipVerify accepts any server certificate. FOR TESTS ONLY.
+	InsecureSkipVerify bool
+	// Headers are sent with every session request (names are lowercased).
+	Headers   map[string]string
+	Transport *TransportConfig
+}
+
+func (cc *ClientConfig) build() (*C.wtd_client_config, error) {
+	var c *C.wtd_client_config
+	if err := call(func() C.enum_wtd_result { return C.wtd_client_config_new(&c) }); err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*C.wtd_client_config, error) {
+		C.wtd_client_config_free(c)
+		return nil, err
+	}
+	if cc.Addr != "" {
+		addr := C.CString(cc.Addr)
+		defer C.free(unsafe.Pointer(addr))
+		if err := call(func() C.enum_wtd_result { return C.wtd_client_config_set_bind(c, addr) }); err != nil {
+			return fail(err)
+		}
+	}
+	for _, h := range cc.CertHashes {
+		h := h
+		p, n := bytesPtr(h[:])
+		if err := call(func() C.enum_wtd_result { return C.wtd_client_config_add_cert_hash(c, p, n) }); err != nil {
+			return fail(err)
+		}
+	}
+	if len(cc.CAPEM) > 0 {
+		p, n := bytesPtr(cc.CAPEM)
+		if err := call(func() C.enum_wtd_result { return C.wtd_client_config_add_ca_pem(c, p, n) }); err != nil {
+			return fail(err)
+		}
+	}
+	if cc.InsecureSkipVerify {
+		if err := call(func() C.enum_wtd_result { return C.wtd_client_config_set_insecure(c, true) }); err != nil {
+			return fail(err)
+		}
+	}
+	for k, v := range cc.Headers {
+		name, value := C.CString(k), C.CString(v)
+		err := call(func() C.enum_wtd_result { return C.wtd_client_config_add_header(c, name, value) })
+		C.free(unsafe.Pointer(name))
+		C.free(unsafe.Pointer(value))
+		if err != nil {
+			return fail(err)
+		}
+	}
+	if cc.Transport != nil {
+		tc, err := cc.Transport.build()
+		if err != nil {
+			return fail(err)
+		}
+		defer C.wtd_transport_config_free(tc)
+		if err := call(func() C.enum_wtd_result { return C.wtd_client_config_set_transport(c, tc) }); err != nil {
+			return fail(err)
+		}
+	}
+	return c, nil
+}

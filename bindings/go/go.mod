@@ -1,0 +1,3 @@
+module github.com/libwtdatagram/wtdatagram-go
+
+go 1.22

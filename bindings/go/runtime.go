@@ -1,0 +1,250 @@
+package wtd
+
+/*
+#include <stdlib.h>
+#include "wtdatagram.h"
+int wtd_go_poll(int fd, int ms);
+*/
+import "C"
+
+import (
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// RuntimeConfig holds runtime options. The zero value means defaults.
+type RuntimeConfig struct {
+	// WorkerThreads of the library's async runtime (1..=256); 0 means the default (2).
+	WorkerThreads int
+	// EventPollInterval bounds how long the event goroutine waits on the event fd
+	// before checking for Close; 0 means 50 ms.
+	EventPollInterval time.Duration
+}
+
+// Runtime owns the library's async runtime and the goroutine that pulls its events.
+// Close it after everything else (Close also closes every server, client and session
+// created on it that is still open).
+type Runtime struct {
+	h    *C.wtd_runtime
+	poll C.int
+
+	// mu serializes event dispatch with the release of session and server handles,
+	// so an event is never matched to a freed (and possibly reused) pointer.
+	mu       sync.Mutex
+	sessions map[*C.wtd_session]*Session
+	servers  map[*C.wtd_server]*Server
+	clients  map[*Client]struct{}
+	orphans  map[*C.wtd_session][]orphan
+	norphans int
+
+	stop      chan struct{}
+	loopDone  chan struct{}
+	closeOnce sync.Once
+	closed    chan struct{}
+	ops       sync.WaitGroup // background C calls (abandoned dials)
+}
+
+// An event for a session not registered yet (e.g. a datagram that arrived between
+// wtd_session_request_accept returning and the Session being registered).
+type orphan struct {
+	kind   C.enum_wtd_event_kind
+	data   []byte
+	close  CloseInfo
+	closed bool
+}
+
+const maxOrphans = 4096
+
+// NewRuntime starts a runtime in pull mode and its event goroutine.
+func NewRuntime(cfg *RuntimeConfig) (*Runtime, error) {
+	if cfg == nil {
+		cfg = &RuntimeConfig{}
+	}
+	var cc *C.wtd_runtime_config
+	if err := call(func() C.enum_wtd_result { return C.wtd_runtime_config_new(&cc) }); err != nil {
+		return nil, err
+	}
+	defer C.wtd_runtime_config_free(cc)
+	if cfg.WorkerThreads != 0 {
+		if err := call(func() C.enum_wtd_result {
+			return C.wtd_runtime_config_set_worker_threads(cc, C.uint32_t(cfg.WorkerThreads))
+		}); err != nil {
+			return nil, err
+		}
+	}
+	rt := &Runtime{
+		sessions: map[*C.wtd_session]*Session{},
+		servers:  map[*C.wtd_server]*Server{},
+		clients:  map[*Client]struct{}{},
+		orphans:  map[*C.wtd_session][]orphan{},
+		stop:     make(chan struct{}),
+		loopDone: make(chan struct{}),
+		closed:   make(chan struct{}),
+		poll:     50,
+	}
+	if cfg.EventPollInterval > 0 {
+		rt.poll = C.int(cfg.EventPollInterval / time.Millisecond)
+	}
+	if err := call(func() C.enum_wtd_result { return C.wtd_runtime_new(cc, &rt.h) }); err != nil {
+		return nil, err
+	}
+	go rt.loop()
+	return rt, nil
+}
+
+func (rt *Runtime) isClosed() bool {
+	select {
+	case <-rt.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// loop pulls events: wtd_runtime_next_event without waiting under rt.mu, and waits
+// on the event fd (poll, bounded by rt.poll ms) outside of it.
+func (rt *Runtime) loop() {
+	defer close(rt.loopDone)
+	ev := (*C.wtd_event)(C.calloc(1, C.sizeof_wtd_event))
+	defer C.free(unsafe.Pointer(ev))
+	fd := C.wtd_runtime_event_fd(rt.h)
+	for {
+		select {
+		case <-rt.stop:
+			return
+		default:
+		}
+		rt.mu.Lock()
+		r := C.wtd_runtime_next_event(rt.h, ev, 0)
+		if r == C.WTD_OK {
+			rt.dispatch(ev)
+			C.wtd_event_release(ev)
+			rt.mu.Unlock()
+			continue
+		}
+		rt.mu.Unlock()
+		if r != C.WTD_ERR_TIMEOUT {
+			return // closed (or callback mode, which this binding never uses)
+		}
+		if fd < 0 || C.wtd_go_poll(C.int(fd), rt.poll) < 0 {
+			time.Sleep(time.Duration(rt.poll) * time.Millisecond)
+		}
+	}
+}
+
+// dispatch routes one event; called with rt.mu held. Never blocks.
+func (rt *Runtime) dispatch(ev *C.wtd_event) {
+	switch ev.kind {
+	case C.WTD_EVENT_SESSION_REQUEST:
+		srv := rt.servers[ev.server]
+		if srv == nil {
+			C.wtd_session_request_free(ev.request)
+			return
+		}
+		req := &SessionRequest{h: ev.request, rt: rt}
+		select {
+		case srv.requests <- req:
+		default:
+			C.wtd_session_request_free(ev.request) // backlog full: 503
+		}
+	case C.WTD_EVENT_DATAGRAM:
+		data := C.GoBytes(unsafe.Pointer(ev.data), C.int(ev.len))
+		if s := rt.sessions[ev.session]; s != nil {
+			s.deliver(data)
+		} else {
+			rt.addOrphan(ev.session, orphan{kind: ev.kind, data: data})
+		}
+	case C.WTD_EVENT_SESSION_CLOSED:
+		info := CloseInfo{
+			Kind:   CloseKind(ev.close_kind),
+			Code:   uint64(ev.close_code),
+			Reason: string(C.GoBytes(unsafe.Pointer(ev.data), C.int(ev.len))),
+		}
+		if s := rt.sessions[ev.session]; s != nil {
+			s.markClosed(info)
+		} else {
+			rt.addOrphan(ev.session, orphan{kind: ev.kind, close: info, closed: true})
+		}
+	}
+}
+
+func (rt *Runtime) addOrphan(p *C.wtd_session, o orphan) {
+	if rt.norphans >= maxOrphans {
+		return
+	}
+	rt.norphans++
+	rt.orphans[p] = append(rt.orphans[p], o)
+}
+
+// registerSession makes s receive the events of its handle, first those that came
+// before it was registered. Returns false if the runtime is closed.
+func (rt *Runtime) registerSession(s *Session) bool {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.isClosed() {
+		return false
+	}
+	rt.sessions[s.h] = s
+	for _, o := range rt.orphans[s.h] {
+		if o.closed {
+			s.markClosed(o.close)
+		} else {
+			s.deliver(o.data)
+		}
+	}
+	rt.norphans -= len(rt.orphans[s.h])
+	delete(rt.orphans, s.h)
+	return true
+}
+
+// freeSession unregisters and frees a session handle under rt.mu.
+func (rt *Runtime) freeSession(p *C.wtd_session) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	delete(rt.sessions, p)
+	rt.norphans -= len(rt.orphans[p])
+	delete(rt.orphans, p)
+	C.wtd_session_free(p)
+}
+
+// Close closes every server, client and session still open on the runtime, stops
+// the event goroutine and frees the runtime. Safe to call more than once.
+func (rt *Runtime) Close() error {
+	var err error
+	rt.closeOnce.Do(func() {
+		rt.mu.Lock()
+		close(rt.closed) // no new registrations from now on
+		var sessions []*Session
+		for _, s := range rt.sessions {
+			sessions = append(sessions, s)
+		}
+		var servers []*Server
+		for _, s := range rt.servers {
+			servers = append(servers, s)
+		}
+		var clients []*Client
+		for c := range rt.clients {
+			clients = append(clients, c)
+		}
+		rt.mu.Unlock()
+		for _, s := range sessions {
+			s.Close()
+		}
+		for _, s := range servers {
+			s.Close()
+		}
+		for _, c := range clients {
+			c.Close()
+		}
+		close(rt.stop)
+		<-rt.loopDone
+		rt.ops.Wait()
+		err = call(func() C.enum_wtd_result { return C.wtd_runtime_free(rt.h) })
+		rt.mu.Lock()
+		rt.norphans = 0
+		rt.orphans = nil
+		rt.mu.Unlock()
+	})
+	return err
+}

@@ -1,0 +1,275 @@
+package wtd
+
+/*
+#include <stdlib.h>
+#include "wtdatagram.h"
+*/
+import "C"
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+)
+
+// CloseKind tells how a session ended.
+type CloseKind int
+
+// Close kinds (wtd_close_kind).
+const (
+	CloseNone           CloseKind = C.WTD_CLOSE_NONE
+	CloseLocal          CloseKind = C.WTD_CLOSE_LOCAL
+	CloseRemote         CloseKind = C.WTD_CLOSE_REMOTE
+	CloseReset          CloseKind = C.WTD_CLOSE_RESET
+	CloseConnectionLost CloseKind = C.WTD_CLOSE_CONNECTION_LOST
+	CloseTimedOut       CloseKind = C.WTD_CLOSE_TIMED_OUT
+	CloseProtocolError  CloseKind = C.WTD_CLOSE_PROTOCOL_ERROR
+)
+
+func (k CloseKind) String() string {
+	switch k {
+	case CloseNone:
+		return "none"
+	case CloseLocal:
+		return "local"
+	case CloseRemote:
+		return "remote"
+	case CloseReset:
+		return "reset"
+	case CloseConnectionLost:
+		return "connection lost"
+	case CloseTimedOut:
+		return "timed out"
+	case CloseProtocolError:
+		return "protocol error"
+	}
+	return "unknown"
+}
+
+// CloseInfo tells why a session ended.
+type CloseInfo struct {
+	Kind CloseKind
+	// Code is the application code (Local/Remote) or the HTTP/3 / QUIC error code.
+	Code   uint64
+	Reason string
+}
+
+// Dialect is a session's WebTransport dialect.
+type Dialect int
+
+// Dialects (wtd_dialect).
+const (
+	DialectDraft02 Dialect = C.WTD_DIALECT_DRAFT02
+	DialectDraft07 Dialect = C.WTD_DIALECT_DRAFT07
+	DialectDraft15 Dialect = C.WTD_DIALECT_DRAFT15
+)
+
+// SessionStats are a session's counters.
+type SessionStats struct {
+	DatagramsSent, BytesSent         uint64
+	DatagramsReceived, BytesReceived uint64
+	RecvDropped                      uint64 // dropped by the library's full queue
+	SendWouldBlock, SendTooLarge     uint64
+	ConnectionUnknownSession         uint64
+	// GoRecvDropped counts datagrams dropped because the binding's receive channel
+	// (ReceiveQueue entries) was full.
+	GoRecvDropped uint64
+}
+
+// ReceiveQueue is the capacity of each Session's receive channel.
+const ReceiveQueue = 1024
+
+// Session is a WebTransport session. Receive datagrams with Receive (or attach a
+// Stream, which takes the datagrams over). Close releases it.
+type Session struct {
+	rt   *Runtime
+	h    *C.wtd_session
+	recv chan []byte
+
+	mu     sync.RWMutex // read: calls using h; write: Close
+	freed  bool
+	stream *Stream
+
+	done      chan struct{}
+	doneOnce  sync.Once
+	info      CloseInfo // valid once done is closed
+	dropped   atomic.Uint64
+	closeOnce sync.Once
+}
+
+func newSession(rt *Runtime, h *C.wtd_session) (*Session, error) {
+	s := &Session{rt: rt, h: h, recv: make(chan []byte, ReceiveQueue), done: make(chan struct{})}
+	if !rt.registerSession(s) {
+		rt.freeSession(h)
+		return nil, closedErr("runtime")
+	}
+	return s, nil
+}
+
+// deliver and markClosed run with rt.mu held, from the event goroutine.
+func (s *Session) deliver(b []byte) {
+	select {
+	case s.recv <- b:
+	default:
+		s.dropped.Add(1)
+	}
+}
+
+func (s *Session) markClosed(info CloseInfo) {
+	s.doneOnce.Do(func() {
+		s.info = info
+		close(s.done)
+	})
+}
+
+// use runs f with the handle while the session is not freed.
+func (s *Session) use(f func(h *C.wtd_session) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.freed {
+		return closedErr("session")
+	}
+	return f(s.h)
+}
+
+// ID is the session id (its CONNECT stream's QUIC stream id).
+func (s *Session) ID() uint64 {
+	var id uint64
+	s.use(func(h *C.wtd_session) error { id = uint64(C.wtd_session_id(h)); return nil })
+	return id
+}
+
+// Path is the request path (with query) that opened the session.
+func (s *Session) Path() string {
+	var p string
+	s.use(func(h *C.wtd_session) error { p = C.GoString(C.wtd_session_path(h)); return nil })
+	return p
+}
+
+// Dialect is the session's WebTransport dialect.
+func (s *Session) Dialect() Dialect {
+	var d Dialect
+	s.use(func(h *C.wtd_session) error { d = Dialect(C.wtd_session_dialect(h)); return nil })
+	return d
+}
+
+// Send sends a datagram without waiting. ErrWouldBlock when the connection's send
+// buffer is full, ErrTooLarge beyond MaxDatagramSize, ErrClosed once closed.
+func (s *Session) Send(b []byte) error {
+	return s.use(func(h *C.wtd_session) error {
+		p, n := bytesPtr(b)
+		return call(func() C.enum_wtd_result { return C.wtd_session_send(h, p, n) })
+	})
+}
+
+// SendWait sends a datagram, waiting for room in the send buffer (backpressure)
+// until ctx is done.
+func (s *Session) SendWait(ctx context.Context, b []byte) error {
+	return waitLoop(ctx, func(ms C.int32_t) error {
+		return s.use(func(h *C.wtd_session) error {
+			p, n := bytesPtr(b)
+			return call(func() C.enum_wtd_result { return C.wtd_session_send_wait(h, p, n, ms) })
+		})
+	})
+}
+
+// Receive returns the next datagram. Datagrams that arrived before the session
+// closed are still returned; then an ErrClosed error.
+func (s *Session) Receive(ctx context.Context) ([]byte, error) {
+	select {
+	case b := <-s.recv:
+		return b, nil
+	default:
+	}
+	select {
+	case b := <-s.recv:
+		return b, nil
+	case <-s.done:
+		select {
+		case b := <-s.recv:
+			return b, nil
+		default:
+		}
+		return nil, &Error{Code: CodeClosed, Msg: "session closed (" + s.info.Kind.String() + ")"}
+	case <-ctx.Done():
+		return nil, ctxErr(ctx)
+	}
+}
+
+// MaxDatagramSize is the largest payload Send accepts right now.
+func (s *Session) MaxDatagramSize() (int, error) {
+	var n C.size_t
+	err := s.use(func(h *C.wtd_session) error {
+		return call(func() C.enum_wtd_result { return C.wtd_session_max_datagram_size(h, &n) })
+	})
+	return int(n), err
+}
+
+// Stats reads the session's counters.
+func (s *Session) Stats() (SessionStats, error) {
+	var st C.wtd_session_stats
+	err := s.use(func(h *C.wtd_session) error {
+		return call(func() C.enum_wtd_result { return C.wtd_session_get_stats(h, &st) })
+	})
+	return SessionStats{
+		DatagramsSent: uint64(st.datagrams_sent), BytesSent: uint64(st.bytes_sent),
+		DatagramsReceived: uint64(st.datagrams_received), BytesReceived: uint64(st.bytes_received),
+		RecvDropped: uint64(st.recv_dropped), SendWouldBlock: uint64(st.send_would_block),
+		SendTooLarge: uint64(st.send_too_large), ConnectionUnknownSession: uint64(st.connection_unknown_session),
+		GoRecvDropped: s.dropped.Load(),
+	}, err
+}
+
+// Done is closed when the session has closed (either side); see CloseInfo.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// CloseInfo tells why the session ended (Kind CloseNone while open).
+func (s *Session) CloseInfo() CloseInfo {
+	select {
+	case <-s.done:
+		return s.info
+	default:
+		return CloseInfo{}
+	}
+}
+
+// Wait waits until the session closes and returns why.
+func (s *Session) Wait(ctx context.Context) (CloseInfo, error) {
+	select {
+	case <-s.done:
+		return s.info, nil
+	case <-ctx.Done():
+		return CloseInfo{}, ctxErr(ctx)
+	}
+}
+
+// CloseWithError closes the session with an application code and a UTF-8 reason
+// (at most 1024 bytes are sent); the peer sees both. The handle stays valid (stats,
+// CloseInfo) until Close. No-op if already closed.
+func (s *Session) CloseWithError(code uint32, reason string) error {
+	return s.use(func(h *C.wtd_session) error {
+		p, n := bytesPtr([]byte(reason))
+		return call(func() C.enum_wtd_result { return C.wtd_session_close(h, C.uint32_t(code), p, n) })
+	})
+}
+
+// Close closes the session (code 0) if still open, frees its Stream, if any, and
+// releases the handle. Safe to call twice.
+func (s *Session) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.RLock()
+		st := s.stream
+		s.mu.RUnlock()
+		if st != nil {
+			st.Close()
+		}
+		// Wake blocked calls (send_wait) before taking the write lock.
+		s.use(func(h *C.wtd_session) error { C.wtd_session_close(h, 0, empty, 0); return nil })
+		s.mu.Lock()
+		s.freed = true
+		s.mu.Unlock()
+		s.rt.freeSession(s.h)
+		s.markClosed(CloseInfo{Kind: CloseLocal})
+	})
+	return nil
+}
