@@ -16,77 +16,13 @@
  * aborts the program if something hangs anyway. The last line is "N passed, M failed".
  */
 #define _POSIX_C_SOURCE 200809L
+#define HARNESS_STRICT_LAST_ERROR 1
 #include <poll.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdatomic.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "wtdatagram.h"
-
-/* ------------------------------------------------------------------------------------ */
-/* Assertions                                                                            */
-
-static atomic_int g_pass, g_fail;
-
-static int check_impl(int ok, const char *expr, const char *file, int line) {
-    if (ok) {
-        atomic_fetch_add(&g_pass, 1);
-    } else {
-        atomic_fetch_add(&g_fail, 1);
-        fprintf(stderr, "%s:%d: FAILED: %s (wtd_last_error: \"%s\")\n", file, line, expr,
-                wtd_last_error());
-        fflush(stderr);
-    }
-    return ok;
-}
-
-/* Checks `want == got`; for an error code also that wtd_last_error() is readable and
- * non-empty and that wtd_last_error_message() reports the same length. */
-static int check_rc_impl(wtd_result got, wtd_result want, const char *expr, const char *file,
-                         int line) {
-    const char *msg = wtd_last_error();
-    int ok = got == want;
-    if (ok && want != WTD_OK)
-        ok = msg != NULL && msg[0] != '\0' && wtd_last_error_message(NULL, 0) == strlen(msg);
-    if (ok) {
-        atomic_fetch_add(&g_pass, 1);
-    } else {
-        atomic_fetch_add(&g_fail, 1);
-        if (got == WTD_OK) /* the last error is stale then */
-            fprintf(stderr, "%s:%d: FAILED: %s returned WTD_OK, expected %s\n", file, line, expr,
-                    wtd_result_name(want));
-        else
-            fprintf(stderr, "%s:%d: FAILED: %s returned %s, expected %s (wtd_last_error: \"%s\")\n",
-                    file, line, expr, wtd_result_name(got), wtd_result_name(want), msg ? msg : "(NULL)");
-        fflush(stderr);
-    }
-    return ok;
-}
-
-#define CHECK(expr) check_impl(!!(expr), #expr, __FILE__, __LINE__)
-#define CHECK_RC(call, want) check_rc_impl((call), (want), #call, __FILE__, __LINE__)
-#define CHECK_OK(call) CHECK_RC(call, WTD_OK)
-#define CHECK_STR(a, b) check_impl((a) != NULL && strcmp((a), (b)) == 0, #a " == " #b, __FILE__, __LINE__)
+#include "harness.h"
 
 /* ------------------------------------------------------------------------------------ */
 /* Helpers                                                                               */
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 static int fd_readable(int fd, int timeout_ms) {
     struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -132,14 +68,6 @@ static int parse_dg(const uint8_t *data, size_t len, size_t cap, char *tag, unsi
     *tag = (char)data[0];
     *idx = i;
     return 1;
-}
-
-static void watchdog(int sig) {
-    (void)sig;
-    static const char msg[] = "test_ffi: watchdog expired, aborting\n";
-    ssize_t w = write(2, msg, sizeof msg - 1);
-    (void)w;
-    _exit(3);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -727,28 +655,6 @@ static void case1_bad_arguments(void) {
 /* ------------------------------------------------------------------------------------ */
 /* The shared fixture                                                                    */
 
-static wtd_runtime *g_srt;   /* server runtime, callback mode */
-static wtd_runtime *g_crt;   /* client runtime, pull mode */
-static wtd_server *g_server; /* server for cases 2..6 */
-static uint8_t g_hash[32];
-static uint16_t g_port;
-
-static int url(char *buf, size_t cap, uint16_t port, const char *path) {
-    return snprintf(buf, cap, "https://127.0.0.1:%u%s", (unsigned)port, path);
-}
-
-/* A client on `rt` that pins the test server's certificate, with optional transport. */
-static wtd_client *make_client(wtd_runtime *rt, const wtd_transport_config *t, const uint8_t *hash) {
-    wtd_client_config *cfg = NULL;
-    wtd_client *c = NULL;
-    if (!CHECK_OK(wtd_client_config_new(&cfg)) || !cfg) return NULL;
-    CHECK_OK(wtd_client_config_add_cert_hash(cfg, hash, 32));
-    if (t) CHECK_OK(wtd_client_config_set_transport(cfg, t));
-    CHECK_OK(wtd_client_new(rt, cfg, &c));
-    wtd_client_config_free(cfg);
-    return c;
-}
-
 /* ------------------------------------------------------------------------------------ */
 /* Case 2: callback server, pull client, 500 datagrams, stats, closes, 3 sessions        */
 
@@ -1099,7 +1005,7 @@ static void case5_recv(void) {
     CHECK_OK(wtd_transport_config_new(&t));
     CHECK_OK(wtd_transport_config_set_datagram_events(t, false));
     CHECK_OK(wtd_transport_config_set_recv_queue(t, 64));
-    wtd_client *client = make_client(prt, t, g_hash);
+    wtd_client *client = make_client_on(prt, t, g_hash);
     wtd_transport_config_free(t);
     if (!CHECK(client != NULL)) {
         wtd_runtime_free(prt);
@@ -1204,7 +1110,7 @@ static void case6_would_block(void) {
     wtd_transport_config *t = NULL;
     CHECK_OK(wtd_transport_config_new(&t));
     CHECK_OK(wtd_transport_config_set_datagram_buffers(t, 4096, 1 << 20));
-    wtd_client *client = make_client(g_crt, t, g_hash);
+    wtd_client *client = make_client_on(g_crt, t, g_hash);
     wtd_transport_config_free(t);
     if (!CHECK(client != NULL)) return;
     char u[128];
@@ -1286,7 +1192,7 @@ static void case7_connection_loss(void) {
     CHECK_OK(wtd_transport_config_new(&t));
     CHECK_OK(wtd_transport_config_set_idle_timeout_ms(t, 500));
     CHECK_OK(wtd_transport_config_set_keep_alive_ms(t, 0));
-    wtd_client *client = make_client(g_crt, t, hash2);
+    wtd_client *client = make_client_on(g_crt, t, hash2);
     wtd_transport_config_free(t);
     char u[128];
     url(u, sizeof u, wtd_server_port(server2), "/echo7");
@@ -1323,13 +1229,7 @@ static void case7_connection_loss(void) {
 /* ------------------------------------------------------------------------------------ */
 
 int main(void) {
-    const char *wd = getenv("WTD_TEST_WATCHDOG");
-    int watchdog_s = wd ? atoi(wd) : 90;
-    if (watchdog_s > 0) {
-        signal(SIGALRM, watchdog);
-        alarm((unsigned)watchdog_s);
-    }
-    setvbuf(stderr, NULL, _IONBF, 0);
+    harness_begin("test_ffi", 90);
     int64_t t0 = now_ms();
     fprintf(stderr, "libwtdatagram %s\n", wtd_version());
 
@@ -1372,7 +1272,7 @@ int main(void) {
 
     /* Client runtime in pull mode. */
     if (!CHECK_OK(wtd_runtime_new(NULL, &g_crt)) || !g_crt) goto free_server;
-    wtd_client *client = make_client(g_crt, NULL, g_hash);
+    wtd_client *client = make_client_on(g_crt, NULL, g_hash);
     if (CHECK(client != NULL)) {
         case2_echo(client);
         case3_server_close(client);
@@ -1430,8 +1330,5 @@ free_srt:
 
 done:
     fprintf(stderr, "total %lld ms\n", (long long)(now_ms() - t0));
-    int pass = atomic_load(&g_pass), fail = atomic_load(&g_fail);
-    printf("%d passed, %d failed\n", pass, fail);
-    fflush(stdout);
-    return fail == 0 && pass > 0 ? 0 : 1;
+    return harness_finish();
 }

@@ -15,77 +15,7 @@
  * The last line is "N passed, M failed".
  */
 #define _POSIX_C_SOURCE 200809L
-#include <pthread.h>
-#include <signal.h>
-#include <stdatomic.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-
-#include "wtdatagram.h"
-
-static atomic_int g_pass, g_fail;
-
-static int check_impl(int ok, const char *expr, const char *file, int line) {
-    if (ok) {
-        atomic_fetch_add(&g_pass, 1);
-    } else {
-        atomic_fetch_add(&g_fail, 1);
-        fprintf(stderr, "%s:%d: FAILED: %s (wtd_last_error: \"%s\")\n", file, line, expr,
-                wtd_last_error());
-    }
-    return ok;
-}
-
-static int check_rc_impl(wtd_result got, wtd_result want, const char *expr, const char *file,
-                         int line) {
-    const char *msg = wtd_last_error();
-    int ok = got == want;
-    if (ok && want != WTD_OK) ok = msg != NULL && msg[0] != '\0';
-    if (ok) {
-        atomic_fetch_add(&g_pass, 1);
-    } else {
-        atomic_fetch_add(&g_fail, 1);
-        fprintf(stderr, "%s:%d: FAILED: %s returned %s, expected %s (wtd_last_error: \"%s\")\n",
-                file, line, expr, wtd_result_name(got), wtd_result_name(want),
-                msg ? msg : "(NULL)");
-    }
-    return ok;
-}
-
-#define CHECK(expr) check_impl(!!(expr), #expr, __FILE__, __LINE__)
-#define CHECK_RC(call, want) check_rc_impl((call), (want), #call, __FILE__, __LINE__)
-#define CHECK_OK(call) CHECK_RC(call, WTD_OK)
-#define CHECK_U64(a, b) check_u64_impl((uint64_t)(a), (uint64_t)(b), #a " == " #b, __FILE__, __LINE__)
-
-static int check_u64_impl(uint64_t a, uint64_t b, const char *expr, const char *file, int line) {
-    if (a != b)
-        fprintf(stderr, "%s:%d: values: %llu vs %llu\n", file, line, (unsigned long long)a,
-                (unsigned long long)b);
-    return check_impl(a == b, expr, file, line);
-}
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static void watchdog(int sig) {
-    (void)sig;
-    static const char msg[] = "test_reliability: watchdog expired, aborting\n";
-    ssize_t w = write(2, msg, sizeof msg - 1);
-    (void)w;
-    _exit(3);
-}
+#include "harness.h"
 
 #define N 200
 
@@ -276,13 +206,7 @@ static void check_stats(const wtd_reliability *r) {
 }
 
 int main(void) {
-    const char *wd = getenv("WTD_TEST_WATCHDOG");
-    int watchdog_s = wd ? atoi(wd) : 60;
-    if (watchdog_s > 0) {
-        signal(SIGALRM, watchdog);
-        alarm((unsigned)watchdog_s);
-    }
-    setvbuf(stderr, NULL, _IONBF, 0);
+    harness_begin("test_reliability", 60);
     fprintf(stderr, "libwtdatagram %s\n", wtd_version());
 
     case_a_arguments();
@@ -464,8 +388,5 @@ free_srt:
     CHECK(atomic_load(&g_cb1.frees) == 1);
     CHECK(atomic_load(&g_cb2.frees) == (sl ? 1 : 0));
 done:;
-    int pass = atomic_load(&g_pass), fail = atomic_load(&g_fail);
-    printf("%d passed, %d failed\n", pass, fail);
-    fflush(stdout);
-    return fail == 0 && pass > 0 ? 0 : 1;
+    return harness_finish();
 }

@@ -28,88 +28,16 @@
  * The last line is "N passed, M failed".
  */
 #define _POSIX_C_SOURCE 200809L
+#define HARNESS_STRICT_LAST_ERROR 1
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdatomic.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "wtdatagram.h"
-
-/* ------------------------------------------------------------------------------------ */
-/* Assertions                                                                            */
-
-static atomic_int g_pass, g_fail;
-
-static int check_impl(int ok, const char *expr, const char *file, int line) {
-    if (ok) {
-        atomic_fetch_add(&g_pass, 1);
-    } else {
-        atomic_fetch_add(&g_fail, 1);
-        fprintf(stderr, "%s:%d: FAILED: %s (wtd_last_error: \"%s\")\n", file, line, expr,
-                wtd_last_error());
-        fflush(stderr);
-    }
-    return ok;
-}
-
-/* Checks `want == got`; for an error code also that wtd_last_error() is readable and
- * non-empty and that wtd_last_error_message() reports the same length. */
-static int check_rc_impl(wtd_result got, wtd_result want, const char *expr, const char *file,
-                         int line) {
-    const char *msg = wtd_last_error();
-    int ok = got == want;
-    if (ok && want != WTD_OK)
-        ok = msg != NULL && msg[0] != '\0' && wtd_last_error_message(NULL, 0) == strlen(msg);
-    if (ok) {
-        atomic_fetch_add(&g_pass, 1);
-    } else {
-        atomic_fetch_add(&g_fail, 1);
-        if (got == WTD_OK) /* the last error is stale then */
-            fprintf(stderr, "%s:%d: FAILED: %s returned WTD_OK, expected %s\n", file, line, expr,
-                    wtd_result_name(want));
-        else
-            fprintf(stderr, "%s:%d: FAILED: %s returned %s, expected %s (wtd_last_error: \"%s\")\n",
-                    file, line, expr, wtd_result_name(got), wtd_result_name(want), msg ? msg : "(NULL)");
-        fflush(stderr);
-    }
-    return ok;
-}
-
-#define CHECK(expr) check_impl(!!(expr), #expr, __FILE__, __LINE__)
-#define CHECK_RC(call, want) check_rc_impl((call), (want), #call, __FILE__, __LINE__)
-#define CHECK_OK(call) CHECK_RC(call, WTD_OK)
-#define CHECK_STR(a, b) check_impl((a) != NULL && strcmp((a), (b)) == 0, #a " == " #b, __FILE__, __LINE__)
-#define CHECK_U64(a, b) check_u64_impl((uint64_t)(a), (uint64_t)(b), #a " == " #b, __FILE__, __LINE__)
-
-static int check_u64_impl(uint64_t a, uint64_t b, const char *expr, const char *file, int line) {
-    if (a != b)
-        fprintf(stderr, "%s:%d: values: %llu vs %llu\n", file, line, (unsigned long long)a,
-                (unsigned long long)b);
-    return check_impl(a == b, expr, file, line);
-}
+#include "harness.h"
 
 /* ------------------------------------------------------------------------------------ */
 /* Helpers                                                                               */
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 static double dabs(double x) { return x < 0 ? -x : x; }
 
@@ -118,20 +46,6 @@ static int near_rel(double a, double b, double rel) {
     double m = dabs(a) > dabs(b) ? dabs(a) : dabs(b);
     return dabs(a - b) <= rel * m;
 }
-
-static void watchdog(int sig) {
-    (void)sig;
-    static const char msg[] = "test_stream: watchdog expired, aborting\n";
-    ssize_t w = write(2, msg, sizeof msg - 1);
-    (void)w;
-    _exit(3);
-}
-
-static int url(char *buf, size_t cap, uint16_t port, const char *path) {
-    return snprintf(buf, cap, "https://127.0.0.1:%u%s", (unsigned)port, path);
-}
-
-static const uint8_t *U(const char *s) { return (const uint8_t *)s; }
 
 /* Receive one datagram from `st` (waiting up to `ms`) and compare it with `want`. */
 static int expect_recv_impl(const wtd_stream *st, const char *want, int ms, const char *file,
@@ -208,12 +122,6 @@ static struct {
     slot_t slots[MAX_SLOTS];
     int bad_userdata;
 } g_srv = {.mu = PTHREAD_MUTEX_INITIALIZER};
-
-static wtd_runtime *g_srt;   /* server runtime, callback mode */
-static wtd_runtime *g_crt;   /* client runtime, pull mode */
-static wtd_server *g_server;
-static uint8_t g_hash[32];
-static uint16_t g_port;
 
 /* Options of the server-side stream for `path`. */
 static wtd_stream_config *server_stream_config(const char *path) {
@@ -343,17 +251,6 @@ static int slot_dgram_events(slot_t *slot) {
 
 /* ------------------------------------------------------------------------------------ */
 /* Client side                                                                           */
-
-static wtd_client *make_client(const wtd_transport_config *t) {
-    wtd_client_config *cfg = NULL;
-    wtd_client *c = NULL;
-    if (!CHECK_OK(wtd_client_config_new(&cfg)) || !cfg) return NULL;
-    CHECK_OK(wtd_client_config_add_cert_hash(cfg, g_hash, 32));
-    if (t) CHECK_OK(wtd_client_config_set_transport(cfg, t));
-    CHECK_OK(wtd_client_new(g_crt, cfg, &c));
-    wtd_client_config_free(cfg);
-    return c;
-}
 
 /* A client session at `path` (on a new connection) with a client-side stream (`cfg` may
  * be NULL), and the server's slot for it. Returns 1 on success. */
@@ -1564,40 +1461,19 @@ static void case_j_tiny_send_buffer(void) {
 /* ------------------------------------------------------------------------------------ */
 
 int main(void) {
-    const char *wd = getenv("WTD_TEST_WATCHDOG");
-    int watchdog_s = wd ? atoi(wd) : 60;
-    if (watchdog_s > 0) {
-        signal(SIGALRM, watchdog);
-        alarm((unsigned)watchdog_s);
-    }
-    setvbuf(stderr, NULL, _IONBF, 0);
+    harness_begin("test_stream", 60);
     int64_t t0 = now_ms();
     fprintf(stderr, "libwtdatagram %s\n", wtd_version());
 
     case_a_arguments();
 
-    wtd_runtime_config *rcfg = NULL;
     wtd_client *client = NULL;
-    if (!CHECK_OK(wtd_runtime_config_new(&rcfg)) || !rcfg) goto done;
-    CHECK_OK(wtd_runtime_config_set_event_callback(rcfg, on_server_event, NULL, NULL));
-    if (!CHECK_OK(wtd_runtime_new(rcfg, &g_srt)) || !g_srt) {
-        wtd_runtime_config_free(rcfg);
-        goto done;
+    switch (harness_start_fixture(on_server_event)) {
+    case 0: goto done;
+    case 1: goto free_srt;
+    case 2: goto free_server;
+    default: break;
     }
-    wtd_runtime_config_free(rcfg);
-    wtd_server_config *scfg = NULL;
-    CHECK_OK(wtd_server_config_new(&scfg));
-    CHECK_OK(wtd_server_config_set_bind(scfg, "127.0.0.1:0"));
-    if (!CHECK_OK(wtd_server_new(g_srt, scfg, &g_server)) || !g_server) {
-        wtd_server_config_free(scfg);
-        goto free_srt;
-    }
-    wtd_server_config_free(scfg);
-    g_port = wtd_server_port(g_server);
-    CHECK(g_port != 0);
-    CHECK_OK(wtd_server_cert_hash(g_server, g_hash, sizeof g_hash));
-
-    if (!CHECK_OK(wtd_runtime_new(NULL, &g_crt)) || !g_crt) goto free_server;
     client = make_client(NULL);
     if (CHECK(client != NULL)) {
         case_c_stalled_sender();
@@ -1675,8 +1551,5 @@ free_srt:
 
 done:
     fprintf(stderr, "total %lld ms\n", (long long)(now_ms() - t0));
-    int pass = atomic_load(&g_pass), fail = atomic_load(&g_fail);
-    printf("%d passed, %d failed\n", pass, fail);
-    fflush(stdout);
-    return fail == 0 && pass > 0 ? 0 : 1;
+    return harness_finish();
 }

@@ -19,88 +19,11 @@
  * The last line is "N passed, M failed".
  */
 #define _POSIX_C_SOURCE 200809L
-#include <pthread.h>
-#include <signal.h>
-#include <stdatomic.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
+#include "harness.h"
 
-#include "wtdatagram.h"
-
-/* ------------------------------------------------------------------------------------ */
-/* Assertions                                                                            */
-
-static atomic_int g_pass, g_fail;
-
-static int check_impl(int ok, const char *expr, const char *file, int line) {
-    if (ok) {
-        atomic_fetch_add(&g_pass, 1);
-    } else {
-        atomic_fetch_add(&g_fail, 1);
-        fprintf(stderr, "%s:%d: FAILED: %s (wtd_last_error: \"%s\")\n", file, line, expr,
-                wtd_last_error());
-    }
-    return ok;
-}
-
-static int check_rc_impl(wtd_result got, wtd_result want, const char *expr, const char *file,
-                         int line) {
-    const char *msg = wtd_last_error();
-    int ok = got == want;
-    if (ok && want != WTD_OK) ok = msg != NULL && msg[0] != '\0';
-    if (ok) {
-        atomic_fetch_add(&g_pass, 1);
-    } else {
-        atomic_fetch_add(&g_fail, 1);
-        fprintf(stderr, "%s:%d: FAILED: %s returned %s, expected %s (wtd_last_error: \"%s\")\n",
-                file, line, expr, wtd_result_name(got), wtd_result_name(want),
-                msg ? msg : "(NULL)");
-    }
-    return ok;
-}
-
-#define CHECK(expr) check_impl(!!(expr), #expr, __FILE__, __LINE__)
-#define CHECK_RC(call, want) check_rc_impl((call), (want), #call, __FILE__, __LINE__)
-#define CHECK_OK(call) CHECK_RC(call, WTD_OK)
-#define CHECK_U64(a, b) check_u64_impl((uint64_t)(a), (uint64_t)(b), #a " == " #b, __FILE__, __LINE__)
 #define CHECK_BYTES(buf, len, lit) \
     check_impl((len) == sizeof(lit) - 1 && memcmp((buf), (lit), sizeof(lit) - 1) == 0, \
                #buf " == " #lit, __FILE__, __LINE__)
-
-static int check_u64_impl(uint64_t a, uint64_t b, const char *expr, const char *file, int line) {
-    if (a != b)
-        fprintf(stderr, "%s:%d: values: %llu vs %llu\n", file, line, (unsigned long long)a,
-                (unsigned long long)b);
-    return check_impl(a == b, expr, file, line);
-}
-
-/* ------------------------------------------------------------------------------------ */
-/* Helpers                                                                               */
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static void watchdog(int sig) {
-    (void)sig;
-    static const char msg[] = "test_structured: watchdog expired, aborting\n";
-    ssize_t w = write(2, msg, sizeof msg - 1);
-    (void)w;
-    _exit(3);
-}
-
-static const uint8_t *U(const char *s) { return (const uint8_t *)s; }
 
 /* ------------------------------------------------------------------------------------ */
 /* Server side: callback mode                                                            */
@@ -126,12 +49,6 @@ static struct {
     pthread_mutex_t mu;
     slot_t slots[MAX_SLOTS];
 } g_srv = {.mu = PTHREAD_MUTEX_INITIALIZER};
-
-static wtd_runtime *g_srt; /* server runtime, callback mode */
-static wtd_runtime *g_crt; /* client runtime, pull mode */
-static wtd_server *g_server;
-static uint8_t g_hash[32];
-static uint16_t g_port;
 
 static void on_struct_error(const wtd_structured_error *e, void *userdata) {
     errcb_t *cb = userdata;
@@ -216,16 +133,6 @@ static slot_t *wait_slot(const char *path, int ms) {
 
 /* ------------------------------------------------------------------------------------ */
 /* Client side                                                                           */
-
-static wtd_client *make_client(void) {
-    wtd_client_config *cfg = NULL;
-    wtd_client *c = NULL;
-    if (!CHECK_OK(wtd_client_config_new(&cfg)) || !cfg) return NULL;
-    CHECK_OK(wtd_client_config_add_cert_hash(cfg, g_hash, 32));
-    CHECK_OK(wtd_client_new(g_crt, cfg, &c));
-    wtd_client_config_free(cfg);
-    return c;
-}
 
 /* A client session at `path` and the server's slot for it (with its transport). */
 static int open_session(wtd_client *client, const char *path, wtd_session **out_s,
@@ -495,40 +402,19 @@ out:
 /* ------------------------------------------------------------------------------------ */
 
 int main(void) {
-    const char *wd = getenv("WTD_TEST_WATCHDOG");
-    int watchdog_s = wd ? atoi(wd) : 60;
-    if (watchdog_s > 0) {
-        signal(SIGALRM, watchdog);
-        alarm((unsigned)watchdog_s);
-    }
-    setvbuf(stderr, NULL, _IONBF, 0);
+    harness_begin("test_structured", 60);
     fprintf(stderr, "libwtdatagram %s\n", wtd_version());
 
     case_a_arguments();
 
-    wtd_runtime_config *rcfg = NULL;
     wtd_client *client = NULL;
-    if (!CHECK_OK(wtd_runtime_config_new(&rcfg)) || !rcfg) goto done;
-    CHECK_OK(wtd_runtime_config_set_event_callback(rcfg, on_server_event, NULL, NULL));
-    if (!CHECK_OK(wtd_runtime_new(rcfg, &g_srt)) || !g_srt) {
-        wtd_runtime_config_free(rcfg);
-        goto done;
+    switch (harness_start_fixture(on_server_event)) {
+    case 0: goto done;
+    case 1: goto free_srt;
+    case 2: goto free_server;
+    default: break;
     }
-    wtd_runtime_config_free(rcfg);
-    wtd_server_config *scfg = NULL;
-    CHECK_OK(wtd_server_config_new(&scfg));
-    CHECK_OK(wtd_server_config_set_bind(scfg, "127.0.0.1:0"));
-    if (!CHECK_OK(wtd_server_new(g_srt, scfg, &g_server)) || !g_server) {
-        wtd_server_config_free(scfg);
-        goto free_srt;
-    }
-    wtd_server_config_free(scfg);
-    g_port = wtd_server_port(g_server);
-    CHECK(g_port != 0);
-    CHECK_OK(wtd_server_cert_hash(g_server, g_hash, sizeof g_hash));
-
-    if (!CHECK_OK(wtd_runtime_new(NULL, &g_crt)) || !g_crt) goto free_server;
-    client = make_client();
+    client = make_client(NULL);
     if (CHECK(client != NULL)) {
         case_b_json(client);
         case_c_msgpack(client);
@@ -560,8 +446,5 @@ free_srt:
     }
 
 done:;
-    int pass = atomic_load(&g_pass), fail = atomic_load(&g_fail);
-    printf("%d passed, %d failed\n", pass, fail);
-    fflush(stdout);
-    return fail == 0 && pass > 0 ? 0 : 1;
+    return harness_finish();
 }
