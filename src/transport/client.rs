@@ -143,6 +143,7 @@ impl Client {
         let guard = Arc::new(CloseOnDrop { quic: quic.clone() });
         let inner = ConnInner::start(quic, Role::Client, self.shared.cfg.transport.clone(), None);
         let settings = inner.peer_settings().await?;
+        inner.local_settings_sent().await;
         if settings.dialect().is_none() || !settings.datagrams() {
             return Err(Error::NotSupported(format!(
                 "server at {url} does not announce WebTransport with datagrams"

@@ -40,6 +40,9 @@ pub(crate) struct ConnInner {
     pub(crate) unknown_datagrams: AtomicU64,
     /// The protocol error we closed the connection with, if we did.
     failure: OnceLock<WireError>,
+    /// Our SETTINGS are queued on the control stream.
+    settings_sent: AtomicBool,
+    settings_sent_notify: Notify,
 }
 
 /// Closes the QUIC connection when the last user handle (client side) goes away.
@@ -75,6 +78,8 @@ impl ConnInner {
             goaway: AtomicBool::new(false),
             unknown_datagrams: AtomicU64::new(0),
             failure: OnceLock::new(),
+            settings_sent: AtomicBool::new(false),
+            settings_sent_notify: Notify::new(),
         });
         rt.spawn(conn.clone().run_control_send());
         rt.spawn(conn.clone().run_accept_uni());
@@ -148,14 +153,38 @@ impl ConnInner {
         self.peer_settings.get().and_then(|s| s.dialect())
     }
 
+    /// Wait until our SETTINGS are queued (so no request can overtake them), or the
+    /// connection is gone.
+    pub(crate) async fn local_settings_sent(&self) {
+        loop {
+            let notified = self.settings_sent_notify.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if self.settings_sent.load(Relaxed) || self.quic.close_reason().is_some() {
+                return;
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = self.quic.closed() => return,
+            }
+        }
+    }
+
     async fn run_control_send(self: Arc<Self>) {
         let Ok(mut send) = self.quic.open_uni().await else {
+            self.settings_sent_notify.notify_waiters();
             return;
         };
+        // Control data leaves before any request data queued at the same time: peers
+        // that judge a request by our SETTINGS must have them first.
+        let _ = send.set_priority(i32::MAX);
         let mut buf = Vec::new();
         varint::encode(stream_type::CONTROL, &mut buf);
         Settings::webtransport(self.opts.max_sessions_per_connection).encode_frame(&mut buf);
-        if send.write_all(&buf).await.is_err() {
+        let written = send.write_all(&buf).await.is_ok();
+        self.settings_sent.store(true, Relaxed);
+        self.settings_sent_notify.notify_waiters();
+        if !written {
             return;
         }
         // The control stream must stay open for the life of the connection.
