@@ -698,30 +698,18 @@ impl ReliabilityLayer {
     /// [`Error::Timeout`] if none came; [`Error::Closed`] once closed and drained.
     pub async fn receive(&self, timeout: Option<Duration>) -> Result<Bytes, Error> {
         let i = &self.inner;
-        let wait = async {
-            loop {
-                let notified = i.arrived.notified();
-                let mut notified = std::pin::pin!(notified);
-                notified.as_mut().enable();
-                {
-                    let mut st = i.state.lock();
-                    if let Some(d) = st.recv.pop_front() {
-                        return Ok(d);
-                    }
-                    if st.closed {
-                        drop(st);
-                        return Err(i.closed_error());
-                    }
+        super::wait_on(&i.arrived, timeout, || {
+            let mut st = i.state.lock();
+            match st.recv.pop_front() {
+                Some(x) => Some(Ok(x)),
+                None if st.closed => {
+                    drop(st);
+                    Some(Err(i.closed_error()))
                 }
-                notified.await;
+                None => None,
             }
-        };
-        match timeout {
-            None => wait.await,
-            Some(t) => tokio::time::timeout(t, wait)
-                .await
-                .map_err(|_| Error::Timeout)?,
-        }
+        })
+        .await
     }
 
     /// A received message if one is queued, without waiting.
@@ -745,30 +733,18 @@ impl ReliabilityLayer {
     /// [`Error::Timeout`] if none came; [`Error::Closed`] once closed and drained.
     pub async fn next_report(&self, timeout: Option<Duration>) -> Result<DeliveryReport, Error> {
         let i = &self.inner;
-        let wait = async {
-            loop {
-                let notified = i.reported.notified();
-                let mut notified = std::pin::pin!(notified);
-                notified.as_mut().enable();
-                {
-                    let mut st = i.state.lock();
-                    if let Some(r) = st.reports.pop_front() {
-                        return Ok(r);
-                    }
-                    if st.closed {
-                        drop(st);
-                        return Err(i.closed_error());
-                    }
+        super::wait_on(&i.reported, timeout, || {
+            let mut st = i.state.lock();
+            match st.reports.pop_front() {
+                Some(x) => Some(Ok(x)),
+                None if st.closed => {
+                    drop(st);
+                    Some(Err(i.closed_error()))
                 }
-                notified.await;
+                None => None,
             }
-        };
-        match timeout {
-            None => wait.await,
-            Some(t) => tokio::time::timeout(t, wait)
-                .await
-                .map_err(|_| Error::Timeout)?,
-        }
+        })
+        .await
     }
 
     /// A queued report, without waiting.

@@ -594,26 +594,13 @@ impl DatagramStream {
         &self,
         timeout: Option<Duration>,
     ) -> Result<DatagramMessage, Error> {
-        let wait = async {
-            loop {
-                let notified = self.inner.arrived.notified();
-                let mut notified = std::pin::pin!(notified);
-                notified.as_mut().enable();
-                if let Some(m) = self.take() {
-                    return Ok(m);
-                }
-                if self.inner.is_closed() {
-                    return Err(self.inner.closed_error());
-                }
-                notified.await;
-            }
-        };
-        match timeout {
-            None => wait.await,
-            Some(t) => tokio::time::timeout(t, wait)
-                .await
-                .map_err(|_| Error::Timeout)?,
-        }
+        let i = &self.inner;
+        super::wait_on(&i.arrived, timeout, || match self.take() {
+            Some(m) => Some(Ok(m)),
+            None if i.is_closed() => Some(Err(i.closed_error())),
+            None => None,
+        })
+        .await
     }
 
     pub async fn receive(&self, timeout: Option<Duration>) -> Result<Bytes, Error> {

@@ -887,26 +887,13 @@ impl StructuredDatagramTransport {
     /// The next object, waiting up to `timeout` (None: no limit). [`Error::Timeout`]
     /// when none came; [`Error::Closed`] once closed and drained.
     pub async fn receive_obj(&self, timeout: Option<Duration>) -> Result<ReceivedObject, Error> {
-        let wait = async {
-            loop {
-                let notified = self.inner.arrived.notified();
-                let mut notified = std::pin::pin!(notified);
-                notified.as_mut().enable();
-                if let Some(o) = self.try_receive_obj() {
-                    return Ok(o);
-                }
-                if self.inner.is_closed() {
-                    return Err(self.inner.closed_error());
-                }
-                notified.await;
-            }
-        };
-        match timeout {
-            None => wait.await,
-            Some(t) => tokio::time::timeout(t, wait)
-                .await
-                .map_err(|_| Error::Timeout)?,
-        }
+        let i = &self.inner;
+        super::wait_on(&i.arrived, timeout, || match self.try_receive_obj() {
+            Some(o) => Some(Ok(o)),
+            None if i.is_closed() => Some(Err(i.closed_error())),
+            None => None,
+        })
+        .await
     }
 
     /// The next object as a `T`. If the next object is of another type it stays queued
@@ -942,26 +929,13 @@ impl StructuredDatagramTransport {
     /// The next receive error report, waiting up to `timeout` (None: no limit).
     /// [`Error::Timeout`] when none came; [`Error::Closed`] once closed and drained.
     pub async fn next_error(&self, timeout: Option<Duration>) -> Result<StructuredError, Error> {
-        let wait = async {
-            loop {
-                let notified = self.inner.error_arrived.notified();
-                let mut notified = std::pin::pin!(notified);
-                notified.as_mut().enable();
-                if let Some(e) = self.try_next_error() {
-                    return Ok(e);
-                }
-                if self.inner.is_closed() {
-                    return Err(self.inner.closed_error());
-                }
-                notified.await;
-            }
-        };
-        match timeout {
-            None => wait.await,
-            Some(t) => tokio::time::timeout(t, wait)
-                .await
-                .map_err(|_| Error::Timeout)?,
-        }
+        let i = &self.inner;
+        super::wait_on(&i.error_arrived, timeout, || match self.try_next_error() {
+            Some(e) => Some(Ok(e)),
+            None if i.is_closed() => Some(Err(i.closed_error())),
+            None => None,
+        })
+        .await
     }
 
     /// Call `hook` for every receive error from now on (None removes it). It runs on a
