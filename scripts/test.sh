@@ -8,7 +8,11 @@ export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
 step() { printf '\n==== %s\n' "$*"; }
 log=$(mktemp)
 golog=$(mktemp)
-trap 'rm -f "$log" "$golog"' EXIT
+# On failure the interop matrix is still printed: it says which peer pair broke.
+trap 'rc=$?; if ((rc != 0)); then bash scripts/interop-matrix.sh || true; fi; rm -f "$log" "$golog"' EXIT
+
+# Interop matrix cells are written by this run only (setup may add "skip" cells).
+rm -rf target/interop-matrix
 
 step "setup"
 bash scripts/setup.sh
@@ -35,5 +39,7 @@ go_passed=$(grep -c -- '^--- PASS' "$golog" || true)
 # One closing line for the whole run: Rust test counts plus ctest's plus Go's.
 rust_passed=$(sed -n 's/^test result: ok\. \([0-9]*\) passed.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
 ctest_total=$(sed -n 's/.*tests passed, \([0-9]*\) tests failed out of \([0-9]*\)/\2/p' "$log" | tail -1)
+step "interoperability matrix"
+bash scripts/interop-matrix.sh
 step "summary"
 echo "$((rust_passed + ctest_total + go_passed)) passed, 0 failed"

@@ -82,3 +82,70 @@ pub async fn pair(server: &Server, client: &wtdatagram::Client, url: &str) -> (S
     );
     (ss, cs.expect("open session"))
 }
+
+/// One cell of the interoperability matrix (issue 6): peer × role × dialect.
+///
+/// A cell is written as "fail" the moment it starts and only rewritten as "pass" by
+/// [`MatrixCell::pass`] after every assertion held, so a panic, a hang or an early return
+/// can never show up as a pass. `scripts/interop-matrix.sh` prints the cells;
+/// `scripts/test.sh` clears them before each run. Cells for a peer that a setup script
+/// could not install are written there as "skip" with the reason, never by a test.
+pub struct MatrixCell {
+    path: std::path::PathBuf,
+    cols: String,
+    passed: bool,
+}
+
+/// Where the cells live: `target/interop-matrix/<peer>__<role>__<dialect>`.
+pub fn matrix_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/interop-matrix")
+}
+
+impl MatrixCell {
+    /// `peer`: the peer and its version ("aioquic 1.7.2"); `role`: what the PEER is
+    /// ("client" means the peer is the client and we are the server); `dialect`: the
+    /// WebTransport dialect the pair speaks.
+    pub fn start(peer: &str, role: &str, dialect: &str) -> MatrixCell {
+        let dir = matrix_dir();
+        let _ = std::fs::create_dir_all(&dir);
+        let file: String = format!("{peer}__{role}__{dialect}")
+            .chars()
+            .map(|c| match c {
+                'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '_' | '-' => c,
+                _ => '-',
+            })
+            .collect();
+        let cell = MatrixCell {
+            path: dir.join(file),
+            cols: format!("{peer}\t{role}\t{dialect}"),
+            passed: false,
+        };
+        cell.write("fail", "started, did not finish");
+        cell
+    }
+
+    fn write(&self, outcome: &str, detail: &str) {
+        let _ = std::fs::write(&self.path, format!("{}\t{outcome}\t{detail}\n", self.cols));
+    }
+
+    /// Every check of the pair held: record it with what was measured (counts, sizes).
+    pub fn pass(mut self, detail: &str) {
+        self.write("pass", detail);
+        self.passed = true;
+    }
+}
+
+impl Drop for MatrixCell {
+    fn drop(&mut self) {
+        if self.passed {
+            return;
+        }
+        // Only reached without `pass`: a failed assertion unwinding, or an early return.
+        let why = if std::thread::panicking() {
+            "assertion failed (see the test output)"
+        } else {
+            "ended without reaching its last check"
+        };
+        self.write("fail", why);
+    }
+}
