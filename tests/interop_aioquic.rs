@@ -13,8 +13,8 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 use wtdatagram::transport::tls;
 use wtdatagram::{
@@ -23,12 +23,11 @@ use wtdatagram::{
 
 /// Every wait on the peer is bounded by this (safety net, never an assertion on speed).
 const LIMIT: Duration = Duration::from_secs(30);
-const COUNT: usize = 500;
+/// Datagrams each way per session (issue 6: 1,000 each way, content and count checked).
+const COUNT: usize = 1000;
 const WINDOW: usize = 50;
-/// Largest datagram the aioquic client sends to our server: below quinn's limit before
-/// path-MTU discovery (1162 at the initial MTU of 1200, minus the 1-byte prefix), since
-/// our echo must fit whatever it receives however early it arrives.
-const CLIENT_MAX_SIZE: usize = 1150;
+/// Sessions on one connection in every pair (aioquic supports several in both roles).
+const SESSIONS: usize = 3;
 
 fn dialect_arg(d: Dialect) -> &'static str {
     match d {
@@ -59,6 +58,7 @@ fn peer_script() -> PathBuf {
 struct Peer {
     name: String,
     child: Child,
+    stdin: Option<ChildStdin>,
     lines: mpsc::UnboundedReceiver<String>,
     stderr: Arc<Mutex<String>>,
 }
@@ -70,12 +70,13 @@ impl Peer {
             .args(args)
             .env("PYTHONUNBUFFERED", "1")
             .env("PYTHONDONTWRITEBYTECODE", "1")
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| panic!("{name}: cannot start the aioquic peer: {e}"));
+        let stdin = child.stdin.take();
         let (tx, lines) = mpsc::unbounded_channel();
         let mut out = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
         tokio::spawn(async move {
@@ -102,6 +103,7 @@ impl Peer {
         Peer {
             name: name.to_string(),
             child,
+            stdin,
             lines,
             stderr,
         }
@@ -122,6 +124,15 @@ impl Peer {
             Ok(None) => self.fail(&format!("peer exited before printing {waiting_for}")),
             Err(_) => self.fail(&format!("no {waiting_for} from the peer within {LIMIT:?}")),
         }
+    }
+
+    /// One line to the peer's stdin.
+    async fn send_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("peer stdin");
+        if let Err(e) = stdin.write_all(format!("{line}\n").as_bytes()).await {
+            self.fail(&format!("writing {line:?} to the peer: {e}"));
+        }
+        let _ = stdin.flush().await;
     }
 
     async fn exit(&mut self) -> ExitStatus {
@@ -210,8 +221,39 @@ fn pem_encoding() {
 
 // ------------------------------------------------------------ our server, aioquic client
 
+/// The peer's name in the interop matrix (the version pinned in setup-python-peers.sh).
+const PEER: &str = "aioquic 1.7.2";
+
+fn dialect_name(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Draft02 => "draft-02",
+        Dialect::Draft15 => "draft-15",
+        other => panic!("no aioquic peer for {other:?}"),
+    }
+}
+
+/// quinn's limit grows with path-MTU discovery after the handshake (1161 -> 1381 -> 1413
+/// on loopback). Wait (bounded) until it has stayed the same for 10 polls, so that the
+/// sizes we tell the peer to use are the settled maximum, which our echo can carry.
+async fn settled_max(session: &Session) -> usize {
+    let mut last = 0;
+    let mut same = 0;
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while same < 10 && tokio::time::Instant::now() < deadline {
+        let m = session.max_datagram_size().expect("datagrams negotiated");
+        if m == last {
+            same += 1;
+        } else {
+            (last, same) = (m, 0);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    last
+}
+
 async fn wtd_server_aioquic_client(dialect: Dialect) {
     common::init_log();
+    let cell = common::MatrixCell::start(PEER, "client", dialect_name(dialect));
     let d = dialect_arg(dialect);
     let server = Server::bind(ServerConfig::default()).expect("bind server");
     let url = format!(
@@ -230,94 +272,131 @@ async fn wtd_server_aioquic_client(dialect: Dialect) {
             COUNT.to_string(),
             "--window".into(),
             WINDOW.to_string(),
-            "--max-size".into(),
-            CLIENT_MAX_SIZE.to_string(),
+            "--sessions".into(),
+            SESSIONS.to_string(),
+            "--wait-go".into(),
         ],
     );
-    let req = match tokio::time::timeout(LIMIT, server.accept()).await {
-        Ok(Some(r)) => r,
-        Ok(None) => peer.fail("server closed before a request"),
-        Err(_) => peer.fail("no session request from the aioquic client"),
-    };
-    let session = req.accept().await.expect("accept the aioquic session");
-    let info = session.request().clone();
-    if info.dialect != dialect {
-        peer.fail(&format!(
-            "dialect {:?}, expected {dialect:?}: {info:?}",
-            info.dialect
-        ));
-    }
-    assert_eq!(info.path, format!("/interop/aioquic?dialect={d}"));
-    assert_eq!(info.origin(), Some("https://aioquic.test"));
-    match dialect {
-        Dialect::Draft15 => assert_eq!(info.protocol, "webtransport-h3"),
-        _ => {
-            assert_eq!(info.protocol, "webtransport");
-            assert_eq!(info.header("sec-webtransport-http3-draft02"), Some("1"));
+    // SESSIONS requests on the peer's one connection; session k asked for `...&session=k`.
+    let mut sessions: Vec<Option<Session>> = vec![None; SESSIONS];
+    for _ in 0..SESSIONS {
+        let req = match tokio::time::timeout(LIMIT, server.accept()).await {
+            Ok(Some(r)) => r,
+            Ok(None) => peer.fail("server closed before a request"),
+            Err(_) => peer.fail("no session request from the aioquic client"),
+        };
+        let session = req.accept().await.expect("accept the aioquic session");
+        let info = session.request().clone();
+        if info.dialect != dialect {
+            peer.fail(&format!(
+                "dialect {:?}, expected {dialect:?}: {info:?}",
+                info.dialect
+            ));
         }
-    }
-    let max = session.max_datagram_size().expect("datagrams negotiated");
-    assert!(
-        max >= CLIENT_MAX_SIZE,
-        "our max datagram size {max} < {CLIENT_MAX_SIZE}"
-    );
-
-    let echo = tokio::spawn({
-        let s = session.clone();
-        async move {
-            let mut echoed = 0usize;
-            loop {
-                match s.recv_datagram().await {
-                    Ok(d) => match s.send_datagram(&d).await {
-                        Ok(()) => echoed += 1,
-                        Err(e) => return (echoed, Some(e)),
-                    },
-                    Err(_) => return (echoed, None),
-                }
+        let k: usize = info
+            .path
+            .strip_prefix(&format!("/interop/aioquic?dialect={d}&session="))
+            .and_then(|k| k.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected path {}", info.path));
+        assert_eq!(info.origin(), Some("https://aioquic.test"));
+        match dialect {
+            Dialect::Draft15 => assert_eq!(info.protocol, "webtransport-h3"),
+            _ => {
+                assert_eq!(info.protocol, "webtransport");
+                assert_eq!(info.header("sec-webtransport-http3-draft02"), Some("1"));
             }
         }
-    });
+        assert!(sessions[k].is_none(), "session {k} requested twice");
+        sessions[k] = Some(session);
+    }
+    let sessions: Vec<Session> = sessions.into_iter().map(Option::unwrap).collect();
+    assert!(
+        sessions
+            .iter()
+            .all(|s| s.remote_addr() == sessions[0].remote_addr()),
+        "all sessions come from the peer's one connection (one UDP socket)"
+    );
+    let opened = peer.line("OPEN").await;
+    assert_eq!(opened, format!("OPEN {SESSIONS}"));
+
+    let echoes: Vec<_> = sessions
+        .iter()
+        .map(|s| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut echoed = 0usize;
+                loop {
+                    match s.recv_datagram().await {
+                        Ok(d) => match s.send_datagram(&d).await {
+                            Ok(()) => echoed += 1,
+                            Err(e) => return (echoed, Some(e)),
+                        },
+                        Err(_) => return (echoed, None),
+                    }
+                }
+            })
+        })
+        .collect();
+
+    // The peer sends sizes from 1 byte up to our settled maximum, which aioquic (UDP
+    // payloads up to 1472) can carry; then we check an oversize send is refused here.
+    let max = settled_max(&sessions[0]).await;
+    assert!(max >= 1100, "max datagram size {max}");
+    peer.send_line(&format!("GO {max}")).await;
+    let big = vec![0u8; 65_536];
+    assert!(matches!(
+        sessions[0].try_send_datagram(&big),
+        Err(Error::TooLarge { size: 65_536, .. })
+    ));
 
     let result = peer.line("RESULT").await;
-    let expected = format!("RESULT ok {COUNT} {COUNT}");
+    let total = COUNT * SESSIONS;
+    let expected = format!("RESULT ok {total} {total} sessions {SESSIONS} max {max}");
     if result != expected {
         peer.fail(&format!(
             "aioquic client reported {result:?}, expected {expected:?}"
         ));
     }
-    let reason = match tokio::time::timeout(LIMIT, session.closed()).await {
-        Ok(r) => r,
-        Err(_) => peer.fail("our session did not see the aioquic client's close"),
-    };
-    assert_eq!(
-        reason,
-        CloseReason::Remote {
-            code: 7,
-            reason: "bye from aioquic".into()
-        },
-        "close seen by our server"
-    );
+    for (k, session) in sessions.iter().enumerate() {
+        let reason = match tokio::time::timeout(LIMIT, session.closed()).await {
+            Ok(r) => r,
+            Err(_) => peer.fail("our session did not see the aioquic client's close"),
+        };
+        assert_eq!(
+            reason,
+            CloseReason::Remote {
+                code: 7,
+                reason: format!("bye from aioquic {k}")
+            },
+            "close of session {k} seen by our server"
+        );
+    }
     let status = peer.exit().await;
     if !status.success() {
         peer.fail(&format!("aioquic client exited with {status}"));
     }
-    let (echoed, err) = tokio::time::timeout(LIMIT, echo)
-        .await
-        .expect("echo task ends with the session")
-        .expect("echo task");
-    assert_eq!(err, None, "echo send failed");
-    assert_eq!(echoed, COUNT);
-    let st = session.stats();
-    assert_eq!(
-        (st.datagrams_received, st.datagrams_sent, st.recv_dropped),
-        (COUNT as u64, COUNT as u64, 0)
+    for (k, (echo, session)) in echoes.into_iter().zip(&sessions).enumerate() {
+        let (echoed, err) = tokio::time::timeout(LIMIT, echo)
+            .await
+            .expect("echo task ends with the session")
+            .expect("echo task");
+        assert_eq!(err, None, "echo send failed on session {k}");
+        assert_eq!(echoed, COUNT, "session {k}");
+        let st = session.stats();
+        assert_eq!(
+            (st.datagrams_received, st.datagrams_sent, st.recv_dropped),
+            (COUNT as u64, COUNT as u64, 0),
+            "session {k}"
+        );
+    }
+    assert_eq!(sessions[0].stats().send_too_large, 1);
+    assert_eq!(sessions[0].connection_unknown_session_datagrams(), 0);
+    let detail = format!(
+        "{SESSIONS} sessions on 1 connection, {COUNT}/{COUNT} datagrams each way per session \
+         (1..={max} B) intact, oversize refused here, close 7 + reason seen here"
     );
-    assert_eq!(session.connection_unknown_session_datagrams(), 0);
-    println!(
-        "aioquic {d} client -> wtdatagram server: dialect {:?}, {COUNT}/{COUNT} datagrams \
-         (1..={CLIENT_MAX_SIZE} B) echoed intact, close seen as {reason}",
-        info.dialect
-    );
+    println!("aioquic {d} client -> wtdatagram server: {detail}");
+    cell.pass(&detail);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -332,14 +411,15 @@ async fn aioquic_client_draft15_to_wtd_server() {
 
 // ------------------------------------------------------------ aioquic server, our client
 
-/// Datagram `i`: its index (big-endian, cut to the size) then a pattern derived from it.
-fn payload(i: usize, size: usize) -> Vec<u8> {
+/// Datagram `i` of session `k`: its index (big-endian, cut to the size) then a pattern
+/// derived from `i` and `k`, so an echo delivered to the wrong session does not match.
+fn payload(i: usize, size: usize, k: usize) -> Vec<u8> {
     let head = (i as u32).to_be_bytes();
     if size <= 4 {
         return head[4 - size..].to_vec();
     }
     let mut p = head.to_vec();
-    p.extend((0..size - 4).map(|k| ((i * 31 + k) % 251) as u8));
+    p.extend((0..size - 4).map(|j| ((i * 31 + j + 17 * k) % 251) as u8));
     p
 }
 
@@ -353,23 +433,25 @@ fn size_of(i: usize, max: usize) -> usize {
     }
 }
 
-/// Send `COUNT` datagrams in windows of `WINDOW` and check every echo (any order within
-/// a window, exact bytes, no duplicates). Returns the sizes actually sent (min, max).
-async fn exchange(session: &Session, peer: &Peer) -> (usize, usize) {
+/// Send `COUNT` datagrams on session `k` in windows of `WINDOW` and check every echo (any
+/// order within a window, exact bytes, no duplicates). Returns the sizes sent (min, max).
+async fn exchange(session: &Session, k: usize) -> Result<(usize, usize), String> {
     let (mut smallest, mut largest) = (usize::MAX, 0);
     for start in (0..COUNT).step_by(WINDOW) {
         // quinn's limit moves with path-MTU discovery: ask again for every window.
-        let max = session.max_datagram_size().expect("datagrams negotiated");
-        assert!(max >= 1100, "max datagram size {max}");
+        let max = session.max_datagram_size().map_err(|e| e.to_string())?;
+        if max < 1100 {
+            return Err(format!("max datagram size {max}"));
+        }
         let mut outstanding: HashMap<Vec<u8>, usize> = HashMap::new();
         for i in start..(start + WINDOW).min(COUNT) {
-            let p = payload(i, size_of(i, max));
+            let p = payload(i, size_of(i, max), k);
             smallest = smallest.min(p.len());
             largest = largest.max(p.len());
             session
                 .send_datagram(&p)
                 .await
-                .unwrap_or_else(|e| peer.fail(&format!("send datagram {i}: {e}")));
+                .map_err(|e| format!("session {k}: send datagram {i}: {e}"))?;
             *outstanding.entry(p).or_default() += 1;
         }
         let mut left: usize = outstanding.values().sum();
@@ -377,28 +459,35 @@ async fn exchange(session: &Session, peer: &Peer) -> (usize, usize) {
             let d =
                 match tokio::time::timeout(Duration::from_secs(5), session.recv_datagram()).await {
                     Ok(Ok(d)) => d,
-                    Ok(Err(e)) => peer.fail(&format!("receive in window at {start}: {e}")),
-                    Err(_) => peer.fail(&format!(
-                        "window at {start}: {left} echoes missing after 5 s (stats {:?})",
-                        session.stats()
-                    )),
+                    Ok(Err(e)) => return Err(format!("session {k}: receive at {start}: {e}")),
+                    Err(_) => {
+                        return Err(format!(
+                            "session {k} window at {start}: {left} echoes missing after 5 s \
+                         (stats {:?})",
+                            session.stats()
+                        ))
+                    }
                 };
             match outstanding.get_mut(&d[..]) {
                 Some(n) if *n > 0 => *n -= 1,
-                _ => peer.fail(&format!(
-                    "window at {start}: unexpected echo of {} bytes starting {:02x?}",
-                    d.len(),
-                    &d[..d.len().min(8)]
-                )),
+                _ => {
+                    return Err(format!(
+                        "session {k} window at {start}: unexpected echo of {} bytes \
+                         starting {:02x?}",
+                        d.len(),
+                        &d[..d.len().min(8)]
+                    ))
+                }
             }
             left -= 1;
         }
     }
-    (smallest, largest)
+    Ok((smallest, largest))
 }
 
 async fn aioquic_server_wtd_client(dialect: Dialect) {
     common::init_log();
+    let cell = common::MatrixCell::start(PEER, "server", dialect_name(dialect));
     let d = dialect_arg(dialect);
     let dir = TempDir::new(d);
     let id = tls::self_signed(&["localhost".into(), "127.0.0.1".into()]).expect("certificate");
@@ -417,6 +506,8 @@ async fn aioquic_server_wtd_client(dialect: Dialect) {
             cert.display().to_string(),
             "--key".into(),
             key.display().to_string(),
+            "--sessions".into(),
+            SESSIONS.to_string(),
         ],
     );
     let ready = peer.line("READY").await;
@@ -430,61 +521,100 @@ async fn aioquic_server_wtd_client(dialect: Dialect) {
     })
     .expect("client");
     let url = format!("https://127.0.0.1:{port}/interop/wtd");
-    let session = match tokio::time::timeout(LIMIT, client.open_session(&url)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => peer.fail(&format!("open session at {url}: {e}")),
-        Err(_) => peer.fail("opening the session timed out"),
+    let conn = match tokio::time::timeout(LIMIT, client.connect(&url)).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => peer.fail(&format!("connect to {url}: {e}")),
+        Err(_) => peer.fail("connecting timed out"),
     };
-    assert_eq!(
-        session.request().dialect,
-        dialect,
-        "dialect our client chose"
-    );
+    // Several sessions on this one connection.
+    let mut sessions = Vec::new();
+    for k in 0..SESSIONS {
+        let target = format!("/interop/wtd?session={k}");
+        match tokio::time::timeout(LIMIT, conn.open_session(&target, &[])).await {
+            Ok(Ok(s)) => sessions.push(s),
+            Ok(Err(e)) => peer.fail(&format!("open session {k}: {e}")),
+            Err(_) => peer.fail("opening a session timed out"),
+        }
+    }
+    assert_eq!(conn.session_count(), SESSIONS);
+    for s in &sessions {
+        assert_eq!(s.request().dialect, dialect, "dialect our client chose");
+    }
 
-    let (smallest, largest) = exchange(&session, &peer).await;
+    // Every session at once, so their datagrams interleave on the connection.
+    let runs: Vec<_> = sessions
+        .iter()
+        .enumerate()
+        .map(|(k, s)| {
+            let s = s.clone();
+            tokio::spawn(async move { exchange(&s, k).await })
+        })
+        .collect();
+    let (mut smallest, mut largest) = (usize::MAX, 0);
+    for r in runs {
+        match r.await.expect("exchange task") {
+            Ok((lo, hi)) => (smallest, largest) = (smallest.min(lo), largest.max(hi)),
+            Err(e) => peer.fail(&e),
+        }
+    }
 
     // Oversize is refused on our side, counted, and nothing is sent.
-    let max = session.max_datagram_size().unwrap();
+    let max = sessions[0].max_datagram_size().unwrap();
     // Path MTU discovery may still raise the limit, so use a size no path allows.
     let big = vec![0u8; 65_536];
     assert!(matches!(
-        session.try_send_datagram(&big),
+        sessions[0].try_send_datagram(&big),
         Err(Error::TooLarge { size: 65_536, max: m }) if m >= max
     ));
     assert!(matches!(
-        session.send_datagram(&big).await,
+        sessions[0].send_datagram(&big).await,
         Err(Error::TooLarge { size: 65_536, .. })
     ));
-    let st = session.stats();
-    assert_eq!(st.send_too_large, 2);
-    assert_eq!(
-        (st.datagrams_sent, st.datagrams_received, st.recv_dropped),
-        (COUNT as u64, COUNT as u64, 0)
-    );
+    assert_eq!(sessions[0].stats().send_too_large, 2);
+    for (k, s) in sessions.iter().enumerate() {
+        let st = s.stats();
+        assert_eq!(
+            (st.datagrams_sent, st.datagrams_received, st.recv_dropped),
+            (COUNT as u64, COUNT as u64, 0),
+            "session {k}"
+        );
+    }
 
-    session.close(4242, "bye from wtd");
-    let closed = peer.line("CLOSED").await;
-    if closed != "CLOSED 4242 bye from wtd" {
-        peer.fail(&format!("aioquic server printed {closed:?}"));
+    let mut seen = Vec::new();
+    for (k, s) in sessions.iter().enumerate() {
+        s.close(4242 + k as u32, &format!("bye from wtd {k}"));
+    }
+    for _ in 0..SESSIONS {
+        seen.push(peer.line("CLOSED").await);
+    }
+    seen.sort();
+    let mut want: Vec<String> = (0..SESSIONS)
+        .map(|k| format!("CLOSED {} bye from wtd {k}", 4242 + k))
+        .collect();
+    want.sort();
+    if seen != want {
+        peer.fail(&format!(
+            "aioquic server printed {seen:?}, expected {want:?}"
+        ));
     }
     let status = peer.exit().await;
     if !status.success() {
         peer.fail(&format!("aioquic server exited with {status}"));
     }
     assert_eq!(
-        session.close_reason(),
+        sessions[0].close_reason(),
         Some(CloseReason::Local {
             code: 4242,
-            reason: "bye from wtd".into()
+            reason: "bye from wtd 0".into()
         })
     );
-    println!(
-        "wtdatagram client -> aioquic {d} server: dialect {:?}, {COUNT}/{COUNT} datagrams \
-         ({smallest}..={largest} B, max {max}) echoed intact, oversize {} rejected, \
-         aioquic saw {closed:?}",
-        session.request().dialect,
-        big.len()
+    let detail = format!(
+        "{SESSIONS} sessions on 1 connection, {COUNT}/{COUNT} datagrams each way per session \
+         ({smallest}..={largest} B, max {max}) intact, oversize refused here, close code + \
+         reason seen by aioquic"
     );
+    println!("wtdatagram client -> aioquic {d} server: {detail}");
+    cell.pass(&detail);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,12 +2,15 @@
 """An independent WebTransport peer on aioquic, for tests/interop_aioquic.rs.
 
 Modes:
-  server  listen on 127.0.0.1, accept WebTransport sessions, echo every datagram, and
-          exit 0 after printing `CLOSED <code> <reason>` when a session's CONNECT
-          stream carries CLOSE_WEBTRANSPORT_SESSION.
-  client  open a session at a URL, send N datagrams (sizes 1..max) in windows, check
-          every echo, print `RESULT ok <sent> <received>` or `RESULT fail <why>`, then
-          close the session with code 7 "bye from aioquic" (capsule in a DATA frame + FIN).
+  server  listen on 127.0.0.1, accept WebTransport sessions, echo every datagram on the
+          session it came on, print `CLOSED <code> <reason>` when a session's CONNECT
+          stream carries CLOSE_WEBTRANSPORT_SESSION, and exit 0 after --sessions closes.
+  client  open --sessions sessions on one connection (print `OPEN <n>`), with --wait-go
+          read `GO <max>` from stdin, then on every session at once send --count
+          datagrams (sizes 1..max) in windows, check every echo, print
+          `RESULT ok <sent> <received> sessions <n> max <max>` or `RESULT fail <why>`,
+          then close session k with code 7 "bye from aioquic k" (capsule in a DATA frame
+          + FIN).
 
 Dialects:
   draft02  aioquic as published: SETTINGS ENABLE_WEBTRANSPORT (0x2b603742); the client
@@ -22,6 +25,7 @@ Protocol lines go to stdout (flushed); diagnostics go to stderr. Every wait is b
 
 import argparse
 import asyncio
+import socket
 import ssl
 import struct
 import sys
@@ -54,6 +58,19 @@ DATA_FRAME = 0x0
 # quinn accepts UDP payloads up to 1472 bytes and discovers a path MTU up to 1452: with
 # aioquic's default of 1200 it could not echo the largest datagrams quinn may send.
 MAX_UDP_PAYLOAD = 1472
+
+
+def enlarge_buffers(transport) -> None:
+    """4 MiB UDP socket buffers, as our library sets them. With the default (~208 KiB) the
+    kernel drops datagrams when three sessions have 50 echoes of ~1.4 KB each in flight
+    (each queued packet costs about twice its size in the socket's accounting)."""
+    sock = transport.get_extra_info("socket")
+    for force, plain in ((33, socket.SO_RCVBUF), (32, socket.SO_SNDBUF)):
+        # SO_RCVBUFFORCE / SO_SNDBUFFORCE (33 / 32) pass net.core.*mem_max when root.
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, force, 4 << 20)
+        except OSError:
+            sock.setsockopt(socket.SOL_SOCKET, plain, 4 << 20)
 
 
 def out(line: str) -> None:
@@ -119,7 +136,9 @@ def headers_dict(headers) -> dict:
 
 class ServerProtocol(QuicConnectionProtocol):
     dialect = "draft02"
-    done: asyncio.Future = None  # set by run_server
+    done: asyncio.Future = None  # set by run_server: every expected session closed
+    expect_closes = 1
+    closes: list = []
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -212,8 +231,13 @@ class ServerProtocol(QuicConnectionProtocol):
             self.transmit()
         except Exception as e:  # noqa: BLE001 - diagnostics only
             log(f"server: could not FIN stream {stream_id}: {e}")
-        if self.done is not None and not self.done.done():
-            self.done.set_result(close)
+        type(self).closes.append(close)
+        if (
+            self.done is not None
+            and not self.done.done()
+            and len(type(self).closes) >= type(self).expect_closes
+        ):
+            self.done.set_result(list(type(self).closes))
 
 
 async def run_server(args) -> int:
@@ -233,24 +257,38 @@ async def run_server(args) -> int:
 
     P.dialect = args.dialect
     P.done = done
+    P.expect_closes = args.sessions
+    P.closes = []
     server = await serve(
         "127.0.0.1", args.port, configuration=config, create_protocol=P
     )
+    enlarge_buffers(server._transport)
     port = server._transport.get_extra_info("sockname")[1]
     log(f"server: {args.dialect} listening on 127.0.0.1:{port}")
     out(f"READY {port}")
     try:
-        close = await asyncio.wait_for(done, args.timeout)
+        closes = await asyncio.wait_for(done, args.timeout)
     except asyncio.TimeoutError:
         out("TIMEOUT no session close")
         return 2
     # Let the ACKs and our FIN go out before the socket closes.
     await asyncio.sleep(0.2)
     server.close()
-    return 0 if close is not None else 3
+    return 0 if all(c is not None for c in closes) else 3
 
 
 # ----------------------------------------------------------------------------- client
+
+
+class ClientSession:
+    """One WebTransport session of the client: its CONNECT stream and what arrived on it."""
+
+    def __init__(self, loop) -> None:
+        self.response = loop.create_future()
+        self.peer_fin = loop.create_future()
+        self.datagrams: asyncio.Queue = asyncio.Queue()
+        self.parser = CapsuleParser()
+        self.peer_close = None
 
 
 class ClientProtocol(QuicConnectionProtocol):
@@ -259,13 +297,13 @@ class ClientProtocol(QuicConnectionProtocol):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.h3 = make_h3(self._quic, self.dialect)
-        self.session_id = None
-        self.response = asyncio.get_running_loop().create_future()
+        self.sessions = {}  # CONNECT stream id -> ClientSession
         self.settings = asyncio.get_running_loop().create_future()
-        self.peer_fin = asyncio.get_running_loop().create_future()
-        self.datagrams: asyncio.Queue = asyncio.Queue()
-        self.parser = CapsuleParser()
-        self.peer_close = None
+
+    def open(self) -> int:
+        sid = self._quic.get_next_available_stream_id()
+        self.sessions[sid] = ClientSession(asyncio.get_running_loop())
+        return sid
 
     def quic_event_received(self, event: QuicEvent) -> None:
         if isinstance(event, ConnectionTerminated):
@@ -273,46 +311,52 @@ class ClientProtocol(QuicConnectionProtocol):
                 f"client: connection terminated code={event.error_code:#x} "
                 f"reason={event.reason_phrase!r}"
             )
-            for f in (self.response, self.settings, self.peer_fin):
+            futures = [self.settings]
+            for s in self.sessions.values():
+                futures += [s.response, s.peer_fin]
+            for f in futures:
                 if not f.done():
                     f.set_exception(ConnectionError(f"connection terminated: {event}"))
-        if isinstance(event, StopSendingReceived) and event.stream_id == self.session_id:
+        if isinstance(event, StopSendingReceived) and event.stream_id in self.sessions:
             log(f"client: STOP_SENDING on CONNECT stream code={event.error_code:#x}")
-        if isinstance(event, StreamReset) and event.stream_id == self.session_id:
+        if isinstance(event, StreamReset) and event.stream_id in self.sessions:
             log(f"client: CONNECT stream reset code={event.error_code:#x}")
-            if not self.peer_fin.done():
-                self.peer_fin.set_result("reset")
+            fin = self.sessions[event.stream_id].peer_fin
+            if not fin.done():
+                fin.set_result("reset")
         for h3_event in self.h3.handle_event(event):
             self.h3_event_received(h3_event)
         if self.h3.received_settings is not None and not self.settings.done():
             self.settings.set_result(dict(self.h3.received_settings))
 
     def h3_event_received(self, ev: H3Event) -> None:
-        if ev.stream_id != self.session_id:
+        s = self.sessions.get(ev.stream_id)
+        if s is None:
             log(f"client: event on unexpected stream: {ev}")
             return
         if isinstance(ev, HeadersReceived):
-            if not self.response.done():
-                self.response.set_result(headers_dict(ev.headers))
+            if not s.response.done():
+                s.response.set_result(headers_dict(ev.headers))
         elif isinstance(ev, DatagramReceived):
-            self.datagrams.put_nowait(ev.data)
+            s.datagrams.put_nowait(ev.data)
         elif isinstance(ev, DataReceived):
-            for ctype, value in self.parser.push(ev.data):
+            for ctype, value in s.parser.push(ev.data):
                 if ctype == CLOSE_WEBTRANSPORT_SESSION:
-                    self.peer_close = value
+                    s.peer_close = value
                     log(f"client: peer sent CLOSE capsule {value!r}")
                 else:
                     log(f"client: capsule {ctype:#x} ({len(value)} bytes)")
-            if ev.stream_ended and not self.peer_fin.done():
-                self.peer_fin.set_result("fin")
+            if ev.stream_ended and not s.peer_fin.done():
+                s.peer_fin.set_result("fin")
 
 
-def payload(i: int, size: int) -> bytes:
-    """Datagram i: the index (big-endian, cut to size) then a pattern derived from i."""
+def payload(i: int, size: int, k: int = 0) -> bytes:
+    """Datagram i of session k: the index (big-endian, cut to size) then a pattern derived
+    from i and k, so an echo routed to the wrong session does not match."""
     head = struct.pack(">I", i)
     if size <= 4:
         return head[-size:]
-    body = bytes((i * 31 + k) % 251 for k in range(size - 4))
+    body = bytes((i * 31 + j + 17 * k) % 251 for j in range(size - 4))
     return head + body
 
 
@@ -324,39 +368,45 @@ def size_of(i: int, max_size: int) -> int:
     return 1 + (i * 97) % max_size
 
 
-async def exchange(proto: ClientProtocol, args) -> str:
+async def exchange(proto: ClientProtocol, sid: int, k: int, args, max_size: int) -> str:
+    s = proto.sessions[sid]
     sent = received = 0
     for start in range(0, args.count, args.window):
         expected = Counter()
         for i in range(start, min(start + args.window, args.count)):
-            d = payload(i, size_of(i, args.max_size))
+            d = payload(i, size_of(i, max_size), k)
             expected[d] += 1
-            proto.h3.send_datagram(proto.session_id, d)
+            proto.h3.send_datagram(sid, d)
             sent += 1
         proto.transmit()
         outstanding = sum(expected.values())
         while outstanding:
             try:
-                d = await asyncio.wait_for(proto.datagrams.get(), args.echo_timeout)
+                d = await asyncio.wait_for(s.datagrams.get(), args.echo_timeout)
             except asyncio.TimeoutError:
                 return (
-                    f"fail lost: window at {start}: {outstanding} echoes missing "
-                    f"after {args.echo_timeout}s (sent {sent}, received {received})"
+                    f"fail lost: session {k} window at {start}: {outstanding} echoes "
+                    f"missing after {args.echo_timeout}s (sent {sent}, received {received})"
                 )
             if expected[d] <= 0:
                 idx = struct.unpack(">I", d[:4])[0] if len(d) >= 4 else None
                 return (
-                    f"fail content: unexpected echo of {len(d)} bytes (index {idx}) "
-                    f"in window at {start}"
+                    f"fail content: session {k}: unexpected echo of {len(d)} bytes "
+                    f"(index {idx}) in window at {start}"
                 )
             expected[d] -= 1
             outstanding -= 1
             received += 1
-    # Nothing extra may arrive (e.g. duplicates).
-    await asyncio.sleep(0.05)
-    if not proto.datagrams.empty():
-        return f"fail extra: {proto.datagrams.qsize()} unexpected datagrams after the run"
     return f"ok {sent} {received}"
+
+
+async def read_go() -> int:
+    """Wait for `GO <max size>` on stdin: the test says when our side's path MTU settled."""
+    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    parts = line.split()
+    if len(parts) != 2 or parts[0] != "GO":
+        raise ValueError(f"expected 'GO <max>' on stdin, got {line!r}")
+    return int(parts[1])
 
 
 async def run_client(args) -> int:
@@ -381,6 +431,7 @@ async def run_client(args) -> int:
 
     P.dialect = args.dialect
     async with connect(host, port, configuration=config, create_protocol=P) as proto:
+        enlarge_buffers(proto._transport)
         settings = await asyncio.wait_for(proto.settings, 5)
         log(f"client: server SETTINGS {{{', '.join(f'{k:#x}: {v}' for k, v in settings.items())}}}")
         if args.dialect == "draft15" and settings.get(WT_ENABLED) != 1:
@@ -389,37 +440,60 @@ async def run_client(args) -> int:
         if settings.get(ENABLE_WEBTRANSPORT) != 1 and settings.get(WT_ENABLED) != 1:
             out("RESULT fail server SETTINGS announce no WebTransport")
             return 1
-        sid = proto._quic.get_next_available_stream_id()
-        proto.session_id = sid
-        headers = [
-            (b":method", b"CONNECT"),
-            (b":scheme", b"https"),
-            (b":authority", authority.encode()),
-            (b":path", path.encode()),
-        ]
-        if args.dialect == "draft15":
-            headers.append((b":protocol", b"webtransport-h3"))
+        # Several sessions on this one connection, each its own CONNECT stream.
+        sids = []
+        for k in range(args.sessions):
+            sid = proto.open()
+            sids.append(sid)
+            headers = [
+                (b":method", b"CONNECT"),
+                (b":scheme", b"https"),
+                (b":authority", authority.encode()),
+                (b":path", f"{path}{'&' if '?' in path else '?'}session={k}".encode()),
+            ]
+            if args.dialect == "draft15":
+                headers.append((b":protocol", b"webtransport-h3"))
+            else:
+                headers.append((b":protocol", b"webtransport"))
+                headers.append((b"sec-webtransport-http3-draft02", b"1"))
+            headers.append((b"origin", b"https://aioquic.test"))
+            proto.h3.send_headers(sid, headers, end_stream=False)
+        proto.transmit()
+        for k, sid in enumerate(sids):
+            resp = await asyncio.wait_for(proto.sessions[sid].response, 5)
+            log(f"client: session {k} response {resp}")
+            if resp.get(":status") != "200":
+                out(f"RESULT fail session {k} status {resp.get(':status')}")
+                return 1
+        out(f"OPEN {len(sids)}")
+        max_size = await read_go() if args.wait_go else args.max_size
+        # All sessions at once, so datagrams of different sessions interleave on the wire.
+        results = await asyncio.gather(
+            *(exchange(proto, sid, k, args, max_size) for k, sid in enumerate(sids))
+        )
+        # Nothing extra may arrive (e.g. duplicates).
+        await asyncio.sleep(0.05)
+        extra = sum(proto.sessions[sid].datagrams.qsize() for sid in sids)
+        fails = [r for r in results if not r.startswith("ok")]
+        if fails:
+            result = fails[0]
+        elif extra:
+            result = f"fail extra: {extra} unexpected datagrams after the run"
         else:
-            headers.append((b":protocol", b"webtransport"))
-            headers.append((b"sec-webtransport-http3-draft02", b"1"))
-        headers.append((b"origin", b"https://aioquic.test"))
-        proto.h3.send_headers(sid, headers, end_stream=False)
-        proto.transmit()
-        resp = await asyncio.wait_for(proto.response, 5)
-        log(f"client: response {resp}")
-        if resp.get(":status") != "200":
-            out(f"RESULT fail status {resp.get(':status')}")
-            return 1
-        result = await exchange(proto, args)
+            sent = sum(int(r.split()[1]) for r in results)
+            received = sum(int(r.split()[2]) for r in results)
+            result = f"ok {sent} {received} sessions {len(sids)} max {max_size}"
         out(f"RESULT {result}")
-        # Close the session: CLOSE_WEBTRANSPORT_SESSION in a DATA frame, then FIN.
-        proto.h3.send_data(sid, close_capsule(7, "bye from aioquic"), end_stream=True)
+        # Close each session: CLOSE_WEBTRANSPORT_SESSION in a DATA frame, then FIN.
+        for k, sid in enumerate(sids):
+            proto.h3.send_data(sid, close_capsule(7, f"bye from aioquic {k}"), end_stream=True)
         proto.transmit()
-        try:
-            how = await asyncio.wait_for(asyncio.shield(proto.peer_fin), 5)
-            log(f"client: server ended the CONNECT stream ({how})")
-        except asyncio.TimeoutError:
-            log("client: server did not end the CONNECT stream within 5 s")
+        for sid in sids:
+            try:
+                how = await asyncio.wait_for(asyncio.shield(proto.sessions[sid].peer_fin), 5)
+                log(f"client: server ended CONNECT stream {sid} ({how})")
+            except asyncio.TimeoutError:
+                log(f"client: server did not end CONNECT stream {sid} within 5 s")
         proto.close(error_code=ErrorCode.H3_NO_ERROR, reason_phrase="done")
         await asyncio.wait_for(proto.wait_closed(), 5)
     return 0 if result.startswith("ok") else 1
@@ -433,9 +507,11 @@ def main() -> int:
     ap.add_argument("--key", help="server: PEM private key file")
     ap.add_argument("--port", type=int, default=0, help="server: UDP port (0: any)")
     ap.add_argument("--url", help="client: https://host:port/path")
-    ap.add_argument("--count", type=int, default=500, help="client: datagrams to send")
+    ap.add_argument("--count", type=int, default=1000, help="client: datagrams per session")
     ap.add_argument("--max-size", type=int, default=1100, help="client: largest payload")
     ap.add_argument("--window", type=int, default=50, help="client: datagrams in flight")
+    ap.add_argument("--sessions", type=int, default=1, help="client: sessions on the connection; server: closes to wait for")
+    ap.add_argument("--wait-go", action="store_true", help="client: after OPEN, read 'GO <max size>' from stdin")
     ap.add_argument("--echo-timeout", type=float, default=3.0)
     ap.add_argument("--timeout", type=float, default=25.0, help="whole run, seconds")
     args = ap.parse_args()
