@@ -4,6 +4,8 @@
 //!
 //! Needs `/usr/bin/chromium` (`scripts/setup-chromium.sh` installs it); fails without it.
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
@@ -19,8 +21,8 @@ use wtdatagram::{CloseReason, Dialect, Error, Server, ServerConfig};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const PAGE: &str = include_str!("interop/chromium_page.html");
-/// Datagrams the page sends (and expects echoed).
-const N: u32 = 200;
+/// Datagrams the page sends (and expects echoed): 1,000 each way (issue 6).
+const N: u32 = 1000;
 /// The whole test stays below this; every wait is bounded by what is left of it.
 const OVERALL: Duration = Duration::from_secs(55);
 
@@ -201,6 +203,8 @@ struct ServerSide {
     echo_waited_for_mtu: u64,
     received: u64,
     recv_dropped: u64,
+    /// An oversize send on the browser's session was refused here (TooLarge) and counted.
+    oversize_refused: bool,
     close: CloseReason,
 }
 
@@ -219,6 +223,12 @@ async fn accept_and_echo(server: Arc<Server>) -> ServerSide {
         "[server] session accepted; our max_datagram_size now {:?}",
         session.max_datagram_size()
     );
+    // Oversize is refused on our side, before anything reaches the browser.
+    let big = vec![0u8; 65_536];
+    let oversize_refused = matches!(
+        session.try_send_datagram(&big),
+        Err(Error::TooLarge { size: 65_536, .. })
+    ) && session.stats().send_too_large == 1;
     let (mut echoed, mut echo_too_large, mut echo_waited_for_mtu) = (0u64, 0u64, 0u64);
     'datagrams: loop {
         let d = match session.recv_datagram().await {
@@ -265,6 +275,7 @@ async fn accept_and_echo(server: Arc<Server>) -> ServerSide {
         echo_waited_for_mtu,
         received: stats.datagrams_received,
         recv_dropped: stats.recv_dropped,
+        oversize_refused,
         close,
     }
 }
@@ -284,6 +295,19 @@ async fn chromium_echoes_datagrams_and_closes_with_code_and_reason() {
         "{CHROMIUM} is missing: run scripts/setup-chromium.sh (apt-get install chromium) \
          to run this browser interop test"
     );
+    let version = Command::new(CHROMIUM)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    // "Chromium 156.0.8078.73 built on Debian ..." -> "Chromium 156"
+    let major = version
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.split('.').next())
+        .unwrap_or("?");
+    let peer = format!("Chromium {major}");
+    let cell = common::MatrixCell::start(&peer, "client", "draft-02");
     let deadline = Instant::now() + OVERALL;
 
     let server = Arc::new(Server::bind(ServerConfig::default()).expect("bind server"));
@@ -369,6 +393,16 @@ async fn chromium_echoes_datagrams_and_closes_with_code_and_reason() {
     assert_eq!(side.echoed, N as u64);
     assert_eq!(side.echo_too_large, 0);
     assert_eq!(side.recv_dropped, 0);
+    assert!(
+        side.oversize_refused,
+        "oversize send not refused with TooLarge"
+    );
+    assert_eq!(num("smallest"), 1, "the page sends sizes from 1 byte");
+    assert_eq!(
+        num("largest"),
+        max,
+        "the page sends sizes up to maxDatagramSize"
+    );
 
     assert_eq!(
         side.close,
@@ -377,4 +411,11 @@ async fn chromium_echoes_datagrams_and_closes_with_code_and_reason() {
             reason: "bye from chromium".into()
         }
     );
+    let detail = format!(
+        "1 session (Chromium opens one connection per WebTransport), {N}/{N} datagrams each \
+         way (1..={max} B = maxDatagramSize) intact, oversize refused here, close 4000 + \
+         reason seen here"
+    );
+    println!("{peer} client -> wtdatagram server: {detail}");
+    cell.pass(&detail);
 }
