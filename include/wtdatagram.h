@@ -812,8 +812,11 @@ enum wtd_result wtd_reliability_config_set_ack_timeout(struct wtd_reliability_co
 enum wtd_result wtd_reliability_config_set_max_retries(struct wtd_reliability_config *config,
                                                        uint32_t max_retries);
 
-// Unacknowledged messages in flight at most (1..=2^30); wtd_reliability_send waits
-// for room beyond.
+// Span of sequences in flight (1..=2^30): a message is sent only while it is less than
+// `window` sequences past the oldest unacknowledged one, so at most `window` messages
+// are unacknowledged; wtd_reliability_send waits for room beyond. A peer whose
+// dedup memory is at least this window never mistakes a late retransmission for an
+// old duplicate.
 enum wtd_result wtd_reliability_config_set_window(struct wtd_reliability_config *config,
                                                   size_t window);
 

@@ -470,12 +470,91 @@ async fn window_full_send_waits_for_an_ack() {
             .is_err(),
         "send did not wait for room in the window"
     );
+    // An ACK for a later message does not make room: the window bounds the span from
+    // the oldest unacknowledged message (0), not only the count.
     lb.ss.send_datagram(&encode_ack(2)).await.unwrap();
-    let id = within(fifth).await.unwrap().unwrap();
-    assert_eq!(id, 4);
-    assert_eq!(layer.stats().in_flight, 4);
     let r = layer.next_report(Some(LIMIT)).await.unwrap();
     assert_eq!((r.id, r.outcome), (2, DeliveryOutcome::Delivered));
+    assert_eq!(layer.stats().in_flight, 3);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), &mut fifth)
+            .await
+            .is_err(),
+        "send went past the oldest unacknowledged message by a whole window"
+    );
+    lb.ss.send_datagram(&encode_ack(0)).await.unwrap();
+    let id = within(fifth).await.unwrap().unwrap();
+    assert_eq!(id, 4);
+    assert_eq!(layer.stats().in_flight, 3);
+    let r = layer.next_report(Some(LIMIT)).await.unwrap();
+    assert_eq!((r.id, r.outcome), (0, DeliveryOutcome::Delivered));
+}
+
+/// A lost message holds the window: the sender retransmits it before it sends anything
+/// a window past it, so a receiver remembering `window` sequences never takes the
+/// retransmission for an old duplicate (it used to: the sender ran ahead while one
+/// message was missing, the receiver forgot it and acknowledged the retransmission
+/// without delivering it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_message_holds_the_window_until_retransmitted() {
+    let lb = loopback("/span").await;
+    let sender = ReliabilityLayer::new(
+        &lb.cs,
+        ReliabilityConfig {
+            ack_timeout: Duration::from_millis(100),
+            window: 4,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // The receiving peer, by hand: it loses the first copy of message 0 and acknowledges
+    // everything else, recording the order of what it saw.
+    let peer = lb.ss.clone();
+    let seen = tokio::spawn(async move {
+        let mut order = Vec::new();
+        let mut lost_once = false;
+        while order.len() < 12 {
+            let d = peer.recv_datagram().await.unwrap();
+            let seq = u32::from_be_bytes(d[5..9].try_into().unwrap());
+            if seq == 0 && !lost_once {
+                lost_once = true;
+                continue;
+            }
+            order.push(seq);
+            peer.send_datagram(&encode_ack(seq)).await.unwrap();
+        }
+        order
+    });
+    let s2 = sender.clone();
+    let sends = tokio::spawn(async move {
+        for i in 0..12u64 {
+            assert_eq!(s2.send(format!("m{i}").as_bytes()).await.unwrap(), i);
+        }
+    });
+    let order = within(seen).await.unwrap();
+    within(sends).await.unwrap();
+    // 1, 2, 3 go out with 0; 4 only after 0's retransmission was acknowledged.
+    let pos = |x: u32| order.iter().position(|&s| s == x).unwrap();
+    assert!(
+        pos(0) < pos(4),
+        "sequence 4 went out before 0 was retransmitted: {order:?}"
+    );
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        (0..12).collect::<Vec<u32>>(),
+        "each sequence once: {order:?}"
+    );
+    let mut reports = Vec::new();
+    for _ in 0..12 {
+        reports.push(sender.next_report(Some(LIMIT)).await.unwrap());
+    }
+    assert!(reports
+        .iter()
+        .all(|r| r.outcome == DeliveryOutcome::Delivered));
+    assert_eq!(reports.iter().find(|r| r.id == 0).unwrap().attempts, 2);
+    assert_eq!(sender.stats().retransmissions, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -199,10 +199,17 @@ pub struct ReliabilityConfig {
     /// Retransmissions before giving up (a message is sent at most `max_retries + 1`
     /// times). Default 5.
     pub max_retries: u32,
-    /// Unacknowledged messages in flight at most; `send` waits for room. Default 256.
+    /// Span of sequences in flight: a message is sent only while its sequence is less
+    /// than `window` past the oldest unacknowledged one (so at most `window` messages are
+    /// unacknowledged); `send` waits for room. Bounding the span, not just the count,
+    /// is what lets a receiver with `dedup_memory >= window` tell a late retransmission
+    /// from an old duplicate: otherwise, while one message is lost, the sender could run
+    /// more than `dedup_memory` sequences ahead and its retransmission would be
+    /// acknowledged as "already delivered" and dropped. Default 256.
     pub window: usize,
     /// Received sequences remembered for duplicate detection. Default 4096; keep it at
-    /// least the peer's window.
+    /// least the peer's window (a sequence further behind the highest seen is taken for
+    /// an old duplicate: acknowledged, not delivered).
     pub dedup_memory: usize,
     /// Received messages waiting for `receive`. When full, new DATA is neither accepted
     /// nor acknowledged (the peer retransmits it later). Default 1000.
@@ -624,8 +631,8 @@ impl ReliabilityLayer {
             .saturating_sub(DATA_OVERHEAD))
     }
 
-    /// Send `data` reliably. Waits while `window` messages are unacknowledged
-    /// (backpressure), then queues the DATA frame and returns the message id (its wire
+    /// Send `data` reliably. Waits while the oldest unacknowledged message is `window`
+    /// sequences behind (backpressure), then queues the DATA frame and returns the message id (its wire
     /// sequence is the id modulo 2^32). Its outcome comes later as a [`DeliveryReport`].
     /// Errors: TooLarge (data + 9 bytes exceeds the datagram size), Closed.
     ///
@@ -650,7 +657,9 @@ impl ReliabilityLayer {
                     drop(st);
                     return Err(i.closed_error());
                 }
-                if st.pending.len() < i.cfg.window {
+                // Room: the new sequence stays within `window` of the oldest unacked.
+                let oldest = st.pending.keys().next().copied().unwrap_or(st.next_id);
+                if st.next_id - oldest < i.cfg.window as u64 {
                     let id = st.next_id;
                     st.next_id += 1;
                     let frame = Bytes::from(encode_data(id as u32, data));

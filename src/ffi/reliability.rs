@@ -163,8 +163,11 @@ pub unsafe extern "C" fn wtd_reliability_config_set_max_retries(
     })
 }
 
-/// Unacknowledged messages in flight at most (1..=2^30); wtd_reliability_send waits
-/// for room beyond.
+/// Span of sequences in flight (1..=2^30): a message is sent only while it is less than
+/// `window` sequences past the oldest unacknowledged one, so at most `window` messages
+/// are unacknowledged; wtd_reliability_send waits for room beyond. A peer whose
+/// dedup memory is at least this window never mistakes a late retransmission for an
+/// old duplicate.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_reliability_config_set_window(
     config: *mut wtd_reliability_config,
