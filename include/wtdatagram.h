@@ -835,6 +835,12 @@ enum wtd_result wtd_reliability_config_set_initial_sequence(struct wtd_reliabili
 // Create a reliability layer on `session` (`config` may be NULL for defaults). It takes
 // over the session's datagrams like wtd_stream_new: a session has at most one stream or
 // layer (WTD_ERR_INVALID_STATE for a second). The session handle must outlive it.
+// Datagrams that arrived before this call are taken over too, unless they were already
+// delivered as WTD_EVENT_DATAGRAM: with datagram events on, a peer that sends right
+// after the session opens can lose its first messages to events the application does
+// not read (the peer then sees them acknowledged by nobody and retransmits, or gives
+// up). Turn datagram events off (wtd_transport_config_set_datagram_events) for
+// sessions that get a layer.
 enum wtd_result wtd_reliability_new(struct wtd_session *session,
                                     const struct wtd_reliability_config *config,
                                     struct wtd_reliability **out_reliability);
