@@ -1083,3 +1083,116 @@ async fn client_resets_malformed_response_with_message_error() {
         "the client must reset its request stream with H3_MESSAGE_ERROR"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Clients that announce WebTransport only by their request (webtransport-go <= 0.10)
+// ---------------------------------------------------------------------------------------
+
+/// The CONNECT of webtransport-go's client as quic-go's http3 request writer encodes it:
+/// v0.9.0 adds the draft-02 offer header, v0.10.0 does not (it sends `accept-encoding:
+/// gzip` instead). Both send SETTINGS with only H3_DATAGRAM.
+fn webtransport_go_request(authority: &str, path: &str, protocol: &str, v0_9: bool) -> Vec<u8> {
+    let mut fields = vec![
+        (":authority", authority),
+        (":method", "CONNECT"),
+        (":path", path),
+        (":scheme", "https"),
+        (":protocol", protocol),
+    ];
+    if v0_9 {
+        fields.push(("sec-webtransport-http3-draft02", "1"));
+    } else {
+        fields.push(("accept-encoding", "gzip"));
+    }
+    fields.push(("user-agent", "quic-go HTTP/3"));
+    headers_frame(&fields)
+}
+
+/// Open a raw client whose SETTINGS are exactly `pairs`, send webtransport-go's CONNECT
+/// with `protocol`, and read the response status (a refusal must end with FIN).
+async fn answer_to(server: &Server, pairs: &[(u64, u64)], protocol: &str) -> (RawClient, u16) {
+    let mut raw = RawClient::connect(server).await;
+    raw.control(&settings_frame(pairs)).await;
+    let request = webtransport_go_request(&raw.authority, "/wt", protocol, true);
+    let (_send, mut recv) = raw.bidi(&request).await;
+    let fields = read_headers(&mut recv).await.expect("response HEADERS");
+    let code = status(&fields);
+    if code != 200 {
+        expect_fin(&mut recv).await;
+    }
+    (raw, code)
+}
+
+/// A client whose SETTINGS are only H3_DATAGRAM=1 (no ENABLE_WEBTRANSPORT, no
+/// WT_MAX_SESSIONS, no WT_ENABLED) sends a `:protocol webtransport` CONNECT: the session
+/// is accepted as draft-02, answered with the draft02 header only if offered, and
+/// datagrams flow both ways.
+async fn only_h3_datagram_client(v0_9: bool) {
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control(&settings_frame(&[(settings::H3_DATAGRAM, 1)]))
+        .await;
+    let request = webtransport_go_request(&raw.authority, "/wtgo?x=1", "webtransport", v0_9);
+    let (_send, mut recv) = raw.bidi(&request).await;
+    let (ss, fields) = tokio::join!(
+        async {
+            within(server.accept())
+                .await
+                .expect("session request")
+                .accept()
+                .await
+                .expect("accept")
+        },
+        async { read_headers(&mut recv).await.expect("response HEADERS") }
+    );
+    assert_eq!(status(&fields), 200, "{fields:?}");
+    let answered = fields.contains(&("sec-webtransport-http3-draft".into(), "draft02".into()));
+    assert_eq!(answered, v0_9, "draft02 header in the response: {fields:?}");
+    assert_eq!(ss.request().path, "/wtgo?x=1");
+    assert_eq!(ss.request().protocol, "webtransport");
+    assert_eq!(ss.request().dialect, settings::Dialect::Draft02);
+
+    let prefix = Prefix::for_stream(ss.id());
+    raw.datagram(&prefix.frame(b"from quic-go"));
+    let d = within(ss.recv_datagram()).await.expect("datagram");
+    assert_eq!(&d[..], b"from quic-go");
+    ss.send_datagram(b"from us").await.expect("send");
+    let back = within(raw.conn.read_datagram())
+        .await
+        .expect("read datagram");
+    assert_eq!(&back[..], &prefix.frame(b"from us")[..]);
+    assert!(ss.close_reason().is_none());
+    raw.assert_open();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_announcing_only_h3_datagram_is_accepted_as_draft02() {
+    only_h3_datagram_client(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_announcing_only_h3_datagram_without_offer_header_is_accepted() {
+    only_h3_datagram_client(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_announcing_neither_webtransport_nor_datagrams_gets_400() {
+    let server = server();
+    let (raw, code) = answer_to(
+        &server,
+        &[(settings::QPACK_MAX_TABLE_CAPACITY, 0)],
+        "webtransport",
+    )
+    .await;
+    assert_eq!(code, 400);
+    raw.assert_open();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draft15_request_without_wt_enabled_gets_400() {
+    // `webtransport-h3` is draft-15, which requires WT_ENABLED in the client's SETTINGS.
+    let server = server();
+    let (raw, code) = answer_to(&server, &[(settings::H3_DATAGRAM, 1)], "webtransport-h3").await;
+    assert_eq!(code, 400);
+    raw.assert_open();
+}

@@ -154,7 +154,11 @@ pub(crate) async fn handle_request(
     } else {
         settings.dialect().unwrap_or(Dialect::Draft02)
     };
-    if settings.dialect().is_none() {
+    // A client shows it speaks WebTransport by its SETTINGS, or (webtransport-go <= 0.10,
+    // whose SETTINGS carry only H3_DATAGRAM) by a draft-02/07 CONNECT with HTTP
+    // Datagrams negotiated. draft-15 (`webtransport-h3`) requires WT_ENABLED.
+    let implied = req.protocol == headers::PROTOCOL_DRAFT && settings.datagrams();
+    if settings.dialect().is_none() && !implied {
         tracing::debug!("client announced no WebTransport support");
         return respond_and_finish(send, 400).await;
     }

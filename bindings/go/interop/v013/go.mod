@@ -1,0 +1,26 @@
+module github.com/libwtdatagram/wtdatagram-go/interop/v013
+
+go 1.26.0
+
+replace (
+	github.com/libwtdatagram/wtdatagram-go => ../../
+	github.com/libwtdatagram/wtdatagram-go/interop => ../
+)
+
+require (
+	github.com/libwtdatagram/wtdatagram-go v0.0.0-00010101000000-000000000000
+	github.com/libwtdatagram/wtdatagram-go/interop v0.0.0-00010101000000-000000000000
+	github.com/quic-go/quic-go v0.62.0
+	github.com/quic-go/webtransport-go v0.13.0
+)
+
+require (
+	github.com/dunglas/httpsfv v1.1.1 // indirect
+	github.com/quic-go/qpack v0.6.0 // indirect
+	github.com/vmihailenco/msgpack/v5 v5.4.1 // indirect
+	github.com/vmihailenco/tagparser/v2 v2.0.0 // indirect
+	golang.org/x/crypto v0.54.0 // indirect
+	golang.org/x/net v0.56.0 // indirect
+	golang.org/x/sys v0.47.0 // indirect
+	golang.org/x/text v0.40.0 // indirect
+)
