@@ -1,8 +1,10 @@
 //! Capsules on the CONNECT stream (RFC 9297 §3.2) used by WebTransport sessions.
 //!
-//! Peers differ in how they put capsules on the stream: Chromium and aioquic carry them
-//! inside HTTP/3 DATA frames (RFC 9297), web-transport-quinn and some others write them
-//! raw. Frames and capsules share the same type-length-value layout, so
+//! RFC 9297 carries capsules inside HTTP/3 DATA frames, and every peer in the interop
+//! matrix does so (Chromium, aioquic, pywebtransport, webtransport-go, wtransport 0.7 and
+//! web-transport-quinn 0.13, which also only read them from DATA frames), so that is what
+//! we write. Older web-transport-quinn releases wrote them raw, and a decoder should not
+//! depend on which. Frames and capsules share the same type-length-value layout, so
 //! [`ConnectStreamDecoder`] accepts both: a DATA frame feeds its payload to an inner
 //! capsule decoder, and a unit whose type is a WebTransport capsule type is taken as a
 //! raw capsule. Other unknown units are skipped (unknown frame types must be ignored).
@@ -215,7 +217,7 @@ mod tests {
         assert_eq!(d.next().unwrap(), Some(StreamItem::Capsule(c.clone())));
         assert_eq!(d.next().unwrap(), None);
         assert_eq!(d.end_of_stream_error(), None);
-        // Raw (no DATA frame), as web-transport-quinn writes it.
+        // Raw (no DATA frame), as older web-transport-quinn releases wrote it.
         let mut d = ConnectStreamDecoder::default();
         d.push(&c.encode());
         assert_eq!(d.next().unwrap(), Some(StreamItem::Capsule(c)));
