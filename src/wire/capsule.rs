@@ -18,6 +18,18 @@ use super::{Reader, WireError};
 pub const DATAGRAM: u64 = 0x00;
 pub const CLOSE_WEBTRANSPORT_SESSION: u64 = 0x2843;
 pub const DRAIN_WEBTRANSPORT_SESSION: u64 = 0x78ae;
+/// draft-15 flow-control capsules (draft-ietf-webtrans-http3-15 §5.6). Peers that enabled
+/// flow control with us (both sides' SETTINGS declare it, see
+/// [`Settings::flow_control`](super::settings::Settings::flow_control)) may send them on
+/// the CONNECT stream. They only govern WebTransport streams, which a datagram-only
+/// endpoint neither opens nor accepts, so they decode as [`Capsule::Unknown`] and the
+/// session ignores them (as §5.1 requires anyway while flow control is not enabled).
+pub const WT_MAX_DATA: u64 = 0x190b_4d3d;
+pub const WT_MAX_STREAMS_BIDI: u64 = 0x190b_4d3f;
+pub const WT_MAX_STREAMS_UNI: u64 = 0x190b_4d40;
+pub const WT_DATA_BLOCKED: u64 = 0x190b_4d41;
+pub const WT_STREAMS_BLOCKED_BIDI: u64 = 0x190b_4d43;
+pub const WT_STREAMS_BLOCKED_UNI: u64 = 0x190b_4d44;
 /// Longest close reason the protocol allows, in bytes.
 pub const MAX_CLOSE_REASON: usize = 1024;
 /// Largest capsule or frame we buffer on a CONNECT stream.
@@ -103,7 +115,7 @@ pub fn truncate_utf8(s: &str, max: usize) -> &str {
 fn is_webtransport_capsule(ty: u64) -> bool {
     matches!(ty, CLOSE_WEBTRANSPORT_SESSION | DRAIN_WEBTRANSPORT_SESSION)
         // draft-15 flow-control capsules (WT_MAX_DATA .. WT_STREAMS_BLOCKED).
-        || (0x190b_4d3d..=0x190b_4d44).contains(&ty)
+        || (WT_MAX_DATA..=WT_STREAMS_BLOCKED_UNI).contains(&ty)
 }
 
 /// What the CONNECT stream carried after the response/request HEADERS.
@@ -272,6 +284,55 @@ mod tests {
                 assert_eq!(reason.len(), 1024)
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn flow_control_capsules_are_skipped() {
+        // What pywebtransport 0.21 and webtransport-go 0.13 send once flow control is on:
+        // each capsule's value is one varint. In DATA frames (how both peers write them)
+        // and raw, they come out as Unknown (ignored by the session) and do not disturb
+        // the capsule after them.
+        let close = Capsule::Close {
+            code: 9,
+            reason: "done".into(),
+        };
+        let flow = [
+            (WT_MAX_DATA, 4_194_304u64),
+            (WT_MAX_STREAMS_BIDI, 10),
+            (WT_MAX_STREAMS_UNI, 10),
+            (WT_DATA_BLOCKED, 1),
+            (WT_STREAMS_BLOCKED_BIDI, 0),
+            (WT_STREAMS_BLOCKED_UNI, 0),
+        ];
+        for raw in [false, true] {
+            let mut wire = Vec::new();
+            for (ty, v) in flow {
+                let mut value = Vec::new();
+                super::super::varint::encode(v, &mut value);
+                let c = Capsule::Unknown {
+                    ty,
+                    payload: Bytes::from(value),
+                };
+                wire.extend(if raw {
+                    c.encode()
+                } else {
+                    c.encode_in_data_frame()
+                });
+            }
+            wire.extend(close.encode_in_data_frame());
+            let mut d = ConnectStreamDecoder::default();
+            d.push(&wire);
+            for (ty, _) in flow {
+                match d.next().unwrap() {
+                    Some(StreamItem::Capsule(Capsule::Unknown { ty: got, .. })) => {
+                        assert_eq!(got, ty, "raw={raw}")
+                    }
+                    other => panic!("raw={raw}: {other:?}"),
+                }
+            }
+            assert_eq!(d.next().unwrap(), Some(StreamItem::Capsule(close.clone())));
+            assert_eq!(d.next().unwrap(), None);
         }
     }
 

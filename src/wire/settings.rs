@@ -19,10 +19,19 @@ pub const WT_MAX_SESSIONS_DRAFT07: u64 = 0xc671_706a;
 pub const WT_MAX_SESSIONS: u64 = 0x14e9_cd29;
 /// WT_ENABLED, draft-15 (pywebtransport).
 pub const WT_ENABLED: u64 = 0x2c7c_f000;
-/// draft-15 session flow-control defaults.
+/// draft-15 session flow control (draft-ietf-webtrans-http3-15 §5): the initial limits
+/// for each session on the connection. Sending any of them with a value other than 0
+/// declares the intent to use flow control; flow control is enabled when both sides do,
+/// and only then may a connection carry more than one session (§5.1).
 pub const WT_INITIAL_MAX_DATA: u64 = 0x2b61;
 pub const WT_INITIAL_MAX_STREAMS_UNI: u64 = 0x2b64;
 pub const WT_INITIAL_MAX_STREAMS_BIDI: u64 = 0x2b65;
+
+/// What we announce as SETTINGS_WT_INITIAL_MAX_DATA: the smallest value that declares
+/// flow control (§5.1 counts only values other than 0). It is stream data credit no
+/// stream can use: we announce stream limits of 0 and never raise them (no
+/// WT_MAX_STREAMS capsule), because this library carries datagrams only.
+pub const OUR_WT_INITIAL_MAX_DATA: u64 = 1;
 
 /// Which WebTransport over HTTP/3 dialect a peer speaks, judged from its SETTINGS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,6 +75,16 @@ impl Settings {
         self.nonzero(H3_DATAGRAM) || self.nonzero(H3_DATAGRAM_DRAFT04)
     }
 
+    /// Whether these SETTINGS declare the intent to use draft-15 flow control: any of
+    /// SETTINGS_WT_INITIAL_MAX_DATA / _STREAMS_UNI / _STREAMS_BIDI other than 0 (§5.1).
+    /// Flow control is enabled when both endpoints' SETTINGS do; [`Settings::webtransport`]
+    /// always does.
+    pub fn flow_control(&self) -> bool {
+        self.nonzero(WT_INITIAL_MAX_DATA)
+            || self.nonzero(WT_INITIAL_MAX_STREAMS_UNI)
+            || self.nonzero(WT_INITIAL_MAX_STREAMS_BIDI)
+    }
+
     /// The newest WebTransport dialect the peer announced, if any.
     pub fn dialect(&self) -> Option<Dialect> {
         if self.nonzero(WT_ENABLED) {
@@ -82,6 +101,15 @@ impl Settings {
     /// The SETTINGS every known peer accepts (DESIGN.md §2): all WebTransport signals of
     /// every dialect, both datagram settings, extended CONNECT, and a QPACK dynamic table
     /// of zero (we only use the static table).
+    ///
+    /// They also declare draft-15 flow control, which draft-15 peers (pywebtransport 0.21,
+    /// webtransport-go 0.13) require before they put a second session on a connection,
+    /// and which an endpoint that lets sessions share a connection MUST enable (§5.1).
+    /// The limits say what a datagram-only endpoint accepts: no unidirectional and no
+    /// bidirectional stream in any session (0, which is also the default), and a session
+    /// data limit of [`OUR_WT_INITIAL_MAX_DATA`] byte, the smallest value that counts as
+    /// declaring flow control, unusable without a stream. The session limit
+    /// (`max_sessions`) is unchanged.
     pub fn webtransport(max_sessions: u64) -> Settings {
         Settings {
             pairs: vec![
@@ -94,6 +122,9 @@ impl Settings {
                 (WT_MAX_SESSIONS_DRAFT07, max_sessions),
                 (WT_MAX_SESSIONS, max_sessions),
                 (WT_ENABLED, 1),
+                (WT_INITIAL_MAX_DATA, OUR_WT_INITIAL_MAX_DATA),
+                (WT_INITIAL_MAX_STREAMS_UNI, 0),
+                (WT_INITIAL_MAX_STREAMS_BIDI, 0),
             ],
         }
     }
@@ -183,6 +214,52 @@ mod tests {
         let plain = Settings::decode(&payload(&[(1, 0)])).unwrap();
         assert_eq!(plain.dialect(), None);
         assert!(!plain.datagrams());
+    }
+
+    #[test]
+    fn flow_control_intent() {
+        // Ours: flow control declared, no stream of either kind accepted, the session
+        // limit untouched.
+        let ours = Settings::webtransport(16);
+        assert!(ours.flow_control());
+        assert_eq!(ours.get(WT_INITIAL_MAX_DATA), Some(1));
+        assert_eq!(ours.get(WT_INITIAL_MAX_STREAMS_UNI), Some(0));
+        assert_eq!(ours.get(WT_INITIAL_MAX_STREAMS_BIDI), Some(0));
+        assert_eq!(ours.get(WT_MAX_SESSIONS), Some(16));
+        assert_eq!(ours.get(WT_MAX_SESSIONS_DRAFT07), Some(16));
+        // The three pairs on the wire: 0x2b61 (2-byte varint 0x6b61) = 1, 0x2b64 = 0,
+        // 0x2b65 = 0, at the end of the frame.
+        let mut wire = Vec::new();
+        ours.encode_frame(&mut wire);
+        assert!(
+            wire.ends_with(&[0x6b, 0x61, 0x01, 0x6b, 0x64, 0x00, 0x6b, 0x65, 0x00]),
+            "{wire:02x?}"
+        );
+
+        // pywebtransport 0.21's defaults: 4 MiB of data, 10 streams of each kind.
+        let pywt = Settings::decode(&payload(&[
+            (0x2c7cf000, 1),
+            (0x2b61, 4_194_304),
+            (0x2b64, 10),
+            (0x2b65, 10),
+        ]))
+        .unwrap();
+        assert!(pywt.flow_control());
+        // Any one of the three other than 0 is enough (§5.1).
+        for id in [0x2b61, 0x2b64, 0x2b65] {
+            assert!(Settings::decode(&payload(&[(id, 1)]))
+                .unwrap()
+                .flow_control());
+        }
+        // Absent, or all 0 (webtransport-go sends 0 for a negative limit): no intent.
+        assert!(!Settings::decode(&payload(&[(0x2c7cf000, 1)]))
+            .unwrap()
+            .flow_control());
+        assert!(
+            !Settings::decode(&payload(&[(0x2b61, 0), (0x2b64, 0), (0x2b65, 0)]))
+                .unwrap()
+                .flow_control()
+        );
     }
 
     #[test]

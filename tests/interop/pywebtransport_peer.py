@@ -17,9 +17,17 @@ SESSION line. Lines that may come at any time:
 
   info <s>                        -> OK info <s> max=<largest datagram payload> frame=<peer
                                      max datagram frame size> protocol=<wt_protocol|->
+                                     fc=<1 if draft-15 flow control is on for the session,
+                                     else 0> peer_fc=<the peer's SETTINGS_WT_INITIAL_MAX_DATA>/
+                                     <_STREAMS_UNI>/<_STREAMS_BIDI as pywebtransport read them>
   open <path>                     client: one more session on the same connection
                                   -> OK open <idx> <session_id> | ERR open <why>
-  recv <s> <count> <max> <window> check `count` datagrams coming in windows (see payload()):
+  stream <s> uni|bidi             try to open a WebTransport stream (waits at most
+                                  STREAM_WAIT s) -> OK stream <s> <kind> blocked <error> when
+                                  pywebtransport holds it back (flow control: no credit) |
+                                  ERR stream <s> <kind> opened <stream_id> | ERR stream ... <error>
+  recv <s> <count> <max> <window> check `count` datagrams coming in windows (see payload(),
+                                  which tags every datagram with the session index <s>):
                                   answers OK, then prints `PROGRESS <s> <n>` whenever a
                                   window is complete and finally
                                   `RECVD <s> ok <n> <bytes> <smallest> <largest>` or
@@ -79,6 +87,9 @@ from pywebtransport.types import EventType
 # 100); the windows below stay well under it.
 MAX_PENDING = 4096
 WAIT = 5.0  # seconds: a window's datagram, a `next`, a command
+# How long `stream` lets pywebtransport try to open a stream the peer gave no credit for
+# (pywebtransport's stream_create_timeout; its default is 10 s).
+STREAM_WAIT = 1.0
 
 
 def out(line: str) -> None:
@@ -90,12 +101,13 @@ def log(line: str) -> None:
     print(f"[pywebtransport_peer] {line}", file=sys.stderr, flush=True)
 
 
-def payload(i: int, size: int) -> bytes:
-    """Datagram i: the index (big-endian, cut to size) then a pattern derived from i."""
-    head = struct.pack(">I", i)
+def payload(s: int, i: int, size: int) -> bytes:
+    """Datagram i of session index s: (s << 24 | i) big-endian, cut to size, then a pattern
+    derived from i and s (a datagram delivered to the wrong session does not match)."""
+    head = struct.pack(">I", (s << 24) | i)
     if size <= 4:
         return head[-size:]
-    return head + bytes((i * 31 + k) % 251 for k in range(size - 4))
+    return head + bytes((i * 31 + s * 101 + k) % 251 for k in range(size - 4))
 
 
 def size_of(i: int, max_size: int, window: int) -> int:
@@ -186,7 +198,30 @@ class Peer:
     async def cmd_info(self, args) -> None:
         idx, s = self.session(args[0])
         max_payload, frame = await self.max_payload(idx)
-        out(f"OK info {idx} max={max_payload} frame={frame} protocol={s.wt_protocol or '-'}")
+        sdiag = await s.diagnose()
+        cdiag = await s.connection.diagnose()
+        peer_fc = f"{cdiag.peer_initial_max_data}/{cdiag.peer_initial_max_streams_uni}/{cdiag.peer_initial_max_streams_bidi}"
+        out(
+            f"OK info {idx} max={max_payload} frame={frame} protocol={s.wt_protocol or '-'} "
+            f"fc={int(sdiag.flow_control_negotiated)} peer_fc={peer_fc}"
+        )
+
+    async def cmd_stream(self, args) -> None:
+        idx, s = self.session(args[0])
+        kind = args[1]
+        if kind not in ("uni", "bidi"):
+            raise ValueError("kind is uni or bidi")
+        create = s.create_unidirectional_stream if kind == "uni" else s.create_bidirectional_stream
+        try:
+            stream = await asyncio.wait_for(create(), STREAM_WAIT + WAIT)
+        except Exception as e:  # noqa: BLE001 - being held back is the expected answer
+            name = type(e).__name__
+            if "Timeout" in name:
+                out(f"OK stream {idx} {kind} blocked {name}")
+            else:
+                out(f"ERR stream {idx} {kind} {name}: {e}")
+            return
+        out(f"ERR stream {idx} {kind} opened {stream.stream_id}")
 
     async def cmd_open(self, args) -> None:
         if self.role != "client":
@@ -216,7 +251,7 @@ class Peer:
         try:
             for start in range(0, count, window):
                 end = min(start + window, count)
-                expected = Counter(payload(i, size_of(i, max_size, window)) for i in range(start + 1, end))
+                expected = Counter(payload(idx, i, size_of(i, max_size, window)) for i in range(start + 1, end))
                 # The first datagram of a window has the sender's live maximum: any size,
                 # but the index and pattern of `start`.
                 first_seen = False
@@ -229,7 +264,7 @@ class Peer:
                         return
                     if expected[d] > 0:
                         expected[d] -= 1
-                    elif not first_seen and len(d) >= 4 and d == payload(start, len(d)):
+                    elif not first_seen and len(d) >= 4 and d == payload(idx, start, len(d)):
                         first_seen = True
                     else:
                         head = d[:4].hex()
@@ -268,7 +303,7 @@ class Peer:
                         out(f"SENT {idx} fail no `next {idx}` within {WAIT}s after {sent}")
                         return
                 for i in range(start, min(start + window, count)):
-                    d = payload(i, size_of(i, max_size, window))
+                    d = payload(idx, i, size_of(i, max_size, window))
                     await s.send_datagram(data=d)
                     sent += 1
                     total += len(d)
@@ -440,6 +475,7 @@ async def run_server(args) -> int:
                 bind_host="127.0.0.1",
                 bind_port=port,
                 max_pending_datagrams=MAX_PENDING,
+                stream_create_timeout=STREAM_WAIT,
             )
             server = WebTransportServer(config=config)
             try:
@@ -494,7 +530,12 @@ async def run_client(args) -> int:
     peer = Peer("client")
     url = urlparse(args.url)
     peer.authority = url.netloc
-    config = ClientConfig(verify_mode=ssl.CERT_NONE, max_pending_datagrams=MAX_PENDING, connect_timeout=WAIT)
+    config = ClientConfig(
+        verify_mode=ssl.CERT_NONE,
+        max_pending_datagrams=MAX_PENDING,
+        connect_timeout=WAIT,
+        stream_create_timeout=STREAM_WAIT,
+    )
     async with WebTransportClient(config=config) as client:
         try:
             session = await client.connect(url=args.url)

@@ -17,21 +17,28 @@ import (
 	"github.com/quic-go/webtransport-go"
 )
 
-// Our client against webtransport-go v0.13.0's server (issue 6 matrix, peer role
-// "server"). It announces ENABLE_WEBTRANSPORT, WT_ENABLED and WT_MAX_SESSIONS, so our
-// client speaks draft-15 (`:protocol webtransport-h3`).
-func TestWebtransportGoServer(t *testing.T) {
-	cell := wtg.StartCell(t, wtg.PeerName(t), "server", "draft-15")
-	ctx, cancel := context.WithTimeout(context.Background(), wtg.Limit)
-	defer cancel()
+// upgraded is a session webtransport-go's server accepted, with what it read from our
+// SETTINGS: SETTINGS_WT_INITIAL_MAX_DATA, _STREAMS_UNI and _STREAMS_BIDI.
+type upgraded struct {
+	path, proto string
+	streamID    quic.StreamID
+	ourFC       [3]uint64
+	s           *webtransport.Session
+}
 
-	cert, hash := wtg.SelfSigned(t)
-	type upgraded struct {
-		path, proto string
-		s           *webtransport.Session
-	}
-	sessions := make(chan upgraded, 16)
-	upgradeErrs := make(chan error, 16)
+// peerServer is a webtransport-go v0.13.0 server on 127.0.0.1; every session it
+// upgrades arrives on sessions, every refusal on upgradeErrs.
+type peerServer struct {
+	url         string
+	sessions    chan upgraded
+	upgradeErrs chan error
+}
+
+// startServer runs a webtransport-go server with this WebTransport config (nil: its
+// default, which announces no flow control) until the test ends.
+func startServer(t *testing.T, cfg *webtransport.Config, cert tls.Certificate) *peerServer {
+	t.Helper()
+	p := &peerServer{sessions: make(chan upgraded, 16), upgradeErrs: make(chan error, 16)}
 	ws := &webtransport.Server{
 		H3: &http3.Server{
 			TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{http3.NextProtoH3}},
@@ -39,16 +46,24 @@ func TestWebtransportGoServer(t *testing.T) {
 			// it stays on here (compare the parent module's peerQUIC).
 			QUICConfig: &quic.Config{EnableDatagrams: true},
 		},
+		Config: cfg,
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s, err := ws.Upgrade(w, r)
 		if err != nil {
-			upgradeErrs <- fmt.Errorf("webtransport-go Upgrade %s: %w", r.URL.Path, err)
+			p.upgradeErrs <- fmt.Errorf("webtransport-go Upgrade %s: %w", r.URL.Path, err)
 			w.WriteHeader(http.StatusBadRequest)
 			return
 		}
-		sessions <- upgraded{r.URL.RequestURI(), r.Proto, s}
+		ours := w.(http3.Settingser).Settings().Other
+		p.sessions <- upgraded{
+			path:     r.URL.RequestURI(),
+			proto:    r.Proto,
+			streamID: w.(http3.HTTPStreamer).HTTPStream().StreamID(),
+			ourFC:    [3]uint64{ours[settingsWTInitialMaxData], ours[settingsWTInitialMaxStreamsUni], ours[settingsWTInitialMaxStreamsBidi]},
+			s:        s,
+		}
 		<-s.Context().Done()
 	})
 	ws.H3.Handler = mux
@@ -58,12 +73,41 @@ func TestWebtransportGoServer(t *testing.T) {
 	}
 	served := make(chan error, 1)
 	go func() { served <- ws.Serve(pc) }()
-	defer func() {
+	t.Cleanup(func() {
 		ws.Close()
 		pc.Close()
 		<-served
-	}()
-	url := fmt.Sprintf("https://127.0.0.1:%d/", pc.LocalAddr().(*net.UDPAddr).Port)
+	})
+	p.url = fmt.Sprintf("https://127.0.0.1:%d", pc.LocalAddr().(*net.UDPAddr).Port)
+	return p
+}
+
+// The draft-15 flow-control SETTINGS (draft-ietf-webtrans-http3-15 §5.1). webtransport-go
+// keeps its own constants private.
+const (
+	settingsWTInitialMaxData        = 0x2b61
+	settingsWTInitialMaxStreamsUni  = 0x2b64
+	settingsWTInitialMaxStreamsBidi = 0x2b65
+)
+
+// Our client against webtransport-go v0.13.0's server (issue 6 matrix, peer role
+// "server"). It announces ENABLE_WEBTRANSPORT, WT_ENABLED and WT_MAX_SESSIONS, so our
+// client speaks draft-15 (`:protocol webtransport-h3`).
+//
+// Several sessions on one connection need draft-15 flow control, enabled when both
+// sides' SETTINGS declare it (webtransport-go: Config.sessionFlowControl; without it
+// Upgrade refuses a 2nd session, "multiple sessions require flow control"). We always
+// declare it, datagram-only (WT_INITIAL_MAX_DATA 1, _STREAMS_UNI/_BIDI 0);
+// webtransport-go declares it when its Config allows WebTransport streams, as here.
+func TestWebtransportGoServer(t *testing.T) {
+	cell := wtg.StartCell(t, wtg.PeerName(t), "server", "draft-15")
+	ctx, cancel := context.WithTimeout(context.Background(), wtg.Limit)
+	defer cancel()
+
+	cert, hash := wtg.SelfSigned(t)
+	// A webtransport-go server that takes WebTransport streams, and so announces flow
+	// control (SETTINGS_WT_INITIAL_MAX_STREAMS_BIDI/_UNI 16, _DATA 1 MiB).
+	srv := startServer(t, &webtransport.Config{MaxIncomingStreams: 16, MaxIncomingUniStreams: 16, MaxIncomingData: 1 << 20}, cert)
 
 	rt, err := wtd.NewRuntime(nil)
 	if err != nil {
@@ -75,9 +119,9 @@ func TestWebtransportGoServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cli.Close()
-	connect := func() *wtd.Connection {
+	connect := func(url string) *wtd.Connection {
 		t.Helper()
-		conn, err := cli.Connect(ctx, url)
+		conn, err := cli.Connect(ctx, url+"/")
 		if err != nil {
 			t.Fatal("connect to webtransport-go:", err)
 		}
@@ -87,12 +131,12 @@ func TestWebtransportGoServer(t *testing.T) {
 		}
 		return conn
 	}
-	open := func(conn *wtd.Connection, path string) (*wtd.Session, *webtransport.Session) {
+	open := func(p *peerServer, conn *wtd.Connection, path string) (*wtd.Session, upgraded) {
 		t.Helper()
 		cs, err := conn.OpenSession(ctx, path, nil)
 		if err != nil {
 			select {
-			case uerr := <-upgradeErrs:
+			case uerr := <-p.upgradeErrs:
 				t.Fatalf("open session %s: %v (%v)", path, err, uerr)
 			default:
 			}
@@ -101,7 +145,7 @@ func TestWebtransportGoServer(t *testing.T) {
 		t.Cleanup(func() { cs.Close() })
 		var u upgraded
 		select {
-		case u = <-sessions:
+		case u = <-p.sessions:
 		case <-ctx.Done():
 			t.Fatal("webtransport-go did not upgrade the request")
 		}
@@ -112,66 +156,137 @@ func TestWebtransportGoServer(t *testing.T) {
 		if cs.Dialect() != wtd.DialectDraft15 {
 			t.Fatalf("dialect %v, want draft-15", cs.Dialect())
 		}
-		return cs, u.s
+		if u.ourFC != [3]uint64{1, 0, 0} {
+			t.Fatalf("webtransport-go read our WT_INITIAL_MAX_DATA/_STREAMS_UNI/_STREAMS_BIDI as %v, want [1 0 0]", u.ourFC)
+		}
+		return cs, u
 	}
 
-	// Session established.
-	conn := connect()
-	cs, ss := open(conn, "/wtd?y=2")
+	// Sessions established, all on one connection: the CONNECT streams are 0, 4, 8 of
+	// the same QUIC connection on both sides.
+	const sessions = 3
+	conn := connect(srv.url)
+	cs := make([]*wtd.Session, sessions)
+	ss := make([]*webtransport.Session, sessions)
+	for i := range cs {
+		var u upgraded
+		cs[i], u = open(srv, conn, fmt.Sprintf("/wtd/%d?y=2", i))
+		ss[i] = u.s
+		if cs[i].ID() != uint64(4*i) || u.streamID != quic.StreamID(4*i) {
+			t.Fatalf("session %d: our id %d, webtransport-go's CONNECT stream %d; want %d on one connection", i, cs[i].ID(), u.streamID, 4*i)
+		}
+	}
 
-	// 1,000 datagrams each way, content and count checked.
-	up := wtg.CountFlow("wtd -> webtransport-go", 'U', wtg.Count)
-	up.Send, up.Recv = wtg.OursSend(ctx, cs), ss.ReceiveDatagram
-	down := wtg.CountFlow("webtransport-go -> wtd", 'D', wtg.Count)
-	down.Send, down.Recv = ss.SendDatagram, wtg.OursRecv(cs)
-	for _, f := range []wtg.Flow{up, down} {
-		if err := f.Run(ctx); err != nil {
+	// Flow control is on in webtransport-go's sessions, with our stream limits of 0: it
+	// may open no stream (it sends WT_STREAMS_BLOCKED instead, which we ignore).
+	for i, s := range ss {
+		var limit *webtransport.StreamLimitReachedError
+		if _, err := s.OpenStream(); !errors.As(err, &limit) {
+			t.Fatalf("session %d: webtransport-go OpenStream = %v, want StreamLimitReachedError", i, err)
+		}
+		if _, err := s.OpenUniStream(); !errors.As(err, &limit) {
+			t.Fatalf("session %d: webtransport-go OpenUniStream = %v, want StreamLimitReachedError", i, err)
+		}
+	}
+
+	// 1,000 datagrams each way in every session at the same time, content and count
+	// checked (each flow's tag tells a datagram delivered to the wrong session).
+	if err := wtg.Concurrently(ctx, sessions, func(i int) []wtg.Flow {
+		up := wtg.CountFlow(fmt.Sprintf("session %d: wtd -> webtransport-go", i), byte('U'+i), wtg.Count)
+		up.Send, up.Recv = wtg.OursSend(ctx, cs[i]), ss[i].ReceiveDatagram
+		down := wtg.CountFlow(fmt.Sprintf("session %d: webtransport-go -> wtd", i), byte('D'+i), wtg.Count)
+		down.Send, down.Recv = ss[i].SendDatagram, wtg.OursRecv(cs[i])
+		return []wtg.Flow{up, down}
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Every size from 1 byte to each side's maximum in every session; quic-go v0.62.0
+	// delivers every size it accepts (the band v0.53.0 dropped must arrive whole). An
+	// oversize datagram is refused on our side with TooLarge.
+	var ourMax, theirMax, refusedAbove int
+	for i := range cs {
+		if ourMax, err = cs[i].MaxDatagramSize(); err != nil {
+			t.Fatal(err)
+		}
+		if theirMax, err = wtg.PeerMaxDatagram(ss[i], cs[i].ID()); err != nil {
+			t.Fatal(err)
+		}
+		up := wtg.SizeFlow(fmt.Sprintf("session %d: wtd -> webtransport-go sizes", i), ourMax)
+		up.Send, up.Recv = wtg.OursSend(ctx, cs[i]), ss[i].ReceiveDatagram
+		if err := up.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		_, lost, err := wtg.PeerSizes(ctx, fmt.Sprintf("session %d: webtransport-go -> wtd sizes", i), theirMax, ss[i].SendDatagram, wtg.OursRecv(cs[i]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lost != 0 {
+			t.Fatalf("webtransport-go v0.13.0 accepted but never delivered %d datagrams near its maximum %d", lost, theirMax)
+		}
+		if err := wtg.NoDrops(cs[i]); err != nil {
+			t.Fatal(err)
+		}
+		if refusedAbove, err = wtg.TooLargeOnOurSide(ctx, cs[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
 
-	// Every size from 1 byte to each side's maximum; quic-go v0.62.0 delivers every
-	// size it accepts (the band v0.53.0 dropped must arrive whole).
-	ourMax, err := cs.MaxDatagramSize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	theirMax, err := wtg.PeerMaxDatagram(ss, cs.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	up = wtg.SizeFlow("wtd -> webtransport-go sizes", ourMax)
-	up.Send, up.Recv = wtg.OursSend(ctx, cs), ss.ReceiveDatagram
-	if err := up.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
-	_, lost, err := wtg.PeerSizes(ctx, "webtransport-go -> wtd sizes", theirMax, ss.SendDatagram, wtg.OursRecv(cs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if lost != 0 {
-		t.Fatalf("webtransport-go v0.13.0 accepted but never delivered %d datagrams near its maximum %d", lost, theirMax)
-	}
-	if err := wtg.NoDrops(cs); err != nil {
-		t.Fatal(err)
+	// stillAlive: after a neighbour closed, these sessions carry 50 datagrams each way.
+	stillAlive := func(alive ...int) {
+		t.Helper()
+		if err := wtg.Concurrently(ctx, len(alive), func(k int) []wtg.Flow {
+			i := alive[k]
+			up := wtg.CountFlow(fmt.Sprintf("session %d after a close: wtd -> webtransport-go", i), byte('u'+i), 50)
+			up.Send, up.Recv = wtg.OursSend(ctx, cs[i]), ss[i].ReceiveDatagram
+			down := wtg.CountFlow(fmt.Sprintf("session %d after a close: webtransport-go -> wtd", i), byte('d'+i), 50)
+			down.Send, down.Recv = ss[i].SendDatagram, wtg.OursRecv(cs[i])
+			return []wtg.Flow{up, down}
+		}); err != nil {
+			t.Fatal(err)
+		}
 	}
 
-	// An oversize datagram is refused on our side with TooLarge.
-	refusedAbove, err := wtg.TooLargeOnOurSide(ctx, cs)
-	if err != nil {
+	// Close from our side: webtransport-go sees code and reason; the others carry on.
+	if err := cs[1].CloseWithError(42, "wtd says bye"); err != nil {
 		t.Fatal(err)
 	}
+	if err := peerSawClose(ctx, ss[1], 42, "wtd says bye"); err != nil {
+		t.Fatal(err)
+	}
+	stillAlive(0, 2)
+	// Close from webtransport-go's side: we see code and reason; session 0 carries on.
+	if err := ss[2].CloseWithError(0xbeef, "server closes"); err != nil {
+		t.Fatal("webtransport-go CloseWithError:", err)
+	}
+	if err := wtg.WeSawClose(ctx, cs[2], 0xbeef, "server closes"); err != nil {
+		t.Fatal(err)
+	}
+	stillAlive(0)
+	if err := cs[0].CloseWithError(43, "last one"); err != nil {
+		t.Fatal(err)
+	}
+	if err := peerSawClose(ctx, ss[0], 43, "last one"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-srv.upgradeErrs:
+		t.Fatal(err)
+	default:
+	}
 
-	// A second session on the same connection: webtransport-go v0.13.0 refuses it
-	// (Upgrade: "multiple sessions require flow control") unless both sides announced
-	// draft-15 flow control (WT_INITIAL_MAX_DATA / _STREAMS_UNI / _STREAMS_BIDI), which
-	// libwtdatagram does not: it carries no WebTransport streams. It refuses late: its
-	// Upgrade takes the stream with HTTPStream(), which flushes a 200, and only then
+	// A webtransport-go server with its default Config announces no flow control, so
+	// flow control is off whatever we announce: it refuses a second session on the
+	// connection (Upgrade: "multiple sessions require flow control"). It refuses late:
+	// its Upgrade takes the stream with HTTPStream(), which flushes a 200, and only then
 	// resets the CONNECT stream with H3_REQUEST_REJECTED. So our OpenSession either
-	// fails on the reset or returns a session that the reset then ends; either way
-	// with 0x10b. The first session is unharmed.
+	// fails on the reset or returns a session that the reset then ends; either way with
+	// 0x10b. The first session is unharmed.
+	plain := startServer(t, nil, cert)
+	plainConn := connect(plain.url)
+	first, fu := open(plain, plainConn, "/first")
 	const requestRejected = 0x10b
-	s2, err := conn.OpenSession(ctx, "/second-on-same-connection", nil)
+	s2, err := plainConn.OpenSession(ctx, "/second-on-same-connection", nil)
 	if err == nil {
 		info, werr := s2.Wait(ctx)
 		s2.Close()
@@ -182,7 +297,7 @@ func TestWebtransportGoServer(t *testing.T) {
 		t.Fatalf("second session refused with %v; want a reset with H3_REQUEST_REJECTED", err)
 	}
 	select {
-	case uerr := <-upgradeErrs:
+	case uerr := <-plain.upgradeErrs:
 		if !strings.Contains(uerr.Error(), "multiple sessions require flow control") {
 			t.Fatalf("second session refused for another reason: %v", uerr)
 		}
@@ -190,37 +305,18 @@ func TestWebtransportGoServer(t *testing.T) {
 		t.Fatal("webtransport-go did not report why it refused the second session")
 	}
 	after := wtg.CountFlow("first session after the refusal: webtransport-go -> wtd", 'R', 50)
-	after.Send, after.Recv = ss.SendDatagram, wtg.OursRecv(cs)
+	after.Send, after.Recv = fu.s.SendDatagram, wtg.OursRecv(first)
 	if err := after.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
 
-	// Close from our side: webtransport-go sees code and reason.
-	if err := cs.CloseWithError(42, "wtd says bye"); err != nil {
-		t.Fatal(err)
-	}
-	if err := peerSawClose(ctx, ss, 42, "wtd says bye"); err != nil {
-		t.Fatal(err)
-	}
-	// Close from webtransport-go's side (a session on a new connection): we see code
-	// and reason.
-	cs2, ss2 := open(connect(), "/closed-by-server")
-	if err := ss2.CloseWithError(0xbeef, "server closes"); err != nil {
-		t.Fatal("webtransport-go CloseWithError:", err)
-	}
-	if err := wtg.WeSawClose(ctx, cs2, 0xbeef, "server closes"); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-upgradeErrs:
-		t.Fatal(err)
-	default:
-	}
-
-	cell.Pass(fmt.Sprintf("%d datagrams each way; sizes 1..%d ours, 1..%d theirs; TooLarge above %d on our side;"+
-		" close code+reason both ways; one session per connection: it refuses a 2nd without"+
-		" draft-15 flow-control SETTINGS, which we do not send",
-		wtg.Count, ourMax, theirMax, refusedAbove))
+	cell.Pass(fmt.Sprintf("%d sessions on 1 connection (draft-15 flow control on: webtransport-go"+
+		" configured for streams announces it, we announce WT_INITIAL_MAX_DATA 1, _STREAMS_UNI/_BIDI 0,"+
+		" and its OpenStream/OpenUniStream stop at our limit of 0); %d datagrams each way per session,"+
+		" all sessions at once; sizes 1..%d ours, 1..%d theirs; TooLarge above %d on our side;"+
+		" close code+reason both ways, the other sessions carry on; with its default Config (no flow"+
+		" control) it still refuses a 2nd session (H3_REQUEST_REJECTED)",
+		sessions, wtg.Count, ourMax, theirMax, refusedAbove))
 }
 
 // webtransport-go v0.13.0's client refuses our server before sending any request: it
