@@ -320,6 +320,12 @@ typedef struct wtd_reliability_stats {
 // and everything it points to are borrowed for the duration of the call.
 typedef void (*wtd_event_callback)(const struct wtd_event *event, void *userdata);
 
+// A byte buffer for wtd_session_send_multiple and wtd_stream_send_multiple.
+typedef struct wtd_buffer {
+  const uint8_t *data;
+  size_t len;
+} wtd_buffer;
+
 // How a session ended.
 typedef struct wtd_close_info {
   enum wtd_close_kind kind;
@@ -346,12 +352,6 @@ typedef struct wtd_session_stats {
   // Datagrams on this session's connection addressed to no open session (dropped).
   uint64_t connection_unknown_session;
 } wtd_session_stats;
-
-// A byte buffer for wtd_stream_send_multiple.
-typedef struct wtd_buffer {
-  const uint8_t *data;
-  size_t len;
-} wtd_buffer;
 
 // What the stream knows about a received datagram.
 typedef struct wtd_datagram_metadata {
@@ -571,7 +571,8 @@ void wtd_connection_free(struct wtd_connection *connection);
 
 // Create transport options with defaults: idle timeout 30 s, keep-alive 5 s, socket
 // buffers 4 MiB each, quinn datagram buffers 1 MiB send / 4 MiB receive, GSO on, receive
-// queue 1024 datagrams per session, 256 sessions per connection, datagrams as events.
+// queue 65536 datagrams and 16 MiB per session, 256 sessions per connection, datagrams
+// as events.
 enum wtd_result wtd_transport_config_new(struct wtd_transport_config **out_config);
 
 // Free transport options; NULL is a no-op.
@@ -601,8 +602,18 @@ enum wtd_result wtd_transport_config_set_datagram_buffers(struct wtd_transport_c
 
 // Datagrams buffered per session before new arrivals are dropped and counted
 // (`recv_dropped`); in event mode, undelivered DATAGRAM events per session. >= 1.
+// Default 65536; the payload bytes are bounded too (see
+// wtd_transport_config_set_recv_queue_bytes). A queue that drained gives its memory
+// back, so idle sessions hold none.
 enum wtd_result wtd_transport_config_set_recv_queue(struct wtd_transport_config *config,
                                                     size_t datagrams);
+
+// Payload bytes buffered per session (or in its undelivered DATAGRAM events) before new
+// arrivals are dropped and counted (`recv_dropped`); a session with nothing queued takes
+// any one datagram. >= 1. Default 16 MiB: at loopback speed (~400 MB/s) a receiving
+// thread may be descheduled for ~40 ms without loss.
+enum wtd_result wtd_transport_config_set_recv_queue_bytes(struct wtd_transport_config *config,
+                                                          size_t bytes);
 
 // UDP generic segmentation offload on (default) or off.
 enum wtd_result wtd_transport_config_set_segmentation_offload(struct wtd_transport_config *config,
@@ -1031,12 +1042,44 @@ enum wtd_result wtd_session_send_wait(const struct wtd_session *session,
                                       size_t len,
                                       int32_t timeout_ms);
 
+// Send `count` datagrams (`items[i]`, each copied) in order, waiting up to `timeout_ms`
+// in all (negative: forever) for room in the send buffer, like wtd_session_send_wait
+// for each, in one call. WTD_OK with `*out_sent` = how many were queued, the first
+// `*out_sent` of `items`: all of them, or fewer when the time ran out or a later one
+// failed (call again with the rest to learn why). An error, and nothing queued, when
+// not even the first could be queued: as wtd_session_send_wait (WTD_ERR_TIMEOUT,
+// WTD_ERR_TOO_LARGE, WTD_ERR_CLOSED, ...). `count` 0: WTD_OK, `*out_sent` = 0.
+enum wtd_result wtd_session_send_multiple(const struct wtd_session *session,
+                                          const struct wtd_buffer *items,
+                                          size_t count,
+                                          int32_t timeout_ms,
+                                          size_t *out_sent);
+
+// Receive up to `max_count` datagrams in one call (only when datagram events are off,
+// as wtd_session_recv): waits up to `timeout_ms` (0: poll, negative: forever) for the
+// first, then takes what is queued, without waiting again. They are packed back to
+// back into `buf` (`cap` bytes), with their sizes in `lens[0..*out_count]`. A datagram
+// that does not fit stays queued for the next call; if not even the first fits,
+// WTD_ERR_BUFFER_TOO_SMALL with `lens[0]` set to its size. WTD_ERR_TIMEOUT when none
+// came; WTD_ERR_CLOSED once the session closed and its queue is empty. Waits like
+// wtd_session_recv.
+enum wtd_result wtd_session_recv_multiple(const struct wtd_session *session,
+                                          uint8_t *buf,
+                                          size_t cap,
+                                          size_t *lens,
+                                          size_t max_count,
+                                          size_t *out_count,
+                                          int32_t timeout_ms);
+
 // Receive the next datagram into `buf` (only when datagram events are off, see
 // wtd_transport_config_set_datagram_events; else WTD_ERR_INVALID_STATE). Waits up to
 // `timeout_ms` (0: poll, negative: forever); WTD_ERR_TIMEOUT if none came. If `cap` is
 // too small the datagram stays queued, `*out_len` is set to its size and
 // WTD_ERR_BUFFER_TOO_SMALL is returned. Queued datagrams are still returned after the
-// session closed; then WTD_ERR_CLOSED.
+// session closed; then WTD_ERR_CLOSED. The calling thread waits itself (no runtime
+// task): when the session's previous wait ended within 250 us it first watches the
+// queue that long, yielding the CPU between looks, then sleeps; a thread blocked
+// without a timeout returns WTD_ERR_CLOSED within 100 ms of wtd_runtime_free.
 enum wtd_result wtd_session_recv(const struct wtd_session *session,
                                  uint8_t *buf,
                                  size_t cap,

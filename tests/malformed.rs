@@ -1196,3 +1196,70 @@ async fn draft15_request_without_wt_enabled_gets_400() {
     assert_eq!(code, 400);
     raw.assert_open();
 }
+
+/// Our client closes its last session against a raw server that answers the close late
+/// (FIN after a pause) or never. draft-ietf-webtrans-http3 §5: the recipient of
+/// CLOSE_WEBTRANSPORT_SESSION closes or resets its side of the CONNECT stream in
+/// response, and the closer should not close the QUIC connection before that, or a peer
+/// that reads the capsule late never sees it (web-transport-quinn 0.13 and wtransport
+/// 0.7 drop unread stream data on CONNECTION_CLOSE; tests/interop_rust_peers.rs). A peer
+/// that never answers only delays the connection's close, which stays bounded.
+async fn client_close_waits_for_the_peer_to_answer(answer: bool) {
+    let endpoint = raw_server_endpoint();
+    let addr = endpoint.local_addr().unwrap();
+    let mut good = Vec::new();
+    Settings::webtransport(16).encode_frame(&mut good);
+    let task = spawn_raw_server(endpoint, good, move |conn| async move {
+        let (mut send, mut recv) = conn.accept_bi().await.expect("CONNECT stream");
+        read_headers(&mut recv).await.expect("request HEADERS");
+        send.write_all(&headers_frame(&[(":status", "200")]))
+            .await
+            .expect("write response");
+        // Everything the client sends after its request, up to its FIN.
+        let rest = within(recv.read_to_end(1 << 16))
+            .await
+            .expect("CONNECT stream up to FIN");
+        // A slow peer: the connection must still be up while it has not answered.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let open_before_answer = conn.close_reason().is_none();
+        if answer {
+            send.finish().expect("FIN");
+        }
+        let _ = conn.closed().await;
+        drop(send);
+        (rest, open_before_answer)
+    });
+    let client = our_client();
+    let s = within(client.open_session(&raw_url(addr, "/close")))
+        .await
+        .expect("open session");
+    s.close(4242, "bye");
+    // The last handle: the connection closes once the session's close is complete.
+    drop(s);
+    let ((rest, open_before_answer), e) = within(task).await.expect("raw server task");
+    assert_eq!(
+        rest,
+        Capsule::Close {
+            code: 4242,
+            reason: "bye".into()
+        }
+        .encode_in_data_frame(),
+        "CLOSE_WEBTRANSPORT_SESSION inside one DATA frame, then FIN"
+    );
+    assert!(
+        open_before_answer,
+        "the connection closed before the peer answered our close"
+    );
+    assert_code(application_code(e), H3_NO_ERROR);
+    drop(client);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_close_holds_the_connection_until_the_peer_finishes_its_side() {
+    client_close_waits_for_the_peer_to_answer(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_close_of_a_peer_that_never_answers_still_closes_the_connection() {
+    client_close_waits_for_the_peer_to_answer(false).await;
+}

@@ -128,7 +128,7 @@ pub(crate) enum Event {
 /// Keeps alive what a delivered `wtd_event` points to.
 enum Keep {
     Server(#[allow(dead_code)] Arc<wtd_server>),
-    Datagram(Arc<wtd_session>, #[allow(dead_code)] Bytes),
+    Datagram(Arc<wtd_session>, Bytes),
     Closed(
         #[allow(dead_code)] Arc<wtd_session>,
         #[allow(dead_code)] String,
@@ -137,8 +137,9 @@ enum Keep {
 
 impl Drop for Keep {
     fn drop(&mut self) {
-        if let Keep::Datagram(s, _) = self {
+        if let Keep::Datagram(s, d) = self {
             s.pending.fetch_sub(1, Ordering::AcqRel);
+            s.pending_bytes.fetch_sub(d.len(), Ordering::AcqRel);
         }
     }
 }

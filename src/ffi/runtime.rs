@@ -101,6 +101,27 @@ impl EventQueue {
         self.cv.notify_one();
     }
 
+    /// Queue several events in order under one lock, with one wake-up. Nothing is
+    /// taken from `evs` once the queue is closed.
+    pub(crate) fn push_many(&self, evs: impl Iterator<Item = Event>) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let mut q = self.q.lock();
+        let before = q.len();
+        q.extend(evs);
+        if q.len() == before {
+            return;
+        }
+        if before == 0 {
+            let one: u64 = 1;
+            // SAFETY: writing 8 bytes from a live u64 to our eventfd.
+            unsafe { libc::write(self.efd, &one as *const u64 as *const c_void, 8) };
+        }
+        drop(q);
+        self.cv.notify_one();
+    }
+
     /// Next event, waiting up to `timeout` (None: forever). None on timeout or close.
     pub(crate) fn pop(&self, timeout: Option<Duration>) -> Option<Event> {
         let deadline = timeout.map(|t| Instant::now() + t);

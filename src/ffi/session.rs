@@ -9,6 +9,7 @@ use bytes::Bytes;
 use super::error::*;
 use super::events::{close_parts, wtd_close_kind, Event};
 use super::runtime::RuntimeInner;
+use super::stream::wtd_buffer;
 use crate::transport::{CloseReason, DatagramHandler, Dialect, Session};
 use wtd_result::*;
 
@@ -42,8 +43,9 @@ pub struct wtd_session {
     pub(crate) runtime: Arc<RuntimeInner>,
     userdata: AtomicPtr<c_void>,
     freed: AtomicBool,
-    /// DATAGRAM events of this session waiting in the runtime queue.
+    /// DATAGRAM events of this session waiting in the runtime queue, and their bytes.
     pub(crate) pending: AtomicUsize,
+    pub(crate) pending_bytes: AtomicUsize,
     events_mode: bool,
     path: CString,
 }
@@ -70,10 +72,12 @@ impl wtd_session {
     }
 }
 
-/// Turns datagrams into DATAGRAM events, at most `cap` waiting per session.
+/// Turns datagrams into DATAGRAM events, at most `cap` (and `cap_bytes` of payload)
+/// waiting per session.
 struct EventHandler {
     session: Weak<wtd_session>,
     cap: usize,
+    cap_bytes: usize,
 }
 
 impl DatagramHandler for EventHandler {
@@ -81,13 +85,18 @@ impl DatagramHandler for EventHandler {
         let Some(s) = self.session.upgrade() else {
             return false;
         };
-        if s.is_freed() || s.runtime.is_closed() || s.pending.load(Ordering::Acquire) >= self.cap {
+        let pending = s.pending.load(Ordering::Acquire);
+        let full = pending >= self.cap
+            || (pending > 0
+                && s.pending_bytes.load(Ordering::Acquire) + payload.len() > self.cap_bytes);
+        if s.is_freed() || s.runtime.is_closed() || full {
             // We run under the session's lock: never drop the last handle here.
             let rt = s.session.runtime_handle();
             crate::transport::release_outside_lock(s, &rt);
             return false;
         }
         s.pending.fetch_add(1, Ordering::AcqRel);
+        s.pending_bytes.fetch_add(payload.len(), Ordering::AcqRel);
         let rt = s.runtime.clone();
         rt.events.push(Event::Datagram {
             session: s,
@@ -95,6 +104,48 @@ impl DatagramHandler for EventHandler {
         });
         true
     }
+    fn on_datagrams(&self, burst: &mut Vec<Bytes>) -> (u64, u64) {
+        let mut dropped = (0u64, 0u64);
+        let Some(s) = self.session.upgrade() else {
+            for d in burst.drain(..) {
+                dropped.0 += 1;
+                dropped.1 += d.len() as u64;
+            }
+            return dropped;
+        };
+        let rt = s.runtime.clone();
+        if s.is_freed() || rt.is_closed() {
+            for d in burst.drain(..) {
+                dropped.0 += 1;
+                dropped.1 += d.len() as u64;
+            }
+        } else {
+            // The whole burst goes into the event queue under one lock, with one wake-up.
+            let (cap, cap_bytes) = (self.cap, self.cap_bytes);
+            rt.events.push_many(burst.drain(..).filter_map(|payload| {
+                let pending = s.pending.load(Ordering::Acquire);
+                let full = pending >= cap
+                    || (pending > 0
+                        && s.pending_bytes.load(Ordering::Acquire) + payload.len() > cap_bytes);
+                if full {
+                    dropped.0 += 1;
+                    dropped.1 += payload.len() as u64;
+                    return None;
+                }
+                s.pending.fetch_add(1, Ordering::AcqRel);
+                s.pending_bytes.fetch_add(payload.len(), Ordering::AcqRel);
+                Some(Event::Datagram {
+                    session: s.clone(),
+                    data: payload,
+                })
+            }));
+        }
+        // We run under the session's lock: never drop the last handle here.
+        let handle = s.session.runtime_handle();
+        crate::transport::release_outside_lock(s, &handle);
+        dropped
+    }
+
     fn on_closed(&self, _reason: &CloseReason) {}
 }
 
@@ -112,12 +163,14 @@ pub(crate) fn make_session(
         userdata: AtomicPtr::new(std::ptr::null_mut()),
         freed: AtomicBool::new(false),
         pending: AtomicUsize::new(0),
+        pending_bytes: AtomicUsize::new(0),
         events_mode,
     });
     if events_mode {
         core.session.set_datagram_handler(Arc::new(EventHandler {
             session: Arc::downgrade(&core),
             cap: cap.max(1),
+            cap_bytes: core.session.shared.conn.opts.recv_queue_bytes.max(1),
         }));
     }
     let weak = Arc::downgrade(&core);
@@ -184,12 +237,177 @@ pub unsafe extern "C" fn wtd_session_send_wait(
     })
 }
 
+/// Send `count` datagrams (`items[i]`, each copied) in order, waiting up to `timeout_ms`
+/// in all (negative: forever) for room in the send buffer, like wtd_session_send_wait
+/// for each, in one call. WTD_OK with `*out_sent` = how many were queued, the first
+/// `*out_sent` of `items`: all of them, or fewer when the time ran out or a later one
+/// failed (call again with the rest to learn why). An error, and nothing queued, when
+/// not even the first could be queued: as wtd_session_send_wait (WTD_ERR_TIMEOUT,
+/// WTD_ERR_TOO_LARGE, WTD_ERR_CLOSED, ...). `count` 0: WTD_OK, `*out_sent` = 0.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_session_send_multiple(
+    session: *const wtd_session,
+    items: *const wtd_buffer,
+    count: usize,
+    timeout_ms: i32,
+    out_sent: *mut usize,
+) -> wtd_result {
+    guard(|| {
+        let s = live(session)?;
+        let o = out(out_sent, "out_sent")?;
+        if items.is_null() && count > 0 {
+            return Err(FfiError::arg("items is NULL but count is not 0"));
+        }
+        for i in 0..count {
+            let b = &*items.add(i);
+            bytes(b.data, b.len, "items[i].data")?;
+        }
+        let deadline = (timeout_ms >= 0).then(|| {
+            std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms as u64)
+        });
+        let mut sent = 0usize;
+        for i in 0..count {
+            let b = &*items.add(i);
+            let d = bytes(b.data, b.len, "items[i].data")?;
+            let mut fut = std::pin::pin!(s.session.send_datagram(d));
+            let r = match crate::transport::session::poll_once(fut.as_mut()) {
+                Some(r) => r.map_err(FfiError::from),
+                None => {
+                    let left = match deadline {
+                        None => -1,
+                        Some(d) => d
+                            .saturating_duration_since(std::time::Instant::now())
+                            .as_millis()
+                            .min(i32::MAX as u128) as i32,
+                    };
+                    s.runtime
+                        .block_on(left, fut)
+                        .and_then(|r| r.map_err(FfiError::from))
+                }
+            };
+            match r {
+                Ok(()) => sent += 1,
+                Err(e) if sent == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        *o = sent;
+        Ok(())
+    })
+}
+
+/// Receive up to `max_count` datagrams in one call (only when datagram events are off,
+/// as wtd_session_recv): waits up to `timeout_ms` (0: poll, negative: forever) for the
+/// first, then takes what is queued, without waiting again. They are packed back to
+/// back into `buf` (`cap` bytes), with their sizes in `lens[0..*out_count]`. A datagram
+/// that does not fit stays queued for the next call; if not even the first fits,
+/// WTD_ERR_BUFFER_TOO_SMALL with `lens[0]` set to its size. WTD_ERR_TIMEOUT when none
+/// came; WTD_ERR_CLOSED once the session closed and its queue is empty. Waits like
+/// wtd_session_recv.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_session_recv_multiple(
+    session: *const wtd_session,
+    buf: *mut u8,
+    cap: usize,
+    lens: *mut usize,
+    max_count: usize,
+    out_count: *mut usize,
+    timeout_ms: i32,
+) -> wtd_result {
+    guard(|| {
+        let s = live(session)?;
+        let oc = out(out_count, "out_count")?;
+        if max_count == 0 {
+            *oc = 0;
+            return Ok(());
+        }
+        if lens.is_null() {
+            return Err(FfiError::arg("lens is NULL"));
+        }
+        if buf.is_null() && cap > 0 {
+            return Err(FfiError::arg("buf is NULL but cap is not 0"));
+        }
+        if s.events_mode {
+            return Err(FfiError::new(
+                WTD_ERR_INVALID_STATE,
+                "datagrams are delivered as events on this session",
+            ));
+        }
+        let first = recv_next(s, timeout_ms)?;
+        if first.len() > cap {
+            *lens = first.len();
+            let n = first.len();
+            s.session.unread(first);
+            return Err(FfiError::new(
+                WTD_ERR_BUFFER_TOO_SMALL,
+                format!("datagram of {n} bytes does not fit in {cap}"),
+            ));
+        }
+        let mut used = first.len();
+        let mut rest = Vec::new();
+        if max_count > 1 {
+            s.session.recv_queued(max_count - 1, &mut rest, |len| {
+                if used + len > cap {
+                    return false;
+                }
+                used += len;
+                true
+            });
+        }
+        let mut at = 0usize;
+        for (i, d) in std::iter::once(&first).chain(rest.iter()).enumerate() {
+            if !d.is_empty() {
+                std::ptr::copy_nonoverlapping(d.as_ptr(), buf.add(at), d.len());
+            }
+            *lens.add(i) = d.len();
+            at += d.len();
+        }
+        *oc = 1 + rest.len();
+        Ok(())
+    })
+}
+
+/// The next queued datagram, waiting up to `timeout_ms` (0: poll, negative: forever) on
+/// this thread itself: no runtime task or timer per call (see `Session::recv_blocking`).
+fn recv_next(s: &wtd_session, timeout_ms: i32) -> FfiResult<Bytes> {
+    let deadline = match timeout_ms {
+        0 => Some(std::time::Instant::now()),
+        t if t < 0 => None,
+        t => Some(std::time::Instant::now() + std::time::Duration::from_millis(t as u64)),
+    };
+    if timeout_ms != 0 && tokio::runtime::Handle::try_current().is_ok() {
+        if let Some(d) = s.session.try_recv_datagram()? {
+            return Ok(d);
+        }
+        return Err(FfiError::new(
+            WTD_ERR_WOULD_DEADLOCK,
+            "blocking call made from inside the library's async runtime",
+        ));
+    }
+    let rt = &s.runtime;
+    match s.session.recv_blocking(deadline, &|| rt.is_closed())? {
+        Some(d) => Ok(d),
+        None if rt.is_closed() => Err(FfiError::new(
+            WTD_ERR_CLOSED,
+            "the session's runtime has been freed",
+        )),
+        None if timeout_ms == 0 => Err(FfiError::new(WTD_ERR_TIMEOUT, "no datagram queued")),
+        None => Err(FfiError::new(
+            WTD_ERR_TIMEOUT,
+            format!("timed out after {timeout_ms} ms"),
+        )),
+    }
+}
+
 /// Receive the next datagram into `buf` (only when datagram events are off, see
 /// wtd_transport_config_set_datagram_events; else WTD_ERR_INVALID_STATE). Waits up to
 /// `timeout_ms` (0: poll, negative: forever); WTD_ERR_TIMEOUT if none came. If `cap` is
 /// too small the datagram stays queued, `*out_len` is set to its size and
 /// WTD_ERR_BUFFER_TOO_SMALL is returned. Queued datagrams are still returned after the
-/// session closed; then WTD_ERR_CLOSED.
+/// session closed; then WTD_ERR_CLOSED. The calling thread waits itself (no runtime
+/// task): when the session's previous wait ended within 250 us it first watches the
+/// queue that long, yielding the CPU between looks, then sleeps; a thread blocked
+/// without a timeout returns WTD_ERR_CLOSED within 100 ms of wtd_runtime_free.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_session_recv(
     session: *const wtd_session,
@@ -210,15 +428,7 @@ pub unsafe extern "C" fn wtd_session_recv(
                 "datagrams are delivered as events on this session",
             ));
         }
-        let d = match s.session.try_recv_datagram()? {
-            Some(d) => d,
-            None if timeout_ms == 0 => {
-                return Err(FfiError::new(WTD_ERR_TIMEOUT, "no datagram queued"))
-            }
-            None => s
-                .runtime
-                .block_on(timeout_ms, s.session.recv_datagram())??,
-        };
+        let d = recv_next(s, timeout_ms)?;
         if d.len() > cap {
             *out_len = d.len();
             let n = d.len();

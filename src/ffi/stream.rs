@@ -45,7 +45,7 @@ impl wtd_stream {
     }
 }
 
-/// A byte buffer for wtd_stream_send_multiple.
+/// A byte buffer for wtd_session_send_multiple and wtd_stream_send_multiple.
 #[repr(C)]
 pub struct wtd_buffer {
     pub data: *const u8,

@@ -85,8 +85,11 @@ pub fn transport_config(
     t.datagram_receive_buffer_size(Some(opts.datagram_recv_buffer.max(1)));
     t.enable_segmentation_offload(opts.segmentation_offload);
     // Each session is one bidirectional CONNECT stream; allow a few more for probes.
+    // A server starts small and raises the limit as sessions come (see
+    // `bidi_stream_limits`): quinn keeps state for every stream the peer may open, about
+    // 80 bytes each, so 264 allowed streams cost ~20 KiB on every connection.
     let bidi = if server {
-        opts.max_sessions_per_connection.saturating_add(8)
+        bidi_stream_limits(opts).0
     } else {
         16
     };
@@ -95,6 +98,13 @@ pub fn transport_config(
     );
     t.max_concurrent_uni_streams(VarInt::from_u32(16));
     Ok(Arc::new(t))
+}
+
+/// A server's limit of concurrent peer-opened bidirectional streams: (initial, most).
+/// The connection doubles the initial limit, up to the most, as requests arrive.
+pub(crate) fn bidi_stream_limits(opts: &TransportOptions) -> (u64, u64) {
+    let most = opts.max_sessions_per_connection.saturating_add(8);
+    (most.min(16), most)
 }
 
 pub fn endpoint(

@@ -136,6 +136,21 @@ pub fn release_outside_lock<T: Send + Sync + 'static>(arc: Arc<T>, _rt: &tokio::
 pub trait DatagramHandler: Send + Sync + 'static {
     /// A datagram arrived. Return false if it was dropped (it is counted).
     fn on_datagram(&self, payload: Bytes) -> bool;
+    /// A burst of datagrams arrived, in order; take them all out of `burst`. Returns
+    /// how many were dropped and their payload bytes (they are counted). The default
+    /// hands each one to [`on_datagram`](Self::on_datagram); a handler that forwards
+    /// to a queue can take the whole burst under one lock with one wake-up.
+    fn on_datagrams(&self, burst: &mut Vec<Bytes>) -> (u64, u64) {
+        let mut dropped = (0, 0);
+        for payload in burst.drain(..) {
+            let len = payload.len() as u64;
+            if !self.on_datagram(payload) {
+                dropped.0 += 1;
+                dropped.1 += len;
+            }
+        }
+        dropped
+    }
     /// The session closed; called exactly once, after the last `on_datagram`.
     fn on_closed(&self, reason: &CloseReason);
 }
@@ -163,14 +178,63 @@ impl RequestInfo {
     }
 }
 
+/// A session's received datagrams waiting for the application, bounded by count and by
+/// payload bytes.
+#[derive(Default)]
+struct Inbox {
+    items: VecDeque<Bytes>,
+    bytes: usize,
+}
+
+impl Inbox {
+    /// Capacity kept after the queue drains; a larger one (left by a burst) is freed.
+    const KEEP_CAPACITY: usize = 1024;
+
+    /// Queue `d` unless that would exceed `max_items` datagrams or `max_bytes` bytes (an
+    /// empty queue takes any one datagram).
+    fn push_back(&mut self, d: Bytes, max_items: usize, max_bytes: usize) -> Result<(), Bytes> {
+        if self.items.len() >= max_items
+            || (!self.items.is_empty() && self.bytes + d.len() > max_bytes)
+        {
+            return Err(d);
+        }
+        self.bytes += d.len();
+        self.items.push_back(d);
+        Ok(())
+    }
+    fn push_front(&mut self, d: Bytes) {
+        self.bytes += d.len();
+        self.items.push_front(d);
+    }
+    fn pop_front(&mut self) -> Option<Bytes> {
+        let d = self.items.pop_front()?;
+        self.bytes -= d.len();
+        if self.items.is_empty() && self.items.capacity() > Self::KEEP_CAPACITY {
+            self.items = VecDeque::new();
+        }
+        Some(d)
+    }
+    fn front(&self) -> Option<&Bytes> {
+        self.items.front()
+    }
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
 struct State {
-    queue: VecDeque<Bytes>,
+    queue: Inbox,
     close: Option<CloseReason>,
     handler: Option<Arc<dyn DatagramHandler>>,
     close_hooks: Vec<CloseHook>,
     /// A datagram stream owns this session's datagrams.
     claimed: bool,
     draining: bool,
+    /// Threads outside the runtime waiting in [`Session::recv_blocking`].
+    blocked_receivers: usize,
+    /// Whether `recv_blocking` watches the queue before it sleeps: the last wait was
+    /// short enough for that to pay (a busy session), see [`RECV_SPIN`].
+    spin: bool,
 }
 
 type CloseHook = Box<dyn FnOnce(&CloseReason) + Send>;
@@ -181,8 +245,13 @@ pub(crate) struct SessionShared {
     prefix: Prefix,
     pub(crate) info: RequestInfo,
     state: Mutex<State>,
-    /// Wakes receivers: one per datagram, all on close.
+    /// Wakes async receivers: one per delivered burst (a receiver that takes a datagram
+    /// and leaves more behind wakes the next one), all on close.
     notify: Notify,
+    /// Wakes receivers on threads outside the runtime (see `blocked_receivers`).
+    blocking: parking_lot::Condvar,
+    /// `close` is set: the send path checks this instead of taking the lock.
+    closed: std::sync::atomic::AtomicBool,
     /// Wakes everyone waiting for the close.
     closed_notify: Notify,
     stop_reader: Notify,
@@ -190,7 +259,11 @@ pub(crate) struct SessionShared {
     /// how the session ended, after reading what already arrived (a close capsule that
     /// preceded the connection's close must win over "connection lost").
     pub(crate) reader_active: std::sync::atomic::AtomicBool,
+    /// Wakes a local close waiting for the reader to end (see [`close_session`]).
+    reader_done: Notify,
     recv_capacity: usize,
+    /// Payload bytes the receive queue may hold.
+    recv_capacity_bytes: usize,
     counters: Counters,
     pub(crate) send: tokio::sync::Mutex<Option<quinn::SendStream>>,
 }
@@ -204,24 +277,30 @@ impl SessionShared {
         let stream_id = VarInt::from(send.id()).into_inner();
         Arc::new(SessionShared {
             recv_capacity: conn.opts.recv_queue.max(1),
+            recv_capacity_bytes: conn.opts.recv_queue_bytes.max(1),
             conn,
             stream_id,
             prefix: Prefix::for_stream(stream_id),
             info,
             state: Mutex::new(State {
-                queue: VecDeque::new(),
+                queue: Inbox::default(),
                 close: None,
                 handler: None,
                 close_hooks: Vec::new(),
                 claimed: false,
                 draining: false,
+                blocked_receivers: 0,
+                spin: true,
             }),
             notify: Notify::new(),
+            blocking: parking_lot::Condvar::new(),
+            closed: std::sync::atomic::AtomicBool::new(false),
             closed_notify: Notify::new(),
             stop_reader: Notify::new(),
             // Until a reader runs, every path that never starts one (rejection, failed
             // accept, abandoned open) closes the session itself.
             reader_active: std::sync::atomic::AtomicBool::new(true),
+            reader_done: Notify::new(),
             counters: Counters::default(),
             send: tokio::sync::Mutex::new(Some(send)),
         })
@@ -231,32 +310,64 @@ impl SessionShared {
         self.stream_id / 4
     }
 
-    /// Route one received datagram payload to the application.
-    pub(crate) fn deliver(&self, payload: Bytes) {
-        let len = payload.len() as u64;
+    /// Route a burst of received datagram payloads (in arrival order) to the
+    /// application, under one lock, with one wake-up; `batch` is left empty.
+    pub(crate) fn deliver(&self, batch: &mut Vec<Bytes>) {
+        if batch.is_empty() {
+            return;
+        }
         let c = &self.counters;
         let mut st = self.state.lock();
         if st.close.is_some() {
+            batch.clear();
             return;
         }
-        // Counted before the hand-over, so whoever receives it sees it in the stats.
-        c.datagrams_received.fetch_add(1, Relaxed);
-        c.bytes_received.fetch_add(len, Relaxed);
-        let accepted = match &st.handler {
-            Some(h) => h.on_datagram(payload),
-            None if st.queue.len() >= self.recv_capacity => false,
-            None => {
-                st.queue.push_back(payload);
-                self.notify.notify_one();
-                true
+        let mut queued = false;
+        let (mut dropped, mut dropped_bytes) = (0u64, 0u64);
+        // Counted before the hand-over, so whoever receives them sees them in the stats.
+        let bytes: u64 = batch.iter().map(|p| p.len() as u64).sum();
+        c.datagrams_received.fetch_add(batch.len() as u64, Relaxed);
+        c.bytes_received.fetch_add(bytes, Relaxed);
+        if let Some(h) = &st.handler {
+            (dropped, dropped_bytes) = h.on_datagrams(batch);
+            batch.clear();
+        } else {
+            let (items, max_bytes) = (self.recv_capacity, self.recv_capacity_bytes);
+            for payload in batch.drain(..) {
+                let len = payload.len() as u64;
+                if st.queue.push_back(payload, items, max_bytes).is_ok() {
+                    queued = true;
+                } else {
+                    dropped += 1;
+                    dropped_bytes += len;
+                }
             }
-        };
-        drop(st);
-        if !accepted {
-            c.datagrams_received.fetch_sub(1, Relaxed);
-            c.bytes_received.fetch_sub(len, Relaxed);
-            c.recv_dropped.fetch_add(1, Relaxed);
         }
+        if queued {
+            self.notify.notify_one();
+            if st.blocked_receivers > 0 {
+                self.blocking.notify_one();
+            }
+        }
+        drop(st);
+        if dropped > 0 {
+            c.datagrams_received.fetch_sub(dropped, Relaxed);
+            c.bytes_received.fetch_sub(dropped_bytes, Relaxed);
+            c.recv_dropped.fetch_add(dropped, Relaxed);
+        }
+    }
+
+    /// Pop the next queued datagram; if more are left, pass the wake-up on to the next
+    /// waiting receiver (a burst is announced with a single wake-up).
+    fn pop_queued(&self, st: &mut State) -> Option<Bytes> {
+        let d = st.queue.pop_front()?;
+        if !st.queue.is_empty() {
+            self.notify.notify_one();
+            if st.blocked_receivers > 0 {
+                self.blocking.notify_one();
+            }
+        }
+        Some(d)
     }
 
     /// Record the end of the session; false if it had already ended.
@@ -267,6 +378,9 @@ impl SessionShared {
                 return false;
             }
             st.close = Some(reason.clone());
+            self.closed
+                .store(true, std::sync::atomic::Ordering::Release);
+            self.blocking.notify_all();
             if let Some(h) = &st.handler {
                 h.on_closed(&reason);
             }
@@ -286,6 +400,9 @@ impl SessionShared {
     }
 
     fn check_open(&self) -> Result<(), Error> {
+        if !self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(());
+        }
         match self.close_reason() {
             Some(r) => Err(Error::Closed(r)),
             None => Ok(()),
@@ -333,6 +450,23 @@ impl SessionShared {
         self.read_connect_stream(recv, leftover).await;
         this.reader_active
             .store(false, std::sync::atomic::Ordering::Release);
+        this.reader_done.notify_waiters();
+    }
+
+    /// Wait until the CONNECT stream reader has ended.
+    async fn reader_finished(&self) {
+        loop {
+            let notified = self.reader_done.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if !self
+                .reader_active
+                .load(std::sync::atomic::Ordering::Acquire)
+            {
+                return;
+            }
+            notified.await;
+        }
     }
 
     async fn read_connect_stream(self: Arc<Self>, mut recv: quinn::RecvStream, leftover: Bytes) {
@@ -374,8 +508,21 @@ impl SessionShared {
                     }
                 },
                 _ = self.stop_reader.notified() => {
-                    // We closed: tell the peer we will read no more, with the code the
-                    // draft prescribes (quinn's implicit STOP_SENDING would say 0).
+                    if matches!(self.close_reason(), Some(CloseReason::Local { .. })) {
+                        // We closed (capsule + FIN). The peer closes or resets its side in
+                        // response (draft-ietf-webtrans-http3 §5), and only then is our
+                        // capsule known to be read: a peer that sees the QUIC connection
+                        // close first drops what it had not read yet (web-transport-quinn
+                        // 0.13 and wtransport 0.7 then report the connection's code, not
+                        // ours). Read on, discarding, until it does (bounded: h3-webtransport
+                        // never answers); the close holds the connection until then.
+                        let _ = tokio::time::timeout(PEER_CLOSE_WAIT, async {
+                            while let Ok(Some(_)) = recv.read_chunk(64 * 1024, true).await {}
+                        })
+                        .await;
+                    }
+                    // Tell the peer we will read no more, with the code the draft
+                    // prescribes (quinn's implicit STOP_SENDING would say 0).
                     let _ = recv.stop(VarInt::from_u64(crate::wire::codes::WT_SESSION_GONE).unwrap_or_default());
                     return;
                 }
@@ -396,6 +543,10 @@ impl Drop for SessionGuard {
         close_session(&self.shared, &self.conn_guard, 0, "");
     }
 }
+
+/// How long a local close waits for the peer to end its side of the CONNECT stream
+/// before the connection may close under it (see `read_connect_stream`).
+const PEER_CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// Session closes whose capsule is still on its way (see [`finish_closing`]).
 static CLOSING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -451,14 +602,29 @@ fn close_session(
         if let Some(mut send) = s.send.lock().await.take() {
             if send.write_all(&capsule).await.is_ok() {
                 let _ = send.finish();
-                // Keep the connection up until the peer has the capsule (bounded).
+                // Keep the connection up until the peer has the capsule (bounded)...
                 let _ = tokio::time::timeout(Duration::from_secs(5), send.stopped()).await;
             }
         }
+        // ...and has answered it by ending its side of the CONNECT stream, which the
+        // reader waits for (itself bounded by PEER_CLOSE_WAIT).
+        let _ = tokio::time::timeout(
+            PEER_CLOSE_WAIT + Duration::from_secs(1),
+            s.reader_finished(),
+        )
+        .await;
         drop(keep_connection);
         drop(closing);
     });
 }
+
+/// How long a thread blocked in [`Session::recv_blocking`] keeps looking at the queue
+/// (yielding the CPU in between) before it sleeps, when the session's previous wait
+/// ended within this time: a thread that sleeps is woken tens of microseconds after
+/// the datagram arrived, which doubled the echo round trip through the C ABI. A session
+/// whose waits are longer (idle, or timing out) does not spin until a wait is short
+/// again, so an idle receiver costs no CPU.
+const RECV_SPIN: Duration = Duration::from_micros(250);
 
 /// Poll a future once without a waker that matters: `Some(output)` if it completed.
 pub(crate) fn poll_once<F: std::future::Future>(fut: F) -> Option<F::Output> {
@@ -531,16 +697,11 @@ impl Session {
         Ok(path.min(buffer).saturating_sub(self.shared.prefix.len()))
     }
 
+    /// The datagram as it goes to QUIC. The size is checked by quinn itself, against
+    /// the same limits `max_datagram_size` reports (one lock of the connection less per
+    /// datagram); its TooLarge is mapped to ours by `map_send_error`.
     fn frame(&self, data: &[u8]) -> Result<Bytes, Error> {
         self.shared.check_open()?;
-        let max = self.max_datagram_size()?;
-        if data.len() > max {
-            self.shared.counters.send_too_large.fetch_add(1, Relaxed);
-            return Err(Error::TooLarge {
-                size: data.len(),
-                max,
-            });
-        }
         Ok(self.shared.prefix.frame(data))
     }
 
@@ -589,11 +750,16 @@ impl Session {
     /// Queue a datagram, waiting for room in the send buffer (backpressure).
     pub async fn send_datagram(&self, data: &[u8]) -> Result<(), Error> {
         let frame = self.frame(data)?;
-        let wait = self.shared.conn.quic.send_datagram_wait(frame);
-        tokio::select! {
-            r = wait => r.map_err(|e| self.map_send_error(e, data.len()))?,
-            r = self.closed() => return Err(Error::Closed(r)),
-        }
+        let mut wait = std::pin::pin!(self.shared.conn.quic.send_datagram_wait(frame));
+        // There is room almost always: queue it without setting up the close watch.
+        let r = match poll_once(wait.as_mut()) {
+            Some(r) => r,
+            None => tokio::select! {
+                r = wait => r,
+                r = self.closed() => return Err(Error::Closed(r)),
+            },
+        };
+        r.map_err(|e| self.map_send_error(e, data.len()))?;
         self.sent(data.len());
         Ok(())
     }
@@ -620,12 +786,103 @@ impl Session {
                 "datagrams go to the session's handler".into(),
             ));
         }
-        if let Some(d) = st.queue.pop_front() {
+        if let Some(d) = self.shared.pop_queued(&mut st) {
             return Ok(Some(d));
         }
         match &st.close {
             Some(r) => Err(Error::Closed(r.clone())),
             None => Ok(None),
+        }
+    }
+
+    /// For threads outside the runtime (the C ABI): the next queued datagram, blocking
+    /// the thread until one arrives, the session closes (then the close reason, once
+    /// the queue is empty), `deadline` passes or `abort()` turns true (both: `Ok(None)`;
+    /// `abort` is checked at least every 100 ms). No runtime task or timer is involved.
+    pub(crate) fn recv_blocking(
+        &self,
+        deadline: Option<std::time::Instant>,
+        abort: &dyn Fn() -> bool,
+    ) -> Result<Option<Bytes>, Error> {
+        let sh = &self.shared;
+        let mut st = sh.state.lock();
+        // Waiting starts now (if the queue is empty): how long it takes decides whether
+        // the next wait starts by watching the queue.
+        let mut waited_since: Option<std::time::Instant> = None;
+        let mut spun = !st.spin;
+        loop {
+            if st.handler.is_some() {
+                return Err(Error::InvalidState(
+                    "datagrams go to the session's handler".into(),
+                ));
+            }
+            if let Some(d) = sh.pop_queued(&mut st) {
+                if let Some(t) = waited_since {
+                    st.spin = t.elapsed() < RECV_SPIN;
+                }
+                return Ok(Some(d));
+            }
+            if let Some(r) = &st.close {
+                return Err(Error::Closed(r.clone()));
+            }
+            let now = std::time::Instant::now();
+            if abort() || deadline.is_some_and(|d| d <= now) {
+                if waited_since.is_some_and(|t| now - t >= RECV_SPIN) {
+                    st.spin = false;
+                }
+                return Ok(None);
+            }
+            waited_since.get_or_insert(now);
+            if !spun {
+                // Before sleeping, watch the queue for a moment, giving the CPU away
+                // between looks: a datagram that arrives now is taken without a
+                // sleep and wake-up of this thread (tens of microseconds each).
+                spun = true;
+                let until = deadline.map_or(now + RECV_SPIN, |d| d.min(now + RECV_SPIN));
+                parking_lot::MutexGuard::unlocked(&mut st, || {
+                    while std::time::Instant::now() < until {
+                        std::thread::yield_now();
+                        if let Some(st) = sh.state.try_lock() {
+                            if !st.queue.is_empty() || st.close.is_some() {
+                                break;
+                            }
+                        }
+                    }
+                });
+                continue;
+            }
+            let slice = now + Duration::from_millis(100);
+            let until = deadline.map_or(slice, |d| d.min(slice));
+            st.blocked_receivers += 1;
+            sh.blocking.wait_until(&mut st, until);
+            st.blocked_receivers -= 1;
+        }
+    }
+
+    /// Take queued datagrams without waiting, in order, at most `max`, while `take`
+    /// accepts the next one's size (it returns false to leave it queued); they are
+    /// appended to `out`. One lock for the whole batch.
+    pub(crate) fn recv_queued(
+        &self,
+        max: usize,
+        out: &mut Vec<Bytes>,
+        mut take: impl FnMut(usize) -> bool,
+    ) {
+        let mut st = self.shared.state.lock();
+        if st.handler.is_some() {
+            return;
+        }
+        for _ in 0..max {
+            match st.queue.front() {
+                Some(d) if take(d.len()) => out.extend(st.queue.pop_front()),
+                _ => break,
+            }
+        }
+        if !st.queue.is_empty() {
+            self.shared.notify.notify_one();
+            if st.blocked_receivers > 0 {
+                self.shared.blocking.notify_one();
+            }
         }
     }
 
@@ -679,8 +936,12 @@ impl Session {
 
     /// Put a datagram back at the front of the queue (a caller's buffer was too small).
     pub(crate) fn unread(&self, d: Bytes) {
-        self.shared.state.lock().queue.push_front(d);
+        let mut st = self.shared.state.lock();
+        st.queue.push_front(d);
         self.shared.notify.notify_one();
+        if st.blocked_receivers > 0 {
+            self.shared.blocking.notify_one();
+        }
     }
 
     /// Close the session with an application error code and reason (at most 1024 bytes

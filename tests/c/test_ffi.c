@@ -1103,6 +1103,172 @@ out:
 }
 
 /* ------------------------------------------------------------------------------------ */
+/* Case 5b: batches: wtd_session_send_multiple / wtd_session_recv_multiple               */
+
+typedef struct {
+    wtd_session *s;
+    wtd_result rc;
+} blocked_recv_t;
+
+static void *blocked_recv(void *arg) {
+    blocked_recv_t *b = arg;
+    uint8_t buf[64];
+    size_t lens[4], n = 0;
+    b->rc = wtd_session_recv_multiple(b->s, buf, sizeof buf, lens, 4, &n, -1);
+    return NULL;
+}
+
+static void case5b_batches(void) {
+    fprintf(stderr, "case 5b: batch send and receive\n");
+    const wtd_result INV = WTD_ERR_INVALID_ARGUMENT;
+    wtd_runtime *prt = NULL;
+    if (!CHECK_OK(wtd_runtime_new(NULL, &prt)) || !prt) return;
+    wtd_transport_config *t = NULL;
+    CHECK_OK(wtd_transport_config_new(&t));
+    CHECK_OK(wtd_transport_config_set_datagram_events(t, false));
+    CHECK_RC(wtd_transport_config_set_recv_queue_bytes(NULL, 1024), INV);
+    CHECK_RC(wtd_transport_config_set_recv_queue_bytes(t, 0), INV);
+    CHECK_OK(wtd_transport_config_set_recv_queue_bytes(t, 1 << 20));
+    wtd_client *client = make_client_on(prt, t, g_hash);
+    wtd_transport_config_free(t);
+    char u[128];
+    url(u, sizeof u, g_port, "/echo5c");
+    wtd_session *s = NULL;
+    if (!CHECK(client != NULL) || !CHECK_OK(wtd_client_open_session(client, u, NULL, 0, 10000, &s)))
+        goto out;
+
+    enum { N = 20, L = 12 };
+    char data[N][L + 1];
+    wtd_buffer items[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(data[i], sizeof data[i], "batch-%06d", i);
+        items[i].data = (const uint8_t *)data[i];
+        items[i].len = L;
+    }
+    size_t sent = 99;
+    CHECK_RC(wtd_session_send_multiple(NULL, items, 1, 0, &sent), INV);
+    CHECK_RC(wtd_session_send_multiple(s, NULL, 2, 0, &sent), INV);
+    CHECK_RC(wtd_session_send_multiple(s, items, 1, 0, NULL), INV);
+    wtd_buffer bad[2] = {items[0], {NULL, 3}};
+    CHECK_RC(wtd_session_send_multiple(s, bad, 2, 0, &sent), INV);
+    CHECK(sent == 99); /* not written on failure; nothing was sent (checked first) */
+    CHECK_OK(wtd_session_send_multiple(s, items, 0, 0, &sent));
+    CHECK(sent == 0);
+    CHECK_OK(wtd_session_send_multiple(s, items, N, 5000, &sent));
+    CHECK(sent == N);
+    /* A too large one first: the error, and nothing sent. */
+    static uint8_t huge[70000];
+    wtd_buffer too_large[2] = {{huge, sizeof huge}, items[0]};
+    CHECK_RC(wtd_session_send_multiple(s, too_large, 2, 100, &sent), WTD_ERR_TOO_LARGE);
+    /* A too large one later: the ones before it are sent. */
+    wtd_buffer later[2] = {items[0], {huge, sizeof huge}};
+    CHECK_OK(wtd_session_send_multiple(s, later, 2, 100, &sent));
+    CHECK(sent == 1);
+
+    wtd_session_stats st;
+    memset(&st, 0, sizeof st);
+    int64_t end = now_ms() + 5000;
+    while (now_ms() < end && wtd_session_get_stats(s, &st) == WTD_OK && st.datagrams_received < N + 1)
+        sleep_ms(5);
+    CHECK_U64(st.datagrams_sent, N + 1);
+    CHECK_U64(st.datagrams_received, N + 1);
+
+    uint8_t buf[64 * L];
+    size_t lens[64], n = 77;
+    CHECK_RC(wtd_session_recv_multiple(NULL, buf, sizeof buf, lens, 4, &n, 0), INV);
+    CHECK_RC(wtd_session_recv_multiple(s, buf, sizeof buf, NULL, 4, &n, 0), INV);
+    CHECK_RC(wtd_session_recv_multiple(s, NULL, 10, lens, 4, &n, 0), INV);
+    CHECK_RC(wtd_session_recv_multiple(s, buf, sizeof buf, lens, 4, NULL, 0), INV);
+    CHECK(n == 77);
+    CHECK_OK(wtd_session_recv_multiple(s, buf, sizeof buf, lens, 0, &n, 0));
+    CHECK(n == 0);
+    /* Not even the first fits: its size, and it stays queued. */
+    lens[0] = 0;
+    CHECK_RC(wtd_session_recv_multiple(s, buf, L - 1, lens, 8, &n, 0), WTD_ERR_BUFFER_TOO_SMALL);
+    CHECK(lens[0] == L);
+    /* Bounded by count, then by bytes (the one that does not fit stays queued). */
+    int seen[N];
+    memset(seen, 0, sizeof seen);
+    size_t total = 0;
+    if (CHECK_OK(wtd_session_recv_multiple(s, buf, sizeof buf, lens, 3, &n, 1000))) CHECK(n == 3);
+    for (size_t i = 0; i < n && i < 3; i++) {
+        unsigned k = 0;
+        CHECK(lens[i] == L && sscanf((const char *)buf + i * L, "batch-%06u", &k) == 1 && k < N);
+        if (k < N) seen[k]++;
+    }
+    total += n;
+    if (CHECK_OK(wtd_session_recv_multiple(s, buf, 2 * L + 5, lens, 8, &n, 1000))) CHECK(n == 2);
+    for (size_t i = 0; i < n && i < 2; i++) {
+        unsigned k = 0;
+        CHECK(lens[i] == L && sscanf((const char *)buf + i * L, "batch-%06u", &k) == 1 && k < N);
+        if (k < N) seen[k]++;
+    }
+    total += n;
+    /* The rest in one call: packed back to back. */
+    if (CHECK_OK(wtd_session_recv_multiple(s, buf, sizeof buf, lens, 64, &n, 1000)))
+        CHECK(n == N + 1 - total);
+    for (size_t i = 0; i < n && i < 64; i++) {
+        unsigned k = 0;
+        CHECK(lens[i] == L && sscanf((const char *)buf + i * L, "batch-%06u", &k) == 1 && k < N);
+        if (k < N) seen[k]++;
+    }
+    total += n;
+    CHECK(total == N + 1);
+    CHECK(seen[0] == 2); /* items[0] was sent twice */
+    for (int i = 1; i < N; i++) CHECK(seen[i] == 1);
+    CHECK_RC(wtd_session_recv_multiple(s, buf, sizeof buf, lens, 64, &n, 0), WTD_ERR_TIMEOUT);
+    CHECK_RC(wtd_session_recv_multiple(s, buf, sizeof buf, lens, 64, &n, 20), WTD_ERR_TIMEOUT);
+
+    /* The byte bound of the receive queue: 300 bytes keep three 100-byte datagrams. */
+    {
+        wtd_transport_config *t2 = NULL;
+        CHECK_OK(wtd_transport_config_new(&t2));
+        CHECK_OK(wtd_transport_config_set_datagram_events(t2, false));
+        CHECK_OK(wtd_transport_config_set_recv_queue_bytes(t2, 300));
+        wtd_client *c2 = make_client_on(prt, t2, g_hash);
+        wtd_transport_config_free(t2);
+        wtd_session *s2 = NULL;
+        char u2[128];
+        url(u2, sizeof u2, g_port, "/echo5d");
+        if (CHECK(c2 != NULL) && CHECK_OK(wtd_client_open_session(c2, u2, NULL, 0, 10000, &s2))) {
+            uint8_t hundred[100];
+            memset(hundred, 'h', sizeof hundred);
+            wtd_buffer ten[10];
+            for (int i = 0; i < 10; i++) ten[i] = (wtd_buffer){hundred, sizeof hundred};
+            CHECK_OK(wtd_session_send_multiple(s2, ten, 10, 5000, &sent));
+            CHECK(sent == 10);
+            wtd_session_stats st2;
+            memset(&st2, 0, sizeof st2);
+            end = now_ms() + 5000;
+            while (now_ms() < end && wtd_session_get_stats(s2, &st2) == WTD_OK &&
+                   st2.datagrams_received + st2.recv_dropped < 10)
+                sleep_ms(5);
+            CHECK_U64(st2.datagrams_received, 3);
+            CHECK_U64(st2.recv_dropped, 7);
+            if (CHECK_OK(wtd_session_recv_multiple(s2, buf, sizeof buf, lens, 64, &n, 1000)))
+                CHECK(n == 3 && lens[0] == 100 && lens[2] == 100);
+        }
+        wtd_session_free(s2);
+        wtd_client_free(c2);
+    }
+
+    /* A thread blocked without a timeout returns WTD_ERR_CLOSED when the runtime is freed. */
+    blocked_recv_t b = {s, WTD_OK};
+    pthread_t th;
+    if (CHECK(pthread_create(&th, NULL, blocked_recv, &b) == 0)) {
+        sleep_ms(50);
+        CHECK_OK(wtd_runtime_free(prt));
+        prt = NULL;
+        pthread_join(th, NULL);
+        CHECK_RC(b.rc, WTD_ERR_CLOSED);
+    }
+out:
+    wtd_session_free(s);
+    wtd_client_free(client);
+    if (prt) CHECK_OK(wtd_runtime_free(prt));
+}
+
+/* ------------------------------------------------------------------------------------ */
 /* Case 6: non-blocking send fills the send buffer                                       */
 
 static void case6_would_block(void) {
@@ -1279,6 +1445,7 @@ int main(void) {
         case4_reject(client);
     }
     case5_recv();
+    case5b_batches();
     case6_would_block();
     case7_connection_loss();
 
