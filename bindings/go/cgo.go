@@ -16,6 +16,7 @@ package wtd
 #cgo LDFLAGS: -L${SRCDIR}/../../target/debug -lwtdatagram -Wl,-rpath,${SRCDIR}/../../target/debug
 #include <stdlib.h>
 #include <poll.h>
+#include <stdint.h>
 #include "wtdatagram.h"
 
 int wtd_go_poll(int fd, int ms) {
@@ -25,11 +26,72 @@ int wtd_go_poll(int fd, int ms) {
 	p.revents = 0;
 	return poll(&p, 1, ms);
 }
+
+// Monitor alerts: the library calls the trampoline where events are delivered,
+// which in pull mode is inside wtd_runtime_next_event on the Runtime's event
+// goroutine (a Go thread), never on a library thread. The userdata is a
+// runtime/cgo.Handle; the binding deletes it itself after wtd_monitor_free (so no
+// userdata_free is needed).
+extern void wtdGoAlert(wtd_monitor_alert *alert, uintptr_t handle);
+
+static void wtd_go_alert_trampoline(const wtd_monitor_alert *alert, void *userdata) {
+	wtdGoAlert((wtd_monitor_alert *)alert, (uintptr_t)userdata);
+}
+
+enum wtd_result wtd_go_monitor_watch(const wtd_monitor *monitor, uintptr_t handle) {
+	return wtd_monitor_set_alert_callback(monitor, wtd_go_alert_trampoline, (void *)handle, NULL);
+}
+
+// Batch send of datagrams packed back to back in one buffer (`lens[i]` bytes each):
+// the wtd_buffer array is built here, in C memory, so Go passes only pointer-free
+// memory (no pinning, no per-datagram crossing).
+enum wtd_result wtd_go_stream_send_packed(const wtd_stream *stream, const uint8_t *base,
+                                          const size_t *lens, size_t count, uint8_t priority,
+                                          int32_t ttl_ms, size_t *out_queued) {
+	wtd_buffer items[64];
+	size_t queued = 0, off = 0;
+	*out_queued = 0;
+	while (count > 0) {
+		size_t n = count < 64 ? count : 64, q = 0;
+		for (size_t i = 0; i < n; i++) {
+			items[i].data = base + off;
+			items[i].len = lens[i];
+			off += lens[i];
+		}
+		enum wtd_result r = wtd_stream_send_multiple(stream, items, n, priority, ttl_ms, &q);
+		if (r != WTD_OK)
+			return r;
+		queued += q;
+		*out_queued = queued;
+		lens += n;
+		count -= n;
+	}
+	return WTD_OK;
+}
+
+// The same for a session (wtd_session_send_multiple waits up to timeout_ms in all):
+// at most 256 datagrams per call, the caller goes on with the rest.
+enum wtd_result wtd_go_session_send_packed(const wtd_session *session, const uint8_t *base,
+                                           const size_t *lens, size_t count, int32_t timeout_ms,
+                                           size_t *out_sent) {
+	wtd_buffer items[256];
+	size_t off = 0;
+	if (count > 256)
+		count = 256;
+	for (size_t i = 0; i < count; i++) {
+		items[i].data = base + off;
+		items[i].len = lens[i];
+		off += lens[i];
+	}
+	return wtd_session_send_multiple(session, items, count, timeout_ms, out_sent);
+}
 */
 import "C"
 
 import (
+	"context"
 	"runtime"
+	"sync"
 	"unsafe"
 )
 
@@ -59,3 +121,31 @@ func call(f func() C.enum_wtd_result) error {
 
 // Version is the C library's version, e.g. "0.1.0".
 func Version() string { return C.GoString(C.wtd_version()) }
+
+// scratch buffers for receives: a receive copies into one, then returns an
+// exact-size copy (one allocation per message instead of a 2 KiB buffer).
+var scratch = sync.Pool{New: func() any { b := make([]byte, 2048); return &b }}
+
+// recvGrow calls f (a C receive into buf, *n = its size, waiting up to ms) in
+// timeout slices bounded by ctx, growing the buffer when the message does not fit
+// (WTD_ERR_BUFFER_TOO_SMALL leaves it queued and reports its size).
+func recvGrow(ctx context.Context, f func(buf []byte, n *C.size_t, ms C.int32_t) error) ([]byte, error) {
+	bp := scratch.Get().(*[]byte)
+	defer scratch.Put(bp)
+	buf := *bp
+	var n C.size_t
+	err := waitLoop(ctx, func(ms C.int32_t) error {
+		for {
+			err := f(buf, &n, ms)
+			if isCode(err, CodeBufferTooSmall) && int(n) > len(buf) {
+				buf = make([]byte, int(n))
+				continue
+			}
+			return err
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return append(make([]byte, 0, int(n)), buf[:n]...), nil
+}

@@ -14,11 +14,12 @@ import (
 
 // Client is a client endpoint (one UDP socket, any number of connections).
 type Client struct {
-	rt   *Runtime
-	h    *C.wtd_client
-	mu   sync.RWMutex
-	free bool
-	once sync.Once
+	rt     *Runtime
+	direct bool // datagram events off (TransportConfig.DirectReceive)
+	h      *C.wtd_client
+	mu     sync.RWMutex
+	free   bool
+	once   sync.Once
 }
 
 // NewClient creates a client on rt (cfg nil means defaults).
@@ -31,7 +32,7 @@ func NewClient(rt *Runtime, cfg *ClientConfig) (*Client, error) {
 		return nil, err
 	}
 	defer C.wtd_client_config_free(cc)
-	c := &Client{rt: rt}
+	c := &Client{rt: rt, direct: cfg.Transport != nil && cfg.Transport.DirectReceive}
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	if rt.isClosed() {
@@ -79,7 +80,7 @@ func (ha *headerArray) free() {
 
 // background runs a blocking C call that returns a session. If ctx is done first,
 // the call is abandoned: it finishes in the background and its session is freed.
-func (rt *Runtime) background(ctx context.Context, f func(ms C.int32_t, out **C.wtd_session) error) (*Session, error) {
+func (rt *Runtime) background(ctx context.Context, direct bool, f func(ms C.int32_t, out **C.wtd_session) error) (*Session, error) {
 	type result struct {
 		h   *C.wtd_session
 		err error
@@ -111,7 +112,7 @@ func (rt *Runtime) background(ctx context.Context, f func(ms C.int32_t, out **C.
 			}
 			return nil, r.err
 		}
-		return newSession(rt, r.h)
+		return newSession(rt, r.h, direct)
 	case <-ctx.Done():
 		abandoned.Lock()
 		defer abandoned.Unlock()
@@ -143,7 +144,7 @@ func (c *Client) Dial(ctx context.Context, url string, headers map[string]string
 	// wtd_client_close made it fail quickly).
 	cu := C.CString(url)
 	ha := newHeaderArray(headers)
-	return c.rt.background(ctx, func(ms C.int32_t, out **C.wtd_session) error {
+	return c.rt.background(ctx, c.direct, func(ms C.int32_t, out **C.wtd_session) error {
 		defer c.mu.RUnlock()
 		defer C.free(unsafe.Pointer(cu))
 		defer ha.free()
@@ -174,20 +175,37 @@ func (c *Client) Connect(ctx context.Context, url string) (*Connection, error) {
 	return conn, nil
 }
 
-// Close closes every connection of the client and releases it. Sessions opened
-// through it see CloseConnectionLost. Safe to call twice.
+// Close closes every connection of the client at once and releases it. Sessions
+// opened through it see CloseConnectionLost. Safe to call twice.
 func (c *Client) Close() error {
 	c.once.Do(func() {
 		C.wtd_client_close(c.h)
 		c.mu.Lock()
-		c.free = true
-		C.wtd_client_free(c.h)
-		c.mu.Unlock()
-		c.rt.mu.Lock()
-		delete(c.rt.clients, c)
-		c.rt.mu.Unlock()
+		c.freeLocked()
 	})
 	return nil
+}
+
+// release frees the client gracefully (Runtime.Close): its connections close once
+// their sessions are freed, after their close capsules were sent. A dial still in
+// flight is made to fail first.
+func (c *Client) release() {
+	c.once.Do(func() {
+		if !c.mu.TryLock() {
+			C.wtd_client_close(c.h)
+			c.mu.Lock()
+		}
+		c.freeLocked()
+	})
+}
+
+func (c *Client) freeLocked() {
+	c.free = true
+	C.wtd_client_free(c.h)
+	c.mu.Unlock()
+	c.rt.mu.Lock()
+	delete(c.rt.clients, c)
+	c.rt.mu.Unlock()
 }
 
 // Connection is an HTTP/3 connection; open several sessions on it.
@@ -221,7 +239,7 @@ func (cn *Connection) OpenSession(ctx context.Context, target string, headers ma
 	}
 	ct := C.CString(target)
 	ha := newHeaderArray(headers)
-	return cn.c.rt.background(ctx, func(ms C.int32_t, out **C.wtd_session) error {
+	return cn.c.rt.background(ctx, cn.c.direct, func(ms C.int32_t, out **C.wtd_session) error {
 		defer cn.mu.RUnlock()
 		defer C.free(unsafe.Pointer(ct))
 		defer ha.free()

@@ -21,10 +21,20 @@ type TransportConfig struct {
 	// DatagramSendBuffer / DatagramRecvBuffer are quinn's per-connection datagram
 	// buffers in bytes (both must be set together).
 	DatagramSendBuffer, DatagramRecvBuffer int
-	// RecvQueue is the number of datagrams buffered per session (default 1024).
-	RecvQueue int
+	// RecvQueue is the number of datagrams buffered per session before new ones are
+	// dropped and counted (default 65536); RecvQueueBytes bounds their payload bytes
+	// (default 16 MiB). A drained queue gives its memory back.
+	RecvQueue      int
+	RecvQueueBytes int
 	// MaxSessions a peer may keep open on one connection (default 256).
 	MaxSessions int
+	// DirectReceive turns datagram events off: received datagrams wait in the
+	// library's per-session queue (RecvQueue) and Session.Receive and
+	// Session.ReceiveBatch take them from there in the calling goroutine, without the
+	// event goroutine, a copy into Go and a channel per datagram. Required for
+	// ReceiveBatch. Datagrams that arrive before a Stream or layer takes the session
+	// over stay queued for it.
+	DirectReceive bool
 }
 
 func (t *TransportConfig) build() (*C.wtd_transport_config, error) {
@@ -52,6 +62,14 @@ func (t *TransportConfig) build() (*C.wtd_transport_config, error) {
 	}
 	if t.RecvQueue > 0 {
 		steps = append(steps, func() C.enum_wtd_result { return C.wtd_transport_config_set_recv_queue(c, C.size_t(t.RecvQueue)) })
+	}
+	if t.RecvQueueBytes > 0 {
+		steps = append(steps, func() C.enum_wtd_result {
+			return C.wtd_transport_config_set_recv_queue_bytes(c, C.size_t(t.RecvQueueBytes))
+		})
+	}
+	if t.DirectReceive {
+		steps = append(steps, func() C.enum_wtd_result { return C.wtd_transport_config_set_datagram_events(c, false) })
 	}
 	if t.MaxSessions > 0 {
 		steps = append(steps, func() C.enum_wtd_result {
@@ -221,4 +239,15 @@ func (cc *ClientConfig) build() (*C.wtd_client_config, error) {
 		}
 	}
 	return c, nil
+}
+
+// HashFromHex parses 64 hex digits (e.g. what `wtd serve` or a server's
+// "cert-sha256" line prints) into a certificate hash for ClientConfig.CertHashes.
+func HashFromHex(hex string) ([32]byte, error) {
+	var h [32]byte
+	ch := C.CString(hex)
+	defer C.free(unsafe.Pointer(ch))
+	p, n := bytesPtr(h[:])
+	err := call(func() C.enum_wtd_result { return C.wtd_hash_from_hex(ch, p, n) })
+	return h, err
 }

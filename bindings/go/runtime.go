@@ -8,6 +8,7 @@ int wtd_go_poll(int fd, int ms);
 import "C"
 
 import (
+	"io"
 	"sync"
 	"time"
 	"unsafe"
@@ -35,6 +36,7 @@ type Runtime struct {
 	sessions map[*C.wtd_session]*Session
 	servers  map[*C.wtd_server]*Server
 	clients  map[*Client]struct{}
+	closers  map[io.Closer]struct{} // other handles on the runtime (broadcasters)
 	orphans  map[*C.wtd_session][]orphan
 	norphans int
 
@@ -77,6 +79,7 @@ func NewRuntime(cfg *RuntimeConfig) (*Runtime, error) {
 		sessions: map[*C.wtd_session]*Session{},
 		servers:  map[*C.wtd_server]*Server{},
 		clients:  map[*Client]struct{}{},
+		closers:  map[io.Closer]struct{}{},
 		orphans:  map[*C.wtd_session][]orphan{},
 		stop:     make(chan struct{}),
 		loopDone: make(chan struct{}),
@@ -142,7 +145,7 @@ func (rt *Runtime) dispatch(ev *C.wtd_event) {
 			C.wtd_session_request_free(ev.request)
 			return
 		}
-		req := &SessionRequest{h: ev.request, rt: rt}
+		req := &SessionRequest{h: ev.request, rt: rt, direct: srv.direct}
 		select {
 		case srv.requests <- req:
 		default:
@@ -208,8 +211,9 @@ func (rt *Runtime) freeSession(p *C.wtd_session) {
 	C.wtd_session_free(p)
 }
 
-// Close closes every server, client and session still open on the runtime, stops
-// the event goroutine and frees the runtime. Safe to call more than once.
+// Close closes every server, client, session (with its stream or layer) and
+// broadcaster still open on the runtime, stops the event goroutine and frees the
+// runtime. Safe to call more than once.
 func (rt *Runtime) Close() error {
 	var err error
 	rt.closeOnce.Do(func() {
@@ -227,7 +231,14 @@ func (rt *Runtime) Close() error {
 		for c := range rt.clients {
 			clients = append(clients, c)
 		}
+		var closers []io.Closer
+		for c := range rt.closers {
+			closers = append(closers, c)
+		}
 		rt.mu.Unlock()
+		for _, c := range closers {
+			c.Close()
+		}
 		for _, s := range sessions {
 			s.Close()
 		}
@@ -235,7 +246,7 @@ func (rt *Runtime) Close() error {
 			s.Close()
 		}
 		for _, c := range clients {
-			c.Close()
+			c.release() // graceful: the sessions' close capsules still go out
 		}
 		close(rt.stop)
 		<-rt.loopDone

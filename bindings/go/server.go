@@ -18,6 +18,7 @@ type Server struct {
 	rt       *Runtime
 	h        *C.wtd_server
 	requests chan *SessionRequest
+	direct   bool // datagram events off (TransportConfig.DirectReceive)
 
 	mu     sync.RWMutex // held for reading by calls using h; for writing by Close
 	freed  bool
@@ -40,6 +41,7 @@ func Listen(rt *Runtime, cfg *ServerConfig) (*Server, error) {
 		backlog = 256
 	}
 	s := &Server{rt: rt, requests: make(chan *SessionRequest, backlog), closed: make(chan struct{})}
+	s.direct = cfg.Transport != nil && cfg.Transport.DirectReceive
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	if rt.isClosed() {
@@ -157,10 +159,11 @@ func (s *Server) Close() error {
 // SessionRequest is a client's request to open a session. Answer it exactly once
 // with Accept, Reject or Close. Getters return "" once it is answered.
 type SessionRequest struct {
-	rt   *Runtime
-	mu   sync.Mutex
-	h    *C.wtd_session_request
-	done bool
+	rt     *Runtime
+	direct bool
+	mu     sync.Mutex
+	h      *C.wtd_session_request
+	done   bool
 }
 
 func (r *SessionRequest) str(f func(*C.wtd_session_request) *C.char) string {
@@ -230,7 +233,7 @@ func (r *SessionRequest) Accept() (*Session, error) {
 	if err := call(func() C.enum_wtd_result { return C.wtd_session_request_accept(r.h, &h) }); err != nil {
 		return nil, err
 	}
-	return newSession(r.rt, h)
+	return newSession(r.rt, h, r.direct)
 }
 
 // Reject answers with an HTTP status (100..=599, not 2xx; e.g. 403, 404, 429).

@@ -8,6 +8,7 @@ import "C"
 
 import (
 	"context"
+	"io"
 	"sync"
 	"sync/atomic"
 )
@@ -80,15 +81,19 @@ type SessionStats struct {
 const ReceiveQueue = 1024
 
 // Session is a WebTransport session. Receive datagrams with Receive (or attach a
-// Stream, which takes the datagrams over). Close releases it.
+// Stream, Reliability or Structured layer, which takes the datagrams over). Close
+// releases it.
 type Session struct {
-	rt   *Runtime
-	h    *C.wtd_session
-	recv chan []byte
+	rt     *Runtime
+	h      *C.wtd_session
+	recv   chan []byte // datagrams from the event goroutine (nil when direct)
+	direct bool        // datagram events off: receive from the library's queue
 
-	mu     sync.RWMutex // read: calls using h; write: Close
-	freed  bool
-	stream *Stream
+	mu    sync.RWMutex // read: calls using h; write: Close
+	freed bool
+	// owner is the layer that took over the session's datagrams (a Stream,
+	// Reliability or Structured): a session has at most one. Close closes it first.
+	owner io.Closer
 
 	done      chan struct{}
 	doneOnce  sync.Once
@@ -97,8 +102,11 @@ type Session struct {
 	closeOnce sync.Once
 }
 
-func newSession(rt *Runtime, h *C.wtd_session) (*Session, error) {
-	s := &Session{rt: rt, h: h, recv: make(chan []byte, ReceiveQueue), done: make(chan struct{})}
+func newSession(rt *Runtime, h *C.wtd_session, direct bool) (*Session, error) {
+	s := &Session{rt: rt, h: h, direct: direct, done: make(chan struct{})}
+	if !direct {
+		s.recv = make(chan []byte, ReceiveQueue)
+	}
 	if !rt.registerSession(s) {
 		rt.freeSession(h)
 		return nil, closedErr("runtime")
@@ -176,6 +184,14 @@ func (s *Session) SendWait(ctx context.Context, b []byte) error {
 // Receive returns the next datagram. Datagrams that arrived before the session
 // closed are still returned; then an ErrClosed error.
 func (s *Session) Receive(ctx context.Context) ([]byte, error) {
+	if s.direct {
+		return recvGrow(ctx, func(buf []byte, n *C.size_t, ms C.int32_t) error {
+			return s.use(func(h *C.wtd_session) error {
+				p, c := bytesPtr(buf)
+				return call(func() C.enum_wtd_result { return C.wtd_session_recv(h, p, c, n, ms) })
+			})
+		})
+	}
 	select {
 	case b := <-s.recv:
 		return b, nil
@@ -253,15 +269,16 @@ func (s *Session) CloseWithError(code uint32, reason string) error {
 	})
 }
 
-// Close closes the session (code 0) if still open, frees its Stream, if any, and
-// releases the handle. Safe to call twice.
+// Close closes the session (code 0) if still open, frees the layer that owns its
+// datagrams (Stream, Reliability or Structured), if any, and releases the handle.
+// Safe to call twice.
 func (s *Session) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.RLock()
-		st := s.stream
+		owner := s.owner
 		s.mu.RUnlock()
-		if st != nil {
-			st.Close()
+		if owner != nil {
+			owner.Close()
 		}
 		// Wake blocked calls (send_wait) before taking the write lock.
 		s.use(func(h *C.wtd_session) error { C.wtd_session_close(h, 0, empty, 0); return nil })
@@ -271,5 +288,20 @@ func (s *Session) Close() error {
 		s.rt.freeSession(s.h)
 		s.markClosed(CloseInfo{Kind: CloseLocal})
 	})
+	return nil
+}
+
+// takeOver creates the layer that owns the session's datagrams (create makes the C
+// handle) and records it as the session's owner, under the session's write lock.
+func (s *Session) takeOver(owner io.Closer, create func(h *C.wtd_session) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.freed {
+		return closedErr("session")
+	}
+	if err := create(s.h); err != nil {
+		return err
+	}
+	s.owner = owner
 	return nil
 }

@@ -69,11 +69,17 @@ type Stream struct {
 	mu   sync.RWMutex
 	free bool
 	once sync.Once
+
+	mmu      sync.Mutex // guards monitors
+	monitors map[*Monitor]struct{}
 }
 
 // NewStream creates the datagram stream of s (cfg nil means defaults). A session
 // has at most one stream; Session.Close also closes it.
 func NewStream(s *Session, cfg *StreamConfig) (*Stream, error) {
+	if s == nil {
+		return nil, &Error{Code: CodeInvalidArgument, Msg: "session is nil"}
+	}
 	var cc *C.wtd_stream_config
 	if err := call(func() C.enum_wtd_result { return C.wtd_stream_config_new(&cc) }); err != nil {
 		return nil, err
@@ -92,6 +98,9 @@ func NewStream(s *Session, cfg *StreamConfig) (*Stream, error) {
 				return nil, err
 			}
 		}
+		if cfg.RecvOverflow != DropNewest && cfg.RecvOverflow != DropOldest {
+			return nil, &Error{Code: CodeInvalidArgument, Msg: "unknown receive overflow policy"}
+		}
 		if err := call(func() C.enum_wtd_result {
 			return C.wtd_stream_config_set_recv_overflow(cc, C.enum_wtd_overflow(cfg.RecvOverflow))
 		}); err != nil {
@@ -99,15 +108,12 @@ func NewStream(s *Session, cfg *StreamConfig) (*Stream, error) {
 		}
 	}
 	st := &Stream{s: s}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.freed {
-		return nil, closedErr("session")
-	}
-	if err := call(func() C.enum_wtd_result { return C.wtd_stream_new(s.h, cc, &st.h) }); err != nil {
+	err := s.takeOver(st, func(h *C.wtd_session) error {
+		return call(func() C.enum_wtd_result { return C.wtd_stream_new(h, cc, &st.h) })
+	})
+	if err != nil {
 		return nil, err
 	}
-	s.stream = st
 	return st, nil
 }
 
@@ -343,15 +349,148 @@ func (st *Stream) IsClosed() bool {
 	return closed
 }
 
-// Close closes the stream (queued datagrams are discarded) and releases it; the
-// session stays open. Safe to call twice.
+// Close closes the stream (queued datagrams are discarded) and its monitors and
+// releases it; the session stays open. Safe to call twice.
 func (st *Stream) Close() error {
 	st.once.Do(func() {
 		st.use(func(h *C.wtd_stream) error { C.wtd_stream_close(h); return nil }) // wake waiters
 		st.mu.Lock()
 		st.free = true
+		// Monitors point at the stream: release them first.
+		st.mmu.Lock()
+		monitors := st.monitors
+		st.monitors = nil
+		st.mmu.Unlock()
+		for m := range monitors {
+			m.Close()
+		}
 		C.wtd_stream_free(st.h)
 		st.mu.Unlock()
 	})
 	return nil
+}
+
+// TrySend is Send that reports only whether the datagram was queued.
+func (st *Stream) TrySend(b []byte, prio Priority, ttl time.Duration) bool {
+	ok := false
+	st.use(func(h *C.wtd_stream) error {
+		p, n := bytesPtr(b)
+		ok = bool(C.wtd_stream_try_send(h, p, n, C.uint8_t(prio), ttlMs(ttl)))
+		return nil
+	})
+	return ok
+}
+
+// QueueStats are the lengths and limits of a stream's queues.
+type QueueStats struct {
+	Send                  [3]int // per priority 0, 1, 2
+	SendTotal, SendLimit  int
+	Receive, ReceiveLimit int
+}
+
+// QueueStats reads the queue lengths and limits.
+func (st *Stream) QueueStats() (QueueStats, error) {
+	var c C.wtd_queue_stats
+	err := st.use(func(h *C.wtd_stream) error {
+		return call(func() C.enum_wtd_result { return C.wtd_stream_get_queue_stats(h, &c) })
+	})
+	return QueueStats{
+		Send:      [3]int{int(c.send[0]), int(c.send[1]), int(c.send[2])},
+		SendTotal: int(c.send_total), SendLimit: int(c.send_limit),
+		Receive: int(c.receive), ReceiveLimit: int(c.receive_limit),
+	}, err
+}
+
+// text reads a JSON text output of the library, growing the buffer as needed.
+func (st *Stream) text(f func(h *C.wtd_stream, buf *C.char, cap C.size_t, n *C.size_t) C.enum_wtd_result) (string, error) {
+	size := 4096
+	for {
+		buf := make([]byte, size)
+		var n C.size_t
+		err := st.use(func(h *C.wtd_stream) error {
+			p, c := bytesPtr(buf)
+			return call(func() C.enum_wtd_result { return f(h, (*C.char)(unsafe.Pointer(p)), c, &n) })
+		})
+		if isCode(err, CodeBufferTooSmall) && int(n)+1 > size {
+			size = int(n) + 1
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return string(buf[:n]), nil
+	}
+}
+
+// DebugState is a JSON object describing the stream's internals (config, queues,
+// stats, diagnostics).
+func (st *Stream) DebugState() (string, error) {
+	return st.text(func(h *C.wtd_stream, buf *C.char, c C.size_t, n *C.size_t) C.enum_wtd_result {
+		return C.wtd_stream_debug_state(h, buf, c, n)
+	})
+}
+
+// Diagnose returns the stream's health findings (empty: healthy).
+func (st *Stream) Diagnose() ([]string, error) {
+	js, err := st.text(func(h *C.wtd_stream, buf *C.char, c C.size_t, n *C.size_t) C.enum_wtd_result {
+		return C.wtd_stream_diagnose(h, buf, c, n, nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var findings []string
+	if err := json.Unmarshal([]byte(js), &findings); err != nil {
+		return nil, &Error{Code: CodeInvalidData, Msg: err.Error()}
+	}
+	return findings, nil
+}
+
+// StartHeartbeat sends a heartbeat datagram ("HEARTBEAT:<unix secs>") every
+// interval (priority 0, time-to-live one interval), replacing a running one.
+func (st *Stream) StartHeartbeat(interval time.Duration) error {
+	ms := interval / time.Millisecond
+	if ms < 1 || ms > 1<<32-1 {
+		return &Error{Code: CodeInvalidArgument, Msg: "heartbeat interval must be within 1 ms..2^32 ms"}
+	}
+	return st.use(func(h *C.wtd_stream) error {
+		return call(func() C.enum_wtd_result { return C.wtd_stream_start_heartbeat(h, C.uint32_t(ms)) })
+	})
+}
+
+// StopHeartbeat stops the periodic heartbeat, if running.
+func (st *Stream) StopHeartbeat() error {
+	return st.use(func(h *C.wtd_stream) error {
+		return call(func() C.enum_wtd_result { return C.wtd_stream_stop_heartbeat(h) })
+	})
+}
+
+// IsHeartbeat reports whether b is a heartbeat datagram.
+func IsHeartbeat(b []byte) bool {
+	p, n := bytesPtr(b)
+	return bool(C.wtd_is_heartbeat(p, n))
+}
+
+// ThroughputResult is what Stream.ThroughputTest measured.
+type ThroughputResult struct {
+	Duration                                     time.Duration
+	DatagramsSent, Errors                        uint64
+	DatagramsPerSecond, BitsPerSecond, ErrorRate float64
+}
+
+// ThroughputTest sends size-byte datagrams through the stream for about d, with
+// backpressure, and reports what reached the wire. It blocks for about d.
+func (st *Stream) ThroughputTest(d time.Duration, size int) (ThroughputResult, error) {
+	ms := d / time.Millisecond
+	if ms < 0 || ms > 1<<32-1 || size < 0 {
+		return ThroughputResult{}, &Error{Code: CodeInvalidArgument, Msg: "bad duration or size"}
+	}
+	var r C.wtd_throughput_result
+	err := st.use(func(h *C.wtd_stream) error {
+		return call(func() C.enum_wtd_result { return C.wtd_stream_throughput_test(h, C.uint32_t(ms), C.size_t(size), &r) })
+	})
+	return ThroughputResult{
+		Duration: secs(r.duration), DatagramsSent: uint64(r.datagrams_sent), Errors: uint64(r.errors),
+		DatagramsPerSecond: float64(r.datagrams_per_second), BitsPerSecond: float64(r.bits_per_second),
+		ErrorRate: float64(r.error_rate),
+	}, err
 }

@@ -19,7 +19,7 @@ type pair struct {
 	request string   // path the server saw
 }
 
-func newPair(t *testing.T, path string) *pair {
+func newPair(t testing.TB, path string) *pair {
 	t.Helper()
 	rt, err := NewRuntime(nil)
 	if err != nil {
@@ -69,7 +69,7 @@ func newPair(t *testing.T, path string) *pair {
 	return p
 }
 
-func recvCtx(t *testing.T) context.Context {
+func recvCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	t.Cleanup(cancel)
 	return ctx

@@ -1103,6 +1103,43 @@ mod tests {
         ));
     }
 
+    /// The byte vectors shared with the Go binding (its serializers assert the same
+    /// bytes in bindings/go/serialize_test.go).
+    #[test]
+    fn shared_vectors_match_the_go_binding() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("bindings/go/testdata/structured_vectors.json");
+        let text = std::fs::read_to_string(&path).expect("read the shared vectors");
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let vectors = doc["vectors"].as_array().expect("vectors");
+        assert!(vectors.len() >= 8);
+        for v in vectors {
+            let name = v["name"].as_str().unwrap();
+            let input = v["input"].as_str().unwrap().as_bytes();
+            let want_json = v["json"].as_str().unwrap().as_bytes();
+            let value = JsonSerializer.from_bytes(input).unwrap();
+            assert_eq!(
+                JsonSerializer.to_bytes(&value).unwrap(),
+                want_json,
+                "{name}: json"
+            );
+            assert_eq!(
+                JsonSerializer.normalize(input).unwrap(),
+                want_json,
+                "{name}"
+            );
+            let mp = MsgPackSerializer.to_bytes(&value).unwrap();
+            let hex: String = mp.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(hex, v["msgpack"].as_str().unwrap(), "{name}: msgpack");
+            let back = MsgPackSerializer.from_bytes(&mp).unwrap();
+            assert_eq!(
+                JsonSerializer.to_bytes(&back).unwrap(),
+                want_json,
+                "{name}: back"
+            );
+        }
+    }
+
     #[test]
     fn registry_rejects_duplicates() {
         let mut r = TypeRegistry::new();

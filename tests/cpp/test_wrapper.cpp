@@ -196,6 +196,35 @@ static void test_callback_ownership() {
     CHECK(token.use_count() == 1);
 }
 
+// Session batches: send_multiple / recv_multiple with datagram events off.
+static void test_session_batches() {
+    EchoServer es;
+    wtd::Runtime srt([&es](const wtd_event &ev) { es.on_event(ev); });
+    wtd::Server server(srt, wtd::ServerConfig().bind("127.0.0.1:0"));
+    const std::string base = "https://127.0.0.1:" + std::to_string(server.port());
+    wtd::Runtime crt;
+    wtd::Client client(crt, wtd::ClientConfig()
+                                .add_cert_hash(server.cert_hash())
+                                .transport(wtd::TransportConfig().datagram_events(false).recv_queue_bytes(1 << 20)));
+    wtd::Session s = client.open_session(base + "/echo?batch", {}, 5000);
+    std::vector<std::string> msgs;
+    for (int i = 0; i < 40; i++) msgs.push_back("batch-" + std::to_string(i) + std::string(static_cast<size_t>(i), 'x'));
+    std::vector<wtd::bytes_view> views(msgs.begin(), msgs.end());
+    CHECK(s.send_multiple(views, 5000) == msgs.size());
+    CHECK(s.send_multiple({}, 0) == 0);
+    std::multiset<std::string> got;
+    for (int round = 0; round < 100 && got.size() < msgs.size(); round++) {
+        for (auto &d : s.recv_multiple(16, 1000)) got.emplace(d.begin(), d.end());
+    }
+    CHECK(got == std::multiset<std::string>(msgs.begin(), msgs.end()));
+    CHECK(s.recv_multiple(16, 0).empty());
+    CHECK(s.recv_multiple(0, 0).empty());
+    s.close(7, "done");
+    EchoServer::Closed c;
+    CHECK(es.wait_closed("/echo?batch", &c));
+    CHECK(c.kind == WTD_CLOSE_REMOTE && c.code == 7);
+}
+
 static void test_loopback() {
     EchoServer es;
     wtd::Runtime srt([&es](const wtd_event &ev) { es.on_event(ev); });
@@ -457,6 +486,7 @@ int main() {
         test_errors();
         test_callback_ownership();
         test_loopback();
+        test_session_batches();
     } catch (const std::exception &e) {
         g_fail++;
         std::fprintf(stderr, "unexpected exception: %s\n", e.what());

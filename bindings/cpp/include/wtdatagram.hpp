@@ -229,6 +229,9 @@ public:
         return chk(wtd_transport_config_set_datagram_buffers(raw(), send, recv));
     }
     TransportConfig &recv_queue(size_t datagrams) { return chk(wtd_transport_config_set_recv_queue(raw(), datagrams)); }
+    TransportConfig &recv_queue_bytes(size_t bytes) {
+        return chk(wtd_transport_config_set_recv_queue_bytes(raw(), bytes));
+    }
     TransportConfig &segmentation_offload(bool on) {
         return chk(wtd_transport_config_set_segmentation_offload(raw(), on));
     }
@@ -481,6 +484,43 @@ public:
     // Send with backpressure; TimeoutError after `timeout_ms`.
     void send_wait(bytes_view data, int32_t timeout_ms) const {
         detail::check(wtd_session_send_wait(raw(), data.data(), data.size(), timeout_ms));
+    }
+    // Send `items` in order with backpressure, in one call, waiting up to `timeout_ms` in
+    // all; returns how many were queued (all, or fewer when time ran out or a later one
+    // failed). Throws when not even the first could be queued.
+    size_t send_multiple(const std::vector<bytes_view> &items, int32_t timeout_ms) const {
+        std::vector<wtd_buffer> b;
+        b.reserve(items.size());
+        for (const auto &i : items) b.push_back(wtd_buffer{i.data(), i.size()});
+        size_t sent = 0;
+        detail::check(wtd_session_send_multiple(raw(), b.data(), b.size(), timeout_ms, &sent));
+        return sent;
+    }
+    // Only with datagram events off: up to `max_count` datagrams in one call, waiting up
+    // to `timeout_ms` for the first; empty when none came in time. `cap` bounds the
+    // bytes taken per call (a datagram that does not fit stays queued).
+    std::vector<std::vector<uint8_t>> recv_multiple(size_t max_count, int32_t timeout_ms,
+                                                    size_t cap = 64 * 1500) const {
+        std::vector<std::vector<uint8_t>> out;
+        if (max_count == 0) return out;
+        std::vector<uint8_t> buf(cap);
+        std::vector<size_t> lens(max_count);
+        size_t n = 0;
+        wtd_result r = wtd_session_recv_multiple(raw(), buf.data(), buf.size(), lens.data(), max_count, &n, timeout_ms);
+        if (r == WTD_ERR_BUFFER_TOO_SMALL) {  // the first alone is larger than cap
+            buf.resize(lens[0]);
+            r = wtd_session_recv_multiple(raw(), buf.data(), buf.size(), lens.data(), max_count, &n, 0);
+        }
+        if (r == WTD_ERR_TIMEOUT) return out;
+        detail::check(r);
+        out.reserve(n);
+        size_t off = 0;
+        for (size_t i = 0; i < n; i++) {
+            out.emplace_back(buf.begin() + static_cast<std::ptrdiff_t>(off),
+                             buf.begin() + static_cast<std::ptrdiff_t>(off + lens[i]));
+            off += lens[i];
+        }
+        return out;
     }
     // Only with datagram events off; nullopt when none came in time.
     std::optional<std::vector<uint8_t>> recv(int32_t timeout_ms) const {

@@ -145,6 +145,16 @@ func (c *Cell) Pass(detail string) {
 	c.passed = true
 }
 
+// Unsupported records, once the test has proven it, that the pair cannot work at all and
+// why: a "skip" cell with the reason, never a pass.
+func (c *Cell) Unsupported(reason string) {
+	if c.t.Failed() {
+		return
+	}
+	c.write("skip", reason)
+	c.passed = true
+}
+
 // Flow sends n datagrams from one side to the other with at most `window` in flight
 // and checks that each of them arrives exactly once with the right content.
 type Flow struct {
