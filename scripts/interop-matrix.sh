@@ -20,6 +20,6 @@ if ((md)); then
     cat "${cells[@]}" | sort | awk -F'\t' '{printf "| %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5}'
 else
     { printf 'PEER\tPEER ROLE\tDIALECT\tRESULT\tDETAIL\n'; cat "${cells[@]}" | sort; } |
-        awk -F'\t' '{printf "%-26s %-10s %-10s %-6s %s\n", $1, $2, $3, $4, $5}'
+        awk -F'\t' '{printf "%-34s %-10s %-9s %-6s %s\n", $1, $2, $3, $4, $5}'
 fi
 awk -F'\t' '{n[$4]++} END {printf "interop matrix: %d pass, %d fail, %d skip\n", n["pass"], n["fail"], n["skip"]}' "${cells[@]}"

@@ -32,4 +32,7 @@ fi
 # Interop peers.
 bash "$root/scripts/setup-chromium.sh"
 bash "$root/scripts/setup-python-peers.sh"
+bash "$root/scripts/setup-pywebtransport.sh"
+bash "$root/scripts/setup-go-peers.sh"
+bash "$root/scripts/setup-rust-peers.sh"
 echo "setup: done"

@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""Summarise the JSON lines of one scripts/bench.sh invocation: medians over the runs,
+ratios to raw quinn, the issue's targets, a printed table and a JSON document.
+
+usage: report.py RAW.jsonl OUT.json [--meta KEY=VALUE ...] [--skipped NAME=REASON ...]
+"""
+
+import json
+import statistics
+import sys
+
+# One-way rows in table order: (impl key, label).
+ONEWAY_ROWS = [
+    ("quinn", "raw quinn 0.11 (ceiling)"),
+    ("c-abi", "C ABI: send_wait / recv"),
+    ("c-abi-batch", "C ABI: send_multiple / recv_multiple"),
+    ("go", "Go binding: SendWait / Receive"),
+    ("go-batch", "Go binding: SendBatch / ReceiveBatch"),
+    ("aioquic", "aioquic 1.7 (Python)"),
+    ("pywebtransport", "pywebtransport 0.21 (Python)"),
+]
+RTT_ROWS = [
+    ("quinn", "raw quinn 0.11"),
+    ("c-abi", "C ABI"),
+    ("go", "Go binding"),
+    ("aioquic", "aioquic 1.7"),
+    ("pywebtransport", "pywebtransport 0.21"),
+]
+SIZES = (64, 1200)
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def fmt(x, spec, none="-"):
+    return none if x is None else format(x, spec)
+
+
+def main() -> int:
+    raw_path, out_path = sys.argv[1], sys.argv[2]
+    meta, skipped = {}, {}
+    args = sys.argv[3:]
+    while args:
+        flag, kv = args[0], args[1]
+        k, _, v = kv.partition("=")
+        (meta if flag == "--meta" else skipped)[k] = v
+        args = args[2:]
+    results = []
+    with open(raw_path) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("{"):
+                results.append(json.loads(line))
+
+    def pick(case, impl, size=None, **kw):
+        return [
+            r
+            for r in results
+            if r.get("case") == case
+            and r.get("impl") == impl
+            and (size is None or r.get("size") == size)
+            and all(r.get(k) == v for k, v in kw.items())
+        ]
+
+    summary = {"oneway": {}, "rtt": {}, "fanout": None, "sessions": []}
+    for impl, _ in ONEWAY_ROWS:
+        for size in SIZES:
+            rs = pick("oneway", impl, size)
+            if not rs:
+                continue
+            summary["oneway"].setdefault(impl, {})[str(size)] = {
+                "runs": len(rs),
+                "rate": median([r["rate"] for r in rs]),
+                "mb_per_s": median([r["mb_per_s"] for r in rs]),
+                "loss_pct": median([r["loss_pct"] for r in rs]),
+                "loss_pct_max": max(r["loss_pct"] for r in rs),
+                "cpu_us_per_dgram": median([r["cpu_us_per_dgram"] for r in rs]),
+                "payload": rs[0].get("payload", size),
+            }
+    for impl, _ in RTT_ROWS:
+        for size in SIZES:
+            rs = pick("rtt", impl, size)
+            if not rs:
+                continue
+            summary["rtt"].setdefault(impl, {})[str(size)] = {
+                "runs": len(rs),
+                "p50_us": median([r["p50_us"] for r in rs]),
+                "p99_us": median([r["p99_us"] for r in rs]),
+                "answered": min(r["answered"] for r in rs),
+                "pings": rs[0]["pings"],
+            }
+    fo = pick("fanout", "c-abi")
+    if fo:
+        summary["fanout"] = {
+            "sessions": fo[0]["sessions"],
+            "runs": len(fo),
+            "call_p50_ms": median([r["call_p50_ms"] for r in fo]),
+            "call_p99_ms": median([r["call_p99_ms"] for r in fo]),
+            "deliver_p50_ms": median([r["deliver_p50_ms"] for r in fo]),
+            "deliver_p99_ms": median([r["deliver_p99_ms"] for r in fo]),
+            "loss_pct": median([r["loss_pct"] for r in fo]),
+        }
+    for r in pick("sessions", "c-abi"):
+        summary["sessions"].append({k: r[k] for k in r if k not in ("impl", "case")})
+
+    ow, rt = summary["oneway"], summary["rtt"]
+
+    def rate(impl, size):
+        return ow.get(impl, {}).get(str(size), {}).get("rate")
+
+    def ratio(a, b):
+        return a / b if a and b else None
+
+    # Targets (issue 7). The C ABI figure is its best backpressured mode at each size.
+    def best(size, impls):
+        cands = [(rate(i, size), i) for i in impls if rate(i, size)]
+        return max(cands) if cands else (None, None)
+
+    def best_c(size):
+        return best(size, ("c-abi", "c-abi-batch"))
+
+    targets = []
+
+    def target(name, value, ok, want):
+        targets.append({"target": name, "value": value, "want": want,
+                        "pass": None if value is None else bool(ok)})
+
+    for size in SIZES:
+        c, ci = best_c(size)
+        q = rate("quinn", size)
+        target(f"C ABI one-way {size} B / raw quinn ({ci})", ratio(c, q),
+               ratio(c, q) is not None and ratio(c, q) >= 0.90, ">= 0.90")
+        loss = ow.get(ci, {}).get(str(size), {}).get("loss_pct") if ci else None
+        qloss = ow.get("quinn", {}).get(str(size), {}).get("loss_pct")
+        target(f"C ABI one-way {size} B loss % ({ci}, median; raw quinn: "
+               f"{fmt(qloss, '.3f', 'n/a')})", loss,
+               loss is not None and loss <= 0.01, "<= 0.01")
+        cp = rt.get("c-abi", {}).get(str(size), {}).get("p50_us")
+        qp = rt.get("quinn", {}).get(str(size), {}).get("p50_us")
+        target(f"C ABI echo RTT p50 {size} B / raw quinn", ratio(cp, qp),
+               ratio(cp, qp) is not None and ratio(cp, qp) <= 1.15, "<= 1.15")
+        g, gi = best(size, ("go", "go-batch"))
+        target(f"Go one-way {size} B / C ABI ({gi} / {ci})", ratio(g, c),
+               ratio(g, c) is not None and ratio(g, c) >= 0.70, ">= 0.70")
+        a = rate("aioquic", size)
+        target(f"C ABI one-way {size} B / aioquic", ratio(c, a),
+               ratio(c, a) is not None and ratio(c, a) >= 20, ">= 20")
+        p = rate("pywebtransport", size)
+        target(f"C ABI one-way {size} B / pywebtransport", ratio(c, p),
+               ratio(c, p) is not None and ratio(c, p) >= 100, ">= 100")
+    if summary["fanout"]:
+        v = summary["fanout"]["call_p50_ms"]
+        target(f"broadcast to {summary['fanout']['sessions']} sessions, ms (call, p50)",
+               v, v <= 5, "<= 5")
+    for s in summary["sessions"]:
+        v = s["kib_per_session"]
+        target(f"KiB per idle session, {s['sessions']} sessions, {s['per_connection']} per connection",
+               v, v <= 64, "<= 64")
+
+    doc = {"meta": meta, "skipped": skipped, "summary": summary, "targets": targets,
+           "results": results}
+    with open(out_path, "w") as f:
+        json.dump(doc, f, indent=1)
+
+    # ---- the table
+    p = print
+    p(f"\nbenchmarks ({meta.get('runs', '?')} runs each, medians; loopback, "
+      f"{meta.get('cpus', '?')} CPUs, load {meta.get('load', '?')}; commit {meta.get('commit', '?')})")
+    if ow:
+        p("\none-way, backpressured sender, client and server in one process:")
+        hdr = f"{'':40}" + "".join(
+            f" | {str(s) + ' B':>9} {'MB/s':>7} {'loss %':>7} {'CPU us':>7} {'x quinn':>7}"
+            for s in SIZES)
+        p(hdr)
+        p("-" * len(hdr))
+        for impl, label in ONEWAY_ROWS:
+            if impl not in ow:
+                if impl in skipped:
+                    p(f"{label:40} | skipped: {skipped[impl]}")
+                continue
+            line = f"{label:40}"
+            for size in SIZES:
+                d = ow[impl].get(str(size))
+                if not d:
+                    line += f" | {'-':>9} {'-':>7} {'-':>7} {'-':>7} {'-':>7}"
+                    continue
+                line += (f" | {d['rate']:>9.0f} {d['mb_per_s']:>7.1f} {d['loss_pct']:>7.3f}"
+                         f" {d['cpu_us_per_dgram']:>7.2f}"
+                         f" {fmt(ratio(d['rate'], rate('quinn', size)), '>7.3f'):>7}")
+            p(line)
+        p("  (rate: delivered datagrams/s; loss: of those sent, median; CPU us: user+system CPU"
+          " of the whole process, both ends, per delivered datagram)")
+        for impl, label in ONEWAY_ROWS:
+            for size in SIZES:
+                d = ow.get(impl, {}).get(str(size))
+                if d and d["payload"] != size:
+                    p(f"  ({label}, {size} B column: {d['payload']} B datagrams, its largest)")
+    if rt:
+        p(f"\necho round trip, {meta.get('pings', '10000')} sequential pings:")
+        hdr = f"{'':40}" + "".join(f" | {str(s) + ' B p50':>10} {'p99':>9} {'x quinn':>7}"
+                                   for s in SIZES)
+        p(hdr)
+        p("-" * len(hdr))
+        for impl, label in RTT_ROWS:
+            if impl not in rt:
+                why = skipped.get(impl + "-rtt") or skipped.get(impl)
+                if why:
+                    p(f"{label:40} | skipped: {why}")
+                continue
+            line = f"{label:40}"
+            for size in SIZES:
+                d = rt[impl].get(str(size))
+                if not d:
+                    line += f" | {'-':>10} {'-':>9} {'-':>7}"
+                    continue
+                q = rt.get("quinn", {}).get(str(size), {}).get("p50_us")
+                line += (f" | {d['p50_us']:>10.1f} {d['p99_us']:>9.1f}"
+                         f" {fmt(ratio(d['p50_us'], q), '>7.3f'):>7}")
+            p(line + "   (us)")
+    if summary["fanout"]:
+        f = summary["fanout"]
+        p(f"\nfan-out (C ABI): one 64 B broadcast to {f['sessions']} sessions on {f['sessions']} connections:"
+          f" call p50 {f['call_p50_ms']:.2f} ms, p99 {f['call_p99_ms']:.2f} ms;"
+          f" all delivered p50 {f['deliver_p50_ms']:.2f} ms, p99 {f['deliver_p99_ms']:.2f} ms;"
+          f" loss {f['loss_pct']:.3f} %")
+    for s in summary["sessions"]:
+        p(f"idle sessions (C ABI server): {s['sessions']} sessions on {s['connections']} connections:"
+          f" server RSS {s['server_rss_before_kib']} -> {s['server_rss_after_kib']} KiB,"
+          f" {s['kib_per_session']:.1f} KiB per session (opened in {s['open_secs']:.1f} s)")
+    for k, v in skipped.items():
+        if k not in dict(ONEWAY_ROWS) and not k.endswith("-rtt"):
+            p(f"skipped {k}: {v}")
+    p("\ntargets:")
+    for t in targets:
+        mark = {True: "PASS", False: "MISS", None: "n/a "}[t["pass"]]
+        p(f"  {mark}  {t['target']}: {fmt(t['value'], '.3f', 'n/a')} (want {t['want']})")
+    p(f"\nJSON: {out_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

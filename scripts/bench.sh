@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# The benchmark command (README "Benchmarks"): builds everything in release mode, then,
+# in this one invocation on loopback, measures raw quinn (the ceiling), the C ABI, the
+# Go binding, aioquic and (when its chroot exists) pywebtransport, prints a table with
+# ratios to raw quinn and the issue-7 targets, and writes the results as JSON to
+# target/bench/results-<timestamp>.json and target/bench/latest.json.
+#
+#   bash scripts/bench.sh              # all cases, 3 runs each (medians): a few minutes
+#   WTD_BENCH_RUNS=5 WTD_BENCH_SECS=3 bash scripts/bench.sh
+#   WTD_BENCH_ONLY="oneway rtt" bash scripts/bench.sh   # a subset: oneway rtt fanout sessions
+#
+# Every program runs client and server in one process (the sessions case forks its
+# server) with the library's default settings; each run is bounded by `timeout`.
+# Numbers are only comparable within one invocation (the machine may be shared).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+runs=${WTD_BENCH_RUNS:-3}
+secs=${WTD_BENCH_SECS:-2}
+pings=${WTD_BENCH_PINGS:-10000}
+only=${WTD_BENCH_ONLY:-oneway rtt fanout sessions}
+out=$root/target/bench
+mkdir -p "$out"
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+raw=$out/raw-$stamp.jsonl
+: >"$raw"
+declare -a skipped=()
+
+log() { echo "bench: $*" >&2; }
+want() { [[ " $only " == *" $1 "* ]]; }
+
+# ---- build (release)
+log "building (release)"
+cargo build --release -j2 --lib --quiet
+CARGO_TARGET_DIR=$out/cargo cargo build --release -j2 --locked --quiet \
+    --manifest-path bench/rust/Cargo.toml
+quinn_bin=$out/cargo/release/bench-quinn
+cc -O2 -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude bench/c/wtd_bench.c \
+    -o "$out/wtd_bench" -L"$root/target/release" -lwtdatagram -lpthread \
+    -Wl,-rpath,"$root/target/release"
+c_bin=$out/wtd_bench
+go_bin=
+if command -v go >/dev/null 2>&1; then
+    # The binding's #cgo flags point at target/debug; ours come first, so the release
+    # library is the one linked (and LD_LIBRARY_PATH makes it the one loaded).
+    if (cd bench/go && CGO_LDFLAGS="-L$root/target/release -Wl,-rpath,$root/target/release" \
+        go build -o "$out/wtdbench-go" .); then
+        go_bin=$out/wtdbench-go
+    else
+        skipped+=(--skipped "go=go build failed")
+    fi
+else
+    skipped+=(--skipped "go=go not installed")
+fi
+py=
+if bash scripts/setup-python-peers.sh >/dev/null 2>&1; then
+    py=$root/.venv-interop/bin/python
+else
+    skipped+=(--skipped "aioquic=scripts/setup-python-peers.sh failed")
+fi
+pwt=
+if [ -f .peers/trixie/.wtd-pywebtransport-ready ] && [ -f scripts/run-in-trixie.sh ] \
+    && [ -f tests/interop/pywebtransport_peer.py ]; then
+    pwt=1
+    skipped+=(--skipped "pywebtransport-rtt=no ping command in tests/interop/pywebtransport_peer.py")
+else
+    skipped+=(--skipped "pywebtransport=no Debian trixie root with pywebtransport 0.21 (.peers/trixie: run scripts/setup-pywebtransport.sh as root)")
+fi
+export LD_LIBRARY_PATH=$root/target/release${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+
+# run LIMIT_SECS CMD...: one measurement; its JSON lines go to $raw.
+run() {
+    local limit=$1
+    shift
+    local res
+    if res=$(timeout "$limit" "$@" 2>"$out/last-stderr.txt"); then
+        printf '%s\n' "$res" | grep '^{' | tee -a "$raw" >&2 || true
+    else
+        log "FAILED ($?): $* -- $(tail -n 3 "$out/last-stderr.txt" | tr '\n' ' ')"
+    fi
+}
+
+# ---- one-way and echo RTT: the implementations interleaved within each run, so a
+# busy moment of the machine hits them alike.
+for ((r = 1; r <= runs; r++)); do
+    if want oneway; then
+        for size in 64 1200; do
+            log "run $r/$runs: one-way $size B"
+            run 60 "$quinn_bin" --case oneway --size "$size" --secs "$secs"
+            run 60 "$c_bin" oneway "$size" "$secs" single
+            run 60 "$c_bin" oneway "$size" "$secs" batch
+            if [ -n "$go_bin" ]; then run 60 "$go_bin" oneway "$size" "$secs" single; fi
+            if [ -n "$go_bin" ]; then run 60 "$go_bin" oneway "$size" "$secs" batch; fi
+            if [ -n "$py" ]; then run 60 "$py" bench/py/aioquic_bench.py oneway "$size" "$secs"; fi
+            if [ -n "$pwt" ]; then run 120 python3 bench/py/pywebtransport_bench.py oneway "$size" "$secs"; fi
+        done
+    fi
+    if want rtt; then
+        for size in 64 1200; do
+            log "run $r/$runs: echo RTT $size B, $pings pings"
+            run 120 "$quinn_bin" --case rtt --size "$size" --count "$pings"
+            run 120 "$c_bin" rtt "$size" "$pings"
+            if [ -n "$go_bin" ]; then run 120 "$go_bin" rtt "$size" "$pings"; fi
+            if [ -n "$py" ]; then run 120 "$py" bench/py/aioquic_bench.py rtt "$size" "$pings"; fi
+        done
+    fi
+    if want fanout; then
+        log "run $r/$runs: broadcast to 1000 sessions"
+        run 120 "$c_bin" fanout 1000 50
+    fi
+done
+if want sessions; then
+    log "10000 idle sessions, one per connection"
+    run 240 "$c_bin" sessions 10000 1
+    log "10000 idle sessions, 250 per connection"
+    run 240 "$c_bin" sessions 10000 250
+fi
+
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+[ -n "$(git status --porcelain 2>/dev/null | head -n 1)" ] && commit="$commit+dirty"
+python3 bench/report.py "$raw" "$out/results-$stamp.json" \
+    --meta "timestamp=$stamp" --meta "commit=$commit" --meta "runs=$runs" \
+    --meta "secs=$secs" --meta "pings=$pings" --meta "cpus=$(nproc)" \
+    --meta "load=$(cut -d' ' -f1-3 /proc/loadavg)" --meta "kernel=$(uname -r)" \
+    "${skipped[@]}"
+cp "$out/results-$stamp.json" "$out/latest.json"
