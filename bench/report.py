@@ -22,7 +22,8 @@ ONEWAY_ROWS = [
 RTT_ROWS = [
     ("quinn", "raw quinn 0.11"),
     ("c-abi", "C ABI"),
-    ("go", "Go binding"),
+    ("go", "Go binding (events)"),
+    ("go-direct", "Go binding (DirectReceive)"),
     ("aioquic", "aioquic 1.7"),
     ("pywebtransport", "pywebtransport 0.21"),
 ]

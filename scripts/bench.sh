@@ -63,7 +63,6 @@ pwt=
 if [ -f .peers/trixie/.wtd-pywebtransport-ready ] && [ -f scripts/run-in-trixie.sh ] \
     && [ -f tests/interop/pywebtransport_peer.py ]; then
     pwt=1
-    skipped+=(--skipped "pywebtransport-rtt=no ping command in tests/interop/pywebtransport_peer.py")
 else
     skipped+=(--skipped "pywebtransport=no Debian trixie root with pywebtransport 0.21 (.peers/trixie: run scripts/setup-pywebtransport.sh as root)")
 fi
@@ -101,8 +100,10 @@ for ((r = 1; r <= runs; r++)); do
             log "run $r/$runs: echo RTT $size B, $pings pings"
             run 120 "$quinn_bin" --case rtt --size "$size" --count "$pings"
             run 120 "$c_bin" rtt "$size" "$pings"
-            if [ -n "$go_bin" ]; then run 120 "$go_bin" rtt "$size" "$pings"; fi
+            if [ -n "$go_bin" ]; then run 120 "$go_bin" rtt "$size" "$pings" events; fi
+            if [ -n "$go_bin" ]; then run 120 "$go_bin" rtt "$size" "$pings" direct; fi
             if [ -n "$py" ]; then run 120 "$py" bench/py/aioquic_bench.py rtt "$size" "$pings"; fi
+            if [ -n "$pwt" ]; then run 240 python3 bench/py/pywebtransport_bench.py rtt "$size" "$pings"; fi
         done
     fi
     if want fanout; then

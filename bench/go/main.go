@@ -263,7 +263,13 @@ func main() {
 		p.close()
 	case "rtt":
 		count, _ := strconv.Atoi(os.Args[3])
-		p := open(size, false)
+		// "events": Session.Receive from the binding's event goroutine (the default);
+		// "direct": DirectReceive, Receive blocks in wtd_session_recv in this goroutine.
+		mode := "events"
+		if len(os.Args) > 4 {
+			mode = os.Args[4]
+		}
+		p := open(size, mode == "direct")
 		rtt(p, size, 200)
 		s := rtt(p, size, count)
 		sort.Float64s(s)
@@ -273,7 +279,11 @@ func main() {
 			}
 			return s[int(float64(len(s)-1)*q+0.5)] * 1e6
 		}
-		emit(map[string]any{"impl": "go", "case": "rtt", "size": size, "pings": count,
+		impl := "go"
+		if mode == "direct" {
+			impl = "go-direct"
+		}
+		emit(map[string]any{"impl": impl, "case": "rtt", "size": size, "pings": count,
 			"answered": len(s), "p50_us": pct(0.5), "p99_us": pct(0.99)})
 		p.close()
 	default:

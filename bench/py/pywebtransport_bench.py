@@ -5,6 +5,7 @@ to a pywebtransport server, both the interop peer tests/interop/pywebtransport_p
 scripts/run-in-trixie.sh, on loopback.
 
   pywebtransport_bench.py oneway SIZE SECS
+  pywebtransport_bench.py rtt SIZE COUNT     COUNT sequential pings echoed by the server
 
 The client awaits each send before the next (`blast ... 1`: backpressured; 16 sends in
 flight go faster but most of them are lost in the receiver). The count is sized from a
@@ -80,8 +81,8 @@ def blast(srv, cli, count: int, size: int):
 
 def main() -> int:
     case, size, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-    if case != "oneway":
-        print("pywebtransport_bench: only `oneway` (the peer has no ping command)", file=sys.stderr)
+    if case not in ("oneway", "rtt"):
+        print("pywebtransport_bench: case is oneway or rtt", file=sys.stderr)
         return 2
     srv = start(["server"])
     cli = None
@@ -93,6 +94,30 @@ def main() -> int:
         send(cli, "info 0")
         max_payload = int(fields(readline(cli, "OK info"))["max"])
         payload = min(size, max_payload)
+        if case == "rtt":
+            count = min(int(secs), 1_000_000)
+            send(srv, "echo 0")
+            readline(srv, "OK echo")
+            send(cli, f"ping 0 200 {payload}")  # warm-up
+            readline(cli, "OK ping")
+            send(cli, f"ping 0 {count} {payload}")
+            r = fields(readline(cli, "OK ping", timeout=WAIT + count * 0.01))
+            print(
+                json.dumps(
+                    {
+                        "impl": "pywebtransport",
+                        "case": "rtt",
+                        "size": size,
+                        "payload": payload,
+                        "pings": count,
+                        "answered": int(r["answered"]),
+                        "p50_us": float(r["p50_us"]),
+                        "p99_us": float(r["p99_us"]),
+                    }
+                ),
+                flush=True,
+            )
+            return 0
         sent, got, _, wall, _ = blast(srv, cli, 2000, payload)  # warm-up, sizes the run
         count = int(min(max(got / max(wall, 1e-3) * secs, 1000), 500_000))
         sent, got, sink_secs, wall, cpu = blast(srv, cli, count, payload)

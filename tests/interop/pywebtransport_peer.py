@@ -421,6 +421,35 @@ class Peer:
             log(f"echo {idx}: {type(e).__name__}: {e}")
         log(f"echo {idx}: {n} datagrams echoed")
 
+    async def cmd_ping(self, args) -> None:
+        """`ping <s> <count> <size>`: count sequential pings (send one datagram, wait up to
+        1 s for its echo), for the benchmarks' round-trip case. Answers
+        `OK ping <s> answered=N p50_us=X p99_us=Y`."""
+        idx, s = self.session(args[0])
+        count, size = int(args[1]), int(args[2])
+        if size < 4 or count < 1:
+            raise ValueError("needs count >= 1, size >= 4")
+        body = bytes(size - 4)
+        rtts = []
+        for i in range(count):
+            t0 = time.perf_counter()
+            await s.send_datagram(data=struct.pack(">I", i) + body)
+            deadline = t0 + 1.0
+            while True:
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    break
+                try:
+                    d = await asyncio.wait_for(s.read_datagram(), left)
+                except asyncio.TimeoutError:
+                    break
+                if len(d) >= 4 and struct.unpack(">I", d[:4])[0] == i:
+                    rtts.append(time.perf_counter() - t0)
+                    break
+        rtts.sort()
+        pct = lambda q: rtts[int((len(rtts) - 1) * q + 0.5)] * 1e6 if rtts else 0.0  # noqa: E731
+        out(f"OK ping {idx} answered={len(rtts)} p50_us={pct(0.5):.1f} p99_us={pct(0.99):.1f}")
+
     async def cmd_stop(self, args) -> None:
         idx, _ = self.session(args[0])
         task = self.tasks.get(idx)
