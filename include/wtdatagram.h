@@ -537,6 +537,10 @@ enum wtd_result wtd_client_connect(const struct wtd_client *client,
 // Open a session on the connection. `target` is a path ("/chat") or a full URL;
 // `headers` (may be NULL when `count` is 0) are sent besides the configured ones.
 // WTD_ERR_REJECTED if the server refused (the status is in wtd_last_error).
+// WTD_ERR_INVALID_STATE, at once and with nothing sent, if the server speaks draft-15
+// without declaring flow control (draft-ietf-webtrans-http3-15 §5.1: one session at a
+// time per connection) and another session on this connection is open or being
+// opened; a session that is closing is waited for instead.
 enum wtd_result wtd_connection_open_session(const struct wtd_connection *connection,
                                             const char *target,
                                             const struct wtd_header *headers_,
@@ -936,7 +940,8 @@ enum wtd_result wtd_runtime_new(struct wtd_runtime_config *config,
                                 struct wtd_runtime **out_runtime);
 
 // Stop the runtime: sessions closed just before get up to 2 s to deliver their close
-// capsules, undelivered events are dropped (session requests in them are
+// capsules (and servers freed or closed just before, to close their connections after
+// them), undelivered events are dropped (session requests in them are
 // refused with 503), the dispatcher thread is joined, the callback's userdata_free
 // runs, and the worker threads stop. Handles still alive afterwards answer
 // WTD_ERR_CLOSED and must still be freed. NULL is a no-op (WTD_OK). Called from inside
@@ -977,12 +982,22 @@ enum wtd_result wtd_server_cert_hash(const struct wtd_server *server,
 // Attach an application pointer, returned in this server's SESSION_REQUEST events.
 enum wtd_result wtd_server_set_userdata(const struct wtd_server *server, void *userdata);
 
-// Stop accepting and close every connection of the server (sessions see
-// WTD_CLOSE_CONNECTION_LOST). The handle stays valid until wtd_server_free.
+// Stop accepting and close every connection of the server, in the background: returns
+// at once and never blocks, so it may be called from inside a callback. Sessions closed
+// before (wtd_session_close, or wtd_session_free of an open session) or while the server
+// closes keep their connection until their close capsule reached the peer and the peer
+// answered it (at most 1.5 s), so the peer sees their code and reason; then every
+// connection closes (sessions still open see WTD_CLOSE_CONNECTION_LOST, the peer too:
+// code 0x100, "server closed"), all within 2 s. New connections are refused at once.
+// wtd_runtime_free waits (within its own 2 s) for a close still under way; sessions
+// closed after the connections closed are not delivered. A second call does nothing.
+// The handle stays valid until wtd_server_free.
 enum wtd_result wtd_server_close(const struct wtd_server *server);
 
-// Close the server and release the handle; queued requests for it are refused.
-// NULL is a no-op.
+// Close the server as wtd_server_close does (without blocking: safe inside a callback;
+// close capsules of sessions closed before are still delivered, within 2 s, in the
+// background) and release the handle; queued requests for it are refused. Its sessions
+// remain valid handles, freed separately. NULL is a no-op.
 void wtd_server_free(struct wtd_server *server);
 
 // The requested path with query, e.g. "/chat?room=1". Strings returned by the

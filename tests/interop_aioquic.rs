@@ -1,6 +1,8 @@
 //! Interop with aioquic 1.7 (Python) as an independent WebTransport peer, in both roles
 //! and both dialects (draft-02 as aioquic ships it, draft-15 with WT_ENABLED and
-//! `:protocol webtransport-h3`). The peer is `tests/interop/aioquic_peer.py`, run from the
+//! `:protocol webtransport-h3`; in draft-15 the peer also declares datagram-only flow
+//! control, as several sessions on one connection require, draft-ietf-webtrans-http3-15
+//! §5.1). The peer is `tests/interop/aioquic_peer.py`, run from the
 //! venv that `scripts/setup-python-peers.sh` makes; without it these tests fail loudly.
 //! `WTD_INTEROP_VERBOSE=1 cargo test --test interop_aioquic -- --nocapture` shows what the
 //! peer logged (SETTINGS and requests it saw).

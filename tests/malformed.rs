@@ -1263,3 +1263,469 @@ async fn client_close_holds_the_connection_until_the_peer_finishes_its_side() {
 async fn client_close_of_a_peer_that_never_answers_still_closes_the_connection() {
     client_close_waits_for_the_peer_to_answer(false).await;
 }
+
+// ---------------------------------------------------------------------------------------
+// draft-15 session pooling and flow control (draft-ietf-webtrans-http3-15 §5.1, §5.3)
+// ---------------------------------------------------------------------------------------
+
+/// A draft-15 client's SETTINGS (WT_ENABLED), declaring flow control (`fc`: some
+/// WT_INITIAL_MAX_* other than 0, like pywebtransport) or not (webtransport-go 0.13 with
+/// its default config).
+fn wt15_settings(fc: bool) -> Vec<u8> {
+    let mut pairs = vec![
+        (settings::QPACK_MAX_TABLE_CAPACITY, 0),
+        (settings::ENABLE_CONNECT_PROTOCOL, 1),
+        (settings::H3_DATAGRAM, 1),
+        (settings::WT_ENABLED, 1),
+    ];
+    if fc {
+        pairs.extend([
+            (settings::WT_INITIAL_MAX_DATA, 4096),
+            (settings::WT_INITIAL_MAX_STREAMS_UNI, 4),
+            (settings::WT_INITIAL_MAX_STREAMS_BIDI, 4),
+        ]);
+    }
+    settings_frame(&pairs)
+}
+
+/// A draft-15 extended CONNECT (`:protocol webtransport-h3`, no draft-02 header).
+fn connect_request_h3(authority: &str, path: &str) -> Vec<u8> {
+    headers_frame(&[
+        (":method", "CONNECT"),
+        (":protocol", "webtransport-h3"),
+        (":scheme", "https"),
+        (":authority", authority),
+        (":path", path),
+    ])
+}
+
+impl RawClient {
+    /// Like [`RawClient::session`], with a draft-15 CONNECT.
+    async fn session_h3(&self, server: &Server, path: &str) -> (Session, SendStream, RecvStream) {
+        let (send, mut recv) = self.bidi(&connect_request_h3(&self.authority, path)).await;
+        let (ss, fields) = tokio::join!(
+            async {
+                within(server.accept())
+                    .await
+                    .expect("session request")
+                    .accept()
+                    .await
+                    .expect("accept")
+            },
+            async { read_headers(&mut recv).await.expect("response HEADERS") }
+        );
+        assert_eq!(status(&fields), 200, "{fields:?}");
+        assert_eq!(ss.request().path, path);
+        assert_eq!(ss.request().dialect, settings::Dialect::Draft15);
+        (ss, send, recv)
+    }
+}
+
+/// The code the peer stopped (STOP_SENDING) our send stream with.
+async fn expect_stopped(send: &mut SendStream) -> u64 {
+    match within(send.stopped()).await {
+        Ok(Some(code)) => code.into_inner(),
+        other => panic!("expected STOP_SENDING, got {other:?}"),
+    }
+}
+
+/// One datagram each way on an established session (raw client `raw`, ours `ss`).
+async fn datagrams_flow(raw: &RawClient, ss: &Session, tag: &[u8]) {
+    let prefix = Prefix::for_stream(ss.id());
+    raw.datagram(&prefix.frame(tag));
+    let d = within(ss.recv_datagram()).await.expect("datagram");
+    assert_eq!(&d[..], tag);
+    ss.send_datagram(tag).await.expect("send");
+    let back = within(raw.conn.read_datagram())
+        .await
+        .expect("read datagram");
+    assert_eq!(&back[..], &prefix.frame(tag)[..]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_draft15_session_without_flow_control_is_request_rejected() {
+    // §5.1: a server that receives more than one session on a connection without flow
+    // control MUST reset the excess CONNECT stream with H3_REQUEST_REJECTED.
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control(&wt15_settings(false)).await;
+    let (ss1, mut send1, mut recv1) = raw.session_h3(&server, "/first").await;
+
+    let request = connect_request_h3(&raw.authority, "/second");
+    let (mut send2, mut recv2) = raw.bidi(&request).await;
+    assert_code(expect_reset(&mut recv2).await, H3_REQUEST_REJECTED);
+    assert_code(expect_stopped(&mut send2).await, H3_REQUEST_REJECTED);
+    // Only that request stream: the connection and the first session carry on.
+    raw.assert_open();
+    datagrams_flow(&raw, &ss1, b"first still up").await;
+
+    // Once the first session is over (we end it; our server's answer, its FIN, shows it
+    // took note), the connection takes a new one. The application never saw "/second":
+    // the next request it gets is "/third".
+    send1.finish().expect("FIN");
+    expect_fin(&mut recv1).await;
+    assert_eq!(
+        within(ss1.closed()).await,
+        CloseReason::Remote {
+            code: 0,
+            reason: String::new()
+        }
+    );
+    let (ss3, _send3, _recv3) = raw.session_h3(&server, "/third").await;
+    datagrams_flow(&raw, &ss3, b"third").await;
+    raw.assert_open();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_draft15_requests_without_flow_control_admit_one() {
+    // Two CONNECTs before the application answered either: one is queued for it, the
+    // other reset at once (a pending request counts as a session).
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control(&wt15_settings(false)).await;
+    let (_sa, mut ra) = raw.bidi(&connect_request_h3(&raw.authority, "/a")).await;
+    let (_sb, mut rb) = raw.bidi(&connect_request_h3(&raw.authority, "/b")).await;
+    let req = within(server.accept()).await.expect("one request");
+    let admitted = req.path().to_string();
+    let ss = req.accept().await.expect("accept");
+    let (admitted_recv, refused_recv) = if admitted == "/a" {
+        (&mut ra, &mut rb)
+    } else {
+        (&mut rb, &mut ra)
+    };
+    assert_code(expect_reset(refused_recv).await, H3_REQUEST_REJECTED);
+    let fields = read_headers(admitted_recv).await.expect("response HEADERS");
+    assert_eq!(status(&fields), 200, "{fields:?}");
+    datagrams_flow(&raw, &ss, b"the admitted one").await;
+    raw.assert_open();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draft15_sessions_share_a_connection_with_flow_control() {
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control(&wt15_settings(true)).await;
+    let (s1, _a, _b) = raw.session_h3(&server, "/one").await;
+    let (s2, _c, _d) = raw.session_h3(&server, "/two").await;
+    let (s3, _e, _f) = raw.session_h3(&server, "/three").await;
+    for (s, tag) in [(&s1, b"1"), (&s2, b"2"), (&s3, b"3")] {
+        datagrams_flow(&raw, s, tag).await;
+    }
+    raw.assert_open();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draft02_sessions_share_a_connection_without_flow_control() {
+    // The draft-15 rule is for draft-15 sessions: draft-02 clients (Chromium, aioquic,
+    // webtransport-go <= 0.10) announce no flow control and keep sharing a connection
+    // up to our WT_MAX_SESSIONS.
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    let (s1, _a, _b) = raw.session(&server, "/one").await;
+    let (s2, _c, _d) = raw.session(&server, "/two").await;
+    datagrams_flow(&raw, &s1, b"1").await;
+    datagrams_flow(&raw, &s2, b"2").await;
+    raw.assert_open();
+}
+
+/// A raw draft-15 client with flow control opens a WebTransport stream (`bidi` or
+/// unidirectional) in its session although we announced a limit of 0: §5.3, the session
+/// is closed with WT_FLOW_CONTROL_ERROR (its CONNECT stream reset and stopped with it),
+/// the stream refused with WT_SESSION_GONE (§6); the connection and a neighbour session
+/// are unaffected. A stream for no established session is refused as before, with
+/// WT_BUFFERED_STREAM_REJECTED, harming nobody.
+async fn stream_beyond_our_limit(bidi: bool) {
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control(&wt15_settings(true)).await;
+    let (ss, mut send, mut recv) = raw.session_h3(&server, "/victim").await;
+    let (other, _o1, _o2) = raw.session_h3(&server, "/neighbour").await;
+
+    let open = |session_id: u64| {
+        let mut bytes = if bidi {
+            vi(frame::WEBTRANSPORT_STREAM)
+        } else {
+            vi(stream_type::WEBTRANSPORT)
+        };
+        bytes.extend(vi(session_id));
+        bytes.extend_from_slice(b"stream data");
+        bytes
+    };
+    // No session 400: not over any limit of ours, just unknown.
+    let refused = if bidi {
+        let (mut s, mut r) = raw.bidi(&open(400)).await;
+        assert_code(expect_reset(&mut r).await, WT_BUFFERED_STREAM_REJECTED);
+        expect_stopped(&mut s).await
+    } else {
+        expect_stopped(raw.uni(&open(400)).await).await
+    };
+    assert_code(refused, WT_BUFFERED_STREAM_REJECTED);
+    assert!(ss.close_reason().is_none());
+
+    let refused = if bidi {
+        let (mut s, mut r) = raw.bidi(&open(ss.id())).await;
+        assert_code(expect_reset(&mut r).await, WT_SESSION_GONE);
+        expect_stopped(&mut s).await
+    } else {
+        expect_stopped(raw.uni(&open(ss.id())).await).await
+    };
+    assert_code(refused, WT_SESSION_GONE);
+    match within(ss.closed()).await {
+        CloseReason::Protocol { code, reason } => {
+            assert_code(code, WT_FLOW_CONTROL_ERROR);
+            eprintln!("session closed: {reason}");
+        }
+        other => panic!("session closed with {other:?}, want WT_FLOW_CONTROL_ERROR"),
+    }
+    assert_code(expect_reset(&mut recv).await, WT_FLOW_CONTROL_ERROR);
+    assert_code(expect_stopped(&mut send).await, WT_FLOW_CONTROL_ERROR);
+    raw.assert_open();
+    assert!(other.close_reason().is_none());
+    datagrams_flow(&raw, &other, b"neighbour").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uni_stream_beyond_our_limit_is_flow_control_error() {
+    stream_beyond_our_limit(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bidi_stream_beyond_our_limit_is_flow_control_error() {
+    stream_beyond_our_limit(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_without_flow_control_is_only_refused() {
+    // Without flow control there is no stream limit to break: a WebTransport stream of
+    // an established session is refused (we take none), the session stays.
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control(&wt15_settings(false)).await;
+    let (ss, _send, _recv) = raw.session_h3(&server, "/kept").await;
+    let mut bytes = vi(stream_type::WEBTRANSPORT);
+    bytes.extend(vi(ss.id()));
+    bytes.extend_from_slice(b"data");
+    assert_code(
+        expect_stopped(raw.uni(&bytes).await).await,
+        WT_BUFFERED_STREAM_REJECTED,
+    );
+    let mut bytes = vi(frame::WEBTRANSPORT_STREAM);
+    bytes.extend(vi(ss.id()));
+    let (mut s, mut r) = raw.bidi(&bytes).await;
+    assert_code(expect_reset(&mut r).await, WT_BUFFERED_STREAM_REJECTED);
+    assert_code(expect_stopped(&mut s).await, WT_BUFFERED_STREAM_REJECTED);
+    datagrams_flow(&raw, &ss, b"still here").await;
+    assert!(ss.close_reason().is_none());
+    raw.assert_open();
+}
+
+// Client role ------------------------------------------------------------------------
+
+/// What a draft-15 server without flow control announces (webtransport-go 0.13 with its
+/// default config: WT_ENABLED, no WT_INITIAL_MAX_*).
+fn wt15_server_settings(fc: bool) -> Vec<u8> {
+    let mut pairs = vec![
+        (settings::ENABLE_CONNECT_PROTOCOL, 1),
+        (settings::H3_DATAGRAM, 1),
+        (settings::WT_ENABLED, 1),
+    ];
+    if fc {
+        pairs.push((settings::WT_INITIAL_MAX_DATA, 4096));
+    }
+    settings_frame(&pairs)
+}
+
+/// Accept the next CONNECT on a raw server connection and answer 200; its streams and
+/// `:path`.
+async fn answer_connect(conn: &quinn::Connection) -> (SendStream, RecvStream, String) {
+    let (mut send, mut recv) = conn.accept_bi().await.expect("CONNECT stream");
+    let req = read_headers(&mut recv).await.expect("request HEADERS");
+    let path = req
+        .iter()
+        .find(|(n, _)| n == ":path")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    send.write_all(&headers_frame(&[(":status", "200")]))
+        .await
+        .expect("write response");
+    (send, recv, path)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_opens_one_draft15_session_at_a_time_without_flow_control() {
+    // §5.1: without flow control a client MUST NOT attempt more than one simultaneous
+    // session. Ours fails a second one at once (InvalidState) without opening a stream,
+    // and a new one after a close waits until the server has ended the old one.
+    let endpoint = raw_server_endpoint();
+    let addr = endpoint.local_addr().unwrap();
+    let task = spawn_raw_server(endpoint, wt15_server_settings(false), |conn| async move {
+        let (mut s0, mut r0, p0) = answer_connect(&conn).await;
+        // The first session's close: capsule, then FIN.
+        let rest = within(r0.read_to_end(1 << 16))
+            .await
+            .expect("CONNECT 0 to FIN");
+        // While we have not ended our side, no new CONNECT may come.
+        let early = tokio::select! {
+            biased;
+            s = conn.accept_bi() => Some(s.expect("stream").0.id()),
+            _ = tokio::time::sleep(Duration::from_millis(300)) => None,
+        };
+        assert_eq!(
+            early, None,
+            "a new CONNECT came before the old session ended"
+        );
+        s0.finish().expect("FIN");
+        let (s1, r1, p1) = answer_connect(&conn).await;
+        let id1 = VarInt::from(s1.id()).into_inner();
+        (vec![p0, p1], id1, rest, (s0, s1, r1))
+    });
+    let client = our_client();
+    let conn = within(client.connect(&raw_url(addr, "/")))
+        .await
+        .expect("connect");
+    assert_eq!(conn.peer_dialect(), Some(settings::Dialect::Draft15));
+    let first = within(conn.open_session("/first", &[]))
+        .await
+        .expect("first session");
+    match within(conn.open_session("/second", &[])).await {
+        Err(wtdatagram::Error::InvalidState(msg)) => {
+            assert!(msg.contains("flow control"), "{msg}");
+        }
+        other => panic!("second session: {other:?}, want InvalidState"),
+    }
+    assert!(
+        first.close_reason().is_none(),
+        "the first session is unharmed"
+    );
+    assert_eq!(conn.session_count(), 1);
+    first.close(7, "make room");
+    let third = within(conn.open_session("/third", &[]))
+        .await
+        .expect("a session after the first one ended");
+    // Client bidirectional stream ids go 0, 4, 8: "/second" opened none.
+    assert_eq!(third.id(), 4);
+    let ((paths, id1, rest, _streams), _) = {
+        drop(third);
+        drop(first);
+        drop(conn);
+        within(task).await.expect("raw server task")
+    };
+    assert_eq!(paths, ["/first", "/third"]);
+    assert_eq!(id1, 4);
+    assert_eq!(
+        rest,
+        Capsule::Close {
+            code: 7,
+            reason: "make room".into()
+        }
+        .encode_in_data_frame()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_shares_a_connection_unless_draft15_without_flow_control() {
+    // A draft-15 server with flow control, and a draft-02 server without (aioquic,
+    // Chromium's peers), both take two sessions at once from our client.
+    for control in [
+        wt15_server_settings(true),
+        settings_frame(&[
+            (settings::H3_DATAGRAM, 1),
+            (settings::ENABLE_WEBTRANSPORT, 1),
+        ]),
+    ] {
+        let endpoint = raw_server_endpoint();
+        let addr = endpoint.local_addr().unwrap();
+        let task = spawn_raw_server(endpoint, control, |conn| async move {
+            let a = answer_connect(&conn).await;
+            let b = answer_connect(&conn).await;
+            (a.2.clone(), b.2.clone(), a, b)
+        });
+        let client = our_client();
+        let conn = within(client.connect(&raw_url(addr, "/")))
+            .await
+            .expect("connect");
+        let (s1, s2) = tokio::join!(
+            within(conn.open_session("/x", &[])),
+            within(conn.open_session("/y", &[]))
+        );
+        let (s1, s2) = (s1.expect("session x"), s2.expect("session y"));
+        assert_eq!(conn.session_count(), 2);
+        let mut ids = [s1.id(), s2.id()];
+        ids.sort();
+        assert_eq!(ids, [0, 4]);
+        drop((s1, s2, conn));
+        let ((p1, p2, _a, _b), _) = within(task).await.expect("raw server task");
+        let mut paths = [p1, p2];
+        paths.sort();
+        assert_eq!(paths, ["/x", "/y"]);
+    }
+}
+
+/// A raw draft-15 server with flow control opens a WebTransport stream in our client's
+/// session: the limit we announced is 0, so the session is closed with
+/// WT_FLOW_CONTROL_ERROR and the stream refused with WT_SESSION_GONE.
+async fn server_stream_beyond_our_limit(bidi: bool) {
+    let endpoint = raw_server_endpoint();
+    let addr = endpoint.local_addr().unwrap();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<(u64, u64, u64)>();
+    let task = spawn_raw_server(
+        endpoint,
+        wt15_server_settings(true),
+        move |conn| async move {
+            let (mut s0, mut r0, _) = answer_connect(&conn).await;
+            go_rx.await.expect("go");
+            let mut bytes = vi(if bidi {
+                frame::WEBTRANSPORT_STREAM
+            } else {
+                stream_type::WEBTRANSPORT
+            });
+            bytes.extend(vi(0));
+            bytes.extend_from_slice(b"stream data");
+            let stream_code = if bidi {
+                let (mut s, mut r) = conn.open_bi().await.expect("open bidi");
+                s.write_all(&bytes).await.expect("write");
+                assert_code(expect_reset(&mut r).await, WT_SESSION_GONE);
+                expect_stopped(&mut s).await
+            } else {
+                let mut s = conn.open_uni().await.expect("open uni");
+                s.write_all(&bytes).await.expect("write");
+                expect_stopped(&mut s).await
+            };
+            let reset = expect_reset(&mut r0).await;
+            let stopped = expect_stopped(&mut s0).await;
+            let _ = done_tx.send((stream_code, reset, stopped));
+        },
+    );
+    let client = our_client();
+    let conn = within(client.connect(&raw_url(addr, "/")))
+        .await
+        .expect("connect");
+    let s = within(conn.open_session("/streams", &[]))
+        .await
+        .expect("session");
+    go_tx.send(()).expect("raw server waiting");
+    match within(s.closed()).await {
+        CloseReason::Protocol { code, .. } => assert_code(code, WT_FLOW_CONTROL_ERROR),
+        other => panic!("session closed with {other:?}, want WT_FLOW_CONTROL_ERROR"),
+    }
+    // The connection stays up until the raw server has seen everything.
+    let (stream_code, reset, stopped) = within(done_rx).await.expect("raw server results");
+    assert!(!conn.is_closed(), "only the session ends");
+    drop((s, conn));
+    within(task).await.expect("raw server task");
+    assert_code(stream_code, WT_SESSION_GONE);
+    assert_code(reset, WT_FLOW_CONTROL_ERROR);
+    assert_code(stopped, WT_FLOW_CONTROL_ERROR);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_closes_session_on_server_uni_stream_beyond_limit() {
+    server_stream_beyond_our_limit(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_closes_session_on_server_bidi_stream_beyond_limit() {
+    server_stream_beyond_our_limit(true).await;
+}

@@ -224,3 +224,80 @@ async fn connection_loss_is_detected() {
     assert!(matches!(r, CloseReason::ConnectionLost { .. }), "{r:?}");
     drop(server2);
 }
+
+/// Sessions the server closes right before the server itself closes (or is dropped)
+/// still reach their clients as `Remote { code, reason }`: the server holds each
+/// connection until the close capsules went out and were answered. Sessions left open
+/// see the connection close afterwards.
+#[tokio::test]
+async fn server_close_delivers_the_close_codes_of_sessions_closed_just_before() {
+    for drop_server in [false, true] {
+        let server = server();
+        let client = client_for(&server);
+        let url = url(&server, "/");
+        // Three sessions on one connection, two more on a connection each.
+        let conn = within(client.connect(&url)).await.expect("connect");
+        let mut shared = Vec::new();
+        for i in 0..3 {
+            let path = format!("/shared/{i}");
+            let (req, cs) = within(async {
+                tokio::join!(
+                    async { server.accept().await.expect("request").accept().await },
+                    conn.open_session(&path, &[])
+                )
+            })
+            .await;
+            shared.push((req.expect("accept"), cs.expect("open")));
+        }
+        let mut single = Vec::new();
+        for _ in 0..2 {
+            single.push(within(pair(&server, &client, &url)).await);
+        }
+        let (kept_server_side, kept_client_side) = within(pair(&server, &client, &url)).await;
+        let closes: Vec<(u32, String)> = (0..4)
+            .map(|i| (4000 + i, format!("round over #{i} ✓")))
+            .collect();
+        let mut expect = Vec::new();
+        let (dropped_ss, dropped_cs) = shared.pop().unwrap();
+        for ((ss, cs), (code, reason)) in shared.into_iter().chain(single).zip(&closes) {
+            ss.close(*code, reason);
+            expect.push((
+                cs,
+                CloseReason::Remote {
+                    code: *code,
+                    reason: reason.clone(),
+                },
+            ));
+        }
+        // The last handle of a session dropped: closed with code 0.
+        drop(dropped_ss);
+        expect.push((
+            dropped_cs,
+            CloseReason::Remote {
+                code: 0,
+                reason: String::new(),
+            },
+        ));
+        if drop_server {
+            drop(server);
+        } else {
+            server.close();
+        }
+        for (i, (cs, want)) in expect.iter().enumerate() {
+            let seen = within(cs.closed()).await;
+            assert_eq!(&seen, want, "session {i}, server dropped: {drop_server}");
+        }
+        // A session still open when the server closed sees its connection close.
+        match within(kept_client_side.closed()).await {
+            CloseReason::ConnectionLost { code, reason } => {
+                assert_eq!(code, 0x100, "{reason}");
+                assert!(reason.contains("server closed"), "{reason}");
+            }
+            other => panic!("open session ended with {other:?}"),
+        }
+        assert!(matches!(
+            kept_server_side.close_reason(),
+            Some(CloseReason::ConnectionLost { .. })
+        ));
+    }
+}

@@ -227,7 +227,9 @@ func (cn *Connection) Dialect() Dialect {
 	return Dialect(C.wtd_connection_dialect(cn.h))
 }
 
-// OpenSession opens a session; target is a path ("/chat") or a full URL.
+// OpenSession opens a session; target is a path ("/chat") or a full URL. A draft-15
+// server that declares no flow control takes one session at a time per connection
+// (draft-ietf-webtrans-http3-15 §5.1): a second one fails at once with ErrInvalidState.
 func (cn *Connection) OpenSession(ctx context.Context, target string, headers map[string]string) (*Session, error) {
 	if err := ctxErr(ctx); err != nil {
 		return nil, err

@@ -256,13 +256,10 @@ int run_serve(int argc, char **argv) {
     }
     std::fflush(stdout);
 
-    fanout = wtd::Broadcaster();
-    game.players().clear();  // free the sessions; their close capsules are on their way
-    // Free the runtime before the server: wtd_runtime_free gives the close capsules up
-    // to 2 s to reach the players, while freeing the server first would close its
-    // connections at once (the players would see the connection lost, not "game over").
-    // The server handle then answers WTD_ERR_CLOSED and is freed at scope exit.
-    rt.close();
+    // Scope exit frees the broadcaster, the sessions, the server, then the runtime.
+    // Freeing the server returns at once; its connections close in the background once
+    // the "game over" capsules reached the players (at most 2 s), and freeing the
+    // runtime waits for that.
     return ok ? 0 : 1;
 }
 

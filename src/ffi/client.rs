@@ -129,6 +129,10 @@ pub unsafe extern "C" fn wtd_client_connect(
 /// Open a session on the connection. `target` is a path ("/chat") or a full URL;
 /// `headers` (may be NULL when `count` is 0) are sent besides the configured ones.
 /// WTD_ERR_REJECTED if the server refused (the status is in wtd_last_error).
+/// WTD_ERR_INVALID_STATE, at once and with nothing sent, if the server speaks draft-15
+/// without declaring flow control (draft-ietf-webtrans-http3-15 §5.1: one session at a
+/// time per connection) and another session on this connection is open or being
+/// opened; a session that is closing is waited for instead.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_connection_open_session(
     connection: *const wtd_connection,

@@ -342,7 +342,8 @@ pub unsafe extern "C" fn wtd_runtime_new(
 }
 
 /// Stop the runtime: sessions closed just before get up to 2 s to deliver their close
-/// capsules, undelivered events are dropped (session requests in them are
+/// capsules (and servers freed or closed just before, to close their connections after
+/// them), undelivered events are dropped (session requests in them are
 /// refused with 503), the dispatcher thread is joined, the callback's userdata_free
 /// runs, and the worker threads stop. Handles still alive afterwards answer
 /// WTD_ERR_CLOSED and must still be freed. NULL is a no-op (WTD_OK). Called from inside

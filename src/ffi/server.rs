@@ -165,8 +165,16 @@ pub unsafe extern "C" fn wtd_server_set_userdata(
     })
 }
 
-/// Stop accepting and close every connection of the server (sessions see
-/// WTD_CLOSE_CONNECTION_LOST). The handle stays valid until wtd_server_free.
+/// Stop accepting and close every connection of the server, in the background: returns
+/// at once and never blocks, so it may be called from inside a callback. Sessions closed
+/// before (wtd_session_close, or wtd_session_free of an open session) or while the server
+/// closes keep their connection until their close capsule reached the peer and the peer
+/// answered it (at most 1.5 s), so the peer sees their code and reason; then every
+/// connection closes (sessions still open see WTD_CLOSE_CONNECTION_LOST, the peer too:
+/// code 0x100, "server closed"), all within 2 s. New connections are refused at once.
+/// wtd_runtime_free waits (within its own 2 s) for a close still under way; sessions
+/// closed after the connections closed are not delivered. A second call does nothing.
+/// The handle stays valid until wtd_server_free.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_server_close(server: *const wtd_server) -> wtd_result {
     guard(|| {
@@ -175,8 +183,10 @@ pub unsafe extern "C" fn wtd_server_close(server: *const wtd_server) -> wtd_resu
     })
 }
 
-/// Close the server and release the handle; queued requests for it are refused.
-/// NULL is a no-op.
+/// Close the server as wtd_server_close does (without blocking: safe inside a callback;
+/// close capsules of sessions closed before are still delivered, within 2 s, in the
+/// background) and release the handle; queued requests for it are refused. Its sessions
+/// remain valid handles, freed separately. NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_server_free(server: *mut wtd_server) {
     if server.is_null() {

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::config::ClientConfig;
-use super::connection::{CloseOnDrop, ConnInner, Connection, Role};
+use super::connection::{Busy, CloseOnDrop, ConnInner, Connection, Exclusive, Role, SessionSlot};
 use super::endpoint::{self, SocketBuffers};
 use super::http::{self, HeadersError, StreamStart};
 use super::session::{CloseReason, RequestInfo, Session, SessionShared};
@@ -186,6 +186,55 @@ impl Drop for Pending {
     }
 }
 
+/// How long a new session waits for the sessions that are still closing on a
+/// connection that carries one at a time (each is bounded itself, by the reader's wait
+/// for the peer's answer to the close; this is the safety net).
+const CLOSING_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reserve the new session's place on the connection. draft-ietf-webtrans-http3-15
+/// §5.1: without flow control (enabled when both sides' SETTINGS declare it; ours always
+/// do), a client must not establish more than one draft-15 session at a time on a
+/// connection: another one open or being opened fails at once with
+/// [`Error::InvalidState`], before anything is sent; sessions that are closed but whose
+/// CONNECT stream the server has not ended yet are waited for, so the server has seen
+/// the old session end before the new CONNECT arrives. Draft-02/07 servers keep sharing
+/// the connection up to the session limit they announce.
+async fn reserve(inner: &Arc<ConnInner>, dialect: Dialect) -> Result<SessionSlot, Error> {
+    let exclusive = if dialect == Dialect::Draft15 && !inner.flow_control() {
+        Exclusive::OfAll
+    } else {
+        Exclusive::No
+    };
+    let waited = tokio::time::timeout(CLOSING_WAIT, async {
+        loop {
+            match inner.reserve_session(exclusive) {
+                Ok(slot) => return Ok(slot),
+                Err(Busy::Open) => {
+                    return Err(Error::InvalidState(
+                        "the server does not enable draft-15 flow control (its SETTINGS \
+                         declare no WT_INITIAL_MAX_DATA/_STREAMS), so this connection \
+                         carries one session at a time and one is open: close it first, \
+                         or open the session on another connection"
+                            .into(),
+                    ))
+                }
+                Err(Busy::Closing) => inner.slots_released().await,
+            }
+            if let Some(e) = inner.quic.close_reason() {
+                return Err(Error::Closed(CloseReason::from_connection(&e)));
+            }
+        }
+    })
+    .await;
+    waited.unwrap_or_else(|_| {
+        Err(Error::InvalidState(
+            "the previous session on this connection (which carries one at a time: no \
+             draft-15 flow control) did not end in time"
+                .into(),
+        ))
+    })
+}
+
 pub(crate) async fn open_session(
     conn: &Connection,
     target: &str,
@@ -229,6 +278,7 @@ pub(crate) async fn open_session(
     ];
     fields.extend(regular.iter().map(|(n, v)| (n.as_str(), v.as_str())));
 
+    let mut slot = reserve(inner, dialect).await?;
     let (send, mut recv) = inner
         .quic
         .open_bi()
@@ -244,6 +294,7 @@ pub(crate) async fn open_session(
     let shared = SessionShared::new(inner.clone(), send, info);
     // Registered now, so datagrams the server sends right after its 200 are kept.
     inner.register(&shared);
+    slot.established();
     let mut pending = Pending(Some(shared.clone()));
     match shared.send.lock().await.as_mut() {
         Some(s) => http::write_headers(s, &fields).await?,
@@ -281,11 +332,11 @@ pub(crate) async fn open_session(
         }
     }
     pending.0 = None;
-    inner.rt.spawn(
-        shared
-            .clone()
-            .run_connect_stream(recv, dec.into_remaining().freeze()),
-    );
+    inner.rt.spawn(shared.clone().run_connect_stream(
+        recv,
+        dec.into_remaining().freeze(),
+        Some(slot),
+    ));
     Ok(Session::new(shared, Some(conn.guard.clone())))
 }
 

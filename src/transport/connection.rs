@@ -2,7 +2,7 @@
 //! the single datagram reader that routes by quarter stream id, and loss detection.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -37,6 +37,10 @@ pub(crate) struct ConnInner {
     pub(crate) opts: TransportOptions,
     pub(crate) rt: tokio::runtime::Handle,
     sessions: Mutex<HashMap<u64, Arc<SessionShared>>>,
+    /// Sessions being opened or ended (see [`SessionSlot`]).
+    slots: Mutex<Slots>,
+    /// Wakes a client waiting for the sessions that are still closing (a slot ended).
+    slot_released: Notify,
     peer_settings: OnceLock<Arc<Settings>>,
     settings_notify: Notify,
     peer_control_seen: AtomicBool,
@@ -47,6 +51,9 @@ pub(crate) struct ConnInner {
     /// Our SETTINGS are queued on the control stream.
     settings_sent: AtomicBool,
     settings_sent_notify: Notify,
+    /// Local session closes on this connection whose capsule is still on its way (see
+    /// `session::ClosingGuard`): a closing server waits for them before it closes us.
+    pub(crate) closes_in_flight: AtomicUsize,
 }
 
 /// Closes the QUIC connection when the last user handle (client side) goes away.
@@ -58,6 +65,70 @@ impl Drop for CloseOnDrop {
     fn drop(&mut self) {
         self.quic
             .close(VarInt::from_u64(H3_NO_ERROR).unwrap_or_default(), b"");
+    }
+}
+
+/// The sessions of a connection that the session map does not show: the ones still
+/// being opened, and the ones closed whose CONNECT stream is still being read.
+#[derive(Default)]
+struct Slots {
+    /// Reserved and not yet registered: a client's session being opened, a server's
+    /// request not yet answered.
+    pending: usize,
+    /// Every slot: pending, plus every session whose CONNECT stream reader still runs
+    /// (open, or closed and waiting for the peer to end its side).
+    held: usize,
+}
+
+/// Which sessions a new one must not share the connection with (draft-ietf-webtrans-
+/// http3-15 §5.1: without flow control, a connection carries one session at a time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exclusive {
+    /// The session may share the connection (flow control, or not draft-15).
+    No,
+    /// No other session may be open or pending (server: the sessions it counts are the
+    /// ones the client may still use).
+    OfOpen,
+    /// Nor may one still be closing (client: a server counts a session until it has
+    /// read its end, so a new CONNECT waits for the old one to be over on both sides).
+    OfAll,
+}
+
+/// Why [`ConnInner::reserve_session`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Busy {
+    /// Another session is open or being opened.
+    Open,
+    /// Only sessions that are closing (their CONNECT stream is still being read).
+    Closing,
+}
+
+/// One session's place on its connection, from its reservation (request received,
+/// open started) until its CONNECT stream reader ends; dropping it gives the place up.
+pub(crate) struct SessionSlot {
+    conn: Arc<ConnInner>,
+    pending: bool,
+}
+
+impl SessionSlot {
+    /// The session is registered (the session map counts it from now on).
+    pub(crate) fn established(&mut self) {
+        if std::mem::take(&mut self.pending) {
+            self.conn.slots.lock().pending -= 1;
+        }
+    }
+}
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        {
+            let mut s = self.conn.slots.lock();
+            if self.pending {
+                s.pending -= 1;
+            }
+            s.held -= 1;
+        }
+        self.conn.slot_released.notify_waiters();
     }
 }
 
@@ -76,6 +147,8 @@ impl ConnInner {
             opts,
             rt: rt.clone(),
             sessions: Mutex::new(HashMap::new()),
+            slots: Mutex::new(Slots::default()),
+            slot_released: Notify::new(),
             peer_settings: OnceLock::new(),
             settings_notify: Notify::new(),
             peer_control_seen: AtomicBool::new(false),
@@ -84,6 +157,7 @@ impl ConnInner {
             failure: OnceLock::new(),
             settings_sent: AtomicBool::new(false),
             settings_sent_notify: Notify::new(),
+            closes_in_flight: AtomicUsize::new(0),
         });
         rt.spawn(conn.clone().run_control_send());
         rt.spawn(conn.clone().run_accept_uni());
@@ -124,6 +198,82 @@ impl ConnInner {
 
     pub(crate) fn session_count(&self) -> usize {
         self.sessions.lock().len()
+    }
+
+    /// Whether draft-15 flow control is enabled on this connection: both sides' SETTINGS
+    /// declare it (draft-ietf-webtrans-http3-15 §5.1). Ours always do
+    /// ([`Settings::webtransport`]); false until the peer's SETTINGS arrived.
+    pub(crate) fn flow_control(&self) -> bool {
+        self.peer_settings.get().is_some_and(|s| s.flow_control())
+            && Settings::webtransport(self.opts.max_sessions_per_connection).flow_control()
+    }
+
+    /// Reserve a place for a new session, unless `exclusive` forbids it next to the
+    /// sessions the connection already carries.
+    pub(crate) fn reserve_session(
+        self: &Arc<Self>,
+        exclusive: Exclusive,
+    ) -> Result<SessionSlot, Busy> {
+        let mut s = self.slots.lock();
+        if exclusive != Exclusive::No {
+            if s.pending > 0 || !self.sessions.lock().is_empty() {
+                return Err(Busy::Open);
+            }
+            if exclusive == Exclusive::OfAll && s.held > 0 {
+                return Err(Busy::Closing);
+            }
+        }
+        s.pending += 1;
+        s.held += 1;
+        Ok(SessionSlot {
+            conn: self.clone(),
+            pending: true,
+        })
+    }
+
+    /// Wait until no session slot is held (the closing sessions are over), or the
+    /// connection is gone.
+    pub(crate) async fn slots_released(&self) {
+        loop {
+            let notified = self.slot_released.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if self.slots.lock().held == 0 || self.quic.close_reason().is_some() {
+                return;
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = self.quic.closed() => return,
+            }
+        }
+    }
+
+    /// A peer opened a WebTransport stream for `session_id`; the code to refuse it with.
+    ///
+    /// We announce stream limits of 0 (SETTINGS_WT_INITIAL_MAX_STREAMS_UNI/_BIDI) and
+    /// never raise them, so with flow control enabled any stream of an established
+    /// session exceeds its limit: the session is closed with WT_FLOW_CONTROL_ERROR
+    /// (draft-ietf-webtrans-http3-15 §5.3) and the stream, now one of a terminated
+    /// session, refused with WT_SESSION_GONE (§6). Without flow control there is no
+    /// limit to break, and a stream of no (or no longer an) established session is
+    /// refused as before, with WT_BUFFERED_STREAM_REJECTED.
+    fn refuse_wt_stream(&self, session_id: u64, bidi: bool) -> u64 {
+        if self.flow_control() {
+            let s = self.sessions.lock().get(&(session_id / 4)).cloned();
+            if let Some(s) = s.filter(|s| s.stream_id == session_id) {
+                let kind = if bidi {
+                    "bidirectional"
+                } else {
+                    "unidirectional"
+                };
+                s.abort(
+                    WT_FLOW_CONTROL_ERROR,
+                    format!("peer opened a {kind} stream beyond our limit of 0"),
+                );
+                return WT_SESSION_GONE;
+            }
+        }
+        WT_BUFFERED_STREAM_REJECTED
     }
 
     /// The peer's SETTINGS, waiting for them if they have not arrived yet.
@@ -204,15 +354,8 @@ impl ConnInner {
 
     async fn handle_uni(self: Arc<Self>, mut recv: quinn::RecvStream) {
         let mut buf = BytesMut::new();
-        let ty = loop {
-            if let Some((v, n)) = varint::decode(&buf) {
-                buf.advance(n);
-                break v;
-            }
-            match recv.read_chunk(4096, true).await {
-                Ok(Some(c)) => buf.extend_from_slice(&c.bytes),
-                _ => return,
-            }
+        let Some(ty) = read_varint(&mut recv, &mut buf).await else {
+            return;
         };
         match ty {
             stream_type::CONTROL => {
@@ -258,8 +401,11 @@ impl ConnInner {
                 }
             }
             stream_type::WEBTRANSPORT => {
-                let _ =
-                    recv.stop(VarInt::from_u64(WT_BUFFERED_STREAM_REJECTED).unwrap_or_default());
+                let Some(session_id) = read_varint(&mut recv, &mut buf).await else {
+                    return;
+                };
+                let code = self.refuse_wt_stream(session_id, false);
+                let _ = recv.stop(VarInt::from_u64(code).unwrap_or_default());
             }
             _ => {
                 let _ = recv.stop(VarInt::from_u64(H3_STREAM_CREATION_ERROR).unwrap_or_default());
@@ -351,7 +497,7 @@ impl ConnInner {
         // Raise the peer's stream limit ahead of need (never lowered; one MAX_STREAMS each).
         let (mut limit, most) = super::endpoint::bidi_stream_limits(&self.opts);
         let mut accepted = 0u64;
-        while let Ok((mut send, mut recv)) = self.quic.accept_bi().await {
+        while let Ok((send, recv)) = self.quic.accept_bi().await {
             accepted += 1;
             if self.role == Role::Server && limit < most && accepted + 8 > limit {
                 limit = limit.saturating_mul(2).min(most);
@@ -370,12 +516,37 @@ impl ConnInner {
                 }
                 _ => {
                     // WebTransport bidirectional streams are not part of the datagram API.
-                    let code = VarInt::from_u64(WT_BUFFERED_STREAM_REJECTED).unwrap_or_default();
-                    let _ = recv.stop(code);
-                    let _ = send.reset(code);
+                    self.rt
+                        .spawn(self.clone().refuse_bidi(send, recv, BytesMut::new()));
                 }
             }
         }
+    }
+
+    /// Refuse a bidirectional stream that is not a request: read its signal (0x41, a
+    /// WebTransport stream) and session id from `buf` and the stream, then end both
+    /// directions with the code of [`Self::refuse_wt_stream`] (another signal:
+    /// WT_BUFFERED_STREAM_REJECTED).
+    pub(crate) async fn refuse_bidi(
+        self: Arc<Self>,
+        mut send: quinn::SendStream,
+        mut recv: quinn::RecvStream,
+        mut buf: BytesMut,
+    ) {
+        let Some(signal) = read_varint(&mut recv, &mut buf).await else {
+            return;
+        };
+        let code = if signal == frame::WEBTRANSPORT_STREAM {
+            let Some(session_id) = read_varint(&mut recv, &mut buf).await else {
+                return;
+            };
+            self.refuse_wt_stream(session_id, true)
+        } else {
+            WT_BUFFERED_STREAM_REJECTED
+        };
+        let code = VarInt::from_u64(code).unwrap_or_default();
+        let _ = recv.stop(code);
+        let _ = send.reset(code);
     }
 
     /// The connection's only datagram reader. It takes what quinn has buffered in bursts
@@ -438,6 +609,21 @@ impl ConnInner {
     }
 }
 
+/// Take one varint from the front of `buf`, reading from `recv` as needed; `None` if
+/// the stream ends (or is reset, or the connection goes) first.
+async fn read_varint(recv: &mut quinn::RecvStream, buf: &mut BytesMut) -> Option<u64> {
+    loop {
+        if let Some((v, n)) = varint::decode(buf) {
+            buf.advance(n);
+            return Some(v);
+        }
+        match recv.read_chunk(4096, true).await {
+            Ok(Some(c)) => buf.extend_from_slice(&c.bytes),
+            _ => return None,
+        }
+    }
+}
+
 /// A client's HTTP/3 connection: open sessions on it with
 /// [`open_session`](Self::open_session). Cheap to clone; the connection closes when the
 /// last clone and the last of its sessions are dropped.
@@ -487,6 +673,20 @@ impl Connection {
 
     /// Open a WebTransport session. `target` is a full `https://` URL or a path; `headers`
     /// are sent in addition to the client configuration's headers.
+    ///
+    /// Sessions share the connection when the server allows it, with one exception
+    /// (draft-ietf-webtrans-http3-15 §5.1): a draft-15 server (see
+    /// [`peer_dialect`](Self::peer_dialect)) whose SETTINGS do not declare flow control
+    /// (SETTINGS_WT_INITIAL_MAX_DATA/_STREAMS_UNI/_STREAMS_BIDI all absent or 0, e.g.
+    /// webtransport-go 0.13 with its default config) takes one session at a time per
+    /// connection. Opening a second one while another is open, or being opened, then
+    /// fails at once with [`Error::InvalidState`] and sends nothing; open it on another
+    /// connection, or close the first one before (a session that is closing is waited
+    /// for until the server has ended it too, so that the server never sees two).
+    ///
+    /// Other errors: [`Error::Rejected`] with the status if the server answers other
+    /// than 2xx, [`Error::Closed`] if the connection is gone, [`Error::Protocol`] for a
+    /// malformed response.
     pub async fn open_session(
         &self,
         target: &str,

@@ -2,17 +2,18 @@
 //! application, which accepts or rejects each one.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::config::{ServerConfig, ServerTls};
-use super::connection::{ConnInner, Role};
+use super::connection::{ConnInner, Exclusive, Role, SessionSlot};
 use super::endpoint::{self, SocketBuffers};
 use super::http::{self, HeadersError, StreamStart};
-use super::session::{RequestInfo, Session, SessionShared};
+use super::session::{ClosingGuard, RequestInfo, Session, SessionShared};
 use super::{tls, Error};
 use crate::wire::codes::*;
 use crate::wire::frame::TlvDecoder;
@@ -26,16 +27,67 @@ pub struct Server {
     cert_sha256: [u8; 32],
     local_addr: SocketAddr,
     buffers: SocketBuffers,
+    rt: tokio::runtime::Handle,
+    conns: Arc<Conns>,
+}
+
+/// How long a closing server keeps its connections open for the close capsules of its
+/// sessions (and the peers' answers); the CONNECTION_CLOSE then gets the rest of
+/// [`CLOSE_LIMIT`] to go out.
+const CLOSE_CAPSULES_WAIT: Duration = Duration::from_millis(1500);
+/// The longest a server's close takes in the background.
+const CLOSE_LIMIT: Duration = Duration::from_secs(2);
+
+/// The server's connections (for a close that waits for their sessions' closes).
+#[derive(Default)]
+struct Conns {
+    list: parking_lot::Mutex<Vec<Weak<ConnInner>>>,
+    /// `Server::close` ran: incoming connections are refused.
+    closing: AtomicBool,
+}
+
+impl Conns {
+    fn add(&self, conn: &Arc<ConnInner>) {
+        let mut list = self.list.lock();
+        if list.len() == list.capacity() {
+            // Before the list grows, forget the connections that are gone.
+            list.retain(|w| w.strong_count() > 0);
+        }
+        list.push(Arc::downgrade(conn));
+    }
+
+    /// Session closes still delivering their capsule, over every connection.
+    fn closes_in_flight(&self) -> usize {
+        self.list
+            .lock()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|c| c.closes_in_flight.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+/// Closes the endpoint when dropped: at the end of a server's close, or at once if the
+/// runtime drops the close task unrun (it is shutting down).
+struct CloseEndpoint(quinn::Endpoint);
+
+impl Drop for CloseEndpoint {
+    fn drop(&mut self) {
+        self.0.close(
+            quinn::VarInt::from_u64(H3_NO_ERROR).unwrap_or_default(),
+            b"server closed",
+        );
+    }
 }
 
 impl Server {
     /// Bind and start accepting. Must be called from within a tokio runtime.
     pub fn bind(cfg: ServerConfig) -> Result<Server, Error> {
-        if tokio::runtime::Handle::try_current().is_err() {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return Err(Error::InvalidState(
                 "Server::bind needs a tokio runtime".into(),
             ));
-        }
+        };
         let identity = match &cfg.tls {
             ServerTls::SelfSigned { names } => tls::self_signed(names)?,
             ServerTls::Pem { cert_chain, key } => tls::from_pem(cert_chain, key)?,
@@ -49,13 +101,21 @@ impl Server {
             .local_addr()
             .map_err(|e| Error::Io(e.to_string()))?;
         let (tx, rx) = mpsc::channel(cfg.request_backlog.max(1));
-        tokio::spawn(accept_loop(endpoint.clone(), cfg.transport.clone(), tx));
+        let conns = Arc::new(Conns::default());
+        tokio::spawn(accept_loop(
+            endpoint.clone(),
+            cfg.transport.clone(),
+            tx,
+            conns.clone(),
+        ));
         Ok(Server {
             endpoint,
             requests: tokio::sync::Mutex::new(rx),
             cert_sha256: identity.sha256,
             local_addr,
             buffers,
+            rt,
+            conns,
         })
     }
 
@@ -78,15 +138,48 @@ impl Server {
         self.requests.lock().await.recv().await
     }
 
-    /// Stop accepting and close every connection.
+    /// Stop accepting and close every connection, in the background: returns at once,
+    /// never blocks (callable from any thread, in or outside the runtime). Dropping the
+    /// server does the same; a second call does nothing.
+    ///
+    /// Sessions closed before (with [`Session::close`], or by dropping their last
+    /// handle) or while the server closes get their CLOSE_WEBTRANSPORT_SESSION
+    /// capsule delivered, and the peer's answer waited for, before their connection
+    /// goes: the connections stay open until no close on them is in flight, at most
+    /// 1.5 s. Then every connection closes with H3_NO_ERROR and reason "server
+    /// closed" (sessions still open see [`CloseReason::ConnectionLost`]), and the
+    /// CONNECTION_CLOSE gets the rest of 2 s to go out. New connections are refused
+    /// from the start. [`finish_closing`](super::finish_closing) also waits for this:
+    /// call it before shutting the runtime down (a runtime shut down earlier cuts the
+    /// wait short, and the connections close at once).
+    ///
+    /// [`CloseReason::ConnectionLost`]: super::CloseReason::ConnectionLost
     pub fn close(&self) {
-        self.endpoint.close(
-            quinn::VarInt::from_u64(H3_NO_ERROR).unwrap_or_default(),
-            b"server closed",
-        );
+        if self.conns.closing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Initial packets of new connections are answered with a stateless reset.
+        self.endpoint.set_server_config(None);
         if let Ok(mut rx) = self.requests.try_lock() {
             rx.close();
         }
+        let endpoint = CloseEndpoint(self.endpoint.clone());
+        let conns = self.conns.clone();
+        // Counted like a session close, so `finish_closing` waits for the connections
+        // to be closed (a runtime shut down with them open would just go silent).
+        let closing = ClosingGuard::new(None);
+        self.rt.spawn(async move {
+            let start = tokio::time::Instant::now();
+            let capsules_by = start + CLOSE_CAPSULES_WAIT;
+            while conns.closes_in_flight() > 0 && tokio::time::Instant::now() < capsules_by {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let quinn = endpoint.0.clone();
+            drop(endpoint);
+            // Until every connection sent its CONNECTION_CLOSE and drained.
+            let _ = tokio::time::timeout_at(start + CLOSE_LIMIT, quinn.wait_idle()).await;
+            drop(closing);
+        });
     }
 }
 
@@ -100,14 +193,21 @@ async fn accept_loop(
     endpoint: quinn::Endpoint,
     opts: super::TransportOptions,
     tx: mpsc::Sender<SessionRequest>,
+    conns: Arc<Conns>,
 ) {
     while let Some(incoming) = endpoint.accept().await {
+        if conns.closing.load(Ordering::Acquire) {
+            incoming.refuse();
+            continue;
+        }
         let opts = opts.clone();
         let tx = tx.clone();
+        let conns = conns.clone();
         tokio::spawn(async move {
             match incoming.await {
                 Ok(quic) => {
-                    ConnInner::start(quic, Role::Server, opts, Some(tx));
+                    let conn = ConnInner::start(quic, Role::Server, opts, Some(tx));
+                    conns.add(&conn);
                 }
                 Err(e) => tracing::debug!("handshake failed: {e}"),
             }
@@ -127,7 +227,7 @@ pub(crate) async fn handle_request(
     let fields = match http::read_headers(&mut recv, &mut dec, true).await {
         Ok(StreamStart::Headers(f)) => f,
         Ok(StreamStart::WebTransportStream) => {
-            return http::abort(&mut send, &mut recv, WT_BUFFERED_STREAM_REJECTED)
+            return conn.refuse_bidi(send, recv, dec.into_remaining()).await
         }
         Err(HeadersError::Wire(e)) if http::is_connection_error(e.code) => return conn.fail(&e),
         Err(HeadersError::Wire(e)) => return http::abort(&mut send, &mut recv, e.code),
@@ -162,11 +262,25 @@ pub(crate) async fn handle_request(
         tracing::debug!("client announced no WebTransport support");
         return respond_and_finish(send, 400).await;
     }
+    // draft-ietf-webtrans-http3-15 §5.1: without flow control (both sides' SETTINGS
+    // declare it; ours always do) a connection carries one draft-15 session at a time,
+    // and the server resets an excess CONNECT stream with H3_REQUEST_REJECTED (not 429:
+    // the request was not processed). Draft-02/07 sessions keep the limit below.
+    let exclusive = if dialect == Dialect::Draft15 && !conn.flow_control() {
+        Exclusive::OfOpen
+    } else {
+        Exclusive::No
+    };
+    let Ok(slot) = conn.reserve_session(exclusive) else {
+        tracing::debug!("second draft-15 session without flow control: rejected");
+        return http::abort(&mut send, &mut recv, H3_REQUEST_REJECTED);
+    };
     if conn.session_count() as u64 >= conn.opts.max_sessions_per_connection {
         return respond_and_finish(send, 429).await;
     }
     let draft02_response = req.wants_draft02_response();
     let request = SessionRequest {
+        slot: Some(slot),
         conn,
         streams: Some((send, recv)),
         leftover: dec.into_remaining().freeze(),
@@ -198,6 +312,9 @@ async fn respond_and_finish(mut send: quinn::SendStream, status: u16) {
 /// A client's request to open a session. Accept or reject it; dropping it unanswered
 /// rejects it with 503.
 pub struct SessionRequest {
+    /// The session's place on the connection (held until it is answered, then, if
+    /// accepted, by the session's CONNECT stream reader).
+    slot: Option<SessionSlot>,
     conn: Arc<ConnInner>,
     streams: Option<(quinn::SendStream, quinn::RecvStream)>,
     leftover: Bytes,
@@ -240,6 +357,10 @@ impl SessionRequest {
         let shared = SessionShared::new(self.conn.clone(), send, self.info.clone());
         // Register before answering so datagrams that follow the 200 are routed.
         self.conn.register(&shared);
+        let mut slot = self.slot.take();
+        if let Some(slot) = &mut slot {
+            slot.established();
+        }
         let mut fields: Vec<(&str, &str)> = vec![(":status", "200")];
         if self.draft02_response {
             fields.push((headers::DRAFT_RESPONSE_HEADER, "draft02"));
@@ -255,11 +376,11 @@ impl SessionRequest {
             });
             return Err(e);
         }
-        self.conn.rt.spawn(
-            shared
-                .clone()
-                .run_connect_stream(recv, std::mem::take(&mut self.leftover)),
-        );
+        self.conn.rt.spawn(shared.clone().run_connect_stream(
+            recv,
+            std::mem::take(&mut self.leftover),
+            slot,
+        ));
         Ok(Session::new(shared, None))
     }
 

@@ -440,16 +440,36 @@ impl SessionShared {
         });
     }
 
-    /// Read the CONNECT stream until the session ends.
+    /// The peer broke a rule outside the CONNECT stream (e.g. a flow-control limit):
+    /// close the session by resetting the CONNECT stream with `code` in both directions
+    /// (the reader stops its side with it), as an HTTP/3 error code cannot travel in a
+    /// CLOSE_WEBTRANSPORT_SESSION capsule.
+    pub(crate) fn abort(self: &Arc<Self>, code: u64, reason: String) {
+        tracing::debug!(stream = self.stream_id, "closing session: {reason}");
+        if !self.set_closed(CloseReason::Protocol { code, reason }) {
+            return;
+        }
+        let s = self.clone();
+        self.conn.rt.spawn(async move {
+            if let Some(mut send) = s.send.lock().await.take() {
+                let _ = send.reset(VarInt::from_u64(code).unwrap_or_default());
+            }
+        });
+    }
+
+    /// Read the CONNECT stream until the session ends. `slot` (the session's place on
+    /// the connection) is given up when the reader ends.
     pub(crate) async fn run_connect_stream(
         self: Arc<Self>,
         recv: quinn::RecvStream,
         leftover: Bytes,
+        slot: Option<super::connection::SessionSlot>,
     ) {
         let this = self.clone();
         self.read_connect_stream(recv, leftover).await;
         this.reader_active
             .store(false, std::sync::atomic::Ordering::Release);
+        drop(slot);
         this.reader_done.notify_waiters();
     }
 
@@ -522,8 +542,13 @@ impl SessionShared {
                         .await;
                     }
                     // Tell the peer we will read no more, with the code the draft
-                    // prescribes (quinn's implicit STOP_SENDING would say 0).
-                    let _ = recv.stop(VarInt::from_u64(crate::wire::codes::WT_SESSION_GONE).unwrap_or_default());
+                    // prescribes (quinn's implicit STOP_SENDING would say 0), or the
+                    // error we closed the session for.
+                    let code = match self.close_reason() {
+                        Some(CloseReason::Protocol { code, .. }) => code,
+                        _ => crate::wire::codes::WT_SESSION_GONE,
+                    };
+                    let _ = recv.stop(VarInt::from_u64(code).unwrap_or_default());
                     return;
                 }
             }
@@ -548,29 +573,39 @@ impl Drop for SessionGuard {
 /// before the connection may close under it (see `read_connect_stream`).
 const PEER_CLOSE_WAIT: Duration = Duration::from_secs(2);
 
-/// Session closes whose capsule is still on its way (see [`finish_closing`]).
+/// Session closes whose capsule is still on its way, and closing servers still waiting
+/// for theirs (see [`finish_closing`]).
 static CLOSING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// Counts one in-flight close; dropping it (the task finished, or was dropped unrun
-/// because the runtime is gone) uncounts it.
-struct ClosingGuard;
+/// Counts one in-flight close, in the process (for [`finish_closing`]) and on its
+/// connection, if any (for a closing server, which waits for the closes on its
+/// connections); dropping it (the task finished, or was dropped unrun because the
+/// runtime is gone) uncounts it.
+pub(crate) struct ClosingGuard(Option<Arc<ConnInner>>);
 
 impl ClosingGuard {
-    fn new() -> ClosingGuard {
+    pub(crate) fn new(conn: Option<Arc<ConnInner>>) -> ClosingGuard {
         CLOSING.fetch_add(1, Relaxed);
-        ClosingGuard
+        if let Some(c) = &conn {
+            c.closes_in_flight.fetch_add(1, Relaxed);
+        }
+        ClosingGuard(conn)
     }
 }
 
 impl Drop for ClosingGuard {
     fn drop(&mut self) {
+        if let Some(c) = &self.0 {
+            c.closes_in_flight.fetch_sub(1, Relaxed);
+        }
         CLOSING.fetch_sub(1, Relaxed);
     }
 }
 
 /// Wait, at most `limit`, until every session closed by this process has delivered its
-/// CLOSE_WEBTRANSPORT_SESSION capsule (or given up). Call before shutting the runtime
-/// down so peers see the close code and reason instead of a dead connection.
+/// CLOSE_WEBTRANSPORT_SESSION capsule (or given up), and every closing server has closed
+/// its connections (see [`Server::close`](super::Server::close)). Call before shutting
+/// the runtime down so peers see the close code and reason instead of a dead connection.
 pub async fn finish_closing(limit: Duration) {
     let deadline = tokio::time::Instant::now() + limit;
     while CLOSING.load(Relaxed) > 0 && tokio::time::Instant::now() < deadline {
@@ -596,7 +631,7 @@ fn close_session(
     let s = shared.clone();
     let keep_connection = conn_guard.clone();
     let capsule = Capsule::Close { code, reason }.encode_in_data_frame();
-    let closing = ClosingGuard::new();
+    let closing = ClosingGuard::new(Some(shared.conn.clone()));
     // Spawning fails only when the runtime is shutting down; the connection dies anyway.
     s.conn.rt.clone().spawn(async move {
         if let Some(mut send) = s.send.lock().await.take() {

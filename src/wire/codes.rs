@@ -23,6 +23,8 @@ pub const QPACK_ENCODER_STREAM_ERROR: u64 = 0x201;
 pub const QPACK_DECODER_STREAM_ERROR: u64 = 0x202;
 pub const WT_BUFFERED_STREAM_REJECTED: u64 = 0x3994_bd84;
 pub const WT_SESSION_GONE: u64 = 0x170d_7b68;
+/// draft-ietf-webtrans-http3-15 §5.3, §5.6, §9.5: a session broke a flow-control limit.
+pub const WT_FLOW_CONTROL_ERROR: u64 = 0x045d_4487;
 
 /// A static name for a code, for messages and logs.
 pub fn name(code: u64) -> &'static str {
@@ -49,6 +51,7 @@ pub fn name(code: u64) -> &'static str {
         QPACK_DECODER_STREAM_ERROR => "QPACK_DECODER_STREAM_ERROR",
         WT_BUFFERED_STREAM_REJECTED => "WT_BUFFERED_STREAM_REJECTED",
         WT_SESSION_GONE => "WT_SESSION_GONE",
+        WT_FLOW_CONTROL_ERROR => "WT_FLOW_CONTROL_ERROR",
         _ => "unknown error code",
     }
 }

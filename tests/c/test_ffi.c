@@ -11,6 +11,9 @@
  *  5. datagram events off: wtd_session_recv, INVALID_STATE in the wrong mode, event fd
  *  6. non-blocking send until WTD_ERR_WOULD_BLOCK, counted in stats
  *  7. connection loss when the server goes away
+ *  8. sessions closed with distinct codes right before wtd_server_free (from the main
+ *     thread, and from inside a callback, with one session freed open): every client
+ *     sees its session's code and reason, not the connection's close
  *
  * Every wait has a timeout; a watchdog (WTD_TEST_WATCHDOG seconds, default 90, 0 = off)
  * aborts the program if something hangs anyway. The last line is "N passed, M failed".
@@ -73,7 +76,7 @@ static int parse_dg(const uint8_t *data, size_t len, size_t cap, char *tag, unsi
 /* ------------------------------------------------------------------------------------ */
 /* Server side: callback mode                                                            */
 
-#define MAX_RECS 32
+#define MAX_RECS 48
 
 typedef struct {
     int used;
@@ -111,7 +114,9 @@ typedef struct {
 } srv_state;
 
 static srv_state g_srv = {.mu = PTHREAD_MUTEX_INITIALIZER};
-static int g_server1_marker, g_server2_marker;
+static int g_server1_marker, g_server2_marker, g_server3_marker;
+/* Case 8, round B: the server the callback closes its sessions on and frees. */
+static wtd_server *g_server_b;
 static atomic_int g_in_callback, g_ud_free_calls, g_callbacks_after_free;
 
 static void srv_userdata_free(void *ud) {
@@ -128,7 +133,8 @@ static void on_request(const wtd_event *ev, srv_state *st) {
     wtd_session_request *req = ev->request;
     CHECK(req != NULL);
     CHECK(ev->server != NULL);
-    CHECK(ev->userdata == &g_server1_marker || ev->userdata == &g_server2_marker);
+    CHECK(ev->userdata == &g_server1_marker || ev->userdata == &g_server2_marker ||
+          ev->userdata == &g_server3_marker);
     CHECK(ev->session == NULL && ev->data == NULL && ev->len == 0);
 
     if (!st->deadlock_checked) {
@@ -224,10 +230,16 @@ static void on_request(const wtd_event *ev, srv_state *st) {
         CHECK_OK(wtd_session_close(s, 77, (const uint8_t *)"kick", 4));
 }
 
+static void case8_close_from_callback(srv_state *st);
+
 static void on_datagram(const wtd_event *ev, srv_state *st) {
     srv_rec *rec = ev->userdata;
     if (!CHECK(rec != NULL && rec->s == ev->session)) {
         st->bad_userdata++;
+        return;
+    }
+    if (strncmp(rec->path, "/byeB/", 6) == 0) {
+        if (reason_is(ev->data, ev->len, "bye")) case8_close_from_callback(st);
         return;
     }
     CHECK(ev->data != NULL || ev->len == 0);
@@ -1393,6 +1405,159 @@ static void case7_connection_loss(void) {
 }
 
 /* ------------------------------------------------------------------------------------ */
+/* Case 8: sessions closed right before the server is freed                              */
+
+#define BYE_N 4 /* sessions per round: 0 and 1 share a connection, 2 and 3 have their own */
+
+/* Round B, on the dispatcher thread (the DATAGRAM "bye" of /byeB/0): close sessions 0..2
+ * with 400+i "bye B i", free session 3 open (an implicit close, code 0), then free the
+ * server at once. None of it may block or fail inside the callback. */
+static void case8_close_from_callback(srv_state *st) {
+    pthread_mutex_lock(&st->mu);
+    wtd_server *server = g_server_b;
+    g_server_b = NULL;
+    for (int i = 0; i < MAX_RECS && server; i++) {
+        srv_rec *r = &st->recs[i];
+        unsigned k = 0;
+        if (!r->used || !r->s || sscanf(r->path, "/byeB/%u", &k) != 1) continue;
+        if (k == BYE_N - 1) {
+            /* Freed: no event of it follows, so record its end here. */
+            wtd_session_free(r->s);
+            r->s = NULL;
+            r->closed = 1;
+            r->kind = WTD_CLOSE_LOCAL;
+            continue;
+        }
+        char reason[32];
+        snprintf(reason, sizeof reason, "bye B %u", k);
+        CHECK_OK(wtd_session_close(r->s, 400 + k, (const uint8_t *)reason, strlen(reason)));
+    }
+    pthread_mutex_unlock(&st->mu);
+    if (CHECK(server != NULL)) wtd_server_free(server);
+}
+
+/* Open the round's sessions ("/<round>/<i>") on a new server; 1 when all are accepted. */
+static int case8_open(wtd_client *client, uint16_t port, const char *round, wtd_connection **conn,
+                      wtd_session *cs[BYE_N]) {
+    char u[128], path[64];
+    url(u, sizeof u, port, "/");
+    if (!CHECK_OK(wtd_client_connect(client, u, 10000, conn)) || !*conn) return 0;
+    for (int i = 0; i < BYE_N; i++) {
+        snprintf(path, sizeof path, "/%s/%d", round, i);
+        url(u, sizeof u, port, path);
+        wtd_result r = i < 2 ? wtd_connection_open_session(*conn, path, NULL, 0, 10000, &cs[i])
+                             : wtd_client_open_session(client, u, NULL, 0, 10000, &cs[i]);
+        if (!CHECK_OK(r) || !cs[i]) return 0;
+        /* Accepted on the server's side once its callback recorded it (bounded wait). */
+        srv_rec rec;
+        int seen = 0;
+        for (int64_t end = now_ms() + 5000; !seen && now_ms() < end; sleep_ms(2))
+            seen = get_rec(path, &rec) && rec.s != NULL;
+        if (!CHECK(seen)) return 0;
+    }
+    return 1;
+}
+
+/* The client sessions of a round saw code `base`+i and "bye <round> i" (session 3 of
+ * round B: code 0, no reason); the server's own records agree. */
+static void case8_check(const char *round, uint64_t base, int last_freed, wtd_session *cs[BYE_N]) {
+    for (int i = 0; i < BYE_N; i++) {
+        char want[32], path[64];
+        snprintf(want, sizeof want, "bye %c %d", round[3], i);
+        snprintf(path, sizeof path, "/%s/%d", round, i);
+        int freed = last_freed && i == BYE_N - 1;
+        uint64_t want_code = freed ? 0 : base + (uint64_t)i;
+        const char *want_reason = freed ? "" : want;
+        wtd_close_info info;
+        memset(&info, 0, sizeof info);
+        if (CHECK_OK(wtd_session_wait_closed(cs[i], 10000, &info))) {
+            if (info.kind != WTD_CLOSE_REMOTE || info.code != want_code || strcmp(info.reason, want_reason) != 0)
+                fprintf(stderr, "  %s: client saw kind %d code %llu reason \"%s\"\n", path, (int)info.kind,
+                        (unsigned long long)info.code, info.reason);
+            CHECK(info.kind == WTD_CLOSE_REMOTE);
+            CHECK_U64(info.code, want_code);
+            CHECK_STR(info.reason, want_reason);
+        }
+        srv_rec rec;
+        if (CHECK(wait_rec_closed(path, 5000, &rec))) {
+            CHECK(rec.kind == WTD_CLOSE_LOCAL);
+            if (!freed) {
+                CHECK_U64(rec.code, want_code);
+                CHECK_STR(rec.reason, want_reason);
+            }
+        }
+    }
+}
+
+static void case8_close_then_free_server(void) {
+    fprintf(stderr, "case 8: sessions closed right before wtd_server_free\n");
+    uint8_t hash[32];
+    wtd_client *client = NULL;
+    wtd_connection *conn = NULL;
+    wtd_session *cs[BYE_N] = {0};
+
+    /* Round A: the main thread closes the sessions and frees the server right away. */
+    wtd_server *server = NULL;
+    if (CHECK_OK(wtd_server_new(g_srt, NULL, &server)) && server) {
+        CHECK_OK(wtd_server_set_userdata(server, &g_server3_marker));
+        CHECK_OK(wtd_server_cert_hash(server, hash, sizeof hash));
+        client = make_client_on(g_crt, NULL, hash);
+        if (client && case8_open(client, wtd_server_port(server), "byeA", &conn, cs)) {
+            /* Held: the callback frees a server session only after its close, and only
+             * once we let go of the lock. */
+            pthread_mutex_lock(&g_srv.mu);
+            for (int i = 0; i < MAX_RECS; i++) {
+                srv_rec *r = &g_srv.recs[i];
+                unsigned k = 0;
+                if (!r->used || !r->s || sscanf(r->path, "/byeA/%u", &k) != 1) continue;
+                char reason[32];
+                snprintf(reason, sizeof reason, "bye A %u", k);
+                CHECK_OK(wtd_session_close(r->s, 300 + k, (const uint8_t *)reason, strlen(reason)));
+            }
+            pthread_mutex_unlock(&g_srv.mu);
+            int64_t t = now_ms();
+            wtd_server_free(server);
+            server = NULL;
+            fprintf(stderr, "  round A: wtd_server_free returned in %lld ms\n", (long long)(now_ms() - t));
+            case8_check("byeA", 300, 0, cs);
+        }
+        wtd_server_free(server);
+    }
+    for (int i = 0; i < BYE_N; i++) {
+        wtd_session_free(cs[i]);
+        cs[i] = NULL;
+    }
+    wtd_connection_free(conn);
+    conn = NULL;
+    wtd_client_free(client);
+    client = NULL;
+
+    /* Round B: the same from inside the server's callback, plus a session freed open. */
+    if (CHECK_OK(wtd_server_new(g_srt, NULL, &server)) && server) {
+        CHECK_OK(wtd_server_set_userdata(server, &g_server3_marker));
+        CHECK_OK(wtd_server_cert_hash(server, hash, sizeof hash));
+        pthread_mutex_lock(&g_srv.mu);
+        g_server_b = server;
+        pthread_mutex_unlock(&g_srv.mu);
+        client = make_client_on(g_crt, NULL, hash);
+        if (client && case8_open(client, wtd_server_port(server), "byeB", &conn, cs)) {
+            CHECK_OK(wtd_session_send_wait(cs[0], (const uint8_t *)"bye", 3, 2000));
+            case8_check("byeB", 400, 1, cs);
+        }
+        /* Freed by the callback unless the round failed before. */
+        pthread_mutex_lock(&g_srv.mu);
+        server = g_server_b;
+        g_server_b = NULL;
+        pthread_mutex_unlock(&g_srv.mu);
+        CHECK(server == NULL);
+        wtd_server_free(server);
+    }
+    for (int i = 0; i < BYE_N; i++) wtd_session_free(cs[i]);
+    wtd_connection_free(conn);
+    wtd_client_free(client);
+}
+
+/* ------------------------------------------------------------------------------------ */
 
 int main(void) {
     harness_begin("test_ffi", 90);
@@ -1448,6 +1613,7 @@ int main(void) {
     case5b_batches();
     case6_would_block();
     case7_connection_loss();
+    case8_close_then_free_server();
 
     /* A session still open when its runtime is freed answers WTD_ERR_CLOSED. */
     wtd_session *late = NULL;

@@ -16,9 +16,15 @@ Dialects:
   draft02  aioquic as published: SETTINGS ENABLE_WEBTRANSPORT (0x2b603742); the client
            sends `:protocol webtransport` + `sec-webtransport-http3-draft02: 1`; the
            server accepts `:protocol webtransport`.
-  draft15  SETTINGS also carry WT_ENABLED (0x2c7cf000) = 1; the client sends
-           `:protocol webtransport-h3`; the server answers 400 to anything else and to
-           clients whose SETTINGS lack WT_ENABLED.
+  draft15  SETTINGS also carry WT_ENABLED (0x2c7cf000) = 1 and declare draft-15 flow
+           control as a datagram-only endpoint does (WT_INITIAL_MAX_DATA 0x2b61 = 1,
+           WT_INITIAL_MAX_STREAMS_UNI/_BIDI 0x2b64/0x2b65 = 0: no stream accepted), which
+           draft-ietf-webtrans-http3-15 §5.1 requires for several sessions on one
+           connection (without it a client opens one at a time and a server resets a
+           second CONNECT with H3_REQUEST_REJECTED); the peer opens no stream, so it has
+           no limit of ours to keep. The client sends `:protocol webtransport-h3`; the
+           server answers 400 to anything else and to clients whose SETTINGS lack
+           WT_ENABLED.
 
 Protocol lines go to stdout (flushed); diagnostics go to stderr. Every wait is bounded.
 """
@@ -50,6 +56,9 @@ from aioquic.quic.events import (
 )
 
 WT_ENABLED = 0x2C7CF000
+WT_INITIAL_MAX_DATA = 0x2B61
+WT_INITIAL_MAX_STREAMS_UNI = 0x2B64
+WT_INITIAL_MAX_STREAMS_BIDI = 0x2B65
 ENABLE_WEBTRANSPORT = 0x2B603742
 CLOSE_WEBTRANSPORT_SESSION = 0x2843
 DRAIN_WEBTRANSPORT_SESSION = 0x78AE
@@ -82,11 +91,15 @@ def log(line: str) -> None:
 
 
 class H3Draft15(H3Connection):
-    """aioquic's H3Connection that also announces WT_ENABLED (draft-15)."""
+    """aioquic's H3Connection that also announces WT_ENABLED (draft-15) and datagram-only
+    draft-15 flow control (see the module docstring)."""
 
     def _get_local_settings(self) -> dict:
         settings = super()._get_local_settings()
         settings[WT_ENABLED] = 1
+        settings[WT_INITIAL_MAX_DATA] = 1
+        settings[WT_INITIAL_MAX_STREAMS_UNI] = 0
+        settings[WT_INITIAL_MAX_STREAMS_BIDI] = 0
         return settings
 
 
