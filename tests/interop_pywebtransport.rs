@@ -22,21 +22,16 @@
 
 mod common;
 
-use std::collections::{HashMap, VecDeque};
-use std::path::Path;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::mpsc;
+use common::exchange::{assert_counts, assert_oversize_refused, payload as pattern, settled_max};
+use common::peer::{repo, Peer, LIMIT};
+use tokio::process::Command;
 use wtdatagram::{
-    Client, ClientConfig, CloseReason, Dialect, Error, Server, ServerConfig, Session, Verify,
+    Client, ClientConfig, CloseReason, Dialect, Server, ServerConfig, Session, Verify,
 };
 
-/// Every wait on the peer is bounded by this (safety net, never an assertion on speed).
-const LIMIT: Duration = Duration::from_secs(30);
 /// Datagrams each way (issue 6: 1,000 each way, content and count checked).
 const COUNT: usize = 1000;
 /// Datagrams in flight: far below what either side queues, so loopback loses none.
@@ -48,10 +43,6 @@ const PEER_REASON: &str = "bye from pywebtransport";
 /// Sessions on the one connection of each pair (pywebtransport's default limit with flow
 /// control is 10).
 const SESSIONS: usize = 3;
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// "pywebtransport 0.21.1": the version pinned in the committed requirements file.
 fn peer_label() -> String {
@@ -85,198 +76,52 @@ fn require_peer() {
     }
 }
 
-/// A running pywebtransport peer: its stdout lines, its stdin for commands, its stderr
-/// kept for diagnostics, and the process killed when this is dropped (also on a failed
-/// assertion; run-in-trixie.sh execs, so the pid is the Python process itself).
-struct Peer {
-    name: String,
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::UnboundedReceiver<String>,
-    /// Lines read while looking for another one.
-    backlog: VecDeque<String>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Peer {
-    fn spawn(name: &str, args: &[String]) -> Peer {
-        require_peer();
-        let mut child = Command::new("bash")
+/// Start `tests/interop/pywebtransport_peer.py` with `args` in the trixie root for the
+/// pair `name` (run-in-trixie.sh execs, so the pid is the Python process itself and is
+/// killed on drop). A `FATAL` line fails the test while we wait for another.
+fn spawn_peer(name: &str, args: &[String]) -> Peer {
+    require_peer();
+    Peer::spawn(
+        "pywebtransport peer",
+        name,
+        Command::new("bash")
             .arg(repo().join("scripts/run-in-trixie.sh"))
             .arg(repo().join("tests/interop/pywebtransport_peer.py"))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{name}: cannot start the pywebtransport peer: {e}"));
-        let (tx, lines) = mpsc::unbounded_channel();
-        let mut out = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = out.next_line().await {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err = child.stderr.take().expect("piped stderr");
-        let keep = stderr.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                keep.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let stdin = child.stdin.take().expect("piped stdin");
-        Peer {
-            name: name.to_string(),
-            child,
-            stdin,
-            lines,
-            backlog: VecDeque::new(),
-            stderr,
-        }
-    }
+            .args(args),
+    )
+    .fatal_lines(|l| l.starts_with("FATAL"))
+}
 
-    fn fail(&self, what: &str) -> ! {
-        panic!(
-            "{}: {what}\n(unread peer lines: {:?})\n--- pywebtransport peer stderr ---\n{}",
-            self.name,
-            self.backlog,
-            self.stderr.lock().unwrap()
-        )
-    }
-
-    async fn send(&mut self, line: &str) {
-        let r = async {
-            self.stdin.write_all(format!("{line}\n").as_bytes()).await?;
-            self.stdin.flush().await
-        }
+/// Send a command and return its answer (`OK <cmd> ...`); `ERR` fails the test.
+async fn command(peer: &mut Peer, line: &str) -> String {
+    let cmd = line.split(' ').next().unwrap_or_default().to_string();
+    peer.send_line(line).await;
+    let answer = peer
+        .line_of(&[&format!("OK {cmd}"), &format!("ERR {cmd}")])
         .await;
-        if let Err(e) = r {
-            self.fail(&format!("writing {line:?} to the peer: {e}"));
-        }
+    if answer.starts_with("ERR") {
+        peer.fail(&format!("{line:?} answered {answer:?}"));
     }
-
-    /// The next line starting with one of `prefixes` (other lines are kept for later).
-    async fn line_of(&mut self, prefixes: &[&str]) -> String {
-        let wanted = |l: &str| prefixes.iter().any(|p| l.starts_with(p));
-        if let Some(at) = self.backlog.iter().position(|l| wanted(l)) {
-            return self.backlog.remove(at).expect("position is in range");
-        }
-        let deadline = tokio::time::Instant::now() + LIMIT;
-        loop {
-            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
-                Ok(Some(l)) if wanted(&l) => return l,
-                Ok(Some(l)) if l.starts_with("FATAL") => self.fail(&format!(
-                    "peer reported {l:?} while we waited for {prefixes:?}"
-                )),
-                Ok(Some(l)) => self.backlog.push_back(l),
-                Ok(None) => self.fail(&format!("peer exited before printing {prefixes:?}")),
-                Err(_) => self.fail(&format!("no {prefixes:?} from the peer within {LIMIT:?}")),
-            }
-        }
-    }
-
-    async fn line(&mut self, prefix: &str) -> String {
-        self.line_of(&[prefix]).await
-    }
-
-    /// Send a command and return its answer (`OK <cmd> ...`); `ERR` fails the test.
-    async fn command(&mut self, line: &str) -> String {
-        let cmd = line.split(' ').next().unwrap_or_default().to_string();
-        self.send(line).await;
-        let answer = self
-            .line_of(&[&format!("OK {cmd}"), &format!("ERR {cmd}")])
-            .await;
-        if answer.starts_with("ERR") {
-            self.fail(&format!("{line:?} answered {answer:?}"));
-        }
-        answer
-    }
-
-    /// Lines already printed, without waiting (for failure messages).
-    fn drain(&mut self) -> Vec<String> {
-        while let Ok(l) = self.lines.try_recv() {
-            self.backlog.push_back(l);
-        }
-        self.backlog.iter().cloned().collect()
-    }
-
-    async fn quit(&mut self) {
-        self.send("quit").await;
-        self.line("BYE").await;
-        let status = match tokio::time::timeout(LIMIT, self.child.wait()).await {
-            Ok(Ok(st)) => st,
-            Ok(Err(e)) => self.fail(&format!("waiting for the peer: {e}")),
-            Err(_) => self.fail(&format!("peer still running after {LIMIT:?}")),
-        };
-        if !status.success() {
-            self.fail(&format!("peer exited with {status}"));
-        }
-    }
+    answer
 }
 
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-        if std::env::var_os("WTD_INTEROP_VERBOSE").is_some() {
-            eprintln!(
-                "--- {} stderr ---\n{}",
-                self.name,
-                self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
-            );
-        }
-    }
+/// `quit`: the peer says BYE and exits successfully.
+async fn quit(peer: &mut Peer) {
+    peer.send_line("quit").await;
+    peer.line("BYE").await;
+    peer.exit_ok("peer").await;
 }
-
 /// Datagram `i` of the session the peer knows as `s`: `s << 24 | i` (big-endian, cut to
 /// the size) then a pattern derived from `i` and `s`; the peer builds and checks the same
 /// bytes, so a datagram delivered to the wrong session does not match.
 fn payload(s: usize, i: usize, size: usize) -> Vec<u8> {
-    let head = (((s as u32) << 24) | i as u32).to_be_bytes();
-    if size <= 4 {
-        return head[4 - size..].to_vec();
-    }
-    let mut p = head.to_vec();
-    p.extend((0..size - 4).map(|k| ((i * 31 + s * 101 + k) % 251) as u8));
-    p
+    pattern(((s as u32) << 24) | i as u32, i, size, s * 101)
 }
 
 /// Every window opens with a datagram of the sender's live maximum, then one of 1 byte.
 fn size_of(i: usize, max: usize) -> usize {
-    match i % WINDOW {
-        0 => max,
-        1 => 1,
-        _ => 1 + (i * 97) % max,
-    }
+    common::exchange::size_of(i, max, WINDOW)
 }
-
-/// quinn's limit grows with path-MTU discovery after the handshake. Wait (bounded) until
-/// it has stayed the same for 10 polls, so the sizes used are the settled maximum.
-async fn settled_max(session: &Session) -> usize {
-    let mut last = 0;
-    let mut same = 0;
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    while same < 10 && tokio::time::Instant::now() < deadline {
-        let m = session.max_datagram_size().expect("datagrams negotiated");
-        if m == last {
-            same += 1;
-        } else {
-            (last, same) = (m, 0);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    last
-}
-
 /// What `info <s>` reports about the peer's session `s`.
 struct PeerInfo {
     /// Largest datagram payload the peer sends.
@@ -299,7 +144,7 @@ struct PeerInfo {
 /// (seen about once in ten runs; harmless for datagrams). A later session was admitted
 /// only because flow control was on by then, so it has the flag.
 async fn peer_info(peer: &mut Peer, s: usize, require_fc: bool) -> PeerInfo {
-    let info = peer.command(&format!("info {s}")).await;
+    let info = command(peer, &format!("info {s}")).await;
     let field = |k: &str| {
         info.split(' ')
             .find_map(|w| w.strip_prefix(k))
@@ -341,7 +186,7 @@ fn report(line: &str, word: &str, s: usize) -> Option<[usize; 4]> {
 /// sizes 1..=its maximum; we check each window's content (any order, exact bytes, no
 /// duplicates) and then ask for the next. Returns (peer's maximum, bytes received).
 async fn peer_to_us(peer: &mut Peer, s: usize, session: &Session, count: usize) -> (usize, usize) {
-    let ok = peer.command(&format!("send {s} {count} 0 {WINDOW}")).await;
+    let ok = command(peer, &format!("send {s} {count} 0 {WINDOW}")).await;
     let max: usize = match ok
         .strip_prefix(&format!("OK send {s} max="))
         .map(str::parse)
@@ -352,7 +197,7 @@ async fn peer_to_us(peer: &mut Peer, s: usize, session: &Session, count: usize) 
     let mut bytes = 0;
     for start in (0..count).step_by(WINDOW) {
         if start > 0 {
-            peer.send(&format!("next {s}")).await;
+            peer.send_line(&format!("next {s}")).await;
         }
         let end = (start + WINDOW).min(count);
         let mut expected: HashMap<Vec<u8>, usize> = HashMap::new();
@@ -403,8 +248,7 @@ async fn peer_to_us(peer: &mut Peer, s: usize, session: &Session, count: usize) 
 async fn us_to_peer(peer: &mut Peer, s: usize, session: &Session, count: usize) -> (usize, usize) {
     let base = settled_max(session).await;
     assert!(base >= 1100, "our max datagram size {base}");
-    peer.command(&format!("recv {s} {count} {base} {WINDOW}"))
-        .await;
+    command(peer, &format!("recv {s} {count} {base} {WINDOW}")).await;
     let (mut bytes, mut largest) = (0, 0);
     for start in (0..count).step_by(WINDOW) {
         let end = (start + WINDOW).min(count);
@@ -436,28 +280,9 @@ async fn us_to_peer(peer: &mut Peer, s: usize, session: &Session, count: usize) 
     (largest, bytes)
 }
 
-/// The oversize checks on our side: refused before anything is sent, and counted.
-async fn assert_oversize_refused(session: &Session) {
-    let max = session.max_datagram_size().expect("datagrams negotiated");
-    // No loopback path allows 2,000 B (quinn's path MTU stops at 1452); 65,536 is beyond
-    // any QUIC datagram.
-    for size in [2_000usize, 65_536] {
-        let big = vec![0u8; size];
-        match session.try_send_datagram(&big) {
-            Err(Error::TooLarge { size: s, max: m }) if s == size && m >= max => {}
-            other => panic!("oversize try_send of {size} B (max {max}): {other:?}"),
-        }
-        match session.send_datagram(&big).await {
-            Err(Error::TooLarge { size: s, .. }) if s == size => {}
-            other => panic!("oversize send of {size} B (max {max}): {other:?}"),
-        }
-    }
-    assert_eq!(session.stats().send_too_large, 4);
-}
-
 /// The peer refuses one byte over its own limit (pywebtransport's DatagramError).
 async fn assert_peer_refuses_oversize(peer: &mut Peer, s: usize, peer_max: usize) {
-    let answer = peer.command(&format!("oversize {s}")).await;
+    let answer = command(peer, &format!("oversize {s}")).await;
     let want = format!("OK oversize {s} rejected {} DatagramError", peer_max + 1);
     if !answer.starts_with(&want) {
         peer.fail(&format!("oversize answered {answer:?}, expected {want}..."));
@@ -470,22 +295,11 @@ async fn assert_peer_refuses_oversize(peer: &mut Peer, s: usize, peer_max: usize
 /// stream_create_timeout (the peer's STREAM_WAIT) ends the attempt.
 async fn assert_peer_opens_no_stream(peer: &mut Peer, s: usize) {
     for kind in ["uni", "bidi"] {
-        let answer = peer.command(&format!("stream {s} {kind}")).await;
+        let answer = command(peer, &format!("stream {s} {kind}")).await;
         if !answer.starts_with(&format!("OK stream {s} {kind} blocked ")) {
             peer.fail(&format!("stream {s} {kind} answered {answer:?}"));
         }
     }
-}
-
-fn assert_counts(session: &Session, count: usize) {
-    let st = session.stats();
-    assert_eq!(
-        (st.datagrams_sent, st.datagrams_received, st.recv_dropped),
-        (count as u64, count as u64, 0),
-        "counters of our session {}",
-        session.id()
-    );
-    assert_eq!(session.connection_unknown_session_datagrams(), 0);
 }
 
 /// Totals of the full exchange over every session, for the matrix detail.
@@ -540,7 +354,7 @@ async fn exchange(
     let (out_max, out_bytes) = us_to_peer(peer, s, session, COUNT).await;
     assert_oversize_refused(session).await;
     assert_peer_refuses_oversize(peer, s, info.max).await;
-    assert_counts(session, COUNT);
+    assert_counts(std::slice::from_ref(session), COUNT);
     t.in_max = t.in_max.max(in_max);
     t.in_bytes += in_bytes;
     t.out_max = t.out_max.max(out_max);
@@ -577,7 +391,7 @@ async fn pywebtransport_client_to_wtd_server() {
         "https://127.0.0.1:{}/interop/pywebtransport",
         server.local_addr().port()
     );
-    let mut peer = Peer::spawn(
+    let mut peer = spawn_peer(
         &format!("{label} client -> wtdatagram server"),
         &["client".into(), "--url".into(), url.clone()],
     );
@@ -589,18 +403,12 @@ async fn pywebtransport_client_to_wtd_server() {
             "/interop/pywebtransport".to_string()
         } else {
             let path = format!("/interop/pywebtransport/{k}");
-            peer.send(&format!("open {path}")).await;
+            peer.send_line(&format!("open {path}")).await;
             path
         };
-        let req = match tokio::time::timeout(LIMIT, server.accept()).await {
-            Ok(Some(r)) => r,
-            Ok(None) => peer.fail("server closed before a request"),
-            Err(_) => peer.fail(&format!("no request for session {k} from the peer")),
-        };
-        let session = req
-            .accept()
-            .await
-            .expect("accept the pywebtransport session");
+        let session = peer
+            .accept(&server, &format!("request for session {k} from the peer"))
+            .await;
         let info = session.request().clone();
         if info.dialect != Dialect::Draft15 || info.protocol != "webtransport-h3" {
             peer.fail(&format!(
@@ -648,7 +456,7 @@ async fn pywebtransport_client_to_wtd_server() {
 
     // The peer closes session 1: its code and reason arrive in CLOSE_WEBTRANSPORT_SESSION,
     // and sessions 0 and 2 carry on.
-    peer.send(&format!("close 1 {PEER_CODE} {PEER_REASON}"))
+    peer.send_line(&format!("close 1 {PEER_CODE} {PEER_REASON}"))
         .await;
     let reason = match tokio::time::timeout(LIMIT, sessions[1].closed()).await {
         Ok(r) => r,
@@ -679,7 +487,7 @@ async fn pywebtransport_client_to_wtd_server() {
     still_alive(&mut peer, &[(0, &sessions[0])]).await;
 
     // The peer closes the last one.
-    peer.send(&format!("close 0 {} {PEER_REASON}", PEER_CODE + 1))
+    peer.send_line(&format!("close 0 {} {PEER_REASON}", PEER_CODE + 1))
         .await;
     match tokio::time::timeout(LIMIT, sessions[0].closed()).await {
         Ok(CloseReason::Remote { code, reason })
@@ -687,7 +495,7 @@ async fn pywebtransport_client_to_wtd_server() {
         other => peer.fail(&format!("session 0 closed with {other:?}")),
     }
     peer.line("OK close 0").await;
-    peer.quit().await;
+    quit(&mut peer).await;
 
     let detail = t.detail();
     println!("{label} client -> wtdatagram server: {detail}");
@@ -701,19 +509,18 @@ async fn wtd_client_to_pywebtransport_server() {
     common::init_log();
     let label = peer_label();
     let cell = common::MatrixCell::start(&label, "server", Dialect::Draft15.name());
-    let mut peer = Peer::spawn(
+    let mut peer = spawn_peer(
         &format!("wtdatagram client -> {label} server"),
         &["server".into()],
     );
-    let ready = peer.line("READY ").await;
-    let (port, hash) = match ready.split(' ').collect::<Vec<_>>().as_slice() {
-        ["READY", port, hash] if hash.len() == 64 => (
-            port.parse::<u16>().expect("port"),
-            (0..32)
-                .map(|i| u8::from_str_radix(&hash[2 * i..2 * i + 2], 16).expect("hex"))
-                .collect::<Vec<u8>>(),
-        ),
-        _ => peer.fail(&format!("expected READY <port> <sha256>, got {ready:?}")),
+    let (port, words) = peer.ready().await;
+    let hash: Vec<u8> = match words.as_slice() {
+        [hash] if hash.len() == 64 => (0..32)
+            .map(|i| u8::from_str_radix(&hash[2 * i..2 * i + 2], 16).expect("hex"))
+            .collect(),
+        _ => peer.fail(&format!(
+            "expected READY <port> <sha256>, got READY {port} {words:?}"
+        )),
     };
     // pywebtransport generated its certificate; we pin its SHA-256.
     let client = Client::new(ClientConfig {
@@ -781,7 +588,7 @@ async fn wtd_client_to_pywebtransport_server() {
     still_alive(&mut peer, &[(0, &sessions[0]), (2, &sessions[2])]).await;
 
     // The peer closes session 2: we see its code and reason; session 0 carries on.
-    peer.send(&format!("close 2 {PEER_CODE} {PEER_REASON}"))
+    peer.send_line(&format!("close 2 {PEER_CODE} {PEER_REASON}"))
         .await;
     let reason = match tokio::time::timeout(LIMIT, sessions[2].closed()).await {
         Ok(r) => r,
@@ -805,7 +612,7 @@ async fn wtd_client_to_pywebtransport_server() {
         peer.line("CLOSED 0 ").await,
         format!("CLOSED 0 {} {OUR_REASON}", OUR_CODE + 1),
     );
-    peer.quit().await;
+    quit(&mut peer).await;
 
     let detail = t.detail();
     println!("wtdatagram client -> {label} server: {detail}");

@@ -21,22 +21,20 @@
 
 mod common;
 
-use std::collections::{HashMap, VecDeque};
-use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::mpsc;
+use common::exchange::{
+    assert_counts, assert_echoed, assert_oversize_refused, echoed_exchange, payload as pattern,
+    settled_max, spawn_counting_echo,
+};
+use common::peer::{repo, Peer, TempDir, LIMIT};
+use tokio::process::Command;
 use wtdatagram::transport::tls;
 use wtdatagram::{
-    Client, ClientConfig, CloseReason, Dialect, Error, Server, ServerConfig, Session, Verify,
+    Client, ClientConfig, CloseReason, Dialect, Server, ServerConfig, Session, Verify,
 };
-
-/// Every wait on the peer is bounded by this (safety net, never an assertion on speed).
-const LIMIT: Duration = Duration::from_secs(30);
 /// Datagrams each way per session (issue 6: 1,000 each way, content and count checked).
 const COUNT: usize = 1000;
 const WINDOW: usize = 50;
@@ -106,7 +104,7 @@ impl Stack {
 }
 
 fn peers_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/rust-peers")
+    repo().join("tests/interop/rust-peers")
 }
 
 /// The version of `name` in the peers' committed Cargo.lock.
@@ -126,7 +124,7 @@ fn locked_version(name: &str) -> String {
 }
 
 fn peer_binary() -> PathBuf {
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join(".peers/rust-target/debug/rust-peer");
+    let bin = repo().join(".peers/rust-target/debug/rust-peer");
     if !bin.exists() {
         panic!(
             "Rust interop peers not built: {} is missing. Run scripts/setup-rust-peers.sh \
@@ -142,239 +140,45 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// A running `rust-peer`: its stdout lines (with `MAX <i> <n>` reports folded into
-/// `maxes`), its stdin for commands, its stderr kept for diagnostics, and the process
-/// killed when this is dropped (also on a failed assertion).
-struct Peer {
-    name: String,
-    child: Child,
-    stdin: Arc<tokio::sync::Mutex<ChildStdin>>,
-    lines: mpsc::UnboundedReceiver<String>,
-    /// Lines read while looking for another one.
-    backlog: VecDeque<String>,
-    /// Largest datagram payload the peer can send on each of its sessions, last reported.
-    maxes: Arc<Mutex<HashMap<usize, usize>>>,
-    stderr: Arc<Mutex<String>>,
+/// Largest datagram payload the peer can send on each of its sessions, last reported
+/// (`MAX <i> <n>` and `SESSION <i> <path> <n>` lines).
+type Maxes = Arc<Mutex<HashMap<usize, usize>>>;
+
+fn peer_max(maxes: &Maxes, i: usize) -> usize {
+    maxes.lock().unwrap().get(&i).copied().unwrap_or(0)
 }
 
-impl Peer {
-    fn spawn(name: &str, args: &[String]) -> Peer {
-        let mut child = Command::new(peer_binary())
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{name}: cannot start rust-peer: {e}"));
-        let (tx, lines) = mpsc::unbounded_channel();
-        let maxes: Arc<Mutex<HashMap<usize, usize>>> = Arc::default();
-        let mut out = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-        let m = maxes.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = out.next_line().await {
-                let words: Vec<&str> = line.split(' ').collect();
-                let report = match words.as_slice() {
-                    ["MAX", i, n] => Some((i, n)),
-                    ["SESSION", i, _, n] => Some((i, n)),
-                    _ => None,
-                };
-                if let Some((Ok(i), Ok(n))) = report.map(|(i, n)| (i.parse(), n.parse())) {
-                    m.lock().unwrap().insert(i, n);
-                }
-                if words[0] != "MAX" && tx.send(line).is_err() {
-                    break;
-                }
+/// Start `rust-peer` with `args` for the pair `name`: its `MAX` reports are folded into
+/// the returned [`Maxes`] and never seen as lines; `ERROR ...` and `TIMEOUT` lines fail
+/// the test while we wait for another.
+fn spawn_peer(name: &str, args: &[String]) -> (Peer, Maxes) {
+    let maxes = Maxes::default();
+    let m = maxes.clone();
+    let peer = Peer::spawn_filtered(
+        "rust-peer",
+        name,
+        Command::new(peer_binary()).args(args),
+        move |line| {
+            let words: Vec<&str> = line.split(' ').collect();
+            let report = match words.as_slice() {
+                ["MAX", i, n] => Some((i, n)),
+                ["SESSION", i, _, n] => Some((i, n)),
+                _ => None,
+            };
+            if let Some((Ok(i), Ok(n))) = report.map(|(i, n)| (i.parse(), n.parse())) {
+                m.lock().unwrap().insert(i, n);
             }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err = child.stderr.take().expect("piped stderr");
-        let keep = stderr.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                keep.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let stdin = Arc::new(tokio::sync::Mutex::new(
-            child.stdin.take().expect("piped stdin"),
-        ));
-        Peer {
-            name: name.to_string(),
-            child,
-            stdin,
-            lines,
-            backlog: VecDeque::new(),
-            maxes,
-            stderr,
-        }
-    }
-
-    fn fail(&self, what: &str) -> ! {
-        panic!(
-            "{}: {what}\n--- rust-peer stderr ---\n{}",
-            self.name,
-            self.stderr.lock().unwrap()
-        )
-    }
-
-    /// The next line starting with `prefix` (other lines are kept for later calls).
-    async fn line(&mut self, prefix: &str) -> String {
-        if let Some(at) = self.backlog.iter().position(|l| l.starts_with(prefix)) {
-            return self.backlog.remove(at).expect("position is in range");
-        }
-        let deadline = tokio::time::Instant::now() + LIMIT;
-        loop {
-            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
-                Ok(Some(l)) if l.starts_with(prefix) => return l,
-                Ok(Some(l)) if l.starts_with("ERROR") || l == "TIMEOUT" => {
-                    self.fail(&format!("peer reported {l:?} while we waited for {prefix}"))
-                }
-                Ok(Some(l)) => self.backlog.push_back(l),
-                Ok(None) => self.fail(&format!(
-                    "peer exited before printing {prefix} (unread: {:?})",
-                    self.backlog
-                )),
-                Err(_) => self.fail(&format!(
-                    "no {prefix} from the peer within {LIMIT:?} (unread: {:?})",
-                    self.backlog
-                )),
-            }
-        }
-    }
-
-    fn commander(&self) -> Commander {
-        Commander(self.stdin.clone())
-    }
-
-    fn peer_max(&self, i: usize) -> usize {
-        self.maxes.lock().unwrap().get(&i).copied().unwrap_or(0)
-    }
-
-    async fn exit(&mut self) -> ExitStatus {
-        match tokio::time::timeout(LIMIT, self.child.wait()).await {
-            Ok(Ok(st)) => st,
-            Ok(Err(e)) => self.fail(&format!("waiting for the peer: {e}")),
-            Err(_) => self.fail(&format!("peer still running after {LIMIT:?}")),
-        }
-    }
+            words[0] != "MAX"
+        },
+    )
+    .fatal_lines(|l| l.starts_with("ERROR") || l == "TIMEOUT");
+    (peer, maxes)
 }
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-        if std::env::var_os("WTD_INTEROP_VERBOSE").is_some() {
-            eprintln!(
-                "--- {} stderr ---\n{}",
-                self.name,
-                self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
-            );
-        }
-    }
-}
-
-/// Writes command lines to the peer's stdin (cheap to clone into tasks).
-#[derive(Clone)]
-struct Commander(Arc<tokio::sync::Mutex<ChildStdin>>);
-
-impl Commander {
-    async fn send(&self, line: &str) {
-        let mut w = self.0.lock().await;
-        w.write_all(format!("{line}\n").as_bytes())
-            .await
-            .expect("write to the peer's stdin");
-        w.flush().await.expect("flush the peer's stdin");
-    }
-}
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!(
-            "wtd-rust-peer-{tag}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&p).expect("temp dir");
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// quinn's limit grows with path-MTU discovery after the handshake (1161 -> 1381 -> 1413
-/// on loopback). Wait (bounded) until it has stayed the same for 10 polls, so the sizes
-/// used are the settled maximum.
-async fn settled_max(session: &Session) -> usize {
-    let mut last = 0;
-    let mut same = 0;
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    while same < 10 && tokio::time::Instant::now() < deadline {
-        let m = session.max_datagram_size().expect("datagrams negotiated");
-        if m == last {
-            same += 1;
-        } else {
-            (last, same) = (m, 0);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    last
-}
-
 /// Datagram `k` of the peer's session `s`: the same bytes `rust-peer` builds (its index,
 /// big-endian and cut to the size, then a pattern of index and session).
 fn payload(s: usize, k: usize, size: usize) -> Vec<u8> {
-    let head = (k as u32).to_be_bytes();
-    if size <= 4 {
-        return head[4 - size..].to_vec();
-    }
-    let mut p = head.to_vec();
-    p.extend((0..size - 4).map(|j| ((k * 31 + j + s * 101) % 251) as u8));
-    p
+    pattern(k as u32, k, size, s * 101)
 }
-
-/// Every window opens with a datagram of exactly `max` and one of 1 byte.
-fn size_of(k: usize, max: usize) -> usize {
-    match k % WINDOW {
-        0 => max,
-        1 => 1,
-        _ => 1 + (k * 97) % max,
-    }
-}
-
-/// The oversize checks on our side: refused before anything is sent, and counted.
-async fn assert_oversize_refused(session: &Session) {
-    let max = session.max_datagram_size().expect("datagrams negotiated");
-    // No loopback path allows 2,000 B (quinn's path MTU stops at 1452); 65,536 is beyond
-    // any QUIC datagram.
-    for size in [2_000usize, 65_536] {
-        let big = vec![0u8; size];
-        match session.try_send_datagram(&big) {
-            Err(Error::TooLarge { size: s, max: m }) if s == size && m >= max => {}
-            other => panic!("oversize try_send of {size} B (max {max}): {other:?}"),
-        }
-        match session.send_datagram(&big).await {
-            Err(Error::TooLarge { size: s, .. }) if s == size => {}
-            other => panic!("oversize send of {size} B (max {max}): {other:?}"),
-        }
-    }
-    assert_eq!(session.stats().send_too_large, 4);
-}
-
 // ------------------------------------------------------------ our server, peer client
 
 async fn wtd_server_peer_client(stack: Stack) {
@@ -387,7 +191,7 @@ async fn wtd_server_peer_client(stack: Stack) {
         server.local_addr().port(),
         stack.arg()
     );
-    let mut peer = Peer::spawn(
+    let (mut peer, maxes) = spawn_peer(
         &format!("{peer_name} client -> wtdatagram server"),
         &[
             stack.arg().into(),
@@ -404,17 +208,11 @@ async fn wtd_server_peer_client(stack: Stack) {
             WINDOW.to_string(),
         ],
     );
-    let cmd = peer.commander();
 
     // The peer opens session k at BASE/k, each on its own connection.
     let mut sessions: Vec<Option<Session>> = vec![None; SESSIONS];
     for _ in 0..SESSIONS {
-        let req = match tokio::time::timeout(LIMIT, server.accept()).await {
-            Ok(Some(r)) => r,
-            Ok(None) => peer.fail("server closed before a request"),
-            Err(_) => peer.fail("no session request from the peer"),
-        };
-        let session = req.accept().await.expect("accept the peer's session");
+        let session = peer.accept(&server, "session request from the peer").await;
         let info = session.request().clone();
         if info.dialect != stack.dialect() {
             peer.fail(&format!(
@@ -441,24 +239,7 @@ async fn wtd_server_peer_client(stack: Stack) {
         );
     }
 
-    let echoes: Vec<_> = sessions
-        .iter()
-        .map(|s| {
-            let s = s.clone();
-            tokio::spawn(async move {
-                let mut echoed = 0usize;
-                loop {
-                    match s.recv_datagram().await {
-                        Ok(d) => match s.send_datagram(&d).await {
-                            Ok(()) => echoed += 1,
-                            Err(e) => return (echoed, Some(e)),
-                        },
-                        Err(_) => return (echoed, None),
-                    }
-                }
-            })
-        })
-        .collect();
+    let echoes: Vec<_> = sessions.iter().map(spawn_counting_echo).collect();
 
     // The peer sends sizes from 1 byte up to min(its own max, our settled max): tell it
     // ours, then check an oversize send is refused here.
@@ -466,7 +247,7 @@ async fn wtd_server_peer_client(stack: Stack) {
     for (k, s) in sessions.iter().enumerate() {
         let max = settled_max(s).await;
         assert!(max >= 1100, "max datagram size {max}");
-        cmd.send(&format!("CAP {k} {max}")).await;
+        peer.send_line(&format!("CAP {k} {max}")).await;
         our_max.push(max);
     }
     assert_oversize_refused(&sessions[0]).await;
@@ -477,7 +258,7 @@ async fn wtd_server_peer_client(stack: Stack) {
         let f: Vec<&str> = r.split(' ').collect();
         let nums: Vec<usize> = f.iter().skip(3).filter_map(|x| x.parse().ok()).collect();
         // The largest the peer sent: exactly min(our max, its own last reported max).
-        let both = cap.min(peer.peer_max(k));
+        let both = cap.min(peer_max(&maxes, k));
         match (f.get(2), nums.as_slice()) {
             (Some(&"ok"), &[sent, received, lo, hi])
                 if sent == COUNT && received == COUNT && lo == 1 && hi == both =>
@@ -501,7 +282,7 @@ async fn wtd_server_peer_client(stack: Stack) {
     );
     // Session 1: the peer closes it.
     let peer_reason = format!("bye from {}", stack.arg());
-    cmd.send(&format!("CLOSE 1 {PEER_CODE} {peer_reason}"))
+    peer.send_line(&format!("CLOSE 1 {PEER_CODE} {peer_reason}"))
         .await;
     let reason = match tokio::time::timeout(LIMIT, sessions[1].closed()).await {
         Ok(r) => r,
@@ -517,25 +298,8 @@ async fn wtd_server_peer_client(stack: Stack) {
         format!("CLOSED 1 local {PEER_CODE} {peer_reason}")
     );
     peer.line("DONE").await;
-    let status = peer.exit().await;
-    if !status.success() {
-        peer.fail(&format!("peer client exited with {status}"));
-    }
-    for (k, (echo, session)) in echoes.into_iter().zip(&sessions).enumerate() {
-        let (echoed, err) = tokio::time::timeout(LIMIT, echo)
-            .await
-            .expect("echo task ends with the session")
-            .expect("echo task");
-        assert_eq!(err, None, "echo send failed on session {k}");
-        assert_eq!(echoed, COUNT, "session {k}");
-        let st = session.stats();
-        assert_eq!(
-            (st.datagrams_received, st.datagrams_sent, st.recv_dropped),
-            (COUNT as u64, COUNT as u64, 0),
-            "session {k}"
-        );
-        assert_eq!(session.connection_unknown_session_datagrams(), 0);
-    }
+    peer.exit_ok("peer client").await;
+    assert_echoed(echoes, &sessions, COUNT).await;
     let detail = format!(
         "{SESSIONS} sessions (1 per connection: all the peer carries), {COUNT}/{COUNT} \
          datagrams each way per session ({smallest}..={largest} B) intact, oversize refused \
@@ -570,67 +334,23 @@ async fn exchange(
     s: usize,
     peer_max: impl Fn() -> usize,
 ) -> Result<(usize, usize), String> {
-    let (mut smallest, mut largest) = (usize::MAX, 0);
-    for start in (0..COUNT).step_by(WINDOW) {
-        let ours = session.max_datagram_size().map_err(|e| e.to_string())?;
-        let max = ours.min(peer_max());
-        if max < 1100 {
-            return Err(format!("max datagram size {max} (ours {ours})"));
-        }
-        let mut outstanding: HashMap<Vec<u8>, usize> = HashMap::new();
-        for k in start..(start + WINDOW).min(COUNT) {
-            let p = payload(s, k, size_of(k, max));
-            smallest = smallest.min(p.len());
-            largest = largest.max(p.len());
-            session
-                .send_datagram(&p)
-                .await
-                .map_err(|e| format!("session {s}: send datagram {k}: {e}"))?;
-            *outstanding.entry(p).or_default() += 1;
-        }
-        let mut left: usize = outstanding.values().sum();
-        while left > 0 {
-            let d =
-                match tokio::time::timeout(Duration::from_secs(5), session.recv_datagram()).await {
-                    Ok(Ok(d)) => d,
-                    Ok(Err(e)) => return Err(format!("session {s}: receive at {start}: {e}")),
-                    Err(_) => {
-                        return Err(format!(
-                            "session {s} window at {start}: {left} echoes missing after 5 s \
-                             (stats {:?})",
-                            session.stats()
-                        ))
-                    }
-                };
-            match outstanding.get_mut(&d[..]) {
-                Some(n) if *n > 0 => *n -= 1,
-                _ => {
-                    return Err(format!(
-                        "session {s} window at {start}: unexpected echo of {} bytes \
-                         starting {:02x?}",
-                        d.len(),
-                        &d[..d.len().min(8)]
-                    ))
-                }
-            }
-            left -= 1;
-        }
-    }
-    Ok((smallest, largest))
+    echoed_exchange(session, s, COUNT, WINDOW, peer_max, |k, size| {
+        payload(s, k, size)
+    })
+    .await
 }
-
 async fn peer_server_wtd_client(stack: Stack) {
     common::init_log();
     let peer_name = stack.label();
     let cell = common::MatrixCell::start(&peer_name, "server", stack.dialect().name());
-    let dir = TempDir::new(stack.arg());
+    let dir = TempDir::new(&format!("rust-peer-{}", stack.arg()));
     let id = tls::self_signed(&["localhost".into(), "127.0.0.1".into()]).expect("certificate");
-    let cert = dir.0.join("cert.der");
-    let key = dir.0.join("key.pk8");
+    let cert = dir.path().join("cert.der");
+    let key = dir.path().join("key.pk8");
     std::fs::write(&cert, &id.certs[0]).unwrap();
     std::fs::write(&key, id.key.secret_der()).unwrap();
 
-    let mut peer = Peer::spawn(
+    let (mut peer, maxes) = spawn_peer(
         &format!("wtdatagram client -> {peer_name} server"),
         &[
             stack.arg().into(),
@@ -643,17 +363,12 @@ async fn peer_server_wtd_client(stack: Stack) {
             SESSIONS.to_string(),
         ],
     );
-    let ready = peer.line("READY").await;
-    let port: u16 = match ready.strip_prefix("READY ").and_then(|p| p.parse().ok()) {
-        Some(p) => p,
-        None => peer.fail(&format!("expected READY <port>, got {ready:?}")),
-    };
+    let (port, _) = peer.ready().await;
     let client = Client::new(ClientConfig {
         verify: Verify::Hashes(vec![id.sha256]),
         ..Default::default()
     })
     .expect("client");
-    let cmd = peer.commander();
 
     // Session k on a connection of its own at /interop/wtd/k; `index[k]` is the peer's
     // number for it (the order it accepted them in).
@@ -695,37 +410,18 @@ async fn peer_server_wtd_client(stack: Stack) {
         .zip(&index)
         .map(|(s, &i)| {
             let s = s.clone();
-            let maxes = peer.maxes.clone();
-            tokio::spawn(async move {
-                exchange(&s, i, move || {
-                    maxes.lock().unwrap().get(&i).copied().unwrap_or(0)
-                })
-                .await
-            })
+            let maxes = maxes.clone();
+            tokio::spawn(async move { exchange(&s, i, move || peer_max(&maxes, i)).await })
         })
         .collect();
-    let (mut smallest, mut largest) = (usize::MAX, 0);
-    for r in runs {
-        match r.await.expect("exchange task") {
-            Ok((lo, hi)) => (smallest, largest) = (smallest.min(lo), largest.max(hi)),
-            Err(e) => peer.fail(&e),
-        }
-    }
+    let (smallest, largest) = peer.join_exchanges(runs).await;
     assert_eq!(smallest, 1);
     assert!(
         largest >= 1100 && largest <= ours,
         "largest {largest}, our max {ours}"
     );
     assert_oversize_refused(&sessions[0]).await;
-    for (k, s) in sessions.iter().enumerate() {
-        let st = s.stats();
-        assert_eq!(
-            (st.datagrams_sent, st.datagrams_received, st.recv_dropped),
-            (COUNT as u64, COUNT as u64, 0),
-            "session {k}"
-        );
-        assert_eq!(s.connection_unknown_session_datagrams(), 0);
-    }
+    assert_counts(&sessions, COUNT);
 
     // Session 0: we close it and let go of it, which closes its connection (H3_NO_ERROR)
     // once our capsule is acknowledged. h3-webtransport never reads the CONNECT stream,
@@ -753,7 +449,7 @@ async fn peer_server_wtd_client(stack: Stack) {
 
     // Session 1: the peer closes it.
     let peer_reason = format!("bye from {}", stack.arg());
-    cmd.send(&format!("CLOSE {i1} {PEER_CODE} {peer_reason}"))
+    peer.send_line(&format!("CLOSE {i1} {PEER_CODE} {peer_reason}"))
         .await;
     let reason = match tokio::time::timeout(LIMIT, s1.closed()).await {
         Ok(r) => r,
@@ -773,10 +469,7 @@ async fn peer_server_wtd_client(stack: Stack) {
         format!("CLOSED {i1} local {PEER_CODE} {peer_reason}")
     );
     peer.line("DONE").await;
-    let status = peer.exit().await;
-    if !status.success() {
-        peer.fail(&format!("peer server exited with {status}"));
-    }
+    peer.exit_ok("peer server").await;
     let detail = format!(
         "{SESSIONS} sessions (1 per connection: all the peer carries), {COUNT}/{COUNT} \
          datagrams each way per session ({smallest}..={largest} B) intact, oversize refused \

@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+pub mod exchange;
+pub mod peer;
+
 use wtdatagram::{Client, ClientConfig, Server, ServerConfig, Session, TransportOptions, Verify};
 
 /// Every wait in the tests is bounded by this; it is a safety net, never an assertion.
