@@ -205,6 +205,21 @@ impl RuntimeInner {
             .map_err(|_| FfiError::new(WTD_ERR_TIMEOUT, format!("timed out after {timeout_ms} ms")))
     }
 
+    /// Poll `fut` once on this thread and only if it is not ready block on it in the
+    /// runtime (up to `timeout_ms`, negative: forever): a send that finds room costs no
+    /// trip into the runtime.
+    pub(crate) fn wait_here<T, E, F>(&self, timeout_ms: i32, fut: F) -> FfiResult<T>
+    where
+        F: Future<Output = Result<T, E>>,
+        FfiError: From<E>,
+    {
+        let mut fut = std::pin::pin!(fut);
+        match crate::transport::session::poll_once(fut.as_mut()) {
+            Some(r) => Ok(r?),
+            None => Ok(self.block_on(timeout_ms, fut)??),
+        }
+    }
+
     /// Enter the runtime context (for constructors that spawn tasks).
     pub(crate) fn enter(&self) -> FfiResult<tokio::runtime::EnterGuard<'_>> {
         if self.is_closed() {

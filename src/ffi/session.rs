@@ -227,13 +227,7 @@ pub unsafe extern "C" fn wtd_session_send_wait(
     guard(|| {
         let s = live(session)?;
         let d = bytes(data, len, "data")?;
-        // Poll once on this thread: only a full send buffer costs a trip into the runtime.
-        let mut fut = std::pin::pin!(s.session.send_datagram(d));
-        match crate::transport::session::poll_once(fut.as_mut()) {
-            Some(r) => r?,
-            None => s.runtime.block_on(timeout_ms, fut)??,
-        }
-        Ok(())
+        s.runtime.wait_here(timeout_ms, s.session.send_datagram(d))
     })
 }
 
@@ -269,23 +263,14 @@ pub unsafe extern "C" fn wtd_session_send_multiple(
         for i in 0..count {
             let b = &*items.add(i);
             let d = bytes(b.data, b.len, "items[i].data")?;
-            let mut fut = std::pin::pin!(s.session.send_datagram(d));
-            let r = match crate::transport::session::poll_once(fut.as_mut()) {
-                Some(r) => r.map_err(FfiError::from),
-                None => {
-                    let left = match deadline {
-                        None => -1,
-                        Some(d) => d
-                            .saturating_duration_since(std::time::Instant::now())
-                            .as_millis()
-                            .min(i32::MAX as u128) as i32,
-                    };
-                    s.runtime
-                        .block_on(left, fut)
-                        .and_then(|r| r.map_err(FfiError::from))
-                }
+            let left = match deadline {
+                None => -1,
+                Some(d) => d
+                    .saturating_duration_since(std::time::Instant::now())
+                    .as_millis()
+                    .min(i32::MAX as u128) as i32,
             };
-            match r {
+            match s.runtime.wait_here(left, s.session.send_datagram(d)) {
                 Ok(()) => sent += 1,
                 Err(e) if sent == 0 => return Err(e),
                 Err(_) => break,

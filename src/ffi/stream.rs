@@ -336,13 +336,8 @@ pub unsafe extern "C" fn wtd_stream_send_wait(
     guard(|| {
         let s = live(stream)?;
         let d = bytes(data, len, "data")?;
-        // Poll once here: only a full queue costs a trip into the runtime.
-        let mut fut = std::pin::pin!(s.stream.send_wait(d, priority, ttl(ttl_ms)));
-        match crate::transport::session::poll_once(fut.as_mut()) {
-            Some(r) => r?,
-            None => s.runtime.block_on(timeout_ms, fut)??,
-        }
-        Ok(())
+        s.runtime
+            .wait_here(timeout_ms, s.stream.send_wait(d, priority, ttl(ttl_ms)))
     })
 }
 
