@@ -58,6 +58,15 @@ func (b *Batch) At(i int) []byte {
 	return b.buf[b.offs[i]:b.offs[i+1]:b.offs[i+1]]
 }
 
+// received records the sizes of n datagrams the library packed into b.buf (b.lens).
+func (b *Batch) received(n int) {
+	off := 0
+	for i := 0; i < n; i++ {
+		off += int(b.lens[i])
+		b.offs = append(b.offs, off)
+	}
+}
+
 // Reset empties the batch (keeping its buffers).
 func (b *Batch) Reset() { b.offs = b.offs[:1] }
 
@@ -100,6 +109,13 @@ var batchPool = sync.Pool{New: func() any { return NewBatch(64, 64*1500) }}
 // SendMultiple queues msgs like SendBatch (copying them into a pooled batch) and
 // returns how many were queued.
 func (st *Stream) SendMultiple(msgs [][]byte, prio Priority, ttl time.Duration) (int, error) {
+	return sendChunks(msgs, func(b *Batch) (int, error) { return st.SendBatch(b, prio, ttl) })
+}
+
+// sendChunks copies msgs into a pooled batch, chunk by chunk, and hands each chunk
+// to send; a datagram larger than the pooled buffer goes in a batch of its own. It
+// returns how many were sent, stopping at the first error.
+func sendChunks(msgs [][]byte, send func(*Batch) (int, error)) (int, error) {
 	b := batchPool.Get().(*Batch)
 	defer batchPool.Put(b)
 	total := 0
@@ -109,12 +125,13 @@ func (st *Stream) SendMultiple(msgs [][]byte, prio Priority, ttl time.Duration) 
 		for k < len(msgs) && b.Append(msgs[k]) {
 			k++
 		}
+		chunk := b
 		if k == 0 { // larger than the pooled buffer: on its own
-			one := NewBatch(1, len(msgs[0]))
-			one.Append(msgs[0])
-			b, k = one, 1
+			chunk = NewBatch(1, len(msgs[0]))
+			chunk.Append(msgs[0])
+			k = 1
 		}
-		n, err := st.SendBatch(b, prio, ttl)
+		n, err := send(chunk)
 		total += n
 		if err != nil {
 			return total, err
@@ -145,11 +162,7 @@ func (st *Stream) ReceiveBatch(ctx context.Context, b *Batch) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	off := 0
-	for i := 0; i < int(count); i++ {
-		off += int(b.lens[i])
-		b.offs = append(b.offs, off)
-	}
+	b.received(int(count))
 	return int(count), nil
 }
 
@@ -202,28 +215,7 @@ func (s *Session) SendBatch(ctx context.Context, b *Batch) (int, error) {
 
 // SendMultiple is SendBatch for msgs (copied into a pooled batch).
 func (s *Session) SendMultiple(ctx context.Context, msgs [][]byte) (int, error) {
-	b := batchPool.Get().(*Batch)
-	defer batchPool.Put(b)
-	total := 0
-	for len(msgs) > 0 {
-		b.Reset()
-		k := 0
-		for k < len(msgs) && b.Append(msgs[k]) {
-			k++
-		}
-		if k == 0 { // larger than the pooled buffer: on its own
-			one := NewBatch(1, len(msgs[0]))
-			one.Append(msgs[0])
-			b, k = one, 1
-		}
-		n, err := s.SendBatch(ctx, b)
-		total += n
-		if err != nil {
-			return total, err
-		}
-		msgs = msgs[k:]
-	}
-	return total, nil
+	return sendChunks(msgs, func(b *Batch) (int, error) { return s.SendBatch(ctx, b) })
 }
 
 // ReceiveBatch replaces b's content with the datagrams waiting on the session, up
@@ -248,10 +240,6 @@ func (s *Session) ReceiveBatch(ctx context.Context, b *Batch) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	off := 0
-	for i := 0; i < int(count); i++ {
-		off += int(b.lens[i])
-		b.offs = append(b.offs, off)
-	}
+	b.received(int(count))
 	return int(count), nil
 }
