@@ -12,7 +12,7 @@
 use bytes::Bytes;
 
 use super::codes::*;
-use super::frame::{self, Tlv, TlvDecoder};
+use super::frame::{self, Piece, Take, Tlv, TlvReader};
 use super::{Reader, WireError};
 
 pub const DATAGRAM: u64 = 0x00;
@@ -32,8 +32,6 @@ pub const WT_STREAMS_BLOCKED_BIDI: u64 = 0x190b_4d43;
 pub const WT_STREAMS_BLOCKED_UNI: u64 = 0x190b_4d44;
 /// Longest close reason the protocol allows, in bytes.
 pub const MAX_CLOSE_REASON: usize = 1024;
-/// Largest capsule or frame we buffer on a CONNECT stream.
-pub const MAX_UNIT: u64 = 64 * 1024;
 
 /// A capsule relevant to a WebTransport session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,26 +119,68 @@ fn is_webtransport_capsule(ty: u64) -> bool {
 /// What the CONNECT stream carried after the response/request HEADERS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamItem {
+    /// A capsule a session acts on: CLOSE_WEBTRANSPORT_SESSION or DRAIN.
     Capsule(Capsule),
+    /// Any other capsule (flow control, DATAGRAM capsules, extensions): a datagram-only
+    /// session does not act on it, so its payload was skipped without being held.
+    Ignored { ty: u64, len: u64 },
     /// Trailing HEADERS: the message is over.
     Trailers,
 }
 
-/// Decoder for the data of an established session's CONNECT stream.
-pub struct ConnectStreamDecoder {
-    frames: TlvDecoder,
-    capsules: TlvDecoder,
-    trailers: bool,
+/// How much of a capsule of type `ty` declaring `len` bytes is held: CLOSE and DRAIN,
+/// whose size the draft bounds, whole; every other one is skipped (never buffered).
+fn capsule_take(ty: u64, len: u64) -> Result<Take, WireError> {
+    match ty {
+        CLOSE_WEBTRANSPORT_SESSION if len > 4 + MAX_CLOSE_REASON as u64 => Err(WireError::new(
+            H3_MESSAGE_ERROR,
+            format!("CLOSE_WEBTRANSPORT_SESSION of {len} bytes: the reason is limited to 1024"),
+        )),
+        DRAIN_WEBTRANSPORT_SESSION if len != 0 => Err(WireError::new(
+            H3_MESSAGE_ERROR,
+            "DRAIN capsule with a payload",
+        )),
+        CLOSE_WEBTRANSPORT_SESSION | DRAIN_WEBTRANSPORT_SESSION => Ok(Take::Buffer),
+        _ => Ok(Take::Skip),
+    }
 }
 
-impl Default for ConnectStreamDecoder {
-    fn default() -> Self {
-        ConnectStreamDecoder {
-            frames: TlvDecoder::new(MAX_UNIT, H3_EXCESSIVE_LOAD),
-            capsules: TlvDecoder::new(MAX_UNIT, H3_EXCESSIVE_LOAD),
-            trailers: false,
+/// How a frame of type `ty` on an established session's CONNECT stream is read.
+fn frame_take(ty: u64, len: u64, after_trailers: bool) -> Result<Take, WireError> {
+    match ty {
+        frame::DATA | frame::HEADERS if after_trailers => Err(WireError::new(
+            H3_FRAME_UNEXPECTED,
+            "frame after trailers (RFC 9114 §4.1)",
+        )),
+        // Capsules travel in DATA frames of any size: stream them into the capsule layer.
+        frame::DATA => Ok(Take::Stream),
+        // Trailers end the message; their fields mean nothing to a session.
+        frame::HEADERS => Ok(Take::Skip),
+        ty if is_webtransport_capsule(ty) => capsule_take(ty, len),
+        frame::SETTINGS | frame::GOAWAY | frame::MAX_PUSH_ID | frame::CANCEL_PUSH => {
+            Err(WireError::new(
+                H3_FRAME_UNEXPECTED,
+                format!("frame {ty:#x} on a request stream"),
+            ))
         }
+        ty if frame::is_reserved_h2(ty) => Err(WireError::new(
+            H3_FRAME_UNEXPECTED,
+            format!("HTTP/2 frame {ty:#x}"),
+        )),
+        // Unknown frame types are ignored whatever their size (RFC 9114 §9).
+        _ => Ok(Take::Skip),
     }
+}
+
+/// Decoder for the data of an established session's CONNECT stream: HTTP/3 frames, and
+/// capsules inside DATA frames (or raw). It holds at most one CLOSE capsule (1028
+/// bytes) plus what was pushed and not yet read: DATA frames are streamed and unknown
+/// frames and capsules skipped, whatever length they declare.
+#[derive(Default)]
+pub struct ConnectStreamDecoder {
+    frames: TlvReader,
+    capsules: TlvReader,
+    trailers: bool,
 }
 
 impl ConnectStreamDecoder {
@@ -148,15 +188,20 @@ impl ConnectStreamDecoder {
         self.frames.push(data);
     }
 
+    /// Bytes held: pushed and not yet decoded, or part of an incomplete capsule.
+    pub fn buffered(&self) -> usize {
+        self.frames.buffered() + self.capsules.buffered()
+    }
+
     /// The error for the stream ending now, if it ends mid-unit: inside an HTTP/3 frame
     /// is H3_FRAME_ERROR (RFC 9114 §7.1), inside a capsule H3_MESSAGE_ERROR.
     pub fn end_of_stream_error(&self) -> Option<WireError> {
-        if self.frames.buffered() > 0 {
+        if !self.frames.at_boundary() {
             Some(WireError::new(
                 H3_FRAME_ERROR,
                 "CONNECT stream ended inside a frame",
             ))
-        } else if self.capsules.buffered() > 0 {
+        } else if !self.capsules.at_boundary() {
             Some(WireError::new(
                 H3_MESSAGE_ERROR,
                 "CONNECT stream ended inside a capsule",
@@ -166,44 +211,45 @@ impl ConnectStreamDecoder {
         }
     }
 
+    fn capsule(piece: Piece) -> Result<Option<StreamItem>, WireError> {
+        match piece {
+            Piece::Unit(Tlv { ty, payload }) => {
+                Capsule::decode(ty, payload).map(|c| Some(StreamItem::Capsule(c)))
+            }
+            Piece::Skipped { ty, len } => Ok(Some(StreamItem::Ignored { ty, len })),
+            // capsule_take never streams.
+            Piece::Chunk { .. } => Ok(None),
+        }
+    }
+
     // Fallible, so not an Iterator: `Ok(None)` means "need more bytes", not "done".
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<StreamItem>, WireError> {
         loop {
-            if let Some(Tlv { ty, payload }) = self.capsules.next()? {
-                return Capsule::decode(ty, payload).map(|c| Some(StreamItem::Capsule(c)));
+            if let Some(p) = self.capsules.next(capsule_take)? {
+                if let Some(item) = Self::capsule(p)? {
+                    return Ok(Some(item));
+                }
+                continue;
             }
-            let Some(Tlv { ty, payload }) = self.frames.next()? else {
+            let trailers = self.trailers;
+            let Some(p) = self.frames.next(|ty, len| frame_take(ty, len, trailers))? else {
                 return Ok(None);
             };
-            match ty {
-                frame::DATA | frame::HEADERS if self.trailers => {
-                    return Err(WireError::new(
-                        H3_FRAME_UNEXPECTED,
-                        "frame after trailers (RFC 9114 §4.1)",
-                    ))
-                }
-                frame::DATA => self.capsules.push(&payload),
-                frame::HEADERS => {
+            match p {
+                Piece::Chunk { data, .. } => self.capsules.push(&data),
+                Piece::Skipped {
+                    ty: frame::HEADERS, ..
+                } => {
                     self.trailers = true;
                     return Ok(Some(StreamItem::Trailers));
                 }
-                ty if is_webtransport_capsule(ty) => {
-                    return Capsule::decode(ty, payload).map(|c| Some(StreamItem::Capsule(c)))
+                // A raw capsule (type at the frame level).
+                Piece::Unit(_) => return Self::capsule(p),
+                Piece::Skipped { ty, .. } if is_webtransport_capsule(ty) => {
+                    return Self::capsule(p)
                 }
-                frame::SETTINGS | frame::GOAWAY | frame::MAX_PUSH_ID | frame::CANCEL_PUSH => {
-                    return Err(WireError::new(
-                        H3_FRAME_UNEXPECTED,
-                        format!("frame {ty:#x} on a request stream"),
-                    ))
-                }
-                ty if frame::is_reserved_h2(ty) => {
-                    return Err(WireError::new(
-                        H3_FRAME_UNEXPECTED,
-                        format!("HTTP/2 frame {ty:#x}"),
-                    ))
-                }
-                _ => {} // unknown frame or PUSH_PROMISE-free extension: ignore
+                Piece::Skipped { .. } => {} // unknown frame: ignored
             }
         }
     }
@@ -291,7 +337,7 @@ mod tests {
     fn flow_control_capsules_are_skipped() {
         // What pywebtransport 0.21 and webtransport-go 0.13 send once flow control is on:
         // each capsule's value is one varint. In DATA frames (how both peers write them)
-        // and raw, they come out as Unknown (ignored by the session) and do not disturb
+        // and raw, they come out as Ignored (skipped, never held) and do not disturb
         // the capsule after them.
         let close = Capsule::Close {
             code: 9,
@@ -325,8 +371,9 @@ mod tests {
             d.push(&wire);
             for (ty, _) in flow {
                 match d.next().unwrap() {
-                    Some(StreamItem::Capsule(Capsule::Unknown { ty: got, .. })) => {
-                        assert_eq!(got, ty, "raw={raw}")
+                    Some(StreamItem::Ignored { ty: got, len }) => {
+                        assert_eq!(got, ty, "raw={raw}");
+                        assert!(len > 0 && len <= 8, "raw={raw}");
                     }
                     other => panic!("raw={raw}: {other:?}"),
                 }
@@ -334,6 +381,67 @@ mod tests {
             assert_eq!(d.next().unwrap(), Some(StreamItem::Capsule(close.clone())));
             assert_eq!(d.next().unwrap(), None);
         }
+    }
+
+    #[test]
+    fn large_frames_and_capsules_stream_through() {
+        // A 100 KB DATA frame holding a 99 KB unknown capsule and then a CLOSE, and a
+        // 200 KB unknown frame before it: legal, read in 1 KiB pushes, never held whole.
+        let close = Capsule::Close {
+            code: 42,
+            reason: "end".into(),
+        };
+        let mut inner = Capsule::Unknown {
+            ty: 0x1234,
+            payload: Bytes::from(vec![9u8; 99_000]),
+        }
+        .encode();
+        inner.extend(close.encode());
+        let mut wire = Vec::new();
+        frame::encode(0x2f2f, &vec![0u8; 200_000], &mut wire);
+        frame::encode(frame::DATA, &inner, &mut wire);
+        for step in [1usize, 1024, 7777, wire.len()] {
+            let mut d = ConnectStreamDecoder::default();
+            let mut got = Vec::new();
+            let mut most = 0;
+            for part in wire.chunks(step) {
+                d.push(part);
+                while let Some(item) = d.next().unwrap() {
+                    got.push(item);
+                }
+                most = most.max(d.buffered());
+            }
+            assert_eq!(
+                got,
+                vec![
+                    StreamItem::Ignored {
+                        ty: 0x1234,
+                        len: 99_000
+                    },
+                    StreamItem::Capsule(close.clone())
+                ],
+                "step {step}"
+            );
+            assert_eq!(d.end_of_stream_error(), None);
+            if step < wire.len() {
+                assert!(most <= step + 1100, "step {step}: held {most}");
+            }
+        }
+    }
+
+    #[test]
+    fn oversize_close_capsule_is_refused_from_its_header() {
+        // Only the header arrived: the declared length alone is the error.
+        let mut cap = Vec::new();
+        super::super::varint::encode(CLOSE_WEBTRANSPORT_SESSION, &mut cap);
+        super::super::varint::encode(4 + 1025, &mut cap);
+        let mut wire = Vec::new();
+        super::super::varint::encode(frame::DATA, &mut wire);
+        super::super::varint::encode(1 << 20, &mut wire);
+        wire.extend(&cap);
+        let mut d = ConnectStreamDecoder::default();
+        d.push(&wire);
+        assert_eq!(d.next().unwrap_err().code, H3_MESSAGE_ERROR);
     }
 
     #[test]

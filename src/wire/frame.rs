@@ -112,6 +112,191 @@ impl TlvDecoder {
     }
 }
 
+/// What a [`TlvReader`] does with a unit, decided from its type and declared length
+/// before any of its payload is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    /// Hold the whole payload and return it as one [`Piece::Unit`]. The caller decides
+    /// the bound: the declared length is known when this is chosen.
+    Buffer,
+    /// Pass the payload on as it arrives, in [`Piece::Chunk`]s (never held whole).
+    Stream,
+    /// Discard the payload as it arrives (unknown frame types, RFC 9114 §9), then
+    /// report it once as [`Piece::Skipped`].
+    Skip,
+}
+
+/// What a [`TlvReader`] yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// A unit read with [`Take::Buffer`].
+    Unit(Tlv),
+    /// Part of the payload of a unit read with [`Take::Stream`]; `end` on its last part
+    /// (a unit of length 0 yields one empty chunk with `end`).
+    Chunk { ty: u64, data: Bytes, end: bool },
+    /// A unit read with [`Take::Skip`] is over.
+    Skipped { ty: u64, len: u64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadState {
+    /// Waiting for the next unit's type and length.
+    Header,
+    /// Inside the payload of a unit of type `ty`, `left` bytes of it still to come.
+    Payload {
+        ty: u64,
+        len: u64,
+        left: u64,
+        take: Take,
+    },
+}
+
+/// Incremental reader for a stream of type-length-value units (HTTP/3 frames, capsules)
+/// that never holds more of a unit than its caller allows: for each unit the caller
+/// chooses, from type and declared length, to buffer it whole, stream it, or skip it.
+///
+/// Memory: the bytes pushed and not yet consumed, plus at most one buffered unit, whose
+/// bound the caller enforces in its `decide` function. Streamed and skipped payloads
+/// are never accumulated, whatever length they declare.
+#[derive(Debug)]
+pub struct TlvReader {
+    buf: BytesMut,
+    state: ReadState,
+}
+
+impl Default for TlvReader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TlvReader {
+    pub fn new() -> Self {
+        TlvReader {
+            buf: BytesMut::new(),
+            state: ReadState::Header,
+        }
+    }
+
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Bytes pushed and not yet consumed.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether the stream may end here: between units, with nothing pending.
+    pub fn at_boundary(&self) -> bool {
+        self.state == ReadState::Header && self.buf.is_empty()
+    }
+
+    /// The type of the next unit, once its first varint has arrived (only between units).
+    pub fn peek_type(&self) -> Option<u64> {
+        match self.state {
+            ReadState::Header => varint::decode(&self.buf).map(|(v, _)| v),
+            ReadState::Payload { .. } => None,
+        }
+    }
+
+    /// Give up the reader, returning the bytes pushed and not consumed (only meaningful
+    /// between units).
+    pub fn into_remaining(self) -> BytesMut {
+        self.buf
+    }
+
+    /// The next piece, or `Ok(None)` when more bytes are needed. `decide(ty, len)` is
+    /// called once per unit, when its header is complete; its error is returned as is
+    /// (the reader itself cannot fail: any byte sequence is a prefix of valid units).
+    // Fallible, so not an Iterator: `Ok(None)` means "need more bytes", not "done".
+    #[allow(clippy::should_implement_trait)]
+    pub fn next<E>(
+        &mut self,
+        mut decide: impl FnMut(u64, u64) -> Result<Take, E>,
+    ) -> Result<Option<Piece>, E> {
+        loop {
+            match self.state {
+                ReadState::Header => {
+                    let Some((ty, n1)) = varint::decode(&self.buf) else {
+                        return Ok(None);
+                    };
+                    let Some((len, n2)) = varint::decode(&self.buf[n1..]) else {
+                        return Ok(None);
+                    };
+                    let take = decide(ty, len)?;
+                    self.buf.advance(n1 + n2);
+                    self.state = ReadState::Payload {
+                        ty,
+                        len,
+                        left: len,
+                        take,
+                    };
+                    if len == 0 && take == Take::Stream {
+                        self.state = ReadState::Header;
+                        return Ok(Some(Piece::Chunk {
+                            ty,
+                            data: Bytes::new(),
+                            end: true,
+                        }));
+                    }
+                }
+                ReadState::Payload {
+                    ty,
+                    len,
+                    left,
+                    take,
+                } => match take {
+                    Take::Buffer => {
+                        if (self.buf.len() as u64) < left {
+                            return Ok(None);
+                        }
+                        let payload = self.buf.split_to(left as usize).freeze();
+                        self.state = ReadState::Header;
+                        return Ok(Some(Piece::Unit(Tlv { ty, payload })));
+                    }
+                    Take::Stream => {
+                        if self.buf.is_empty() {
+                            return Ok(None);
+                        }
+                        let n = left.min(self.buf.len() as u64);
+                        let data = self.buf.split_to(n as usize).freeze();
+                        let left = left - n;
+                        let end = left == 0;
+                        self.state = if end {
+                            ReadState::Header
+                        } else {
+                            ReadState::Payload {
+                                ty,
+                                len,
+                                left,
+                                take,
+                            }
+                        };
+                        return Ok(Some(Piece::Chunk { ty, data, end }));
+                    }
+                    Take::Skip => {
+                        let n = left.min(self.buf.len() as u64);
+                        self.buf.advance(n as usize);
+                        let left = left - n;
+                        if left > 0 {
+                            self.state = ReadState::Payload {
+                                ty,
+                                len,
+                                left,
+                                take,
+                            };
+                            return Ok(None);
+                        }
+                        self.state = ReadState::Header;
+                        return Ok(Some(Piece::Skipped { ty, len }));
+                    }
+                },
+            }
+        }
+    }
+}
+
 /// Decode a GOAWAY payload: one varint id, nothing else.
 pub fn decode_goaway(payload: &[u8]) -> Result<u64, WireError> {
     let mut r = super::Reader::new(payload, H3_FRAME_ERROR);
@@ -159,6 +344,99 @@ mod tests {
         let mut d = TlvDecoder::new(1 << 16, H3_EXCESSIVE_LOAD);
         d.push(&wire);
         assert_eq!(d.next().unwrap_err().code, H3_EXCESSIVE_LOAD);
+    }
+
+    /// Read `wire` fed in pieces of `step` bytes: buffer type 1, stream type 0, skip
+    /// the rest; chunks of a streamed unit are concatenated.
+    fn read_all(wire: &[u8], step: usize) -> (Vec<(u64, Vec<u8>)>, usize) {
+        let mut r = TlvReader::new();
+        let mut out: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut streaming = false;
+        let mut most_buffered = 0;
+        for part in wire.chunks(step.max(1)) {
+            r.push(part);
+            most_buffered = most_buffered.max(r.buffered());
+            while let Some(p) = r
+                .next(|ty, _| {
+                    Ok::<_, ()>(match ty {
+                        HEADERS => Take::Buffer,
+                        DATA => Take::Stream,
+                        _ => Take::Skip,
+                    })
+                })
+                .unwrap()
+            {
+                match p {
+                    Piece::Unit(t) => out.push((t.ty, t.payload.to_vec())),
+                    Piece::Chunk { ty, data, end } => {
+                        if !streaming {
+                            out.push((ty, Vec::new()));
+                        }
+                        out.last_mut().unwrap().1.extend_from_slice(&data);
+                        streaming = !end;
+                    }
+                    Piece::Skipped { ty, len } => out.push((ty, vec![len as u8])),
+                }
+            }
+        }
+        assert!(r.at_boundary());
+        (out, most_buffered)
+    }
+
+    #[test]
+    fn reader_streams_and_skips_whatever_the_split() {
+        let mut wire = Vec::new();
+        encode(HEADERS, b"abc", &mut wire);
+        encode(DATA, &[7u8; 300], &mut wire);
+        encode(0x21, &[1u8; 200], &mut wire); // reserved type: skipped
+        encode(DATA, b"", &mut wire);
+        encode(HEADERS, b"", &mut wire);
+        let (whole, _) = read_all(&wire, wire.len());
+        assert_eq!(
+            whole,
+            vec![
+                (HEADERS, b"abc".to_vec()),
+                (DATA, vec![7u8; 300]),
+                (0x21, vec![200]),
+                (DATA, vec![]),
+                (HEADERS, vec![]),
+            ]
+        );
+        for step in 1..wire.len() {
+            assert_eq!(read_all(&wire, step).0, whole, "step {step}");
+        }
+    }
+
+    #[test]
+    fn reader_never_holds_a_skipped_or_streamed_payload() {
+        // A 1 MB unknown frame and a 1 MB DATA frame, fed 4 KiB at a time: the reader
+        // holds at most what one push brought.
+        let mut wire = Vec::new();
+        encode(0x2f, &vec![0u8; 1 << 20], &mut wire);
+        encode(DATA, &vec![1u8; 1 << 20], &mut wire);
+        let (units, most) = read_all(&wire, 4096);
+        assert_eq!(units.len(), 2);
+        assert_eq!(units[1].1.len(), 1 << 20);
+        assert!(most <= 4096 + 16, "held {most} bytes");
+    }
+
+    #[test]
+    fn reader_returns_the_callers_error_before_consuming() {
+        let mut wire = Vec::new();
+        encode(HEADERS, &[0u8; 100], &mut wire);
+        let mut r = TlvReader::new();
+        r.push(&wire);
+        let e = r
+            .next(|ty, len| {
+                if len > 10 {
+                    Err((ty, len))
+                } else {
+                    Ok(Take::Buffer)
+                }
+            })
+            .unwrap_err();
+        assert_eq!(e, (HEADERS, 100));
+        assert_eq!(r.peek_type(), Some(HEADERS));
     }
 
     #[test]

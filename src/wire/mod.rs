@@ -9,6 +9,7 @@ pub mod codes;
 pub mod datagram;
 pub mod frame;
 pub mod headers;
+pub mod huffman;
 pub mod qpack;
 pub mod settings;
 pub mod varint;
