@@ -7,370 +7,17 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use common::raw::*;
 use common::*;
-use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{ConnectionError, ReadError, RecvStream, SendStream, VarInt};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 use wtdatagram::wire::capsule::{self, Capsule};
 use wtdatagram::wire::codes::*;
 use wtdatagram::wire::datagram::Prefix;
-use wtdatagram::wire::frame::{self, stream_type, TlvDecoder};
+use wtdatagram::wire::frame::{self, stream_type};
 use wtdatagram::wire::settings::{self, Settings};
-use wtdatagram::wire::{qpack, varint};
 use wtdatagram::{Client, ClientConfig, CloseReason, Server, Session, Verify};
-
-// ---------------------------------------------------------------------------------------
-// Byte builders
-// ---------------------------------------------------------------------------------------
-
-fn vi(v: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    varint::encode(v, &mut out);
-    out
-}
-
-fn frame(ty: u64, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    frame::encode(ty, payload, &mut out);
-    out
-}
-
-/// A SETTINGS frame with exactly these pairs (duplicates and reserved ids allowed).
-fn settings_frame(pairs: &[(u64, u64)]) -> Vec<u8> {
-    let mut payload = Vec::new();
-    for (k, v) in pairs {
-        varint::encode(*k, &mut payload);
-        varint::encode(*v, &mut payload);
-    }
-    frame(frame::SETTINGS, &payload)
-}
-
-/// What a draft-02 WebTransport client (Chromium) announces.
-fn wt_settings() -> Vec<u8> {
-    settings_frame(&[
-        (settings::QPACK_MAX_TABLE_CAPACITY, 0),
-        (settings::ENABLE_CONNECT_PROTOCOL, 1),
-        (settings::H3_DATAGRAM, 1),
-        (settings::ENABLE_WEBTRANSPORT, 1),
-    ])
-}
-
-/// A HEADERS frame whose field section is `fields`, QPACK-encoded (static table only;
-/// the encoder does not validate, so uppercase names go out as they are).
-fn headers_frame(fields: &[(&str, &str)]) -> Vec<u8> {
-    frame(frame::HEADERS, &qpack::encode(fields))
-}
-
-fn connect_request(authority: &str, path: &str) -> Vec<u8> {
-    headers_frame(&[
-        (":method", "CONNECT"),
-        (":protocol", "webtransport"),
-        (":scheme", "https"),
-        (":authority", authority),
-        (":path", path),
-        ("sec-webtransport-http3-draft02", "1"),
-    ])
-}
-
-// ---------------------------------------------------------------------------------------
-// TLS for the raw peers
-// ---------------------------------------------------------------------------------------
-
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// Accepts any server certificate (the handshake signature is still checked).
-#[derive(Debug)]
-struct AcceptAny(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-fn raw_client_config() -> quinn::ClientConfig {
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .expect("TLS 1.3")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider())))
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h3".to_vec()];
-    quinn::ClientConfig::new(Arc::new(
-        QuicClientConfig::try_from(tls).expect("QUIC client config"),
-    ))
-}
-
-fn raw_server_endpoint() -> quinn::Endpoint {
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("rcgen");
-    let cert: CertificateDer<'static> = ck.cert.der().clone();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.key_pair.serialize_der()));
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .expect("TLS 1.3")
-        .with_no_client_auth()
-        .with_single_cert(vec![cert], key)
-        .expect("certificate");
-    tls.alpn_protocols = vec![b"h3".to_vec()];
-    let cfg = quinn::ServerConfig::with_crypto(Arc::new(
-        QuicServerConfig::try_from(tls).expect("QUIC server config"),
-    ));
-    quinn::Endpoint::server(cfg, "127.0.0.1:0".parse().unwrap()).expect("raw server endpoint")
-}
-
-// ---------------------------------------------------------------------------------------
-// The raw client
-// ---------------------------------------------------------------------------------------
-
-/// An HTTP/3 client that sends exactly the bytes it is told to. Streams it opens are
-/// kept here so that they stay open (quinn finishes a send stream when it is dropped).
-struct RawClient {
-    _endpoint: quinn::Endpoint,
-    conn: quinn::Connection,
-    authority: String,
-    kept: Vec<SendStream>,
-}
-
-impl RawClient {
-    async fn connect(server: &Server) -> RawClient {
-        init_log();
-        let mut endpoint =
-            quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).expect("client endpoint");
-        endpoint.set_default_client_config(raw_client_config());
-        let addr = server.local_addr();
-        let conn = within(endpoint.connect(addr, "localhost").expect("connect"))
-            .await
-            .expect("QUIC handshake");
-        RawClient {
-            _endpoint: endpoint,
-            conn,
-            authority: format!("127.0.0.1:{}", addr.port()),
-            kept: Vec::new(),
-        }
-    }
-
-    /// Open a unidirectional stream and write `bytes` (stream type included).
-    async fn uni(&mut self, bytes: &[u8]) -> &mut SendStream {
-        let mut s = within(self.conn.open_uni()).await.expect("open uni");
-        within(s.write_all(bytes)).await.expect("write uni");
-        self.kept.push(s);
-        self.kept.last_mut().unwrap()
-    }
-
-    /// Open the control stream (type 0x00) and write `bytes` after the type.
-    async fn control(&mut self, bytes: &[u8]) -> &mut SendStream {
-        let mut all = vi(stream_type::CONTROL);
-        all.extend_from_slice(bytes);
-        self.uni(&all).await
-    }
-
-    /// Open the control stream with proper WebTransport SETTINGS.
-    async fn control_ok(&mut self) {
-        self.control(&wt_settings()).await;
-    }
-
-    /// Open a bidirectional stream and write `bytes` on it.
-    async fn bidi(&self, bytes: &[u8]) -> (SendStream, RecvStream) {
-        let (mut send, recv) = within(self.conn.open_bi()).await.expect("open bidi");
-        within(send.write_all(bytes)).await.expect("write bidi");
-        (send, recv)
-    }
-
-    fn datagram(&self, bytes: &[u8]) {
-        self.conn
-            .send_datagram(Bytes::copy_from_slice(bytes))
-            .expect("send datagram");
-    }
-
-    /// Wait for the connection to end; the application error code our side closed it
-    /// with (anything but an application close fails the test).
-    async fn closed_code(&self) -> u64 {
-        match within(self.conn.closed()).await {
-            ConnectionError::ApplicationClosed(c) => {
-                eprintln!(
-                    "connection closed with {:#x} ({}): {}",
-                    c.error_code.into_inner(),
-                    name(c.error_code.into_inner()),
-                    String::from_utf8_lossy(&c.reason)
-                );
-                c.error_code.into_inner()
-            }
-            other => panic!("expected an HTTP/3 application close, got {other:?}"),
-        }
-    }
-
-    fn assert_open(&self) {
-        assert!(
-            self.conn.close_reason().is_none(),
-            "connection must stay open, closed with {:?}",
-            self.conn.close_reason()
-        );
-    }
-
-    /// Send a valid extended CONNECT, have `server` accept it, and read the 200.
-    async fn session(&self, server: &Server, path: &str) -> (Session, SendStream, RecvStream) {
-        let (send, mut recv) = self.bidi(&connect_request(&self.authority, path)).await;
-        let (ss, fields) = tokio::join!(
-            async {
-                within(server.accept())
-                    .await
-                    .expect("session request")
-                    .accept()
-                    .await
-                    .expect("accept")
-            },
-            async { read_headers(&mut recv).await.expect("response HEADERS") }
-        );
-        assert_eq!(status(&fields), 200, "{fields:?}");
-        assert_eq!(ss.request().path, path);
-        (ss, send, recv)
-    }
-}
-
-/// Read the next HEADERS frame on a request stream and decode it.
-async fn read_headers(recv: &mut RecvStream) -> Result<Vec<qpack::Field>, ReadError> {
-    let mut dec = TlvDecoder::new(1 << 16, H3_EXCESSIVE_LOAD);
-    loop {
-        while let Some(f) = dec.next().expect("peer frame") {
-            if f.ty == frame::HEADERS {
-                return Ok(qpack::decode(&f.payload).expect("peer field section"));
-            }
-        }
-        match within(recv.read_chunk(1 << 16, true)).await? {
-            Some(c) => dec.push(&c.bytes),
-            None => panic!("stream finished before HEADERS"),
-        }
-    }
-}
-
-fn status(fields: &[qpack::Field]) -> u16 {
-    fields
-        .iter()
-        .find(|(n, _)| n == ":status")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or_else(|| panic!("no :status in {fields:?}"))
-}
-
-/// Read until the peer resets the stream; its code.
-async fn expect_reset(recv: &mut RecvStream) -> u64 {
-    loop {
-        match within(recv.read_chunk(1 << 16, true)).await {
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("stream finished where a reset was expected"),
-            Err(ReadError::Reset(code)) => return code.into_inner(),
-            Err(e) => panic!("expected a stream reset, got {e}"),
-        }
-    }
-}
-
-/// Read until the peer finishes the stream cleanly.
-async fn expect_fin(recv: &mut RecvStream) {
-    loop {
-        match within(recv.read_chunk(1 << 16, true)).await {
-            Ok(Some(_)) => continue,
-            Ok(None) => return,
-            Err(e) => panic!("expected a clean end of stream, got {e}"),
-        }
-    }
-}
-
-/// How the peer ended the stream `recv` reads (reset with a code, or FIN); never returns
-/// if the connection ends first (so a `select!` against the connection's close picks the
-/// close).
-async fn stream_end(recv: &mut RecvStream) -> String {
-    loop {
-        match recv.read_chunk(1 << 16, true).await {
-            Ok(Some(_)) => continue,
-            Ok(None) => return "finished with FIN".into(),
-            Err(ReadError::Reset(code)) => {
-                let code = code.into_inner();
-                return format!("reset with {code:#x} ({})", name(code));
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    }
-}
-
-/// `want` is a connection error: the connection must close with it. Ending only the
-/// stream `recv` reads is the wrong reaction, reported at once instead of timing out.
-async fn expect_connection_error(raw: &RawClient, recv: &mut RecvStream, want: u64) {
-    tokio::select! {
-        biased;
-        code = raw.closed_code() => assert_code(code, want),
-        how = within(stream_end(recv)) => panic!(
-            "our side ended only the stream ({how}) and left the connection open, but \
-             {want:#x} ({}) is a connection error here",
-            name(want)
-        ),
-    }
-}
-
-fn assert_code(got: u64, want: u64) {
-    assert_eq!(
-        got,
-        want,
-        "got {got:#x} ({}), want {want:#x} ({})",
-        name(got),
-        name(want)
-    );
-}
-
-/// Open a raw client, put `control` on its control stream, expect the connection to be
-/// closed with `code`.
-async fn control_violation(control: &[u8], code: u64) {
-    let server = server();
-    let mut raw = RawClient::connect(&server).await;
-    raw.control(control).await;
-    assert_code(raw.closed_code().await, code);
-}
 
 // ---------------------------------------------------------------------------------------
 // Control stream and SETTINGS
@@ -484,6 +131,79 @@ async fn unknown_uni_stream_type_is_stopped_and_connection_survives() {
     raw.assert_open();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_unknown_control_frame_is_skipped() {
+    // RFC 9114 §9: unknown frame types are ignored whatever their size (this one is
+    // 100 KB, past any buffer we keep); SETTINGS before it still counts, and a session
+    // opens after it.
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    let mut bytes = wt_settings();
+    bytes.extend(frame(0x1f * 7 + 0x21, &vec![0x5a; 100_000]));
+    raw.control(&bytes).await;
+    let (_ss, _send, _recv) = raw.session(&server, "/after-big-frame").await;
+    raw.assert_open();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qpack_encoder_stream_capacity_above_zero_is_encoder_stream_error() {
+    // RFC 9204 §4.3.1: a capacity above our SETTINGS_QPACK_MAX_TABLE_CAPACITY (0).
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    raw.uni(&[stream_type::QPACK_ENCODER as u8, 0x20, 0x21]).await;
+    assert_code(raw.closed_code().await, QPACK_ENCODER_STREAM_ERROR);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qpack_encoder_insert_is_encoder_stream_error() {
+    // Insert With Literal Name into a table of capacity 0.
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    raw.uni(&[stream_type::QPACK_ENCODER as u8, 0x41, b'a', 0x01, b'b'])
+        .await;
+    assert_code(raw.closed_code().await, QPACK_ENCODER_STREAM_ERROR);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qpack_decoder_insert_count_increment_is_decoder_stream_error() {
+    // We inserted nothing, so no Insert Count Increment can be valid (RFC 9204 §4.4.3).
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    raw.uni(&[stream_type::QPACK_DECODER as u8, 0x01]).await;
+    assert_code(raw.closed_code().await, QPACK_DECODER_STREAM_ERROR);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn valid_qpack_streams_keep_the_connection() {
+    // Capacity 0 on the encoder stream and a Stream Cancellation on the decoder stream
+    // are legal; a session still opens.
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    raw.uni(&[stream_type::QPACK_ENCODER as u8, 0x20]).await;
+    raw.uni(&[stream_type::QPACK_DECODER as u8, 0x44]).await;
+    let (_ss, _send, _recv) = raw.session(&server, "/qpack-ok").await;
+    raw.assert_open();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_qpack_stream_is_stream_creation_error() {
+    // RFC 9204 §4.2: each endpoint opens at most one encoder and one decoder stream.
+    for ty in [stream_type::QPACK_ENCODER, stream_type::QPACK_DECODER] {
+        let server = server();
+        let mut raw = RawClient::connect(&server).await;
+        raw.control_ok().await;
+        raw.uni(&[ty as u8]).await;
+        // Only once the first was read can the second be the second.
+        let (_ss, _send, _recv) = raw.session(&server, "/first-qpack").await;
+        raw.uni(&[ty as u8]).await;
+        assert_code(raw.closed_code().await, H3_STREAM_CREATION_ERROR);
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Request streams
 // ---------------------------------------------------------------------------------------
@@ -506,6 +226,21 @@ async fn qpack_dynamic_indexed_line_is_decompression_failed() {
     // Insert count 0, base 0, then an indexed field line with T=0 (dynamic table).
     let (_send, _recv) = raw.bidi(&frame(frame::HEADERS, &[0x00, 0x00, 0x81])).await;
     assert_code(raw.closed_code().await, QPACK_DECOMPRESSION_FAILED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qpack_huffman_with_bad_padding_is_decompression_failed() {
+    // RFC 7541 §5.2: padding must be the most significant bits of EOS (all ones) and at
+    // most 7 bits. "0" is 00000: 00000110 pads with 110, 00000111 + 0xff pads 11 bits.
+    for value in [&[0x81u8, 0b0000_0110][..], &[0x82, 0b0000_0111, 0xff]] {
+        let server = server();
+        let mut raw = RawClient::connect(&server).await;
+        raw.control_ok().await;
+        let mut block = vec![0x00, 0x00, 0x51];
+        block.extend_from_slice(value);
+        let (_send, _recv) = raw.bidi(&frame(frame::HEADERS, &block)).await;
+        assert_code(raw.closed_code().await, QPACK_DECOMPRESSION_FAILED);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -585,7 +320,7 @@ async fn get_request_is_answered_404() {
     let server = server();
     let mut raw = RawClient::connect(&server).await;
     raw.control_ok().await;
-    let (_send, mut recv) = raw
+    let (send, mut recv) = raw
         .bidi(&headers_frame(&[
             (":method", "GET"),
             (":scheme", "https"),
@@ -596,6 +331,32 @@ async fn get_request_is_answered_404() {
     let fields = read_headers(&mut recv).await.expect("response");
     assert_eq!(status(&fields), 404, "{fields:?}");
     expect_fin(&mut recv).await;
+    // The request stream is still open on our side: the server asks us to stop
+    // sending it, without error (RFC 9114 §4.1.1), not with quinn's implicit 0.
+    assert_eq!(
+        within(send.stopped()).await.expect("stopped"),
+        Some(VarInt::from_u64(H3_NO_ERROR).unwrap())
+    );
+    raw.assert_open();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_connect_is_answered_501_and_stopped_without_error() {
+    let server = server();
+    let mut raw = RawClient::connect(&server).await;
+    raw.control_ok().await;
+    let (send, mut recv) = raw
+        .bidi(&headers_frame(&[
+            (":method", "CONNECT"),
+            (":authority", "localhost:443"),
+        ]))
+        .await;
+    let fields = read_headers(&mut recv).await.expect("response");
+    assert_eq!(status(&fields), 501, "{fields:?}");
+    assert_eq!(
+        within(send.stopped()).await.expect("stopped"),
+        Some(VarInt::from_u64(H3_NO_ERROR).unwrap())
+    );
     raw.assert_open();
 }
 
@@ -609,16 +370,29 @@ async fn data_before_headers_is_frame_unexpected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oversize_headers_frame_is_excessive_load() {
+async fn oversize_headers_frame_is_answered_431() {
+    // RFC 9114 §4.2.2: a request over SETTINGS_MAX_FIELD_SECTION_SIZE gets 431 on its
+    // own stream; the connection and its other requests go on. Refused from the frame
+    // header alone: a HEADERS frame declaring 1 MiB, of which only 32 bytes are sent.
     let server = server();
     let mut raw = RawClient::connect(&server).await;
     raw.control_ok().await;
-    // A HEADERS frame declaring 1 MiB (our limit is 64 KiB); only its start is sent.
     let mut bytes = vi(frame::HEADERS);
     bytes.extend(vi(1 << 20));
     bytes.extend([0u8; 32]);
-    let (_send, _recv) = raw.bidi(&bytes).await;
-    assert_code(raw.closed_code().await, H3_EXCESSIVE_LOAD);
+    let (send, mut recv) = raw.bidi(&bytes).await;
+    let fields = read_headers(&mut recv).await.expect("431 response");
+    assert_eq!(status(&fields), 431);
+    expect_fin(&mut recv).await;
+    // The rest of the request is not wanted, without error (RFC 9114 §4.1.1).
+    assert_eq!(
+        within(send.stopped()).await.expect("stopped"),
+        Some(VarInt::from_u64(H3_NO_ERROR).unwrap())
+    );
+    raw.assert_open();
+    let (ss, _s, _r) = raw.session(&server, "/after-431").await;
+    assert!(ss.close_reason().is_none());
+    assert_eq!(server.stats().requests_too_large, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -679,39 +453,76 @@ async fn short_close_capsule_resets_session_with_message_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oversize_capsule_in_data_frame_is_excessive_load() {
-    let server = server();
-    let mut raw = RawClient::connect(&server).await;
-    raw.control_ok().await;
-    let (ss, mut send, mut recv) = raw.session(&server, "/big-capsule").await;
-    // A capsule header declaring 1 MiB, inside a DATA frame that holds just the header.
-    let mut header = vi(capsule::CLOSE_WEBTRANSPORT_SESSION);
-    header.extend(vi(1 << 20));
-    within(send.write_all(&frame(frame::DATA, &header)))
-        .await
-        .expect("write capsule header");
-    assert_code(expect_reset(&mut recv).await, H3_EXCESSIVE_LOAD);
-    expect_protocol_close(&ss, H3_EXCESSIVE_LOAD).await;
-    // A session-level error: the connection and new sessions on it are fine.
-    raw.assert_open();
-    let (ss2, _s, _r) = raw.session(&server, "/next").await;
-    assert!(ss2.close_reason().is_none());
+async fn oversize_close_capsule_is_message_error() {
+    // A close reason is at most 1024 bytes: a CLOSE_WEBTRANSPORT_SESSION declaring 1 MiB
+    // is malformed from its header on (nothing of it is held), inside a DATA frame or raw
+    // (as web-transport-quinn wrote them).
+    for raw_capsule in [false, true] {
+        let server = server();
+        let mut raw = RawClient::connect(&server).await;
+        raw.control_ok().await;
+        let (ss, mut send, mut recv) = raw.session(&server, "/big-capsule").await;
+        let mut header = vi(capsule::CLOSE_WEBTRANSPORT_SESSION);
+        header.extend(vi(1 << 20));
+        let bytes = if raw_capsule {
+            header
+        } else {
+            let mut b = vi(frame::DATA);
+            b.extend(vi(1 << 21));
+            b.extend(header);
+            b
+        };
+        within(send.write_all(&bytes))
+            .await
+            .expect("write capsule header");
+        assert_code(expect_reset(&mut recv).await, H3_MESSAGE_ERROR);
+        expect_protocol_close(&ss, H3_MESSAGE_ERROR).await;
+        // A session-level error: the connection and new sessions on it are fine.
+        raw.assert_open();
+        let (ss2, _s, _r) = raw.session(&server, "/next").await;
+        assert!(ss2.close_reason().is_none());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oversize_raw_capsule_is_excessive_load() {
+async fn large_data_frames_and_unknown_capsules_are_streamed() {
+    // Legal and large: a 100 KB DATA frame holding a 99 KB capsule of an unknown type,
+    // then a 1 MiB unknown frame, then a close capsule. The session stays open through
+    // them and then sees the close (RFC 9114 §9, RFC 9297 §3.2: unknown ones are
+    // skipped, whatever their size).
     let server = server();
     let mut raw = RawClient::connect(&server).await;
     raw.control_ok().await;
-    let (ss, mut send, mut recv) = raw.session(&server, "/big-raw-capsule").await;
-    // Raw capsule (no DATA frame), as web-transport-quinn writes them, declaring 1 MiB.
-    let mut header = vi(capsule::CLOSE_WEBTRANSPORT_SESSION);
-    header.extend(vi(1 << 20));
-    within(send.write_all(&header))
+    let (ss, mut send, _recv) = raw.session(&server, "/big-data").await;
+    let unknown = Capsule::Unknown {
+        ty: 0x3a3a,
+        payload: vec![7u8; 99_000].into(),
+    };
+    within(send.write_all(&unknown.encode_in_data_frame()))
         .await
-        .expect("write capsule header");
-    assert_code(expect_reset(&mut recv).await, H3_EXCESSIVE_LOAD);
-    expect_protocol_close(&ss, H3_EXCESSIVE_LOAD).await;
+        .expect("write DATA");
+    within(send.write_all(&frame(0x2f2f, &vec![0u8; 1 << 20])))
+        .await
+        .expect("write unknown frame");
+    // The session is still open: a datagram goes through.
+    let qid = Prefix::for_stream(ss.id());
+    raw.datagram(&qid.frame(b"still here"));
+    assert_eq!(&within(ss.recv_datagram()).await.expect("datagram")[..], b"still here");
+    assert!(ss.close_reason().is_none());
+    let close = Capsule::Close {
+        code: 7,
+        reason: "after the big ones".into(),
+    };
+    within(send.write_all(&close.encode_in_data_frame()))
+        .await
+        .expect("write close");
+    assert_eq!(
+        within(ss.closed()).await,
+        CloseReason::Remote {
+            code: 7,
+            reason: "after the big ones".into()
+        }
+    );
     raw.assert_open();
 }
 

@@ -27,8 +27,8 @@ impl Default for wtd_transport_config {
 
 /// Create transport options with defaults: idle timeout 30 s, keep-alive 5 s, socket
 /// buffers 4 MiB each, quinn datagram buffers 1 MiB send / 4 MiB receive, GSO on, receive
-/// queue 65536 datagrams and 16 MiB per session, 256 sessions per connection, datagrams
-/// as events.
+/// queue 65536 datagrams and 16 MiB per session, 256 sessions per connection, field
+/// sections of at most 16384 bytes and 128 fields, datagrams as events.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_transport_config_new(
     out_config: *mut *mut wtd_transport_config,
@@ -181,6 +181,48 @@ pub unsafe extern "C" fn wtd_transport_config_set_max_sessions(
     })
 }
 
+/// Largest field section (request or response headers) accepted, counted as RFC 9114
+/// §4.2.2 does (name + value + 32 bytes per field), and announced to the peer as
+/// SETTINGS_MAX_FIELD_SECTION_SIZE (256..=1048576; default 16384). A server answers a
+/// larger request 431 (its connection and other sessions go on); a client fails the
+/// session open with WTD_ERR_PROTOCOL. Decoding stops at the limit, so a small block
+/// of compressed header references cannot make the library hold more.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_transport_config_set_max_field_section_size(
+    config: *mut wtd_transport_config,
+    bytes: u64,
+) -> wtd_result {
+    guard(|| {
+        let c = out(config, "config")?;
+        if !(256..=1 << 20).contains(&bytes) {
+            return Err(FfiError::arg(format!(
+                "max field section size must be 256..=1048576 bytes, got {bytes}"
+            )));
+        }
+        c.opts.max_field_section_size = bytes;
+        Ok(())
+    })
+}
+
+/// Most header fields in one request or response (1..=65536; default 128). A server
+/// answers a request with more 431.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_transport_config_set_max_header_fields(
+    config: *mut wtd_transport_config,
+    fields: usize,
+) -> wtd_result {
+    guard(|| {
+        let c = out(config, "config")?;
+        if !(1..=65536).contains(&fields) {
+            return Err(FfiError::arg(format!(
+                "max header fields must be 1..=65536, got {fields}"
+            )));
+        }
+        c.opts.max_header_fields = fields;
+        Ok(())
+    })
+}
+
 /// true (default): received datagrams arrive as WTD_EVENT_DATAGRAM events. false: they
 /// wait in each session's queue for wtd_session_recv (SESSION_CLOSED is still an event).
 #[no_mangle]
@@ -209,7 +251,8 @@ pub struct wtd_server_config {
 }
 
 /// Create server options: bind 127.0.0.1:0, self-signed certificate for localhost,
-/// 127.0.0.1 and ::1, default transport options, request backlog 256.
+/// 127.0.0.1 and ::1, default transport options, request backlog 256, at most 10000
+/// connections and 10000 sessions, request timeout 5000 ms.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_server_config_new(
     out_config: *mut *mut wtd_server_config,
@@ -329,7 +372,10 @@ pub unsafe extern "C" fn wtd_server_config_set_transport(
     })
 }
 
-/// Session requests that may wait unanswered before new ones get 503. >= 1.
+/// Session requests that may wait unanswered before new ones get 503. >= 1 (default
+/// 256). A request counts from its arrival until the application accepts, rejects or
+/// frees it, including while its WTD_EVENT_SESSION_REQUEST event waits to be pulled:
+/// a host that is slow to take events holds at most this many requests.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_server_config_set_request_backlog(
     config: *mut wtd_server_config,
@@ -341,6 +387,67 @@ pub unsafe extern "C" fn wtd_server_config_set_request_backlog(
             return Err(FfiError::arg("backlog must be at least 1"));
         }
         c.cfg.request_backlog = requests;
+        Ok(())
+    })
+}
+
+/// Connections the server holds at once, handshakes in progress included
+/// (1..=1000000; default 10000). Further connection attempts are refused
+/// (CONNECTION_REFUSED) and counted in wtd_server_stats.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_server_config_set_max_connections(
+    config: *mut wtd_server_config,
+    connections: usize,
+) -> wtd_result {
+    guard(|| {
+        let c = out(config, "config")?;
+        if !(1..=1_000_000).contains(&connections) {
+            return Err(FfiError::arg(format!(
+                "max connections must be 1..=1000000, got {connections}"
+            )));
+        }
+        c.cfg.max_connections = connections;
+        Ok(())
+    })
+}
+
+/// Sessions the server holds at once over all its connections: open, being answered,
+/// or closing (1..=10000000; default 10000). Further session requests are answered 503
+/// and counted in wtd_server_stats. (wtd_transport_config_set_max_sessions is the limit
+/// per connection.)
+#[no_mangle]
+pub unsafe extern "C" fn wtd_server_config_set_max_sessions(
+    config: *mut wtd_server_config,
+    sessions: usize,
+) -> wtd_result {
+    guard(|| {
+        let c = out(config, "config")?;
+        if !(1..=10_000_000).contains(&sessions) {
+            return Err(FfiError::arg(format!(
+                "max sessions must be 1..=10000000, got {sessions}"
+            )));
+        }
+        c.cfg.max_sessions = sessions;
+        Ok(())
+    })
+}
+
+/// How long a request stream may take, from its opening, to deliver its complete
+/// request headers (and the client its SETTINGS) (1..=600000 ms; default 5000). A late
+/// stream is reset with H3_REQUEST_REJECTED and counted in wtd_server_stats.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_server_config_set_request_timeout_ms(
+    config: *mut wtd_server_config,
+    ms: u32,
+) -> wtd_result {
+    guard(|| {
+        let c = out(config, "config")?;
+        if !(1..=600_000).contains(&ms) {
+            return Err(FfiError::arg(format!(
+                "request timeout must be 1..=600000 ms, got {ms}"
+            )));
+        }
+        c.cfg.request_timeout = Duration::from_millis(u64::from(ms));
         Ok(())
     })
 }

@@ -60,7 +60,18 @@ pub(crate) fn on_dispatcher_thread() -> bool {
     ON_DISPATCHER.with(|c| c.get())
 }
 
+/// Events the queue keeps room for once it drains; more (left by a burst) is freed.
+const KEEP_CAPACITY: usize = 1024;
+
 /// FIFO of events with an eventfd that is readable exactly while the queue is non-empty.
+///
+/// Bounded by what feeds it, kind by kind, rather than by one count: session requests by
+/// the server's request backlog (a request counts until the application answers it),
+/// datagrams by each session's receive-queue bounds (events waiting per session, in
+/// count and bytes), one SESSION_CLOSED per session, and component callbacks by their
+/// components' own windows. A single bounded channel would have to drop or block on the
+/// events that must never be lost (a session's close, a delivery report) on a runtime
+/// worker thread.
 pub(crate) struct EventQueue {
     q: Mutex<VecDeque<Event>>,
     cv: Condvar,
@@ -129,6 +140,10 @@ impl EventQueue {
         loop {
             if let Some(ev) = q.pop_front() {
                 if q.is_empty() {
+                    if q.capacity() > KEEP_CAPACITY {
+                        // A burst is over: give its memory back.
+                        *q = VecDeque::new();
+                    }
                     let mut v: u64 = 0;
                     // SAFETY: reading 8 bytes into a live u64; resets the counter to 0.
                     unsafe { libc::read(self.efd, &mut v as *mut u64 as *mut c_void, 8) };

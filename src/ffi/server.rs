@@ -359,3 +359,91 @@ pub unsafe extern "C" fn wtd_session_request_free(request: *mut wtd_session_requ
         guard_value((), || drop(Box::from_raw(request)));
     }
 }
+
+/// What a server holds and what it refused (see the limits in wtd_server_config_* and
+/// wtd_transport_config_*). Versioned by its size: set `size` to
+/// sizeof(wtd_server_stats) before wtd_server_get_stats; the library fills only the
+/// fields that fit in `size` bytes, so programs built against an older, shorter version
+/// keep working when fields are added at the end.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct wtd_server_stats {
+    /// Set by the caller: sizeof(wtd_server_stats).
+    pub size: usize,
+    /// Connections held now (handshakes in progress included).
+    pub connections: u64,
+    /// Sessions held now over all connections: open, being answered, or closing.
+    pub sessions: u64,
+    /// Session requests received and not yet answered (in the event queue included).
+    pub pending_requests: u64,
+    /// Connections whose handshake completed, since the start.
+    pub connections_accepted: u64,
+    /// Connection attempts refused: the server held its maximum of connections.
+    pub connections_refused: u64,
+    /// Handshakes that failed (TLS alert, unsupported version, timeout).
+    pub handshakes_failed: u64,
+    /// Session requests handed to the application, since the start.
+    pub requests_received: u64,
+    /// Requests answered 503: the server held its maximum of sessions.
+    pub requests_refused_server_full: u64,
+    /// Requests answered 429: their connection carried its maximum of sessions.
+    pub requests_refused_connection_full: u64,
+    /// Requests answered 503: the request backlog was full.
+    pub requests_refused_backlog: u64,
+    /// Requests answered 431: their headers exceeded the field section limits.
+    pub requests_too_large: u64,
+    /// Request streams reset with H3_REQUEST_REJECTED: no complete request within the
+    /// request timeout.
+    pub requests_timed_out: u64,
+}
+
+/// Read the server's counts and counters into `out_stats`, whose `size` the caller set
+/// (see wtd_server_stats). WTD_ERR_INVALID_ARGUMENT if `size` is smaller than the first
+/// version of the struct (`size` plus `connections`).
+#[no_mangle]
+pub unsafe extern "C" fn wtd_server_get_stats(
+    server: *const wtd_server,
+    out_stats: *mut wtd_server_stats,
+) -> wtd_result {
+    guard(|| {
+        let s = arg(server, "server")?;
+        if out_stats.is_null() {
+            return Err(FfiError::arg("out_stats is NULL"));
+        }
+        // SAFETY: out_stats is non-NULL and, per the documented contract, points to a
+        // caller-owned wtd_server_stats (of this or an older, shorter version), which
+        // always begins with its aligned `size` field.
+        let size = std::ptr::addr_of!((*out_stats).size).read();
+        let min = std::mem::offset_of!(wtd_server_stats, connections) + 8;
+        if size < min {
+            return Err(FfiError::arg(format!(
+                "out_stats->size is {size}: set it to sizeof(wtd_server_stats)"
+            )));
+        }
+        let st = s.server.stats();
+        let full = wtd_server_stats {
+            size,
+            connections: st.connections,
+            sessions: st.sessions,
+            pending_requests: st.pending_requests,
+            connections_accepted: st.connections_accepted,
+            connections_refused: st.connections_refused,
+            handshakes_failed: st.handshakes_failed,
+            requests_received: st.requests_received,
+            requests_refused_server_full: st.requests_refused_server_full,
+            requests_refused_connection_full: st.requests_refused_connection_full,
+            requests_refused_backlog: st.requests_refused_backlog,
+            requests_too_large: st.requests_too_large,
+            requests_timed_out: st.requests_timed_out,
+        };
+        let n = size.min(std::mem::size_of::<wtd_server_stats>());
+        // SAFETY: `full` is a live value of n <= its size bytes, and the caller promised
+        // `size` >= n writable bytes at out_stats; the regions cannot overlap.
+        std::ptr::copy_nonoverlapping(
+            &full as *const wtd_server_stats as *const u8,
+            out_stats as *mut u8,
+            n,
+        );
+        Ok(())
+    })
+}

@@ -10,7 +10,7 @@ use super::http::{self, HeadersError, StreamStart};
 use super::session::{CloseReason, RequestInfo, Session, SessionShared};
 use super::{tls, Error};
 use crate::wire::codes::*;
-use crate::wire::frame::TlvDecoder;
+use crate::wire::frame::TlvReader;
 use crate::wire::headers;
 use crate::wire::settings::Dialect;
 
@@ -141,7 +141,13 @@ impl Client {
             other => Error::Connect(other.to_string()),
         })?;
         let guard = Arc::new(CloseOnDrop { quic: quic.clone() });
-        let inner = ConnInner::start(quic, Role::Client, self.shared.cfg.transport.clone(), None);
+        let inner = ConnInner::start(
+            quic,
+            Role::Client,
+            self.shared.cfg.transport.clone(),
+            None,
+            None,
+        );
         let settings = inner.peer_settings().await?;
         inner.local_settings_sent().await;
         if settings.dialect().is_none() || !settings.datagrams() {
@@ -207,7 +213,7 @@ async fn reserve(inner: &Arc<ConnInner>, dialect: Dialect) -> Result<SessionSlot
     };
     let waited = tokio::time::timeout(CLOSING_WAIT, async {
         loop {
-            match inner.reserve_session(exclusive) {
+            match inner.reserve_session(exclusive, None) {
                 Ok(slot) => return Ok(slot),
                 Err(Busy::Open) => {
                     return Err(Error::InvalidState(
@@ -219,6 +225,9 @@ async fn reserve(inner: &Arc<ConnInner>, dialect: Dialect) -> Result<SessionSlot
                     ))
                 }
                 Err(Busy::Closing) => inner.slots_released().await,
+                Err(Busy::Full) => {
+                    return Err(Error::InvalidState("the connection is full".into()))
+                }
             }
             if let Some(e) = inner.quic.close_reason() {
                 return Err(Error::Closed(CloseReason::from_connection(&e)));
@@ -301,9 +310,10 @@ pub(crate) async fn open_session(
         None => return Err(Error::InvalidState("CONNECT stream gone".into())),
     }
     tracing::debug!(stream = shared.stream_id, "request sent");
-    let mut dec = TlvDecoder::new(http::MAX_HEADERS, H3_EXCESSIVE_LOAD);
+    let mut dec = TlvReader::new();
+    let limits = inner.opts.field_limits();
     loop {
-        let fields = match http::read_headers(&mut recv, &mut dec, false).await {
+        let fields = match http::read_headers(&mut recv, &mut dec, false, &limits).await {
             Ok(StreamStart::Headers(f)) => f,
             Ok(StreamStart::WebTransportStream) => unreachable!("only checked on the first read"),
             Err(HeadersError::Wire(e)) => {
@@ -313,6 +323,14 @@ pub(crate) async fn open_session(
                     http::abort(s, &mut recv, e.code);
                 }
                 return Err(Error::Protocol(e.to_string()));
+            }
+            Err(HeadersError::TooLarge) => {
+                if let Some(s) = shared.send.lock().await.as_mut() {
+                    http::abort(s, &mut recv, H3_EXCESSIVE_LOAD);
+                }
+                return Err(Error::Protocol(
+                    "the response's field section exceeds our limits".into(),
+                ));
             }
             Err(HeadersError::Gone(e)) => return Err(e),
         };

@@ -28,8 +28,26 @@ pub struct TransportOptions {
     /// Payload bytes buffered per session before new datagrams are dropped (and
     /// counted); an empty queue takes any one datagram.
     pub recv_queue_bytes: usize,
-    /// Sessions a peer may have open on one connection (advertised in SETTINGS).
+    /// Sessions a peer may have open on one connection (advertised in SETTINGS); requests
+    /// still being answered count too.
     pub max_sessions_per_connection: u64,
+    /// Largest field section (request or response headers) accepted, counted as RFC 9114
+    /// §4.2.2 does (name + value + 32 bytes per field) and announced to the peer as
+    /// SETTINGS_MAX_FIELD_SECTION_SIZE. A HEADERS frame larger than this is refused from
+    /// its frame header, and decoding stops at the first field past it; a server answers
+    /// such a request 431. It also bounds what a session keeps of its request.
+    pub max_field_section_size: u64,
+    /// Most fields in one field section (a server answers 431 beyond).
+    pub max_header_fields: usize,
+}
+
+impl TransportOptions {
+    pub(crate) fn field_limits(&self) -> crate::wire::qpack::FieldLimits {
+        crate::wire::qpack::FieldLimits {
+            max_section_size: self.max_field_section_size,
+            max_fields: self.max_header_fields,
+        }
+    }
 }
 
 impl Default for TransportOptions {
@@ -45,6 +63,8 @@ impl Default for TransportOptions {
             recv_queue: 65536,
             recv_queue_bytes: 16 << 20,
             max_sessions_per_connection: 256,
+            max_field_section_size: 16 * 1024,
+            max_header_fields: 128,
         }
     }
 }
@@ -72,8 +92,18 @@ pub struct ServerConfig {
     pub bind: SocketAddr,
     pub tls: ServerTls,
     pub transport: TransportOptions,
-    /// Session requests waiting for `accept` before new ones are answered 503.
+    /// Session requests received and not yet answered (waiting for `accept`, or held by
+    /// the application) before new ones are answered 503.
     pub request_backlog: usize,
+    /// Connections (handshakes included) the server holds at once; more are refused
+    /// (CONNECTION_REFUSED) and counted.
+    pub max_connections: usize,
+    /// Sessions the server holds at once over all connections (open, being answered, or
+    /// closing); more requests are answered 503 and counted.
+    pub max_sessions: usize,
+    /// How long a request stream may take, from its opening, to deliver its HEADERS (and
+    /// the client its SETTINGS); a late one is reset with H3_REQUEST_REJECTED and counted.
+    pub request_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -83,6 +113,9 @@ impl Default for ServerConfig {
             tls: ServerTls::default(),
             transport: TransportOptions::default(),
             request_backlog: 256,
+            max_connections: 10_000,
+            max_sessions: 10_000,
+            request_timeout: Duration::from_secs(5),
         }
     }
 }

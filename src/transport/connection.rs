@@ -14,9 +14,9 @@ use super::config::TransportOptions;
 use super::session::{CloseReason, SessionShared};
 use super::Error;
 use crate::wire::codes::*;
-use crate::wire::frame::{self, stream_type, TlvDecoder};
+use crate::wire::frame::{self, stream_type, Piece, Take, TlvReader};
 use crate::wire::settings::{Dialect, Settings};
-use crate::wire::{datagram, varint, WireError};
+use crate::wire::{datagram, qpack, varint, WireError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Role {
@@ -24,8 +24,9 @@ pub(crate) enum Role {
     Server,
 }
 
-/// Largest control-stream frame we buffer.
-const MAX_CONTROL_FRAME: u64 = 16 * 1024;
+/// Largest SETTINGS frame we hold (the only control frame of any size we buffer; every
+/// known setting fits in a few dozen bytes).
+const MAX_SETTINGS_FRAME: u64 = 16 * 1024;
 
 /// Datagrams the reader takes from quinn before handing them on (bounds the delay of
 /// the first one of a burst).
@@ -44,6 +45,8 @@ pub(crate) struct ConnInner {
     peer_settings: OnceLock<Arc<Settings>>,
     settings_notify: Notify,
     peer_control_seen: AtomicBool,
+    peer_qpack_encoder_seen: AtomicBool,
+    peer_qpack_decoder_seen: AtomicBool,
     pub(crate) goaway: AtomicBool,
     pub(crate) unknown_datagrams: AtomicU64,
     /// The protocol error we closed the connection with, if we did.
@@ -54,6 +57,17 @@ pub(crate) struct ConnInner {
     /// Local session closes on this connection whose capsule is still on its way (see
     /// `session::ClosingGuard`): a closing server waits for them before it closes us.
     pub(crate) closes_in_flight: AtomicUsize,
+    /// Whoever created a server connection: takes its request streams.
+    requests: Option<Arc<dyn RequestHandler>>,
+    /// Held for the creator while the connection lives (a server's connection count),
+    /// released when the connection closes.
+    held: Mutex<Option<Box<dyn std::any::Any + Send>>>,
+}
+
+/// Takes the request streams a server-side connection accepts. The connection does not
+/// know the server: whoever creates it decides what a request is.
+pub(crate) trait RequestHandler: Send + Sync + 'static {
+    fn on_request(&self, conn: Arc<ConnInner>, send: quinn::SendStream, recv: quinn::RecvStream);
 }
 
 /// Closes the QUIC connection when the last user handle (client side) goes away.
@@ -101,6 +115,8 @@ pub(crate) enum Busy {
     Open,
     /// Only sessions that are closing (their CONNECT stream is still being read).
     Closing,
+    /// The connection carries its maximum of sessions (open or being opened).
+    Full,
 }
 
 /// One session's place on its connection, from its reservation (request received,
@@ -108,9 +124,16 @@ pub(crate) enum Busy {
 pub(crate) struct SessionSlot {
     conn: Arc<ConnInner>,
     pending: bool,
+    /// A place the session also holds for its creator (a server's session count).
+    also: Option<super::limits::Held>,
 }
 
 impl SessionSlot {
+    /// Hold `place` for as long as this slot.
+    pub(crate) fn hold_also(&mut self, place: super::limits::Held) {
+        self.also = Some(place);
+    }
+
     /// The session is registered (the session map counts it from now on).
     pub(crate) fn established(&mut self) {
         if std::mem::take(&mut self.pending) {
@@ -138,7 +161,8 @@ impl ConnInner {
         quic: quinn::Connection,
         role: Role,
         opts: TransportOptions,
-        requests: Option<tokio::sync::mpsc::Sender<super::server::SessionRequest>>,
+        requests: Option<Arc<dyn RequestHandler>>,
+        held: Option<Box<dyn std::any::Any + Send>>,
     ) -> Arc<ConnInner> {
         let rt = tokio::runtime::Handle::current();
         let conn = Arc::new(ConnInner {
@@ -152,16 +176,20 @@ impl ConnInner {
             peer_settings: OnceLock::new(),
             settings_notify: Notify::new(),
             peer_control_seen: AtomicBool::new(false),
+            peer_qpack_encoder_seen: AtomicBool::new(false),
+            peer_qpack_decoder_seen: AtomicBool::new(false),
             goaway: AtomicBool::new(false),
             unknown_datagrams: AtomicU64::new(0),
             failure: OnceLock::new(),
             settings_sent: AtomicBool::new(false),
             settings_sent_notify: Notify::new(),
             closes_in_flight: AtomicUsize::new(0),
+            requests,
+            held: Mutex::new(held),
         });
         rt.spawn(conn.clone().run_control_send());
         rt.spawn(conn.clone().run_accept_uni());
-        rt.spawn(conn.clone().run_accept_bi(requests));
+        rt.spawn(conn.clone().run_accept_bi());
         rt.spawn(conn.clone().run_datagrams());
         rt.spawn(conn.clone().run_closed());
         conn
@@ -209,12 +237,20 @@ impl ConnInner {
     }
 
     /// Reserve a place for a new session, unless `exclusive` forbids it next to the
-    /// sessions the connection already carries.
+    /// sessions the connection already carries, or `limit` sessions (open or being
+    /// opened: pending ones count, so concurrent requests cannot overshoot) are there.
     pub(crate) fn reserve_session(
         self: &Arc<Self>,
         exclusive: Exclusive,
+        limit: Option<u64>,
     ) -> Result<SessionSlot, Busy> {
         let mut s = self.slots.lock();
+        if let Some(limit) = limit {
+            let carried = s.pending + self.sessions.lock().len();
+            if carried as u64 >= limit {
+                return Err(Busy::Full);
+            }
+        }
         if exclusive != Exclusive::No {
             if s.pending > 0 || !self.sessions.lock().is_empty() {
                 return Err(Busy::Open);
@@ -228,6 +264,7 @@ impl ConnInner {
         Ok(SessionSlot {
             conn: self.clone(),
             pending: true,
+            also: None,
         })
     }
 
@@ -334,7 +371,12 @@ impl ConnInner {
         let _ = send.set_priority(i32::MAX);
         let mut buf = Vec::new();
         varint::encode(stream_type::CONTROL, &mut buf);
-        Settings::webtransport(self.opts.max_sessions_per_connection).encode_frame(&mut buf);
+        Settings::webtransport(self.opts.max_sessions_per_connection)
+            .with(
+                crate::wire::settings::MAX_FIELD_SECTION_SIZE,
+                self.opts.max_field_section_size,
+            )
+            .encode_frame(&mut buf);
         let written = send.write_all(&buf).await.is_ok();
         self.settings_sent.store(true, Relaxed);
         self.settings_sent_notify.notify_waiters();
@@ -379,25 +421,21 @@ impl ConnInner {
                 self.fail(&WireError::new(code, "push stream without MAX_PUSH_ID"));
             }
             stream_type::QPACK_ENCODER | stream_type::QPACK_DECODER => {
-                // Our dynamic table capacity is 0: nothing on these streams can matter.
-                // They are critical streams, so closing one is a connection error.
-                loop {
-                    match recv.read_chunk(4096, true).await {
-                        Ok(Some(_)) => {}
-                        Ok(None) => {
-                            return self.fail(&WireError::new(
-                                H3_CLOSED_CRITICAL_STREAM,
-                                "QPACK stream closed",
-                            ));
-                        }
-                        Err(quinn::ReadError::Reset(_)) => {
-                            return self.fail(&WireError::new(
-                                H3_CLOSED_CRITICAL_STREAM,
-                                "QPACK stream reset",
-                            ));
-                        }
-                        Err(_) => return,
-                    }
+                let encoder = ty == stream_type::QPACK_ENCODER;
+                let seen = if encoder {
+                    &self.peer_qpack_encoder_seen
+                } else {
+                    &self.peer_qpack_decoder_seen
+                };
+                if seen.swap(true, Relaxed) {
+                    let which = if encoder { "encoder" } else { "decoder" };
+                    return self.fail(&WireError::new(
+                        H3_STREAM_CREATION_ERROR,
+                        format!("second QPACK {which} stream"),
+                    ));
+                }
+                if let Err(e) = self.run_qpack_stream(&mut recv, buf, encoder).await {
+                    self.fail(&e);
                 }
             }
             stream_type::WEBTRANSPORT => {
@@ -413,66 +451,76 @@ impl ConnInner {
         }
     }
 
+    /// Read the peer's QPACK encoder or decoder stream (RFC 9204 §4.2): they are
+    /// critical streams, so their end is a connection error, and their instructions are
+    /// checked against our dynamic table capacity of 0 (see [`qpack::check_encoder_stream`]
+    /// and [`qpack::DecoderStreamChecker`]). Nothing is kept.
+    async fn run_qpack_stream(
+        &self,
+        recv: &mut quinn::RecvStream,
+        first: BytesMut,
+        encoder: bool,
+    ) -> Result<(), WireError> {
+        let mut decoder = qpack::DecoderStreamChecker::default();
+        let mut check = |data: &[u8]| {
+            if encoder {
+                qpack::check_encoder_stream(data)
+            } else {
+                decoder.push(data)
+            }
+        };
+        check(&first)?;
+        loop {
+            match recv.read_chunk(4096, true).await {
+                Ok(Some(c)) => check(&c.bytes)?,
+                Ok(None) => {
+                    return Err(WireError::new(
+                        H3_CLOSED_CRITICAL_STREAM,
+                        "QPACK stream closed",
+                    ))
+                }
+                Err(quinn::ReadError::Reset(_)) => {
+                    return Err(WireError::new(
+                        H3_CLOSED_CRITICAL_STREAM,
+                        "QPACK stream reset",
+                    ))
+                }
+                Err(_) => return Ok(()), // connection gone
+            }
+        }
+    }
+
     async fn run_control_recv(
         &self,
         recv: &mut quinn::RecvStream,
         first: BytesMut,
     ) -> Result<(), WireError> {
-        let mut dec = TlvDecoder::new(MAX_CONTROL_FRAME, H3_EXCESSIVE_LOAD);
-        dec.push(&first);
+        let mut reader = TlvReader::new();
+        reader.push(&first);
         let mut got_settings = false;
+        let role = self.role;
         loop {
-            while let Some(f) = dec
-                .next()
-                .map_err(|e| WireError::new(H3_FRAME_ERROR, e.msg))?
-            {
+            while let Some(piece) = reader.next(|ty, len| control_take(ty, len, got_settings, role))? {
+                let Piece::Unit(f) = piece else {
+                    continue; // an unknown frame, skipped
+                };
                 match f.ty {
-                    frame::SETTINGS if !got_settings => {
+                    frame::SETTINGS => {
                         got_settings = true;
                         let s = Settings::decode(&f.payload)?;
                         tracing::debug!(?s, "peer settings");
                         let _ = self.peer_settings.set(Arc::new(s));
                         self.settings_notify.notify_waiters();
                     }
-                    _ if !got_settings => {
-                        return Err(WireError::new(
-                            H3_MISSING_SETTINGS,
-                            "first control frame is not SETTINGS",
-                        ));
-                    }
-                    frame::SETTINGS => {
-                        return Err(WireError::new(H3_FRAME_UNEXPECTED, "second SETTINGS frame"))
-                    }
                     frame::GOAWAY => {
                         frame::decode_goaway(&f.payload)?;
                         self.goaway.store(true, Relaxed);
                     }
-                    frame::MAX_PUSH_ID if self.role == Role::Client => {
-                        return Err(WireError::new(
-                            H3_FRAME_UNEXPECTED,
-                            "MAX_PUSH_ID from a server",
-                        ));
-                    }
-                    frame::DATA
-                    | frame::HEADERS
-                    | frame::PUSH_PROMISE
-                    | frame::WEBTRANSPORT_STREAM => {
-                        return Err(WireError::new(
-                            H3_FRAME_UNEXPECTED,
-                            format!("frame {:#x} on the control stream", f.ty),
-                        ));
-                    }
-                    ty if frame::is_reserved_h2(ty) => {
-                        return Err(WireError::new(
-                            H3_FRAME_UNEXPECTED,
-                            format!("HTTP/2 frame type {ty:#x}"),
-                        ));
-                    }
-                    _ => {}
+                    _ => {} // MAX_PUSH_ID, CANCEL_PUSH: we never push
                 }
             }
             match recv.read_chunk(64 * 1024, true).await {
-                Ok(Some(c)) => dec.push(&c.bytes),
+                Ok(Some(c)) => reader.push(&c.bytes),
                 Ok(None) => {
                     return Err(WireError::new(
                         H3_CLOSED_CRITICAL_STREAM,
@@ -490,10 +538,7 @@ impl ConnInner {
         }
     }
 
-    async fn run_accept_bi(
-        self: Arc<Self>,
-        requests: Option<tokio::sync::mpsc::Sender<super::server::SessionRequest>>,
-    ) {
+    async fn run_accept_bi(self: Arc<Self>) {
         // Raise the peer's stream limit ahead of need (never lowered; one MAX_STREAMS each).
         let (mut limit, most) = super::endpoint::bidi_stream_limits(&self.opts);
         let mut accepted = 0u64;
@@ -505,14 +550,9 @@ impl ConnInner {
                     self.quic.set_max_concurrent_bi_streams(v);
                 }
             }
-            match (&requests, self.role) {
-                (Some(tx), Role::Server) => {
-                    self.rt.spawn(super::server::handle_request(
-                        self.clone(),
-                        send,
-                        recv,
-                        tx.clone(),
-                    ));
+            match (&self.requests, self.role) {
+                (Some(handler), Role::Server) => {
+                    handler.on_request(self.clone(), send, recv);
                 }
                 _ => {
                     // WebTransport bidirectional streams are not part of the datagram API.
@@ -597,6 +637,7 @@ impl ConnInner {
 
     async fn run_closed(self: Arc<Self>) {
         let e = self.quic.closed().await;
+        drop(self.held.lock().take());
         let reason = CloseReason::from_connection(&e);
         let sessions: Vec<_> = self.sessions.lock().drain().map(|(_, s)| s).collect();
         for s in sessions {
@@ -606,6 +647,38 @@ impl ConnInner {
             }
         }
         self.settings_notify.notify_waiters();
+    }
+}
+
+/// How a control-stream frame is read: SETTINGS (first, and only once) and the
+/// one-varint frames whole and bounded; unknown frames skipped whatever their size (RFC
+/// 9114 §9); frames that do not belong on a control stream refused from their header.
+fn control_take(ty: u64, len: u64, got_settings: bool, role: Role) -> Result<Take, WireError> {
+    let unexpected = |msg: String| Err(WireError::new(H3_FRAME_UNEXPECTED, msg));
+    match ty {
+        frame::SETTINGS if got_settings => unexpected("second SETTINGS frame".into()),
+        frame::SETTINGS if len > MAX_SETTINGS_FRAME => Err(WireError::new(
+            H3_EXCESSIVE_LOAD,
+            format!("SETTINGS frame of {len} bytes, limit {MAX_SETTINGS_FRAME}"),
+        )),
+        frame::SETTINGS => Ok(Take::Buffer),
+        _ if !got_settings => Err(WireError::new(
+            H3_MISSING_SETTINGS,
+            "first control frame is not SETTINGS",
+        )),
+        frame::MAX_PUSH_ID if role == Role::Client => {
+            unexpected("MAX_PUSH_ID from a server".into())
+        }
+        frame::GOAWAY | frame::MAX_PUSH_ID | frame::CANCEL_PUSH if len > 8 => Err(WireError::new(
+            H3_FRAME_ERROR,
+            format!("frame {ty:#x} of {len} bytes holds more than one varint"),
+        )),
+        frame::GOAWAY | frame::MAX_PUSH_ID | frame::CANCEL_PUSH => Ok(Take::Buffer),
+        frame::DATA | frame::HEADERS | frame::PUSH_PROMISE | frame::WEBTRANSPORT_STREAM => {
+            unexpected(format!("frame {ty:#x} on the control stream"))
+        }
+        ty if frame::is_reserved_h2(ty) => unexpected(format!("HTTP/2 frame type {ty:#x}")),
+        _ => Ok(Take::Skip),
     }
 }
 

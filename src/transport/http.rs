@@ -5,16 +5,15 @@ use quinn::VarInt;
 use super::session::CloseReason;
 use super::Error;
 use crate::wire::codes::*;
-use crate::wire::frame::{self, TlvDecoder};
-use crate::wire::qpack::{self, Field};
+use crate::wire::frame::{self, Piece, Take, TlvReader};
+use crate::wire::qpack::{self, Field, FieldLimits, SectionError};
 use crate::wire::WireError;
-
-/// Largest HEADERS frame we accept.
-pub(crate) const MAX_HEADERS: u64 = 64 * 1024;
 
 pub(crate) enum HeadersError {
     /// The peer sent something malformed (stream or connection error per its code).
     Wire(WireError),
+    /// A well-formed field section larger than our limits (a request is answered 431).
+    TooLarge,
     /// The stream or connection ended first.
     Gone(Error),
 }
@@ -31,47 +30,53 @@ pub(crate) fn is_connection_error(code: u64) -> bool {
     code != H3_MESSAGE_ERROR && code != H3_REQUEST_INCOMPLETE
 }
 
-/// Read until the next HEADERS frame on a request stream, skipping unknown frames.
+/// How a frame before the HEADERS of a request or response is read: HEADERS whole, if
+/// within the field section limit (a larger frame is refused from its header, before
+/// any of it is held); unknown frames skipped whatever their size (RFC 9114 §9).
+fn take_before_headers(ty: u64, len: u64, limits: &FieldLimits) -> Result<Take, HeadersError> {
+    let unexpected = |msg: String| {
+        HeadersError::Wire(WireError::new(H3_FRAME_UNEXPECTED, msg))
+    };
+    match ty {
+        frame::HEADERS if len > limits.max_section_size => Err(HeadersError::TooLarge),
+        frame::HEADERS => Ok(Take::Buffer),
+        frame::DATA => Err(unexpected("DATA before HEADERS".into())),
+        frame::SETTINGS | frame::GOAWAY | frame::MAX_PUSH_ID | frame::CANCEL_PUSH => Err(
+            unexpected(format!("frame {ty:#x} on a request stream")),
+        ),
+        frame::WEBTRANSPORT_STREAM => Err(unexpected(
+            "WEBTRANSPORT_STREAM signal after the start of a stream".into(),
+        )),
+        ty if frame::is_reserved_h2(ty) => Err(unexpected("HTTP/2 frame type".into())),
+        _ => Ok(Take::Skip),
+    }
+}
+
+/// Read until the next HEADERS frame on a request stream, skipping unknown frames, and
+/// decode it within `limits`. With `first`, a stream that starts with the
+/// WEBTRANSPORT_STREAM signal is reported as such.
 pub(crate) async fn read_headers(
     recv: &mut quinn::RecvStream,
-    dec: &mut TlvDecoder,
+    reader: &mut TlvReader,
     first: bool,
+    limits: &FieldLimits,
 ) -> Result<StreamStart, HeadersError> {
     loop {
-        if first && dec.peek_type() == Some(frame::WEBTRANSPORT_STREAM) {
+        if first && reader.peek_type() == Some(frame::WEBTRANSPORT_STREAM) {
             return Ok(StreamStart::WebTransportStream);
         }
-        while let Some(f) = dec.next().map_err(HeadersError::Wire)? {
-            match f.ty {
-                frame::HEADERS => {
-                    return qpack::decode(&f.payload)
-                        .map(StreamStart::Headers)
-                        .map_err(HeadersError::Wire)
-                }
-                frame::DATA => {
-                    return Err(HeadersError::Wire(WireError::new(
-                        H3_FRAME_UNEXPECTED,
-                        "DATA before HEADERS",
-                    )))
-                }
-                frame::SETTINGS | frame::GOAWAY | frame::MAX_PUSH_ID | frame::CANCEL_PUSH => {
-                    return Err(HeadersError::Wire(WireError::new(
-                        H3_FRAME_UNEXPECTED,
-                        format!("frame {:#x} on a request stream", f.ty),
-                    )))
-                }
-                ty if frame::is_reserved_h2(ty) => {
-                    return Err(HeadersError::Wire(WireError::new(
-                        H3_FRAME_UNEXPECTED,
-                        "HTTP/2 frame type",
-                    )))
-                }
-                _ => {}
+        while let Some(piece) = reader.next(|ty, len| take_before_headers(ty, len, limits))? {
+            if let Piece::Unit(f) = piece {
+                return match qpack::decode_limited(&f.payload, *limits) {
+                    Ok(fields) => Ok(StreamStart::Headers(fields)),
+                    Err(SectionError::TooLarge) => Err(HeadersError::TooLarge),
+                    Err(SectionError::Malformed(e)) => Err(HeadersError::Wire(e)),
+                };
             }
         }
         match recv.read_chunk(64 * 1024, true).await {
-            Ok(Some(c)) => dec.push(&c.bytes),
-            Ok(None) if dec.buffered() > 0 => {
+            Ok(Some(c)) => reader.push(&c.bytes),
+            Ok(None) if !reader.at_boundary() => {
                 return Err(HeadersError::Wire(WireError::new(
                     H3_FRAME_ERROR,
                     "stream ended inside a frame",
@@ -108,6 +113,13 @@ pub(crate) async fn write_headers(
     send.write_all(&buf)
         .await
         .map_err(|e| Error::Io(format!("writing HEADERS: {e}")))
+}
+
+/// Tell the peer we read no more of a request stream: with H3_NO_ERROR after a complete
+/// response (RFC 9114 §4.1.1: "abort transmission of a request without error"), which
+/// quinn's implicit STOP_SENDING on drop would say as 0.
+pub(crate) fn stop_reading(recv: &mut quinn::RecvStream, code: u64) {
+    let _ = recv.stop(VarInt::from_u64(code).unwrap_or_default());
 }
 
 /// Abort a request stream in both directions with `code`.

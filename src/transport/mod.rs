@@ -5,6 +5,7 @@ mod config;
 mod connection;
 mod endpoint;
 mod http;
+mod limits;
 mod server;
 pub(crate) mod session;
 pub mod tls;
@@ -13,6 +14,7 @@ pub use client::Client;
 pub use config::{ClientConfig, ServerConfig, ServerTls, TransportOptions, Verify};
 pub use connection::Connection;
 pub use endpoint::SocketBuffers;
+pub use limits::ServerStats;
 pub use server::{Server, SessionRequest};
 pub use session::{
     finish_closing, release_outside_lock, CloseReason, DatagramHandler, RequestInfo, Session,

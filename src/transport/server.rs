@@ -10,13 +10,14 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::config::{ServerConfig, ServerTls};
-use super::connection::{ConnInner, Exclusive, Role, SessionSlot};
+use super::connection::{Busy, ConnInner, Exclusive, RequestHandler, Role, SessionSlot};
 use super::endpoint::{self, SocketBuffers};
 use super::http::{self, HeadersError, StreamStart};
+use super::limits::{Held, ServerLimits, ServerStats};
 use super::session::{ClosingGuard, RequestInfo, Session, SessionShared};
 use super::{tls, Error};
 use crate::wire::codes::*;
-use crate::wire::frame::TlvDecoder;
+use crate::wire::frame::TlvReader;
 use crate::wire::headers::{self, RequestError};
 use crate::wire::settings::Dialect;
 
@@ -29,6 +30,7 @@ pub struct Server {
     buffers: SocketBuffers,
     rt: tokio::runtime::Handle,
     conns: Arc<Conns>,
+    limits: Arc<ServerLimits>,
 }
 
 /// How long a closing server keeps its connections open for the close capsules of its
@@ -100,12 +102,19 @@ impl Server {
         let local_addr = endpoint
             .local_addr()
             .map_err(|e| Error::Io(e.to_string()))?;
+        // The backlog gauge bounds the requests in the channel (and beyond).
         let (tx, rx) = mpsc::channel(cfg.request_backlog.max(1));
         let conns = Arc::new(Conns::default());
+        let limits = ServerLimits::new(&cfg);
+        let router = Arc::new(RequestRouter {
+            tx,
+            limits: limits.clone(),
+            timeout: cfg.request_timeout,
+        });
         tokio::spawn(accept_loop(
             endpoint.clone(),
             cfg.transport.clone(),
-            tx,
+            router,
             conns.clone(),
         ));
         Ok(Server {
@@ -116,7 +125,13 @@ impl Server {
             buffers,
             rt,
             conns,
+            limits,
         })
+    }
+
+    /// What the server holds now and what it refused so far.
+    pub fn stats(&self) -> ServerStats {
+        self.limits.stats()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -192,7 +207,7 @@ impl Drop for Server {
 async fn accept_loop(
     endpoint: quinn::Endpoint,
     opts: super::TransportOptions,
-    tx: mpsc::Sender<SessionRequest>,
+    router: Arc<RequestRouter>,
     conns: Arc<Conns>,
 ) {
     while let Some(incoming) = endpoint.accept().await {
@@ -200,52 +215,130 @@ async fn accept_loop(
             incoming.refuse();
             continue;
         }
+        let limits = &router.limits;
+        // Handshakes count: a flood of them is bounded like established connections.
+        let Some(place) = limits.connections.try_hold() else {
+            ServerLimits::count(&limits.connections_refused);
+            tracing::info!(
+                remote = %incoming.remote_address(),
+                "connection refused: the server holds its maximum of connections"
+            );
+            incoming.refuse();
+            continue;
+        };
         let opts = opts.clone();
-        let tx = tx.clone();
+        let router = router.clone();
         let conns = conns.clone();
         tokio::spawn(async move {
+            let remote = incoming.remote_address();
             match incoming.await {
                 Ok(quic) => {
-                    let conn = ConnInner::start(quic, Role::Server, opts, Some(tx));
+                    ServerLimits::count(&router.limits.connections_accepted);
+                    let handler: Arc<dyn RequestHandler> = router;
+                    let conn =
+                        ConnInner::start(quic, Role::Server, opts, Some(handler), Some(Box::new(place)));
                     conns.add(&conn);
                 }
-                Err(e) => tracing::debug!("handshake failed: {e}"),
+                Err(e) => {
+                    ServerLimits::count(&router.limits.handshakes_failed);
+                    tracing::info!(%remote, "handshake failed: {e}");
+                }
             }
         });
     }
 }
 
+/// Hands a server connection's request streams to [`handle_request`], with what it
+/// needs of the server.
+struct RequestRouter {
+    tx: mpsc::Sender<SessionRequest>,
+    limits: Arc<ServerLimits>,
+    timeout: Duration,
+}
+
+impl RequestHandler for RequestRouter {
+    fn on_request(&self, conn: Arc<ConnInner>, send: quinn::SendStream, recv: quinn::RecvStream) {
+        let rt = conn.rt.clone();
+        rt.spawn(handle_request(
+            conn,
+            send,
+            recv,
+            self.tx.clone(),
+            self.limits.clone(),
+            self.timeout,
+        ));
+    }
+}
+
 /// Serve one request stream: a WebTransport CONNECT becomes a [`SessionRequest`],
-/// anything else is answered or refused here.
-pub(crate) async fn handle_request(
+/// anything else is answered or refused here. The stream has `timeout` to deliver its
+/// HEADERS (and the connection its SETTINGS); what it sends is held within the field
+/// section limits.
+async fn handle_request(
     conn: Arc<ConnInner>,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
     tx: mpsc::Sender<SessionRequest>,
+    limits: Arc<ServerLimits>,
+    timeout: Duration,
 ) {
-    let mut dec = TlvDecoder::new(http::MAX_HEADERS, H3_EXCESSIVE_LOAD);
-    let fields = match http::read_headers(&mut recv, &mut dec, true).await {
-        Ok(StreamStart::Headers(f)) => f,
-        Ok(StreamStart::WebTransportStream) => {
-            return conn.refuse_bidi(send, recv, dec.into_remaining()).await
-        }
-        Err(HeadersError::Wire(e)) if http::is_connection_error(e.code) => return conn.fail(&e),
-        Err(HeadersError::Wire(e)) => return http::abort(&mut send, &mut recv, e.code),
-        Err(HeadersError::Gone(_)) => return,
+    let deadline = tokio::time::Instant::now() + timeout;
+    let late = |send: &mut quinn::SendStream, recv: &mut quinn::RecvStream| {
+        ServerLimits::count(&limits.timed_out);
+        tracing::info!(
+            remote = %conn.quic.remote_address(),
+            "request stream reset: no complete request within {timeout:?}"
+        );
+        http::abort(send, recv, H3_REQUEST_REJECTED)
     };
-    tracing::debug!(?fields, "request headers");
-    let req = match headers::parse_request(&fields) {
+    let mut reader = TlvReader::new();
+    let field_limits = conn.opts.field_limits();
+    let started = tokio::time::timeout_at(
+        deadline,
+        http::read_headers(&mut recv, &mut reader, true, &field_limits),
+    )
+    .await;
+    let fields = match started {
+        Err(_) => return late(&mut send, &mut recv),
+        Ok(Ok(StreamStart::Headers(f))) => f,
+        Ok(Ok(StreamStart::WebTransportStream)) => {
+            let refused = conn
+                .clone()
+                .refuse_bidi(send, recv, reader.into_remaining());
+            let _ = tokio::time::timeout_at(deadline, refused).await;
+            return;
+        }
+        Ok(Err(HeadersError::Wire(e))) if http::is_connection_error(e.code) => {
+            return conn.fail(&e)
+        }
+        Ok(Err(HeadersError::Wire(e))) => return http::abort(&mut send, &mut recv, e.code),
+        Ok(Err(HeadersError::TooLarge)) => {
+            ServerLimits::count(&limits.too_large);
+            tracing::info!(
+                remote = %conn.quic.remote_address(),
+                "request answered 431: its field section exceeds {} bytes or {} fields",
+                field_limits.max_section_size,
+                field_limits.max_fields
+            );
+            return respond_and_finish(send, Some(&mut recv), 431).await;
+        }
+        Ok(Err(HeadersError::Gone(_))) => return,
+    };
+    let req = headers::parse_request(&fields);
+    drop(fields);
+    let req = match req {
         Ok(r) => r,
         Err(RequestError::Malformed(e)) => return http::abort(&mut send, &mut recv, e.code),
         Err(RequestError::Respond(status, why)) => {
             tracing::debug!("answering {status}: {why}");
-            return respond_and_finish(send, status).await;
+            return respond_and_finish(send, Some(&mut recv), status).await;
         }
     };
     // RFC 9220 / WebTransport: do not process the request before the peer's SETTINGS.
-    let settings = match tokio::time::timeout(Duration::from_secs(10), conn.peer_settings()).await {
+    let settings = match tokio::time::timeout_at(deadline, conn.peer_settings()).await {
         Ok(Ok(s)) => s,
-        _ => return http::abort(&mut send, &mut recv, H3_REQUEST_REJECTED),
+        Ok(Err(_)) => return http::abort(&mut send, &mut recv, H3_REQUEST_REJECTED),
+        Err(_) => return late(&mut send, &mut recv),
     };
     let dialect = if req.protocol == headers::PROTOCOL_H3 {
         Dialect::Draft15
@@ -260,30 +353,59 @@ pub(crate) async fn handle_request(
     let implied = req.protocol == headers::PROTOCOL_DRAFT && settings.datagrams();
     if settings.dialect().is_none() && !implied {
         tracing::debug!("client announced no WebTransport support");
-        return respond_and_finish(send, 400).await;
+        return respond_and_finish(send, Some(&mut recv), 400).await;
     }
     // draft-ietf-webtrans-http3-15 §5.1: without flow control (both sides' SETTINGS
     // declare it; ours always do) a connection carries one draft-15 session at a time,
     // and the server resets an excess CONNECT stream with H3_REQUEST_REJECTED (not 429:
-    // the request was not processed). Draft-02/07 sessions keep the limit below.
+    // the request was not processed). Other sessions are limited per connection (429),
+    // counting the requests still being answered.
     let exclusive = if dialect == Dialect::Draft15 && !conn.flow_control() {
         Exclusive::OfOpen
     } else {
         Exclusive::No
     };
-    let Ok(slot) = conn.reserve_session(exclusive) else {
-        tracing::debug!("second draft-15 session without flow control: rejected");
-        return http::abort(&mut send, &mut recv, H3_REQUEST_REJECTED);
+    let mut slot = match conn.reserve_session(exclusive, Some(conn.opts.max_sessions_per_connection)) {
+        Ok(slot) => slot,
+        Err(Busy::Full) => {
+            ServerLimits::count(&limits.refused_connection_full);
+            tracing::info!(
+                remote = %conn.quic.remote_address(),
+                "request answered 429: the connection carries its maximum of {} sessions",
+                conn.opts.max_sessions_per_connection
+            );
+            return respond_and_finish(send, Some(&mut recv), 429).await;
+        }
+        Err(Busy::Open | Busy::Closing) => {
+            tracing::debug!("second draft-15 session without flow control: rejected");
+            return http::abort(&mut send, &mut recv, H3_REQUEST_REJECTED);
+        }
     };
-    if conn.session_count() as u64 >= conn.opts.max_sessions_per_connection {
-        return respond_and_finish(send, 429).await;
-    }
+    let Some(session_place) = limits.sessions.try_hold() else {
+        ServerLimits::count(&limits.refused_server_full);
+        tracing::info!(
+            remote = %conn.quic.remote_address(),
+            "request answered 503: the server holds its maximum of sessions"
+        );
+        return respond_and_finish(send, Some(&mut recv), 503).await;
+    };
+    slot.hold_also(session_place);
+    let Some(backlog_place) = limits.backlog.try_hold() else {
+        ServerLimits::count(&limits.refused_backlog);
+        tracing::info!(
+            remote = %conn.quic.remote_address(),
+            "request answered 503: the request backlog is full"
+        );
+        return respond_and_finish(send, Some(&mut recv), 503).await;
+    };
+    ServerLimits::count(&limits.requests_received);
     let draft02_response = req.wants_draft02_response();
     let request = SessionRequest {
         slot: Some(slot),
+        backlog: Some(backlog_place),
         conn,
         streams: Some((send, recv)),
-        leftover: dec.into_remaining().freeze(),
+        leftover: reader.into_remaining().freeze(),
         draft02_response,
         info: RequestInfo {
             path: req.path,
@@ -294,12 +416,22 @@ pub(crate) async fn handle_request(
         },
     };
     if let Err(e) = tx.try_send(request) {
-        // Backlog full or server closed: the request's Drop answers it.
+        // Server closed (the backlog gauge keeps the channel from filling): the
+        // request's Drop answers it.
         tracing::debug!("session request not queued: {e}");
     }
 }
 
-async fn respond_and_finish(mut send: quinn::SendStream, status: u16) {
+/// Answer a request stream with `status` and end it; stop reading it with H3_NO_ERROR
+/// (RFC 9114 §4.1.1: the rest of the request is not needed), not quinn's implicit 0.
+async fn respond_and_finish(
+    mut send: quinn::SendStream,
+    recv: Option<&mut quinn::RecvStream>,
+    status: u16,
+) {
+    if let Some(recv) = recv {
+        http::stop_reading(recv, H3_NO_ERROR);
+    }
     let status = status.to_string();
     if http::write_headers(&mut send, &[(":status", &status)])
         .await
@@ -315,6 +447,8 @@ pub struct SessionRequest {
     /// The session's place on the connection (held until it is answered, then, if
     /// accepted, by the session's CONNECT stream reader).
     slot: Option<SessionSlot>,
+    /// Its place in the server's request backlog, given back once it is answered.
+    backlog: Option<Held>,
     conn: Arc<ConnInner>,
     streams: Option<(quinn::SendStream, quinn::RecvStream)>,
     leftover: Bytes,
@@ -354,6 +488,7 @@ impl SessionRequest {
             .streams
             .take()
             .ok_or_else(|| Error::InvalidState("request already answered".into()))?;
+        self.backlog = None;
         let shared = SessionShared::new(self.conn.clone(), send, self.info.clone());
         // Register before answering so datagrams that follow the 200 are routed.
         self.conn.register(&shared);
@@ -391,8 +526,8 @@ impl SessionRequest {
                 "{status} is not a rejection status"
             )));
         }
-        if let Some((send, _recv)) = self.streams.take() {
-            respond_and_finish(send, status).await;
+        if let Some((send, mut recv)) = self.streams.take() {
+            respond_and_finish(send, Some(&mut recv), status).await;
         }
         Ok(())
     }
@@ -400,10 +535,9 @@ impl SessionRequest {
 
 impl Drop for SessionRequest {
     fn drop(&mut self) {
-        if let Some((send, recv)) = self.streams.take() {
+        if let Some((send, mut recv)) = self.streams.take() {
             self.conn.rt.spawn(async move {
-                respond_and_finish(send, 503).await;
-                drop(recv);
+                respond_and_finish(send, Some(&mut recv), 503).await;
             });
         }
     }

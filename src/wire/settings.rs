@@ -33,6 +33,23 @@ pub const WT_INITIAL_MAX_STREAMS_BIDI: u64 = 0x2b65;
 /// WT_MAX_STREAMS capsule), because this library carries datagrams only.
 pub const OUR_WT_INITIAL_MAX_DATA: u64 = 1;
 
+/// The settings [`Settings::decode`] keeps.
+const KNOWN: &[u64] = &[
+    QPACK_MAX_TABLE_CAPACITY,
+    MAX_FIELD_SECTION_SIZE,
+    QPACK_BLOCKED_STREAMS,
+    ENABLE_CONNECT_PROTOCOL,
+    H3_DATAGRAM,
+    H3_DATAGRAM_DRAFT04,
+    ENABLE_WEBTRANSPORT,
+    WT_MAX_SESSIONS_DRAFT07,
+    WT_MAX_SESSIONS,
+    WT_ENABLED,
+    WT_INITIAL_MAX_DATA,
+    WT_INITIAL_MAX_STREAMS_UNI,
+    WT_INITIAL_MAX_STREAMS_BIDI,
+];
+
 /// Which WebTransport over HTTP/3 dialect a peer speaks, judged from its SETTINGS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dialect {
@@ -129,10 +146,21 @@ impl Settings {
         }
     }
 
-    /// Decode a SETTINGS frame payload.
+    /// Add (or replace) one setting.
+    pub fn with(mut self, id: u64, value: u64) -> Settings {
+        self.pairs.retain(|(k, _)| *k != id);
+        self.pairs.push((id, value));
+        self
+    }
+
+    /// Decode a SETTINGS frame payload. Only the settings this crate knows are kept (in
+    /// wire order): unknown ones (grease, extensions) must be ignored (RFC 9114
+    /// §7.2.4.1), and keeping them would let a peer make every connection hold its whole
+    /// SETTINGS frame. Duplicates are found in linear time whatever the frame's size.
     pub fn decode(payload: &[u8]) -> Result<Settings, WireError> {
         let mut r = Reader::new(payload, H3_FRAME_ERROR);
         let mut pairs: Vec<(u64, u64)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         while !r.is_empty() {
             let id = r.varint()?;
             let value = r.varint()?;
@@ -142,13 +170,15 @@ impl Settings {
                     format!("reserved HTTP/2 setting {id:#x}"),
                 ));
             }
-            if pairs.iter().any(|(k, _)| *k == id) {
+            if !seen.insert(id) {
                 return Err(WireError::new(
                     H3_SETTINGS_ERROR,
                     format!("duplicate setting {id:#x}"),
                 ));
             }
-            pairs.push((id, value));
+            if KNOWN.contains(&id) {
+                pairs.push((id, value));
+            }
         }
         Ok(Settings { pairs })
     }
