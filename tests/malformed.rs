@@ -151,7 +151,8 @@ async fn qpack_encoder_stream_capacity_above_zero_is_encoder_stream_error() {
     let server = server();
     let mut raw = RawClient::connect(&server).await;
     raw.control_ok().await;
-    raw.uni(&[stream_type::QPACK_ENCODER as u8, 0x20, 0x21]).await;
+    raw.uni(&[stream_type::QPACK_ENCODER as u8, 0x20, 0x21])
+        .await;
     assert_code(raw.closed_code().await, QPACK_ENCODER_STREAM_ERROR);
 }
 
@@ -507,7 +508,10 @@ async fn large_data_frames_and_unknown_capsules_are_streamed() {
     // The session is still open: a datagram goes through.
     let qid = Prefix::for_stream(ss.id());
     raw.datagram(&qid.frame(b"still here"));
-    assert_eq!(&within(ss.recv_datagram()).await.expect("datagram")[..], b"still here");
+    assert_eq!(
+        &within(ss.recv_datagram()).await.expect("datagram")[..],
+        b"still here"
+    );
     assert!(ss.close_reason().is_none());
     let close = Capsule::Close {
         code: 7,

@@ -24,7 +24,7 @@ const USAGE: &str = "\
 wtd: WebTransport datagrams over HTTP/3
 
 USAGE:
-    wtd serve [--bind ADDR] [--cert PEM --key PEM] [--max N]
+    wtd serve [--bind ADDR] [--cert PEM --key PEM] [--max N] [LIMITS]
     wtd connect URL [--hash HEX | --insecure | --ca PEM] [--origin ORIGIN]
                     [--count N [--size BYTES]]
     wtd bench URL [--hash HEX | --insecure | --ca PEM] [--duration SECS]
@@ -37,6 +37,10 @@ SERVE (echo server):
                       self-signed certificate, valid 13 days
     --key PEM         private key (PEM: PKCS#8, PKCS#1 or SEC1)
     --max N           exit after N sessions have closed (default: run until killed)
+  LIMITS (what peers may make the server hold; defaults in the README's Limits section):
+    --max-connections N      connections at once, handshakes included (10000)
+    --max-sessions N         sessions at once over all connections (10000)
+    --request-timeout-ms MS  time a request stream has to deliver its headers (5000)
   Prints 'listening https://ADDR/' and 'cert-sha256 HEX' at start, then one
   'session ...' and one 'closed ...' line per session.
 
@@ -241,12 +245,16 @@ struct ServeOpts {
     bind: SocketAddr,
     cert: Option<(String, String)>,
     max: Option<u64>,
+    max_connections: Option<usize>,
+    max_sessions: Option<usize>,
+    request_timeout: Option<Duration>,
 }
 
 /// `None`: `--help` was asked for.
 fn parse_serve(mut args: Args) -> Result<Option<ServeOpts>, Fail> {
     let mut bind: SocketAddr = "127.0.0.1:4433".parse().expect("literal address");
     let (mut cert, mut key, mut max) = (None, None, None);
+    let (mut max_connections, mut max_sessions, mut request_timeout) = (None, None, None);
     while let Some(arg) = args.next() {
         match arg {
             Arg::Opt(n, v) => match n.as_str() {
@@ -267,6 +275,24 @@ fn parse_serve(mut args: Args) -> Result<Option<ServeOpts>, Fail> {
                     }
                     max = Some(m);
                 }
+                "max-connections" | "max-sessions" => {
+                    let m: usize = args.number(&n, v)?;
+                    if m == 0 {
+                        return usage(format!("--{n} must be at least 1"));
+                    }
+                    if n == "max-connections" {
+                        max_connections = Some(m);
+                    } else {
+                        max_sessions = Some(m);
+                    }
+                }
+                "request-timeout-ms" => {
+                    let ms: u64 = args.number(&n, v)?;
+                    if !(1..=600_000).contains(&ms) {
+                        return usage("--request-timeout-ms must be 1..=600000");
+                    }
+                    request_timeout = Some(Duration::from_millis(ms));
+                }
                 "help" => return Ok(None),
                 _ => return usage(format!("serve: unknown option --{n}")),
             },
@@ -279,7 +305,14 @@ fn parse_serve(mut args: Args) -> Result<Option<ServeOpts>, Fail> {
         (None, None) => None,
         _ => return usage("--cert and --key go together"),
     };
-    Ok(Some(ServeOpts { bind, cert, max }))
+    Ok(Some(ServeOpts {
+        bind,
+        cert,
+        max,
+        max_connections,
+        max_sessions,
+        request_timeout,
+    }))
 }
 
 async fn serve(opts: ServeOpts) -> Result<i32, Fail> {
@@ -297,10 +330,14 @@ async fn serve(opts: ServeOpts) -> Result<i32, Fail> {
             ServerTls::SelfSigned { names }
         }
     };
+    let defaults = ServerConfig::default();
     let server = Server::bind(ServerConfig {
         bind: opts.bind,
         tls,
-        ..Default::default()
+        max_connections: opts.max_connections.unwrap_or(defaults.max_connections),
+        max_sessions: opts.max_sessions.unwrap_or(defaults.max_sessions),
+        request_timeout: opts.request_timeout.unwrap_or(defaults.request_timeout),
+        ..defaults
     })
     .map_err(|e| runtime(format!("cannot serve on {}: {e}", opts.bind)))?;
     say(format!("listening https://{}/", server.local_addr()));

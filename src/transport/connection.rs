@@ -500,7 +500,9 @@ impl ConnInner {
         let mut got_settings = false;
         let role = self.role;
         loop {
-            while let Some(piece) = reader.next(|ty, len| control_take(ty, len, got_settings, role))? {
+            while let Some(piece) =
+                reader.next(|ty, len| control_take(ty, len, got_settings, role))?
+            {
                 let Piece::Unit(f) = piece else {
                     continue; // an unknown frame, skipped
                 };

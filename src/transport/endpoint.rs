@@ -97,8 +97,18 @@ pub fn transport_config(
         VarInt::from_u64(bidi.min(1 << 20)).unwrap_or(VarInt::from_u32(1024)),
     );
     t.max_concurrent_uni_streams(VarInt::from_u32(16));
+    // Streams carry only HEADERS and capsules here (datagrams have no flow control), so
+    // small windows cost nothing and bound what a peer can make quinn buffer for
+    // streams we are not reading yet (a request waiting for the application): without
+    // them quinn allows 1.25 MB per stream and no connection-wide limit.
+    t.stream_receive_window(VarInt::from_u32(STREAM_RECEIVE_WINDOW));
+    t.receive_window(VarInt::from_u32(CONNECTION_RECEIVE_WINDOW));
     Ok(Arc::new(t))
 }
+
+/// Unread stream data quinn accepts per stream, and per connection over all streams.
+const STREAM_RECEIVE_WINDOW: u32 = 64 * 1024;
+const CONNECTION_RECEIVE_WINDOW: u32 = 1 << 20;
 
 /// A server's limit of concurrent peer-opened bidirectional streams: (initial, most).
 /// The connection doubles the initial limit, up to the most, as requests arrive.

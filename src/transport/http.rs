@@ -34,16 +34,14 @@ pub(crate) fn is_connection_error(code: u64) -> bool {
 /// within the field section limit (a larger frame is refused from its header, before
 /// any of it is held); unknown frames skipped whatever their size (RFC 9114 §9).
 fn take_before_headers(ty: u64, len: u64, limits: &FieldLimits) -> Result<Take, HeadersError> {
-    let unexpected = |msg: String| {
-        HeadersError::Wire(WireError::new(H3_FRAME_UNEXPECTED, msg))
-    };
+    let unexpected = |msg: String| HeadersError::Wire(WireError::new(H3_FRAME_UNEXPECTED, msg));
     match ty {
         frame::HEADERS if len > limits.max_section_size => Err(HeadersError::TooLarge),
         frame::HEADERS => Ok(Take::Buffer),
         frame::DATA => Err(unexpected("DATA before HEADERS".into())),
-        frame::SETTINGS | frame::GOAWAY | frame::MAX_PUSH_ID | frame::CANCEL_PUSH => Err(
-            unexpected(format!("frame {ty:#x} on a request stream")),
-        ),
+        frame::SETTINGS | frame::GOAWAY | frame::MAX_PUSH_ID | frame::CANCEL_PUSH => {
+            Err(unexpected(format!("frame {ty:#x} on a request stream")))
+        }
         frame::WEBTRANSPORT_STREAM => Err(unexpected(
             "WEBTRANSPORT_STREAM signal after the start of a stream".into(),
         )),

@@ -235,8 +235,13 @@ async fn accept_loop(
                 Ok(quic) => {
                     ServerLimits::count(&router.limits.connections_accepted);
                     let handler: Arc<dyn RequestHandler> = router;
-                    let conn =
-                        ConnInner::start(quic, Role::Server, opts, Some(handler), Some(Box::new(place)));
+                    let conn = ConnInner::start(
+                        quic,
+                        Role::Server,
+                        opts,
+                        Some(handler),
+                        Some(Box::new(place)),
+                    );
                     conns.add(&conn);
                 }
                 Err(e) => {
@@ -365,22 +370,23 @@ async fn handle_request(
     } else {
         Exclusive::No
     };
-    let mut slot = match conn.reserve_session(exclusive, Some(conn.opts.max_sessions_per_connection)) {
-        Ok(slot) => slot,
-        Err(Busy::Full) => {
-            ServerLimits::count(&limits.refused_connection_full);
-            tracing::info!(
-                remote = %conn.quic.remote_address(),
-                "request answered 429: the connection carries its maximum of {} sessions",
-                conn.opts.max_sessions_per_connection
-            );
-            return respond_and_finish(send, Some(&mut recv), 429).await;
-        }
-        Err(Busy::Open | Busy::Closing) => {
-            tracing::debug!("second draft-15 session without flow control: rejected");
-            return http::abort(&mut send, &mut recv, H3_REQUEST_REJECTED);
-        }
-    };
+    let mut slot =
+        match conn.reserve_session(exclusive, Some(conn.opts.max_sessions_per_connection)) {
+            Ok(slot) => slot,
+            Err(Busy::Full) => {
+                ServerLimits::count(&limits.refused_connection_full);
+                tracing::info!(
+                    remote = %conn.quic.remote_address(),
+                    "request answered 429: the connection carries its maximum of {} sessions",
+                    conn.opts.max_sessions_per_connection
+                );
+                return respond_and_finish(send, Some(&mut recv), 429).await;
+            }
+            Err(Busy::Open | Busy::Closing) => {
+                tracing::debug!("second draft-15 session without flow control: rejected");
+                return http::abort(&mut send, &mut recv, H3_REQUEST_REJECTED);
+            }
+        };
     let Some(session_place) = limits.sessions.try_hold() else {
         ServerLimits::count(&limits.refused_server_full);
         tracing::info!(

@@ -179,9 +179,7 @@ impl RawClient {
 
     /// Connect to a server at `addr` (e.g. a `wtd serve` process).
     pub async fn connect_addr(addr: std::net::SocketAddr) -> RawClient {
-        Self::try_connect_addr(addr)
-            .await
-            .expect("QUIC handshake")
+        Self::try_connect_addr(addr).await.expect("QUIC handshake")
     }
 
     /// Like [`connect_addr`](Self::connect_addr), returning the handshake's failure.
@@ -276,6 +274,34 @@ impl RawClient {
         assert_eq!(status(&fields), 200, "{fields:?}");
         assert_eq!(ss.request().path, path);
         (ss, send, recv)
+    }
+}
+
+/// The SETTINGS the server sent on its control stream.
+pub async fn read_peer_settings(raw: &RawClient) -> settings::Settings {
+    loop {
+        let mut recv = within(raw.conn.accept_uni())
+            .await
+            .expect("server uni stream");
+        let mut buf = Vec::new();
+        loop {
+            match within(recv.read_chunk(1 << 16, true)).await.expect("read") {
+                Some(c) => buf.extend_from_slice(&c.bytes),
+                None => break,
+            }
+            let Some((ty, n)) = varint::decode(&buf) else {
+                continue;
+            };
+            if ty != stream_type::CONTROL {
+                break;
+            }
+            let mut dec = TlvDecoder::new(1 << 16, H3_EXCESSIVE_LOAD);
+            dec.push(&buf[n..]);
+            if let Some(f) = dec.next().expect("control frame") {
+                assert_eq!(f.ty, frame::SETTINGS);
+                return settings::Settings::decode(&f.payload).expect("SETTINGS");
+            }
+        }
     }
 }
 
@@ -375,4 +401,3 @@ pub async fn control_violation(control: &[u8], code: u64) {
     raw.control(control).await;
     assert_code(raw.closed_code().await, code);
 }
-
