@@ -157,6 +157,12 @@ typedef enum wtd_structured_error_kind {
   WTD_STRUCTURED_DECODE_ERROR = 2,
 } wtd_structured_error_kind;
 
+// Bounds on a decoded field section: its size as RFC 9114 §4.2.2 counts it (name +
+// value + 32 per field, what SETTINGS_MAX_FIELD_SECTION_SIZE announces) and its number
+// of fields. Decoding stops at the first byte past either, so a small block of static
+// table references cannot expand into a large allocation.
+typedef struct FieldLimits FieldLimits;
+
 // A set of sessions and datagram streams to broadcast to. Thread-safe.
 typedef struct wtd_broadcaster wtd_broadcaster;
 
@@ -319,6 +325,41 @@ typedef struct wtd_reliability_stats {
 // Called for every event in callback mode, on the library's dispatcher thread. `event`
 // and everything it points to are borrowed for the duration of the call.
 typedef void (*wtd_event_callback)(const struct wtd_event *event, void *userdata);
+
+// What a server holds and what it refused (see the limits in wtd_server_config_* and
+// wtd_transport_config_*). Versioned by its size: set `size` to
+// sizeof(wtd_server_stats) before wtd_server_get_stats; the library fills only the
+// fields that fit in `size` bytes, so programs built against an older, shorter version
+// keep working when fields are added at the end.
+typedef struct wtd_server_stats {
+  // Set by the caller: sizeof(wtd_server_stats).
+  size_t size;
+  // Connections held now (handshakes in progress included).
+  uint64_t connections;
+  // Sessions held now over all connections: open, being answered, or closing.
+  uint64_t sessions;
+  // Session requests received and not yet answered (in the event queue included).
+  uint64_t pending_requests;
+  // Connections whose handshake completed, since the start.
+  uint64_t connections_accepted;
+  // Connection attempts refused: the server held its maximum of connections.
+  uint64_t connections_refused;
+  // Handshakes that failed (TLS alert, unsupported version, timeout).
+  uint64_t handshakes_failed;
+  // Session requests handed to the application, since the start.
+  uint64_t requests_received;
+  // Requests answered 503: the server held its maximum of sessions.
+  uint64_t requests_refused_server_full;
+  // Requests answered 429: their connection carried its maximum of sessions.
+  uint64_t requests_refused_connection_full;
+  // Requests answered 503: the request backlog was full.
+  uint64_t requests_refused_backlog;
+  // Requests answered 431: their headers exceeded the field section limits.
+  uint64_t requests_too_large;
+  // Request streams reset with H3_REQUEST_REJECTED: no complete request within the
+  // request timeout.
+  uint64_t requests_timed_out;
+} wtd_server_stats;
 
 // A byte buffer for wtd_session_send_multiple and wtd_stream_send_multiple.
 typedef struct wtd_buffer {
@@ -575,8 +616,8 @@ void wtd_connection_free(struct wtd_connection *connection);
 
 // Create transport options with defaults: idle timeout 30 s, keep-alive 5 s, socket
 // buffers 4 MiB each, quinn datagram buffers 1 MiB send / 4 MiB receive, GSO on, receive
-// queue 65536 datagrams and 16 MiB per session, 256 sessions per connection, datagrams
-// as events.
+// queue 65536 datagrams and 16 MiB per session, 256 sessions per connection, field
+// sections of at most 16384 bytes and 128 fields, datagrams as events.
 enum wtd_result wtd_transport_config_new(struct wtd_transport_config **out_config);
 
 // Free transport options; NULL is a no-op.
@@ -627,13 +668,28 @@ enum wtd_result wtd_transport_config_set_segmentation_offload(struct wtd_transpo
 enum wtd_result wtd_transport_config_set_max_sessions(struct wtd_transport_config *config,
                                                       uint64_t sessions);
 
+// Largest field section (request or response headers) accepted, counted as RFC 9114
+// §4.2.2 does (name + value + 32 bytes per field), and announced to the peer as
+// SETTINGS_MAX_FIELD_SECTION_SIZE (256..=1048576; default 16384). A server answers a
+// larger request 431 (its connection and other sessions go on); a client fails the
+// session open with WTD_ERR_PROTOCOL. Decoding stops at the limit, so a small block
+// of compressed header references cannot make the library hold more.
+enum wtd_result wtd_transport_config_set_max_field_section_size(struct wtd_transport_config *config,
+                                                                uint64_t bytes);
+
+// Most header fields in one request or response (1..=65536; default 128). A server
+// answers a request with more 431.
+enum wtd_result wtd_transport_config_set_max_header_fields(struct wtd_transport_config *config,
+                                                           size_t fields);
+
 // true (default): received datagrams arrive as WTD_EVENT_DATAGRAM events. false: they
 // wait in each session's queue for wtd_session_recv (SESSION_CLOSED is still an event).
 enum wtd_result wtd_transport_config_set_datagram_events(struct wtd_transport_config *config,
                                                          bool enabled);
 
 // Create server options: bind 127.0.0.1:0, self-signed certificate for localhost,
-// 127.0.0.1 and ::1, default transport options, request backlog 256.
+// 127.0.0.1 and ::1, default transport options, request backlog 256, at most 10000
+// connections and 10000 sessions, request timeout 5000 ms.
 enum wtd_result wtd_server_config_new(struct wtd_server_config **out_config);
 
 // Free server options; NULL is a no-op.
@@ -668,9 +724,31 @@ enum wtd_result wtd_server_config_set_self_signed(struct wtd_server_config *conf
 enum wtd_result wtd_server_config_set_transport(struct wtd_server_config *config,
                                                 const struct wtd_transport_config *transport);
 
-// Session requests that may wait unanswered before new ones get 503. >= 1.
+// Session requests that may wait unanswered before new ones get 503. >= 1 (default
+// 256). A request counts from its arrival until the application accepts, rejects or
+// frees it, including while its WTD_EVENT_SESSION_REQUEST event waits to be pulled:
+// a host that is slow to take events holds at most this many requests.
 enum wtd_result wtd_server_config_set_request_backlog(struct wtd_server_config *config,
                                                       size_t requests);
+
+// Connections the server holds at once, handshakes in progress included
+// (1..=1000000; default 10000). Further connection attempts are refused
+// (CONNECTION_REFUSED) and counted in wtd_server_stats.
+enum wtd_result wtd_server_config_set_max_connections(struct wtd_server_config *config,
+                                                      size_t connections);
+
+// Sessions the server holds at once over all its connections: open, being answered,
+// or closing (1..=10000000; default 10000). Further session requests are answered 503
+// and counted in wtd_server_stats. (wtd_transport_config_set_max_sessions is the limit
+// per connection.)
+enum wtd_result wtd_server_config_set_max_sessions(struct wtd_server_config *config,
+                                                   size_t sessions);
+
+// How long a request stream may take, from its opening, to deliver its complete
+// request headers (and the client its SETTINGS) (1..=600000 ms; default 5000). A late
+// stream is reset with H3_REQUEST_REJECTED and counted in wtd_server_stats.
+enum wtd_result wtd_server_config_set_request_timeout_ms(struct wtd_server_config *config,
+                                                         uint32_t ms);
 
 // Create client options: bind [::]:0 (or 0.0.0.0:0), verify against the system trust
 // store (bundled Mozilla roots if it is empty), no extra headers, default transport.
@@ -1041,6 +1119,12 @@ enum wtd_result wtd_session_request_reject(struct wtd_session_request *request, 
 // Release a request without answering it explicitly: it is refused with 503. NULL is
 // a no-op.
 void wtd_session_request_free(struct wtd_session_request *request);
+
+// Read the server's counts and counters into `out_stats`, whose `size` the caller set
+// (see wtd_server_stats). WTD_ERR_INVALID_ARGUMENT if `size` is smaller than the first
+// version of the struct (`size` plus `connections`).
+enum wtd_result wtd_server_get_stats(const struct wtd_server *server,
+                                     struct wtd_server_stats *out_stats);
 
 // Send a datagram without waiting (the payload is copied). WTD_OK: queued for sending.
 // WTD_ERR_WOULD_BLOCK: the connection's send buffer is full, nothing was queued and no

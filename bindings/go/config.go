@@ -28,6 +28,12 @@ type TransportConfig struct {
 	RecvQueueBytes int
 	// MaxSessions a peer may keep open on one connection (default 256).
 	MaxSessions int
+	// MaxFieldSectionSize bounds request and response headers, counted as RFC 9114
+	// §4.2.2 does (name + value + 32 per field), and is announced to the peer
+	// (256 ..= 1 MiB; default 16384). A server answers a larger request 431.
+	MaxFieldSectionSize int
+	// MaxHeaderFields bounds the number of header fields (default 128).
+	MaxHeaderFields int
 	// DirectReceive turns datagram events off: received datagrams wait in the
 	// library's per-session queue (RecvQueue) and Session.Receive and
 	// Session.ReceiveBatch take them from there in the calling goroutine, without the
@@ -76,6 +82,16 @@ func (t *TransportConfig) build() (*C.wtd_transport_config, error) {
 			return C.wtd_transport_config_set_max_sessions(c, C.uint64_t(t.MaxSessions))
 		})
 	}
+	if t.MaxFieldSectionSize > 0 {
+		steps = append(steps, func() C.enum_wtd_result {
+			return C.wtd_transport_config_set_max_field_section_size(c, C.uint64_t(t.MaxFieldSectionSize))
+		})
+	}
+	if t.MaxHeaderFields > 0 {
+		steps = append(steps, func() C.enum_wtd_result {
+			return C.wtd_transport_config_set_max_header_fields(c, C.size_t(t.MaxHeaderFields))
+		})
+	}
 	for _, s := range steps {
 		if err := call(s); err != nil {
 			C.wtd_transport_config_free(c)
@@ -98,6 +114,15 @@ type ServerConfig struct {
 	// RequestBacklog is the number of unanswered session requests before new ones
 	// get 503 (library default 256); it also sizes Accept's channel.
 	RequestBacklog int
+	// MaxConnections the server holds at once, handshakes included (default
+	// 10000); more are refused during the handshake.
+	MaxConnections int
+	// MaxSessions the server holds at once over all connections (default 10000);
+	// more requests are answered 503.
+	MaxSessions int
+	// RequestTimeout is how long a request stream has to deliver its headers
+	// (default 5 s); a late one is reset with H3_REQUEST_REJECTED.
+	RequestTimeout time.Duration
 	Transport      *TransportConfig
 }
 
@@ -153,6 +178,27 @@ func (sc *ServerConfig) build() (*C.wtd_server_config, error) {
 		if err := call(func() C.enum_wtd_result {
 			return C.wtd_server_config_set_request_backlog(c, C.size_t(sc.RequestBacklog))
 		}); err != nil {
+			return fail(err)
+		}
+	}
+	limits := []func() C.enum_wtd_result{}
+	if sc.MaxConnections > 0 {
+		limits = append(limits, func() C.enum_wtd_result {
+			return C.wtd_server_config_set_max_connections(c, C.size_t(sc.MaxConnections))
+		})
+	}
+	if sc.MaxSessions > 0 {
+		limits = append(limits, func() C.enum_wtd_result {
+			return C.wtd_server_config_set_max_sessions(c, C.size_t(sc.MaxSessions))
+		})
+	}
+	if sc.RequestTimeout > 0 {
+		limits = append(limits, func() C.enum_wtd_result {
+			return C.wtd_server_config_set_request_timeout_ms(c, C.uint32_t(sc.RequestTimeout/time.Millisecond))
+		})
+	}
+	for _, l := range limits {
+		if err := call(l); err != nil {
 			return fail(err)
 		}
 	}

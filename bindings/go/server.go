@@ -103,6 +103,50 @@ func (s *Server) CertHash() ([32]byte, error) {
 	return h, err
 }
 
+// ServerStats is what a server holds now and what it refused (wtd_server_stats).
+type ServerStats struct {
+	Connections                   uint64 // held now, handshakes included
+	Sessions                      uint64 // held now: open, being answered or closing
+	PendingRequests               uint64 // received, not yet answered
+	ConnectionsAccepted           uint64
+	ConnectionsRefused            uint64 // MaxConnections were held
+	HandshakesFailed              uint64
+	RequestsReceived              uint64
+	RequestsRefusedServerFull     uint64 // 503: MaxSessions were held
+	RequestsRefusedConnectionFull uint64 // 429: the connection's MaxSessions
+	RequestsRefusedBacklog        uint64 // 503: RequestBacklog requests waited
+	RequestsTooLarge              uint64 // 431: headers beyond the field limits
+	RequestsTimedOut              uint64 // reset: no headers within RequestTimeout
+}
+
+// Stats reads the server's counts and counters.
+func (s *Server) Stats() (ServerStats, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.freed {
+		return ServerStats{}, closedErr("server")
+	}
+	var st C.wtd_server_stats
+	st.size = C.size_t(unsafe.Sizeof(st))
+	if err := call(func() C.enum_wtd_result { return C.wtd_server_get_stats(s.h, &st) }); err != nil {
+		return ServerStats{}, err
+	}
+	return ServerStats{
+		Connections:                   uint64(st.connections),
+		Sessions:                      uint64(st.sessions),
+		PendingRequests:               uint64(st.pending_requests),
+		ConnectionsAccepted:           uint64(st.connections_accepted),
+		ConnectionsRefused:            uint64(st.connections_refused),
+		HandshakesFailed:              uint64(st.handshakes_failed),
+		RequestsReceived:              uint64(st.requests_received),
+		RequestsRefusedServerFull:     uint64(st.requests_refused_server_full),
+		RequestsRefusedConnectionFull: uint64(st.requests_refused_connection_full),
+		RequestsRefusedBacklog:        uint64(st.requests_refused_backlog),
+		RequestsTooLarge:              uint64(st.requests_too_large),
+		RequestsTimedOut:              uint64(st.requests_timed_out),
+	}, nil
+}
+
 // Accept waits for the next session request. The caller must answer it with Accept
 // or Reject (or Close, which refuses it with 503).
 func (s *Server) Accept(ctx context.Context) (*SessionRequest, error) {

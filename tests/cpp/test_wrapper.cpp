@@ -481,9 +481,35 @@ static void test_loopback() {
     }
 }
 
+// Server limits through the wrapper: the field section limit (431), a server-wide
+// session limit (503), stats, and argument errors as exceptions.
+static void test_limits() {
+    EchoServer es;
+    wtd::Runtime srt([&es](const wtd_event &ev) { es.on_event(ev); });
+    wtd::Server server(srt, wtd::ServerConfig()
+                                .bind("127.0.0.1:0")
+                                .max_sessions(1)
+                                .max_connections(8)
+                                .request_timeout_ms(3000)
+                                .transport(wtd::TransportConfig().max_field_section_size(1024).max_header_fields(16)));
+    const std::string base = "https://127.0.0.1:" + std::to_string(server.port());
+    wtd::Runtime crt;
+    wtd::Client client(crt, wtd::ClientConfig().add_cert_hash(server.cert_hash()));
+    CHECK_THROWS(client.open_session(base + "/big", {{"x-big", std::string(2000, 'v')}}, 5000), WTD_ERR_REJECTED);
+    wtd::Session first = client.open_session(base + "/echo", {}, 5000);
+    CHECK_THROWS(client.open_session(base + "/echo", {}, 5000), WTD_ERR_REJECTED);
+    wtd_server_stats st = server.stats();
+    CHECK(st.requests_too_large == 1);
+    CHECK(st.requests_refused_server_full == 1);
+    CHECK(st.sessions == 1);
+    CHECK_THROWS(wtd::ServerConfig().max_connections(0), WTD_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(wtd::TransportConfig().max_field_section_size(10), WTD_ERR_INVALID_ARGUMENT);
+}
+
 int main() {
     try {
         test_errors();
+        test_limits();
         test_callback_ownership();
         test_loopback();
         test_session_batches();

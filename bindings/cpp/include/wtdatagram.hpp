@@ -237,6 +237,10 @@ public:
     }
     TransportConfig &max_sessions(uint64_t n) { return chk(wtd_transport_config_set_max_sessions(raw(), n)); }
     TransportConfig &datagram_events(bool on) { return chk(wtd_transport_config_set_datagram_events(raw(), on)); }
+    TransportConfig &max_field_section_size(uint64_t bytes) {
+        return chk(wtd_transport_config_set_max_field_section_size(raw(), bytes));
+    }
+    TransportConfig &max_header_fields(size_t n) { return chk(wtd_transport_config_set_max_header_fields(raw(), n)); }
     const wtd_transport_config *get() const noexcept { return h_.get(); }
 
 private:
@@ -268,6 +272,9 @@ public:
         return chk(wtd_server_config_set_transport(raw(), detail::need(t.get(), "transport config")));
     }
     ServerConfig &request_backlog(size_t n) { return chk(wtd_server_config_set_request_backlog(raw(), n)); }
+    ServerConfig &max_connections(size_t n) { return chk(wtd_server_config_set_max_connections(raw(), n)); }
+    ServerConfig &max_sessions(size_t n) { return chk(wtd_server_config_set_max_sessions(raw(), n)); }
+    ServerConfig &request_timeout_ms(uint32_t ms) { return chk(wtd_server_config_set_request_timeout_ms(raw(), ms)); }
     const wtd_server_config *get() const noexcept { return h_.get(); }
 
 private:
@@ -675,6 +682,13 @@ public:
     }
     std::string cert_hash_hex() const { return hash_to_hex(cert_hash()); }
     void set_userdata(void *p) const { detail::check(wtd_server_set_userdata(raw(), p)); }
+    // What the server holds and what it refused (see wtd_server_stats).
+    wtd_server_stats stats() const {
+        wtd_server_stats st{};
+        st.size = sizeof st;
+        detail::check(wtd_server_get_stats(raw(), &st));
+        return st;
+    }
     void close() const { detail::check(wtd_server_close(raw())); }
     wtd_server *get() const noexcept { return h_.get(); }
     wtd_server *release() noexcept { return h_.release(); }
