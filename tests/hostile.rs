@@ -114,7 +114,10 @@ async fn header_amplification_does_not_grow_the_server() {
     for raw in &conns {
         let mut streams = Vec::new();
         for _ in 0..200 {
-            streams.push(raw.bidi(&amplified_request(&raw.authority, 64_000)).await);
+            streams.push(
+                raw.bidi_stoppable(&amplified_request(&raw.authority, 64_000))
+                    .await,
+            );
         }
         for (_send, mut recv) in streams {
             let st = status(&read_headers(&mut recv).await.expect("response"));
