@@ -145,7 +145,7 @@ pub unsafe extern "C" fn wtd_structured_new(
             ));
         }
         let ser: Arc<dyn Serializer> = match serializer {
-            wtd_serializer::WTD_SERIALIZER_JSON => Arc::new(JsonSerializer),
+            wtd_serializer::WTD_SERIALIZER_JSON => Arc::new(JsonSerializer::new()),
             wtd_serializer::WTD_SERIALIZER_MSGPACK => Arc::new(MsgPackSerializer),
         };
         let t = StructuredDatagramTransport::new(&s.session, ser, TypeRegistry::new(), queue_size)?;
