@@ -1225,8 +1225,13 @@ enum wtd_result wtd_stream_send_multiple(const struct wtd_stream *stream,
                                          int32_t ttl_ms,
                                          size_t *out_queued);
 
-// Send JSON text: it is parsed (WTD_ERR_INVALID_ARGUMENT if it is not JSON) and sent
-// compact, UTF-8.
+// Send JSON text as pywebtransport's send_json sends it: the text is read as Python's
+// json.loads reads it (NaN, Infinity and -Infinity allowed; a repeated key keeps its
+// first place and its last value; WTD_ERR_INVALID_ARGUMENT if it is not JSON) and
+// sent as Python's `json.dumps(data, separators=(",", ":"))` writes it: members in
+// their order, no whitespace, non-ASCII escaped as \uXXXX, floats spelled like
+// Python (`1e-05`, `1.0`). E.g. `{ "b" : "é", "a" : 1E2 }` is sent as
+// `{"b":"\u00e9","a":100.0}`.
 enum wtd_result wtd_stream_send_json(const struct wtd_stream *stream,
                                      const char *json,
                                      size_t len,
@@ -1278,9 +1283,10 @@ enum wtd_result wtd_stream_receive_with_metadata(const struct wtd_stream *stream
                                                  struct wtd_datagram_metadata *out_meta,
                                                  int32_t timeout_ms);
 
-// Receive the next datagram as JSON text (UTF-8, not NUL-terminated). A datagram that
-// is not valid JSON is consumed, counted in receive_errors, and WTD_ERR_INVALID_DATA
-// is returned; the stream keeps working.
+// Receive the next datagram as JSON text, as received (UTF-8, not NUL-terminated). A
+// datagram that Python's json.loads would not read (NaN and Infinity are fine) is
+// consumed, counted in receive_errors, and WTD_ERR_INVALID_DATA is returned; the
+// stream keeps working.
 enum wtd_result wtd_stream_receive_json(const struct wtd_stream *stream,
                                         char *buf,
                                         size_t cap,
@@ -1353,7 +1359,8 @@ enum wtd_result wtd_stream_stop_heartbeat(const struct wtd_stream *stream);
 // format), into `buf`; 32 bytes always suffice.
 enum wtd_result wtd_heartbeat_create(uint8_t *buf, size_t cap, size_t *out_len);
 
-// Whether `data` is a heartbeat datagram (false for NULL).
+// Whether `data` is a heartbeat datagram: it starts with `HEARTBEAT:`, whatever follows
+// (pywebtransport's `data.startswith(b"HEARTBEAT:")`). False for NULL.
 bool wtd_is_heartbeat(const uint8_t *data, size_t len);
 
 // Send `datagram_size`-byte datagrams through the stream for `duration_ms`, with
