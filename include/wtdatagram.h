@@ -140,11 +140,19 @@ typedef enum wtd_overflow {
 
 // The serialization format of a structured transport.
 typedef enum wtd_serializer {
-  // JSON as pywebtransport sends it (Python `json.dumps(obj, separators=(",", ":"))`:
-  // compact, non-ASCII escaped as \uXXXX).
+  // JSON exactly as pywebtransport's JSONSerializer sends it, Python's
+  // `json.dumps(obj)` with its default separators `(", ", ": ")`:
+  // `{"name": "zo\u00eb", "x": 1.0}` (non-ASCII escaped as \uXXXX, floats spelled
+  // like Python's repr, NaN/Infinity, members in order).
   WTD_SERIALIZER_JSON = 0,
-  // MessagePack (an object is a map of field names to values).
+  // MessagePack exactly as pywebtransport's MsgPackSerializer sends it
+  // (msgpack-python's `packb(obj)`): an object is a map of field names to values,
+  // bytes are bin, every float a float 64, map keys keep their type.
   WTD_SERIALIZER_MSGPACK = 1,
+  // JSON as WTD_SERIALIZER_JSON but with compact separators `(",", ":")`:
+  // `{"name":"zo\u00eb","x":1.0}` (pywebtransport's
+  // `JSONSerializer(dump_kwargs={"separators": (",", ":")})`).
+  WTD_SERIALIZER_JSON_COMPACT = 2,
 } wtd_serializer;
 
 // What was wrong with a received datagram.
@@ -1396,9 +1404,11 @@ enum wtd_result wtd_structured_register_type(const struct wtd_structured *struct
 bool wtd_structured_is_registered(const struct wtd_structured *structured, uint16_t type_id);
 
 // Send an object: `payload`/`len` is the object already serialized in the transport's
-// format. JSON must be valid JSON and is sent re-emitted in pywebtransport's compact
-// ensure_ascii form; MessagePack must decode as exactly one MessagePack value and is
-// sent unchanged. WTD_ERR_INVALID_ARGUMENT for an unregistered id or a payload that
+// format. JSON must be JSON as Python's json.loads reads it (NaN and Infinity allowed)
+// and is sent re-emitted as the transport's serializer writes it (WTD_SERIALIZER_JSON:
+// `{"b": 1, "a": "\u00e9"}`, WTD_SERIALIZER_JSON_COMPACT: `{"b":1,"a":"\u00e9"}`,
+// members in their order); MessagePack must decode as exactly one MessagePack value
+// and is sent unchanged. WTD_ERR_INVALID_ARGUMENT for an unregistered id or a payload that
 // does not decode; otherwise as wtd_stream_send (priority 0, no time-to-live).
 enum wtd_result wtd_structured_send(const struct wtd_structured *structured,
                                     uint16_t type_id,
