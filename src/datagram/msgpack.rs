@@ -4,7 +4,8 @@
 //!
 //! - integers in their most compact form (positive fixint, uint 8/16/32/64 for
 //!   non-negative values; negative fixint, int 8/16/32/64 for negative ones);
-//! - every float as a float 64 (NaN and infinities included);
+//! - every float as a float 64 (the infinities included; every NaN as Python's
+//!   `float("nan")`, `cb 7ff8000000000000`);
 //! - strings as fixstr/str 8/16/32, bytes as bin 8/16/32 (bytes stay bytes);
 //! - arrays and maps in their entry order, map keys of any type (an integer key stays
 //!   an integer).
@@ -41,6 +42,8 @@ fn write(out: &mut Vec<u8>, v: &Value) -> Result<(), io::Error> {
         Value::U64(u) => {
             e::write_uint(out, *u)?;
         }
+        // Every NaN as Python's float("nan") (and Rust's f64::NAN): 7ff8000000000000.
+        Value::F64(f) if f.is_nan() => e::write_f64(out, f64::NAN)?,
         Value::F64(f) => e::write_f64(out, *f)?,
         Value::String(s) => {
             len32(s.len())?;
@@ -251,6 +254,17 @@ mod tests {
         assert_eq!(m[1], (Value::U64(1), s("one")));
         assert!(matches!(m[2], (Value::I64(-1), Value::F64(f)) if f.is_nan()));
         assert_eq!(to_vec(&back).unwrap(), b);
+    }
+
+    #[test]
+    fn every_nan_is_pythons_nan() {
+        // packb(float("nan")); a NaN with other bits (e.g. 0.0 / 0.0 on x86) alike.
+        let other = f64::from_bits(0xfff8_0000_0000_0001);
+        assert!(other.is_nan());
+        assert_eq!(
+            hex(&to_vec(&Value::F64(other)).unwrap()),
+            "cb7ff8000000000000"
+        );
     }
 
     #[test]
