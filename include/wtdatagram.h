@@ -140,11 +140,19 @@ typedef enum wtd_overflow {
 
 // The serialization format of a structured transport.
 typedef enum wtd_serializer {
-  // JSON as pywebtransport sends it (Python `json.dumps(obj, separators=(",", ":"))`:
-  // compact, non-ASCII escaped as \uXXXX).
+  // JSON exactly as pywebtransport's JSONSerializer sends it, Python's
+  // `json.dumps(obj)` with its default separators `(", ", ": ")`:
+  // `{"name": "zo\u00eb", "x": 1.0}` (non-ASCII escaped as \uXXXX, floats spelled
+  // like Python's repr, NaN/Infinity, members in order).
   WTD_SERIALIZER_JSON = 0,
-  // MessagePack (an object is a map of field names to values).
+  // MessagePack exactly as pywebtransport's MsgPackSerializer sends it
+  // (msgpack-python's `packb(obj)`): an object is a map of field names to values,
+  // bytes are bin, every float a float 64, map keys keep their type.
   WTD_SERIALIZER_MSGPACK = 1,
+  // JSON as WTD_SERIALIZER_JSON but with compact separators `(",", ":")`:
+  // `{"name":"zo\u00eb","x":1.0}` (pywebtransport's
+  // `JSONSerializer(dump_kwargs={"separators": (",", ":")})`).
+  WTD_SERIALIZER_JSON_COMPACT = 2,
 } wtd_serializer;
 
 // What was wrong with a received datagram.
@@ -1309,8 +1317,13 @@ enum wtd_result wtd_stream_send_multiple(const struct wtd_stream *stream,
                                          int32_t ttl_ms,
                                          size_t *out_queued);
 
-// Send JSON text: it is parsed (WTD_ERR_INVALID_ARGUMENT if it is not JSON) and sent
-// compact, UTF-8.
+// Send JSON text as pywebtransport's send_json sends it: the text is read as Python's
+// json.loads reads it (NaN, Infinity and -Infinity allowed; a repeated key keeps its
+// first place and its last value; WTD_ERR_INVALID_ARGUMENT if it is not JSON) and
+// sent as Python's `json.dumps(data, separators=(",", ":"))` writes it: members in
+// their order, no whitespace, non-ASCII escaped as \uXXXX, floats spelled like
+// Python (`1e-05`, `1.0`). E.g. `{ "b" : "é", "a" : 1E2 }` is sent as
+// `{"b":"\u00e9","a":100.0}`.
 enum wtd_result wtd_stream_send_json(const struct wtd_stream *stream,
                                      const char *json,
                                      size_t len,
@@ -1362,9 +1375,10 @@ enum wtd_result wtd_stream_receive_with_metadata(const struct wtd_stream *stream
                                                  struct wtd_datagram_metadata *out_meta,
                                                  int32_t timeout_ms);
 
-// Receive the next datagram as JSON text (UTF-8, not NUL-terminated). A datagram that
-// is not valid JSON is consumed, counted in receive_errors, and WTD_ERR_INVALID_DATA
-// is returned; the stream keeps working.
+// Receive the next datagram as JSON text, as received (UTF-8, not NUL-terminated). A
+// datagram that Python's json.loads would not read (NaN and Infinity are fine) is
+// consumed, counted in receive_errors, and WTD_ERR_INVALID_DATA is returned; the
+// stream keeps working.
 enum wtd_result wtd_stream_receive_json(const struct wtd_stream *stream,
                                         char *buf,
                                         size_t cap,
@@ -1437,7 +1451,8 @@ enum wtd_result wtd_stream_stop_heartbeat(const struct wtd_stream *stream);
 // format), into `buf`; 32 bytes always suffice.
 enum wtd_result wtd_heartbeat_create(uint8_t *buf, size_t cap, size_t *out_len);
 
-// Whether `data` is a heartbeat datagram (false for NULL).
+// Whether `data` is a heartbeat datagram: it starts with `HEARTBEAT:`, whatever follows
+// (pywebtransport's `data.startswith(b"HEARTBEAT:")`). False for NULL.
 bool wtd_is_heartbeat(const uint8_t *data, size_t len);
 
 // Send `datagram_size`-byte datagrams through the stream for `duration_ms`, with
@@ -1473,9 +1488,11 @@ enum wtd_result wtd_structured_register_type(const struct wtd_structured *struct
 bool wtd_structured_is_registered(const struct wtd_structured *structured, uint16_t type_id);
 
 // Send an object: `payload`/`len` is the object already serialized in the transport's
-// format. JSON must be valid JSON and is sent re-emitted in pywebtransport's compact
-// ensure_ascii form; MessagePack must decode as exactly one MessagePack value and is
-// sent unchanged. WTD_ERR_INVALID_ARGUMENT for an unregistered id or a payload that
+// format. JSON must be JSON as Python's json.loads reads it (NaN and Infinity allowed)
+// and is sent re-emitted as the transport's serializer writes it (WTD_SERIALIZER_JSON:
+// `{"b": 1, "a": "\u00e9"}`, WTD_SERIALIZER_JSON_COMPACT: `{"b":1,"a":"\u00e9"}`,
+// members in their order); MessagePack must decode as exactly one MessagePack value
+// and is sent unchanged. WTD_ERR_INVALID_ARGUMENT for an unregistered id or a payload that
 // does not decode; otherwise as wtd_stream_send (priority 0, no time-to-live).
 enum wtd_result wtd_structured_send(const struct wtd_structured *structured,
                                     uint16_t type_id,

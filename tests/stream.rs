@@ -396,11 +396,16 @@ async fn json_and_structured_bytes_on_the_wire_match_pywebtransport() {
         .send_json(&serde_json::json!({"a": 1}), 1, None)
         .unwrap();
     assert_eq!(recv_raw(ss).await, b"{\"a\":1}");
-    // Compact (no spaces) and UTF-8 (not \u escapes).
+    // Python's json.dumps(data, separators=(",", ":")): compact, keys in their order
+    // (not sorted), non-ASCII as \u escapes, Python's float spelling.
     stream
-        .send_json(&serde_json::json!({"a": [1, 2], "b": "é"}), 1, None)
+        .send_json(
+            &serde_json::json!({"b": "é", "a": [1, 2.0, 0.00001]}),
+            1,
+            None,
+        )
         .unwrap();
-    assert_eq!(recv_raw(ss).await, "{\"a\":[1,2],\"b\":\"é\"}".as_bytes());
+    assert_eq!(recv_raw(ss).await, br#"{"b":"\u00e9","a":[1,2.0,1e-05]}"#);
     // The type length is in bytes, not characters.
     stream.send_structured("é", b"x", 1, None).unwrap();
     assert_eq!(recv_raw(ss).await, b"\x02\xc3\xa9x");
@@ -437,6 +442,13 @@ async fn receive_json_and_structured_from_raw_peer_bytes() {
     // pywebtransport's default (ensure_ascii) output decodes the same.
     ss.send_datagram(br#"{"b":"\u00e9"}"#).await.unwrap();
     assert_eq!(stream.receive_json(t).await.unwrap()["b"], "é");
+    // Members stay in their order.
+    ss.send_datagram(br#"{"z":1,"a":2}"#).await.unwrap();
+    let v = stream.receive_json(t).await.unwrap();
+    assert_eq!(
+        v.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["z", "a"]
+    );
     ss.send_datagram(b"\x04chathi").await.unwrap();
     let (ty, payload) = stream.receive_structured(t).await.unwrap();
     assert_eq!((ty.as_str(), &payload[..]), ("chat", &b"hi"[..]));

@@ -164,9 +164,13 @@ func (st *Stream) SendWait(ctx context.Context, b []byte, prio Priority, ttl tim
 	})
 }
 
-// SendJSON marshals v with encoding/json and sends it as compact JSON text.
+// SendJSON sends v as pywebtransport's send_json does, Python's
+// json.dumps(data, separators=(",", ":")): v is converted with encoding/json's
+// field rules (FormatJSONCompact.Marshal: struct fields in declaration order, map
+// keys sorted, floats spelled like Python, "1.0" and "1e-05", NaN as NaN) and
+// the library sends it with non-ASCII escaped as \uXXXX.
 func (st *Stream) SendJSON(v any, prio Priority, ttl time.Duration) error {
-	b, err := json.Marshal(v)
+	b, err := FormatJSONCompact.Marshal(v)
 	if err != nil {
 		return err
 	}
@@ -258,8 +262,9 @@ func (st *Stream) ReceiveWithMetadata(ctx context.Context) ([]byte, Metadata, er
 	}, nil
 }
 
-// ReceiveJSONRaw returns the next datagram as JSON text. A datagram that is not
-// JSON is consumed and reported as ErrInvalidData; the stream keeps working.
+// ReceiveJSONRaw returns the next datagram as JSON text, as received. A datagram
+// that Python's json.loads would not read (NaN and Infinity are fine) is consumed
+// and reported as ErrInvalidData; the stream keeps working.
 func (st *Stream) ReceiveJSONRaw(ctx context.Context) (json.RawMessage, error) {
 	b, err := st.recvLoop(ctx, func(h *C.wtd_stream, buf []byte, n *C.size_t, ms C.int32_t) error {
 		p, c := bytesPtr(buf)
@@ -270,7 +275,9 @@ func (st *Stream) ReceiveJSONRaw(ctx context.Context) (json.RawMessage, error) {
 	return json.RawMessage(b), err
 }
 
-// ReceiveJSON receives the next JSON datagram and unmarshals it into v.
+// ReceiveJSON receives the next JSON datagram and unmarshals it into v with
+// encoding/json (which cannot read NaN or Infinity: such a datagram is consumed and
+// the json error returned).
 func (st *Stream) ReceiveJSON(ctx context.Context, v any) error {
 	b, err := st.ReceiveJSONRaw(ctx)
 	if err != nil {
@@ -464,7 +471,8 @@ func (st *Stream) StopHeartbeat() error {
 	})
 }
 
-// IsHeartbeat reports whether b is a heartbeat datagram.
+// IsHeartbeat reports whether b is a heartbeat datagram: it starts with
+// "HEARTBEAT:", whatever follows (pywebtransport's data.startswith(b"HEARTBEAT:")).
 func IsHeartbeat(b []byte) bool {
 	p, n := bytesPtr(b)
 	return bool(C.wtd_is_heartbeat(p, n))

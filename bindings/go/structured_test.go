@@ -19,7 +19,7 @@ type Move struct {
 }
 
 func TestStructuredRoundTrip(t *testing.T) {
-	for _, f := range []Format{FormatJSON, FormatMsgPack} {
+	for _, f := range []Format{FormatJSON, FormatJSONCompact, FormatMsgPack} {
 		t.Run(f.String(), func(t *testing.T) {
 			p := newPair(t, "/structured")
 			reg := NewRegistry()

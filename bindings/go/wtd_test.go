@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -367,6 +368,19 @@ func TestStreamRoundTrip(t *testing.T) {
 	if err := ss.ReceiveJSON(ctx, &m); err != nil || m != (msg{"move", 3, "héllo"}) {
 		t.Fatalf("json %+v %v", m, err)
 	}
+	// The exact bytes of pywebtransport's send_json, Python's
+	// json.dumps({"z": 1.0, "a": [1e-05, float("nan")], "t": "é"}, separators=(",", ":")).
+	type pyMsg struct {
+		Z float64   `json:"z"`
+		A []float64 `json:"a"`
+		T string    `json:"t"`
+	}
+	if err := cs.SendJSON(pyMsg{1, []float64{1e-05, math.NaN()}, "é"}, PriorityHigh, 0); err != nil {
+		t.Fatal(err)
+	}
+	if raw, err := ss.ReceiveJSONRaw(ctx); err != nil || string(raw) != `{"z":1.0,"a":[1e-05,NaN],"t":"\u00e9"}` {
+		t.Fatalf("json bytes %s %v", raw, err)
+	}
 	// Not JSON: consumed, ErrInvalidData, stream keeps working.
 	if err := ss.Send([]byte("{nope"), PriorityLow, 0); err != nil {
 		t.Fatal(err)
@@ -389,11 +403,11 @@ func TestStreamRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cst.DatagramsSent != 3 || cst.DatagramsReceived != 3 || cst.ReceiveErrors != 1 || cst.SendDropsTooLarge != 1 {
+	if cst.DatagramsSent != 4 || cst.DatagramsReceived != 3 || cst.ReceiveErrors != 1 || cst.SendDropsTooLarge != 1 {
 		t.Fatalf("client stream stats %+v", cst)
 	}
 	sst, _ := ss.Stats()
-	if sst.DatagramsReceived != 3 || sst.DatagramsSent != 3 {
+	if sst.DatagramsReceived != 4 || sst.DatagramsSent != 3 {
 		t.Fatalf("server stream stats %+v", sst)
 	}
 	if _, err := cs.TryReceive(); !errors.Is(err, ErrWouldBlock) {

@@ -2,8 +2,10 @@
 //! the duplex stream with priority/TTL queues, message formats, and utilities.
 
 pub mod broadcast;
+pub mod json;
 pub mod message;
 pub mod monitor;
+pub mod msgpack;
 pub mod queue;
 pub mod reliability;
 pub mod stream;

@@ -539,14 +539,19 @@ impl DatagramStream {
         }
     }
 
-    /// Send `value` as compact UTF-8 JSON.
-    pub fn send_json(
+    /// Send `value` as JSON exactly as pywebtransport's `send_json` does, Python's
+    /// `json.dumps(data, separators=(",", ":"))`: keys in order, non-ASCII escaped as
+    /// `\uXXXX`, floats spelled like Python (`1e-05`, `1.0`), `NaN`/`Infinity` (see
+    /// [`message::encode_json`]). `value` is anything `Serialize`: a
+    /// `serde_json::Value` (its members in order), a [`Value`](super::structured::Value),
+    /// a struct. InvalidArgument if it cannot be written as JSON.
+    pub fn send_json<T: serde::Serialize + ?Sized>(
         &self,
-        value: &serde_json::Value,
+        value: &T,
         priority: u8,
         ttl: Option<Duration>,
     ) -> Result<(), Error> {
-        self.send_bytes(message::encode_json(value).into(), priority, ttl)
+        self.send_bytes(message::encode_json(value)?.into(), priority, ttl)
     }
 
     /// Send `[u8 type_len][type][payload]` (pywebtransport's structured layout).
@@ -627,14 +632,19 @@ impl DatagramStream {
         Ok(out)
     }
 
-    /// Next datagram decoded as JSON; an undecodable one is counted in
-    /// `receive_errors` and returned as [`Error::InvalidData`] (the stream goes on).
+    /// Next datagram decoded as JSON the way Python's `json.loads` reads it (members in
+    /// order); an undecodable one is counted in `receive_errors` and returned as
+    /// [`Error::InvalidData`] (the stream goes on). That includes JSON with `NaN` or
+    /// `Infinity`, which Python writes but `serde_json::Value` cannot hold: to keep
+    /// those, [`receive`](Self::receive) and [`message::decode_json`].
     pub async fn receive_json(
         &self,
         timeout: Option<Duration>,
     ) -> Result<serde_json::Value, Error> {
         let d = self.receive(timeout).await?;
-        message::decode_json(&d).map_err(|e| self.decode_failed(e))
+        message::decode_json(&d)
+            .and_then(|v| message::json_to_serde(&v))
+            .map_err(|e| self.decode_failed(e))
     }
 
     /// Next datagram as (type, payload); malformed ones as for `receive_json`.

@@ -5,10 +5,13 @@
 //!
 //! Every datagram is `[u16 big-endian type id][serialized object]`. A [`TypeRegistry`]
 //! maps type ids to Rust types; a [`Serializer`] turns objects into bytes and back.
-//! [`JsonSerializer`] produces exactly what pywebtransport's JSON serializer produces
-//! (Python `json.dumps(obj, separators=(",", ":"))`: compact, `ensure_ascii`, fields in
-//! declaration order, Python's float spelling); [`MsgPackSerializer`] produces a
-//! MessagePack map of field names to values (like `msgpack.packb` of a dict).
+//! [`JsonSerializer`] produces exactly what pywebtransport's `JSONSerializer` produces,
+//! Python's `json.dumps(obj)` with its default separators `(", ", ": ")`
+//! ([`JsonSerializer::new`]; [`JsonSerializer::compact`] writes `(",", ":")`), see
+//! [`super::json`]; [`MsgPackSerializer`] produces exactly what its `MsgPackSerializer`
+//! produces (msgpack-python's `packb(obj)`), see [`super::msgpack`]. An object is a
+//! map of its field names to their values in declaration order (a dataclass's
+//! `asdict`).
 //!
 //! # One owner per session
 //!
@@ -34,26 +37,33 @@
 //!
 //! Serializers work on [`Value`], a self-describing value that, unlike
 //! `serde_json::Value`, keeps map entries in order, so struct fields keep their
-//! declaration order on the wire. Any serde format can implement [`Serializer`]:
+//! declaration order on the wire, and holds what MessagePack holds (bytes, NaN,
+//! integer map keys). A Rust value becomes a [`Value`] through its `Serialize` impl
+//! (structs as maps of field names, enums externally tagged, human-readable forms)
+//! without going through JSON. Any serde format can implement [`Serializer`]:
 //! `Value` is `Serialize` and `Deserialize`.
 //!
-//! Known differences from Python: non-finite floats are written as `null` (Python writes
-//! `NaN`/`Infinity`), and integers beyond the 64-bit range are read as floats.
+//! Known difference from Python: integers beyond the 64-bit range are read as floats.
 
 use std::any::{Any, TypeId};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
-use serde::de::{DeserializeOwned, MapAccess, SeqAccess, Visitor};
+use serde::de::value::{MapDeserializer, SeqDeserializer};
+use serde::de::{
+    DeserializeOwned, DeserializeSeed, EnumAccess, IntoDeserializer, MapAccess, SeqAccess,
+    VariantAccess, Visitor,
+};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Deserializer, Serialize};
 use tokio::sync::Notify;
 
+use super::json::{self, Separators};
+use super::msgpack::{self, Float32};
 use super::stream::{DatagramStream, StreamConfig};
 use crate::transport::{CloseReason, Error, Session};
 
@@ -79,21 +89,253 @@ pub enum Value {
 }
 
 impl Value {
-    /// The value of `v` as its `Serialize` impl describes it (structs become maps with
-    /// fields in declaration order).
+    /// The value of `v` as its `Serialize` impl describes it, in its human-readable
+    /// form: structs become maps with fields in declaration order, enums are externally
+    /// tagged (`"Unit"`, `{"Variant": value}`), bytes stay bytes, non-finite floats and
+    /// integer map keys stay what they are, an `f32` becomes the double nearest its
+    /// shortest decimal text (`0.1f32` -> `0.1`). Nesting deeper than
+    /// [`json::MAX_DEPTH`] is InvalidArgument.
     pub fn from_serialize<T: Serialize + ?Sized>(v: &T) -> Result<Value, Error> {
-        let json = serde_json::to_vec(v)
-            .map_err(|e| Error::InvalidArgument(format!("serialization error: {e}")))?;
-        serde_json::from_slice(&json)
-            .map_err(|e| Error::InvalidArgument(format!("serialization error: {e}")))
+        let fail = |e: String| Error::InvalidArgument(format!("serialization error: {e}"));
+        // rmp-serde (structs as maps, human-readable) writes a lossless image of the
+        // serde data model, which is read back into a Value.
+        let mut buf = Vec::new();
+        let mut ser = rmp_serde::Serializer::new(&mut buf)
+            .with_struct_map()
+            .with_human_readable();
+        v.serialize(&mut ser).map_err(|e| fail(e.to_string()))?;
+        msgpack::read(&buf, Float32::Shortest).map_err(fail)
     }
 
-    /// Convert into a `T` (e.g. a struct from a map of its fields).
+    /// Convert into a `T` (e.g. a struct from a map of its fields). Beyond serde's
+    /// usual rules, bytes are read as a sequence of `u8` where one is expected, and a
+    /// string map key as an integer, float or bool where one is expected (JSON keys are
+    /// always strings).
     pub fn to_typed<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        let json = serde_json::to_vec(self)
-            .map_err(|e| Error::InvalidData(format!("deserialization error: {e}")))?;
-        serde_json::from_slice(&json)
+        T::deserialize(ValueDe(self))
             .map_err(|e| Error::InvalidData(format!("deserialization error: {e}")))
+    }
+}
+
+// ------------------------------------------------------------------------------------
+// Value as a serde Deserializer (for `to_typed`)
+
+type DeError = serde::de::value::Error;
+
+/// A borrowed [`Value`] as a `Deserializer`.
+#[derive(Clone, Copy)]
+struct ValueDe<'a>(&'a Value);
+
+impl<'de> IntoDeserializer<'de, DeError> for ValueDe<'_> {
+    type Deserializer = Self;
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
+
+fn visit_seq_all<'de, I, V>(items: I, visitor: V) -> Result<V::Value, DeError>
+where
+    I: Iterator,
+    I::Item: IntoDeserializer<'de, DeError>,
+    V: Visitor<'de>,
+{
+    let mut seq = SeqDeserializer::new(items);
+    let out = visitor.visit_seq(&mut seq)?;
+    seq.end()?;
+    Ok(out)
+}
+
+impl<'de> Deserializer<'de> for ValueDe<'_> {
+    type Error = DeError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self.0 {
+            Value::Null => visitor.visit_unit(),
+            Value::Bool(b) => visitor.visit_bool(*b),
+            Value::I64(i) => visitor.visit_i64(*i),
+            Value::U64(u) => visitor.visit_u64(*u),
+            Value::F64(f) => visitor.visit_f64(*f),
+            Value::String(s) => visitor.visit_str(s),
+            Value::Bytes(b) => visitor.visit_bytes(b),
+            Value::Array(a) => visit_seq_all(a.iter().map(ValueDe), visitor),
+            Value::Map(m) => {
+                let mut map = MapDeserializer::new(m.iter().map(|(k, v)| (KeyDe(k), ValueDe(v))));
+                let out = visitor.visit_map(&mut map)?;
+                map.end()?;
+                Ok(out)
+            }
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self.0 {
+            Value::Null => visitor.visit_none(),
+            _ => visitor.visit_some(self),
+        }
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self.0 {
+            Value::Bytes(b) => visit_seq_all(b.iter().copied(), visitor),
+            _ => self.deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        match self.0 {
+            Value::String(s) => visitor.visit_enum(s.as_str().into_deserializer()),
+            Value::Map(m) if m.len() == 1 => visitor.visit_enum(EnumDe(&m[0].0, &m[0].1)),
+            _ => Err(serde::de::Error::custom(
+                "an enum must be a string or a map of one entry",
+            )),
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+        byte_buf unit unit_struct map struct identifier ignored_any
+    }
+}
+
+/// A map key: like [`ValueDe`], and a string key also reads as a number or a bool.
+#[derive(Clone, Copy)]
+struct KeyDe<'a>(&'a Value);
+
+impl<'de> IntoDeserializer<'de, DeError> for KeyDe<'_> {
+    type Deserializer = Self;
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
+
+macro_rules! key_from_str {
+    ($($method:ident => $ty:ty, $visit:ident;)*) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+            match self.0 {
+                Value::String(s) => match s.parse::<$ty>() {
+                    Ok(x) => visitor.$visit(x),
+                    Err(_) => ValueDe(self.0).deserialize_any(visitor),
+                },
+                _ => ValueDe(self.0).deserialize_any(visitor),
+            }
+        }
+    )*};
+}
+
+impl<'de> Deserializer<'de> for KeyDe<'_> {
+    type Error = DeError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        ValueDe(self.0).deserialize_any(visitor)
+    }
+
+    key_from_str! {
+        deserialize_bool => bool, visit_bool;
+        deserialize_i8 => i64, visit_i64;
+        deserialize_i16 => i64, visit_i64;
+        deserialize_i32 => i64, visit_i64;
+        deserialize_i64 => i64, visit_i64;
+        deserialize_u8 => u64, visit_u64;
+        deserialize_u16 => u64, visit_u64;
+        deserialize_u32 => u64, visit_u64;
+        deserialize_u64 => u64, visit_u64;
+        deserialize_f32 => f64, visit_f64;
+        deserialize_f64 => f64, visit_f64;
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        ValueDe(self.0).deserialize_option(visitor)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        ValueDe(self.0).deserialize_enum(name, variants, visitor)
+    }
+
+    serde::forward_to_deserialize_any! {
+        i128 u128 char str string bytes byte_buf unit unit_struct seq tuple tuple_struct
+        map struct identifier ignored_any
+    }
+}
+
+/// `{variant: value}`.
+struct EnumDe<'a>(&'a Value, &'a Value);
+
+impl<'de, 'a> EnumAccess<'de> for EnumDe<'a> {
+    type Error = DeError;
+    type Variant = ValueDe<'a>;
+
+    fn variant_seed<S: DeserializeSeed<'de>>(
+        self,
+        seed: S,
+    ) -> Result<(S::Value, ValueDe<'a>), DeError> {
+        Ok((seed.deserialize(KeyDe(self.0))?, ValueDe(self.1)))
+    }
+}
+
+impl<'de> VariantAccess<'de> for ValueDe<'_> {
+    type Error = DeError;
+
+    fn unit_variant(self) -> Result<(), DeError> {
+        <()>::deserialize(self)
+    }
+
+    fn newtype_variant_seed<S: DeserializeSeed<'de>>(self, seed: S) -> Result<S::Value, DeError> {
+        seed.deserialize(self)
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, DeError> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        self.deserialize_any(visitor)
     }
 }
 
@@ -212,93 +454,54 @@ pub trait Serializer: Send + Sync {
     }
 }
 
-/// JSON exactly as Python's `json.dumps(obj, separators=(",", ":"))` writes it (what
-/// pywebtransport's JSON serializer sends): compact, non-ASCII and DEL escaped as
-/// lowercase `\uXXXX` (surrogate pairs beyond the BMP), floats spelled like Python's
-/// `repr` (`1.0`, `1e+16`, `1.5e-05`), entries in order.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct JsonSerializer;
-
-/// MessagePack, maps keyed by field names (like `msgpack.packb` of a dataclass dict).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct MsgPackSerializer;
-
-/// serde_json formatter with Python's `ensure_ascii` escaping and float spelling.
-struct PyFormatter;
-
-impl serde_json::ser::Formatter for PyFormatter {
-    fn write_string_fragment<W: ?Sized + io::Write>(
-        &mut self,
-        w: &mut W,
-        fragment: &str,
-    ) -> io::Result<()> {
-        let mut start = 0;
-        for (i, c) in fragment.char_indices() {
-            if c.is_ascii() && c != '\x7f' {
-                continue;
-            }
-            w.write_all(&fragment.as_bytes()[start..i])?;
-            let mut units = [0u16; 2];
-            for u in c.encode_utf16(&mut units) {
-                write!(w, "\\u{:04x}", u)?;
-            }
-            start = i + c.len_utf8();
-        }
-        w.write_all(&fragment.as_bytes()[start..])
-    }
-
-    fn write_f64<W: ?Sized + io::Write>(&mut self, w: &mut W, v: f64) -> io::Result<()> {
-        w.write_all(python_float_repr(v).as_bytes())
-    }
-
-    fn write_f32<W: ?Sized + io::Write>(&mut self, w: &mut W, v: f32) -> io::Result<()> {
-        // Python has only doubles; the shortest f32 text read as f64 is what it keeps.
-        let v: f64 = v.to_string().parse().unwrap_or(f64::from(v));
-        w.write_all(python_float_repr(v).as_bytes())
-    }
-}
-
-/// Python's `repr(float)` of a finite `v`: shortest round-trip digits, positional for
-/// decimal exponents -4..16, scientific otherwise with a signed, at least 2-digit
-/// exponent.
-fn python_float_repr(v: f64) -> String {
-    let sci = format!("{:e}", v.abs()); // e.g. "1.5e-5", "1e16", "0e0"
-    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let digits: String = mant.chars().filter(|c| *c != '.').collect();
-    let sign = if v.is_sign_negative() { "-" } else { "" };
-    if (-4..16).contains(&exp) {
-        if exp >= 0 {
-            let e = exp as usize;
-            let (int, frac) = if digits.len() > e + 1 {
-                (digits[..e + 1].to_string(), digits[e + 1..].to_string())
-            } else {
-                (format!("{digits:0<width$}", width = e + 1), "0".to_string())
-            };
-            format!("{sign}{int}.{frac}")
-        } else {
-            let zeros = "0".repeat((-exp - 1) as usize);
-            format!("{sign}0.{zeros}{digits}")
-        }
-    } else {
-        let m = if digits.len() > 1 {
-            format!("{}.{}", &digits[..1], &digits[1..])
-        } else {
-            digits
-        };
-        let es = if exp < 0 { '-' } else { '+' };
-        format!("{sign}{m}e{es}{:02}", exp.abs())
-    }
+/// JSON exactly as pywebtransport's `JSONSerializer` writes it: Python's
+/// `json.dumps(obj)`, by default with Python's separators `(", ", ": ")`
+/// (`{"name": "\u00e9", "x": 1.0}`), or compact `(",", ":")` with
+/// [`JsonSerializer::compact`] (`{"name":"\u00e9","x":1.0}`, what
+/// `JSONSerializer(dump_kwargs={"separators": (",", ":")})` writes). Non-ASCII escaped
+/// as `\uXXXX`, floats spelled like Python's `repr`, `NaN`/`Infinity`, entries in
+/// order; see [`super::json`]. Reading accepts what Python's `json.loads` accepts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JsonSerializer {
+    separators: Separators,
 }
 
 impl JsonSerializer {
-    /// Serialize any `T` directly (no intermediate value) in the Python-compatible form.
-    pub fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, Error> {
-        let mut out = Vec::new();
-        let mut ser = serde_json::Serializer::with_formatter(&mut out, PyFormatter);
-        v.serialize(&mut ser)
-            .map_err(|e| Error::InvalidArgument(format!("serialization error: {e}")))?;
-        Ok(out)
+    /// Python's default separators `(", ", ": ")`: pywebtransport's `JSONSerializer()`.
+    pub const fn new() -> JsonSerializer {
+        JsonSerializer::with_separators(Separators::Python)
+    }
+
+    /// Compact separators `(",", ":")`.
+    pub const fn compact() -> JsonSerializer {
+        JsonSerializer::with_separators(Separators::Compact)
+    }
+
+    pub const fn with_separators(separators: Separators) -> JsonSerializer {
+        JsonSerializer { separators }
+    }
+
+    pub fn separators(&self) -> Separators {
+        self.separators
+    }
+
+    /// Serialize any `T` (as [`Value::from_serialize`] describes it).
+    pub fn encode<T: Serialize + ?Sized>(&self, v: &T) -> Result<Vec<u8>, Error> {
+        self.to_bytes(&Value::from_serialize(v)?)
+    }
+}
+
+/// MessagePack exactly as pywebtransport's `MsgPackSerializer` writes it
+/// (msgpack-python's `packb(obj)`): an object is a map of field names to values, bytes
+/// stay bin, every float is a float 64, map keys keep their type; see
+/// [`super::msgpack`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MsgPackSerializer;
+
+impl MsgPackSerializer {
+    /// Serialize any `T` (as [`Value::from_serialize`] describes it).
+    pub fn encode<T: Serialize + ?Sized>(&self, v: &T) -> Result<Vec<u8>, Error> {
+        self.to_bytes(&Value::from_serialize(v)?)
     }
 }
 
@@ -307,10 +510,11 @@ impl Serializer for JsonSerializer {
         "json"
     }
     fn to_bytes(&self, value: &Value) -> Result<Vec<u8>, Error> {
-        JsonSerializer::encode(value)
+        json::to_vec(value, self.separators)
+            .map_err(|e| Error::InvalidArgument(format!("serialization error: {e}")))
     }
     fn from_bytes(&self, data: &[u8]) -> Result<Value, Error> {
-        serde_json::from_slice(data).map_err(|e| Error::InvalidData(format!("invalid JSON: {e}")))
+        json::from_slice(data).map_err(|e| Error::InvalidData(format!("invalid JSON: {e}")))
     }
     fn normalize(&self, data: &[u8]) -> Result<Vec<u8>, Error> {
         let v = self
@@ -325,23 +529,10 @@ impl Serializer for MsgPackSerializer {
         "msgpack"
     }
     fn to_bytes(&self, value: &Value) -> Result<Vec<u8>, Error> {
-        rmp_serde::to_vec_named(value)
-            .map_err(|e| Error::InvalidArgument(format!("serialization error: {e}")))
+        msgpack::to_vec(value).map_err(Error::InvalidArgument)
     }
     fn from_bytes(&self, data: &[u8]) -> Result<Value, Error> {
-        let mut cur = io::Cursor::new(data);
-        let v = {
-            let mut de = rmp_serde::Deserializer::new(&mut cur);
-            Value::deserialize(&mut de)
-                .map_err(|e| Error::InvalidData(format!("invalid MessagePack: {e}")))?
-        };
-        if cur.position() != data.len() as u64 {
-            return Err(Error::InvalidData(format!(
-                "invalid MessagePack: {} trailing bytes",
-                data.len() as u64 - cur.position()
-            )));
-        }
-        Ok(v)
+        msgpack::from_slice(data).map_err(Error::InvalidData)
     }
     fn normalize(&self, data: &[u8]) -> Result<Vec<u8>, Error> {
         self.from_bytes(data)
@@ -985,11 +1176,52 @@ mod tests {
     }
 
     fn json<T: Serialize>(v: &T) -> String {
-        let value = Value::from_serialize(v).unwrap();
-        let via_value = JsonSerializer.to_bytes(&value).unwrap();
-        let direct = JsonSerializer::encode(v).unwrap();
-        assert_eq!(via_value, direct, "value path and direct path agree");
-        String::from_utf8(direct).unwrap()
+        String::from_utf8(JsonSerializer::compact().encode(v).unwrap()).unwrap()
+    }
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn json_default_is_pywebtransport_json_serializer() {
+        // pywebtransport: JSONSerializer().serialize(obj=Named("é", 1.0)) is
+        // json.dumps(asdict(obj)): Python's default separators.
+        #[derive(Serialize)]
+        struct Point {
+            name: String,
+            x: f64,
+            tags: Vec<u8>,
+        }
+        let p = Point {
+            name: "é".into(),
+            x: 1.0,
+            tags: vec![1, 2],
+        };
+        assert_eq!(
+            JsonSerializer::default().encode(&p).unwrap(),
+            br#"{"name": "\u00e9", "x": 1.0, "tags": [1, 2]}"#
+        );
+        assert_eq!(JsonSerializer::new(), JsonSerializer::default());
+        assert_eq!(JsonSerializer::new().separators(), Separators::Python);
+        // JSONSerializer(dump_kwargs={"separators": (",", ":")})
+        assert_eq!(
+            JsonSerializer::compact().encode(&p).unwrap(),
+            br#"{"name":"\u00e9","x":1.0,"tags":[1,2]}"#
+        );
+        // normalize re-emits in the serializer's own form.
+        assert_eq!(
+            JsonSerializer::new()
+                .normalize(br#"{"a":[1,2],"b":{}}"#)
+                .unwrap(),
+            br#"{"a": [1, 2], "b": {}}"#
+        );
+        assert_eq!(
+            JsonSerializer::compact()
+                .normalize(br#"{"a": [1, 2], "b": {}}"#)
+                .unwrap(),
+            br#"{"a":[1,2],"b":{}}"#
+        );
     }
 
     #[test]
@@ -1006,10 +1238,10 @@ mod tests {
         assert_eq!(
             json(&Zebra {
                 zeta: 3,
-                alpha: vec![1.0, 0.5, -2.25],
+                alpha: vec![1.0, 0.5, -2.25, 0.00001, f64::NAN],
                 mid: None
             }),
-            r#"{"zeta":3,"alpha":[1.0,0.5,-2.25],"mid":null}"#
+            r#"{"zeta":3,"alpha":[1.0,0.5,-2.25,1e-05,NaN],"mid":null}"#
         );
         // json.dumps("日本😀\x7f\n\t\"\\\x01", separators=(",", ":"))
         assert_eq!(
@@ -1026,55 +1258,39 @@ mod tests {
             ])),
             "[true,false,null,-7,18446744073709551615]"
         );
-    }
-
-    #[test]
-    fn floats_are_spelled_like_python_repr() {
-        for (v, want) in [
-            (1.0, "1.0"),
-            (0.1, "0.1"),
-            (-0.0, "-0.0"),
-            (100.0, "100.0"),
-            (1e15, "1000000000000000.0"),
-            (1e16, "1e+16"),
-            (1.5e16, "1.5e+16"),
-            (0.0001, "0.0001"),
-            (0.00001, "1e-05"),
-            (1.5e-7, "1.5e-07"),
-            (1e100, "1e+100"),
-            (123456.789, "123456.789"),
-            (f64::MAX, "1.7976931348623157e+308"),
-            (5e-324, "5e-324"),
-        ] {
-            assert_eq!(python_float_repr(v), want, "{v:e}");
-            assert_eq!(json(&v), want);
-        }
+        // serde_json::Value members keep their order (serde_json's preserve_order).
+        assert_eq!(
+            json(&serde_json::json!({"zeta": 1, "alpha": 2})),
+            r#"{"zeta":1,"alpha":2}"#
+        );
+        // An f32 is the double nearest its shortest text, as a Rust reader means it.
+        assert_eq!(json(&[0.1f32, 1.5f32]), "[0.1,1.5]");
     }
 
     #[test]
     fn json_decode_keeps_order_and_normalizes() {
-        let v = JsonSerializer
-            .from_bytes(br#"{ "b" : 1, "a" : [ "\u00e9", 2.50 ] }"#)
+        let v = JsonSerializer::compact()
+            .from_bytes(br#"{ "b" : 1, "a" : [ "\u00e9", 2.50, NaN ] }"#)
             .unwrap();
         assert_eq!(
-            JsonSerializer.to_bytes(&v).unwrap(),
-            br#"{"b":1,"a":["\u00e9",2.5]}"#
+            JsonSerializer::compact().to_bytes(&v).unwrap(),
+            br#"{"b":1,"a":["\u00e9",2.5,NaN]}"#
         );
         assert_eq!(
-            JsonSerializer
+            JsonSerializer::new()
                 .normalize("{\"k\": \"é\"}".as_bytes())
                 .unwrap(),
-            br#"{"k":"\u00e9"}"#
+            br#"{"k": "\u00e9"}"#
         );
         assert!(matches!(
-            JsonSerializer.normalize(b"{nope"),
+            JsonSerializer::new().normalize(b"{nope"),
             Err(Error::InvalidArgument(_))
         ));
-        assert!(JsonSerializer.from_bytes(b"{} trailing").is_err());
+        assert!(JsonSerializer::new().from_bytes(b"{} trailing").is_err());
     }
 
     #[test]
-    fn msgpack_is_a_named_map() {
+    fn msgpack_is_msgpack_python_packb() {
         let v = Value::from_serialize(&Named {
             name: "é".into(),
             x: 1,
@@ -1082,10 +1298,7 @@ mod tests {
         .unwrap();
         let b = MsgPackSerializer.to_bytes(&v).unwrap();
         // msgpack.packb({"name": "é", "x": 1})
-        assert_eq!(
-            b,
-            [0x82, 0xa4, b'n', b'a', b'm', b'e', 0xa2, 0xc3, 0xa9, 0xa1, b'x', 0x01]
-        );
+        assert_eq!(hex(&b), "82a46e616d65a2c3a9a17801");
         let back = MsgPackSerializer.from_bytes(&b).unwrap();
         assert_eq!(back.to_typed::<Named>().unwrap().name, "é");
         assert!(MsgPackSerializer.from_bytes(&[0xc1]).is_err());
@@ -1101,42 +1314,182 @@ mod tests {
             MsgPackSerializer.normalize(&[0xc1]),
             Err(Error::InvalidArgument(_))
         ));
+
+        // A Rust value goes to MessagePack directly, not through JSON: bytes stay bin,
+        // NaN stays a float, integer keys stay integers, entries keep their order.
+        #[derive(Serialize, Deserialize, Debug, PartialEq)]
+        struct Blob {
+            #[serde(with = "serde_bytes_compat")]
+            data: Vec<u8>,
+            ratio: f64,
+            names: Vec<(u32, String)>,
+        }
+        mod serde_bytes_compat {
+            pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_bytes(v)
+            }
+            pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+                d: D,
+            ) -> Result<Vec<u8>, D::Error> {
+                serde::Deserialize::deserialize(d)
+            }
+        }
+        let blob = Blob {
+            data: vec![0, 0xff],
+            ratio: f64::NAN,
+            names: vec![(2, "b".into())],
+        };
+        let b = MsgPackSerializer.encode(&blob).unwrap();
+        // msgpack.packb({"data": b"\x00\xff", "ratio": float("nan"), "names": [[2, "b"]]})
+        assert_eq!(
+            hex(&b),
+            "83a464617461c40200ffa5726174696fcb7ff8000000000000a56e616d6573919202a162"
+        );
+        let back: Blob = MsgPackSerializer
+            .from_bytes(&b)
+            .unwrap()
+            .to_typed()
+            .unwrap();
+        assert_eq!(back.data, blob.data);
+        assert!(back.ratio.is_nan());
+        // packb({3: "c", 1: "a"}): integer keys, in order.
+        let keyed: Vec<(u8, &str)> = vec![(3, "c"), (1, "a")];
+        let map_value = Value::Map(
+            keyed
+                .iter()
+                .map(|(k, v)| (Value::U64(u64::from(*k)), Value::String((*v).into())))
+                .collect(),
+        );
+        assert_eq!(
+            hex(&MsgPackSerializer.to_bytes(&map_value).unwrap()),
+            "8203a16301a161"
+        );
+        let typed: std::collections::BTreeMap<u8, String> = map_value.to_typed().unwrap();
+        assert_eq!(typed[&3], "c");
     }
 
-    /// The byte vectors shared with the Go binding (its serializers assert the same
-    /// bytes in bindings/go/serialize_test.go).
     #[test]
-    fn shared_vectors_match_the_go_binding() {
+    fn to_typed_follows_serde_and_json_conventions() {
+        #[derive(Serialize, Deserialize, Debug, PartialEq)]
+        enum Shape {
+            Dot,
+            Circle(f64),
+            Rect { w: u16, h: u16 },
+            Pair(i8, i8),
+        }
+        #[derive(Serialize, Deserialize, Debug, PartialEq)]
+        struct Scene {
+            shapes: Vec<Shape>,
+            by_id: std::collections::BTreeMap<u32, String>,
+            raw: Vec<u8>,
+            opt: Option<u8>,
+            unit: (),
+        }
+        let scene = Scene {
+            shapes: vec![
+                Shape::Dot,
+                Shape::Circle(0.5),
+                Shape::Rect { w: 2, h: 3 },
+                Shape::Pair(-1, 2),
+            ],
+            by_id: [(7, "seven".to_string())].into_iter().collect(),
+            raw: vec![1, 2],
+            opt: None,
+            unit: (),
+        };
+        for ser in [
+            &JsonSerializer::new() as &dyn Serializer,
+            &JsonSerializer::compact(),
+            &MsgPackSerializer,
+        ] {
+            let bytes = ser
+                .to_bytes(&Value::from_serialize(&scene).unwrap())
+                .unwrap();
+            let back: Scene = ser.from_bytes(&bytes).unwrap().to_typed().unwrap();
+            assert_eq!(back, scene, "{}", ser.name());
+        }
+        assert_eq!(
+            JsonSerializer::compact().encode(&scene).unwrap(),
+            br#"{"shapes":["Dot",{"Circle":0.5},{"Rect":{"w":2,"h":3}},{"Pair":[-1,2]}],"by_id":{"7":"seven"},"raw":[1,2],"opt":null,"unit":null}"#
+        );
+        // Bytes (what a Python peer sends for a bytes field) read into a Vec<u8>.
+        let v = Value::Map(vec![
+            (Value::String("shapes".into()), Value::Array(vec![])),
+            (Value::String("by_id".into()), Value::Map(vec![])),
+            (Value::String("raw".into()), Value::Bytes(vec![9])),
+            (Value::String("opt".into()), Value::U64(4)),
+            (Value::String("unit".into()), Value::Null),
+        ]);
+        let s: Scene = v.to_typed().unwrap();
+        assert_eq!((s.raw, s.opt), (vec![9], Some(4)));
+        // Wrong shapes are InvalidData.
+        assert!(matches!(
+            Value::Array(vec![Value::U64(1), Value::U64(2), Value::U64(3)]).to_typed::<(u8, u8)>(),
+            Err(Error::InvalidData(_))
+        ));
+        assert!(matches!(
+            Value::U64(300).to_typed::<u8>(),
+            Err(Error::InvalidData(_))
+        ));
+    }
+
+    /// The byte vectors written by real Python (json, msgpack-python 1.1.2; see
+    /// bindings/go/testdata/gen_structured_vectors.py), shared with the Go binding.
+    #[test]
+    fn shared_vectors_match_python() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("bindings/go/testdata/structured_vectors.json");
         let text = std::fs::read_to_string(&path).expect("read the shared vectors");
         let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
         let vectors = doc["vectors"].as_array().expect("vectors");
-        assert!(vectors.len() >= 8);
+        assert!(vectors.len() >= 12);
+        let (py, compact) = (JsonSerializer::new(), JsonSerializer::compact());
         for v in vectors {
             let name = v["name"].as_str().unwrap();
-            let input = v["input"].as_str().unwrap().as_bytes();
-            let want_json = v["json"].as_str().unwrap().as_bytes();
-            let value = JsonSerializer.from_bytes(input).unwrap();
+            let want_mp = v["msgpack"].as_str().unwrap();
+            let value = match v["input"].as_str() {
+                Some(input) => {
+                    let value = py.from_bytes(input.as_bytes()).unwrap();
+                    assert_eq!(
+                        py.normalize(input.as_bytes()).unwrap(),
+                        v["json"].as_str().unwrap().as_bytes(),
+                        "{name}: normalize"
+                    );
+                    value
+                }
+                // MessagePack-sourced: reading and writing it again gives the same bytes.
+                None => {
+                    let mp: Vec<u8> = (0..want_mp.len())
+                        .step_by(2)
+                        .map(|i| u8::from_str_radix(&want_mp[i..i + 2], 16).unwrap())
+                        .collect();
+                    MsgPackSerializer.from_bytes(&mp).unwrap()
+                }
+            };
             assert_eq!(
-                JsonSerializer.to_bytes(&value).unwrap(),
-                want_json,
-                "{name}: json"
+                hex(&MsgPackSerializer.to_bytes(&value).unwrap()),
+                want_mp,
+                "{name}: msgpack"
             );
-            assert_eq!(
-                JsonSerializer.normalize(input).unwrap(),
-                want_json,
-                "{name}"
-            );
-            let mp = MsgPackSerializer.to_bytes(&value).unwrap();
-            let hex: String = mp.iter().map(|b| format!("{b:02x}")).collect();
-            assert_eq!(hex, v["msgpack"].as_str().unwrap(), "{name}: msgpack");
-            let back = MsgPackSerializer.from_bytes(&mp).unwrap();
-            assert_eq!(
-                JsonSerializer.to_bytes(&back).unwrap(),
-                want_json,
-                "{name}: back"
-            );
+            if let Some(want) = v["json"].as_str() {
+                assert_eq!(
+                    String::from_utf8(py.to_bytes(&value).unwrap()).unwrap(),
+                    want,
+                    "{name}: json"
+                );
+                let want_compact = v["json_compact"].as_str().unwrap();
+                assert_eq!(
+                    String::from_utf8(compact.to_bytes(&value).unwrap()).unwrap(),
+                    want_compact,
+                    "{name}: json_compact"
+                );
+                // The datagram stream's send_json writes the compact form.
+                assert_eq!(
+                    super::super::message::encode_json(&value).unwrap(),
+                    want_compact.as_bytes(),
+                    "{name}: send_json"
+                );
+            }
         }
     }
 
@@ -1167,11 +1520,13 @@ mod tests {
 
     #[test]
     fn typed_decode_checks_the_shape() {
-        let v = JsonSerializer
+        let v = JsonSerializer::new()
             .from_bytes(br#"{"name":"a","x":"no"}"#)
             .unwrap();
         assert!(matches!(v.to_typed::<Named>(), Err(Error::InvalidData(_))));
-        let v = JsonSerializer.from_bytes(br#"{"name":"a","x":5}"#).unwrap();
+        let v = JsonSerializer::new()
+            .from_bytes(br#"{"name":"a","x":5}"#)
+            .unwrap();
         assert_eq!(
             v.to_typed::<Named>().unwrap(),
             Named {

@@ -373,8 +373,13 @@ pub unsafe extern "C" fn wtd_stream_send_multiple(
     })
 }
 
-/// Send JSON text: it is parsed (WTD_ERR_INVALID_ARGUMENT if it is not JSON) and sent
-/// compact, UTF-8.
+/// Send JSON text as pywebtransport's send_json sends it: the text is read as Python's
+/// json.loads reads it (NaN, Infinity and -Infinity allowed; a repeated key keeps its
+/// first place and its last value; WTD_ERR_INVALID_ARGUMENT if it is not JSON) and
+/// sent as Python's `json.dumps(data, separators=(",", ":"))` writes it: members in
+/// their order, no whitespace, non-ASCII escaped as \uXXXX, floats spelled like
+/// Python (`1e-05`, `1.0`). E.g. `{ "b" : "é", "a" : 1E2 }` is sent as
+/// `{"b":"\u00e9","a":100.0}`.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_stream_send_json(
     stream: *const wtd_stream,
@@ -386,9 +391,11 @@ pub unsafe extern "C" fn wtd_stream_send_json(
     guard(|| {
         let s = live(stream)?;
         let text = bytes(json as *const u8, len, "json")?;
-        let v: serde_json::Value = serde_json::from_slice(text)
+        let v = datagram::json::from_slice(text)
             .map_err(|e| FfiError::arg(format!("json is not valid JSON: {e}")))?;
-        Ok(s.stream.send_json(&v, priority, ttl(ttl_ms))?)
+        let data = datagram::json::to_vec(&v, datagram::json::Separators::Compact)
+            .map_err(|e| FfiError::arg(format!("json: {e}")))?;
+        Ok(s.stream.send(&data, priority, ttl(ttl_ms))?)
     })
 }
 
@@ -574,9 +581,10 @@ pub unsafe extern "C" fn wtd_stream_receive_with_metadata(
     })
 }
 
-/// Receive the next datagram as JSON text (UTF-8, not NUL-terminated). A datagram that
-/// is not valid JSON is consumed, counted in receive_errors, and WTD_ERR_INVALID_DATA
-/// is returned; the stream keeps working.
+/// Receive the next datagram as JSON text, as received (UTF-8, not NUL-terminated). A
+/// datagram that Python's json.loads would not read (NaN and Infinity are fine) is
+/// consumed, counted in receive_errors, and WTD_ERR_INVALID_DATA is returned; the
+/// stream keeps working.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_stream_receive_json(
     stream: *const wtd_stream,
@@ -861,7 +869,8 @@ pub unsafe extern "C" fn wtd_heartbeat_create(
     })
 }
 
-/// Whether `data` is a heartbeat datagram (false for NULL).
+/// Whether `data` is a heartbeat datagram: it starts with `HEARTBEAT:`, whatever follows
+/// (pywebtransport's `data.startswith(b"HEARTBEAT:")`). False for NULL.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_is_heartbeat(data: *const u8, len: usize) -> bool {
     guard_value(false, || {

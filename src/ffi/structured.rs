@@ -21,11 +21,19 @@ use wtd_result::*;
 #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum wtd_serializer {
-    /// JSON as pywebtransport sends it (Python `json.dumps(obj, separators=(",", ":"))`:
-    /// compact, non-ASCII escaped as \uXXXX).
+    /// JSON exactly as pywebtransport's JSONSerializer sends it, Python's
+    /// `json.dumps(obj)` with its default separators `(", ", ": ")`:
+    /// `{"name": "zo\u00eb", "x": 1.0}` (non-ASCII escaped as \uXXXX, floats spelled
+    /// like Python's repr, NaN/Infinity, members in order).
     WTD_SERIALIZER_JSON = 0,
-    /// MessagePack (an object is a map of field names to values).
+    /// MessagePack exactly as pywebtransport's MsgPackSerializer sends it
+    /// (msgpack-python's `packb(obj)`): an object is a map of field names to values,
+    /// bytes are bin, every float a float 64, map keys keep their type.
     WTD_SERIALIZER_MSGPACK = 1,
+    /// JSON as WTD_SERIALIZER_JSON but with compact separators `(",", ":")`:
+    /// `{"name":"zo\u00eb","x":1.0}` (pywebtransport's
+    /// `JSONSerializer(dump_kwargs={"separators": (",", ":")})`).
+    WTD_SERIALIZER_JSON_COMPACT = 2,
 }
 
 /// What was wrong with a received datagram.
@@ -145,8 +153,9 @@ pub unsafe extern "C" fn wtd_structured_new(
             ));
         }
         let ser: Arc<dyn Serializer> = match serializer {
-            wtd_serializer::WTD_SERIALIZER_JSON => Arc::new(JsonSerializer),
+            wtd_serializer::WTD_SERIALIZER_JSON => Arc::new(JsonSerializer::new()),
             wtd_serializer::WTD_SERIALIZER_MSGPACK => Arc::new(MsgPackSerializer),
+            wtd_serializer::WTD_SERIALIZER_JSON_COMPACT => Arc::new(JsonSerializer::compact()),
         };
         let t = StructuredDatagramTransport::new(&s.session, ser, TypeRegistry::new(), queue_size)?;
         Arc::increment_strong_count(session as *const wtd_session);
@@ -201,9 +210,11 @@ pub unsafe extern "C" fn wtd_structured_is_registered(
 }
 
 /// Send an object: `payload`/`len` is the object already serialized in the transport's
-/// format. JSON must be valid JSON and is sent re-emitted in pywebtransport's compact
-/// ensure_ascii form; MessagePack must decode as exactly one MessagePack value and is
-/// sent unchanged. WTD_ERR_INVALID_ARGUMENT for an unregistered id or a payload that
+/// format. JSON must be JSON as Python's json.loads reads it (NaN and Infinity allowed)
+/// and is sent re-emitted as the transport's serializer writes it (WTD_SERIALIZER_JSON:
+/// `{"b": 1, "a": "\u00e9"}`, WTD_SERIALIZER_JSON_COMPACT: `{"b":1,"a":"\u00e9"}`,
+/// members in their order); MessagePack must decode as exactly one MessagePack value
+/// and is sent unchanged. WTD_ERR_INVALID_ARGUMENT for an unregistered id or a payload that
 /// does not decode; otherwise as wtd_stream_send (priority 0, no time-to-live).
 #[no_mangle]
 pub unsafe extern "C" fn wtd_structured_send(

@@ -509,7 +509,11 @@ static void case_a_arguments(void) {
     CHECK_RC(wtd_heartbeat_create(hb, 5, &hl), WTD_ERR_BUFFER_TOO_SMALL);
     CHECK(!wtd_is_heartbeat(U("hello"), 5));
     CHECK(!wtd_is_heartbeat(NULL, 5));
-    CHECK(!wtd_is_heartbeat(U("HEARTBEAT:"), 10));
+    /* pywebtransport: data.startswith(b"HEARTBEAT:"), whatever follows. */
+    CHECK(wtd_is_heartbeat(U("HEARTBEAT:"), 10));
+    CHECK(wtd_is_heartbeat(U("HEARTBEAT:soon"), 14));
+    CHECK(!wtd_is_heartbeat(U("HEARTBEAT:"), 9));
+    CHECK(!wtd_is_heartbeat(U("heartbeat:1"), 11));
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -997,6 +1001,13 @@ static void case_e_messages(wtd_client *client) {
     memset(jb, 0, sizeof jb);
     if (CHECK_OK(wtd_stream_receive_json(rs, jb, sizeof jb, &jl, 5000)))
         CHECK(jl == 11 && memcmp(jb, "{\"a\":[1,2]}", 11) == 0);
+    /* Exactly pywebtransport's send_json, Python's json.dumps(data, separators=(",", ":")):
+     * keys in their order, non-ASCII as \u escapes, Python's floats, NaN as NaN. */
+    const char *py = "{ \"b\" : \"\xc3\xa9\", \"a\" : [1E2, 0.00001, 1.0, NaN, -Infinity] }";
+    CHECK_OK(wtd_stream_send_json(st, py, strlen(py), 1, 0));
+    static const char pywant[] = "{\"b\":\"\\u00e9\",\"a\":[100.0,1e-05,1.0,NaN,-Infinity]}";
+    if (CHECK_OK(wtd_stream_receive_json(rs, jb, sizeof jb, &jl, 5000)))
+        CHECK(jl == sizeof pywant - 1 && memcmp(jb, pywant, jl) == 0);
 
     /* A peer-sent datagram that is not JSON: INVALID_DATA, consumed, counted. */
     CHECK_OK(wtd_stream_send(st, U("not json"), 8, 0, 0));

@@ -143,6 +143,7 @@ static void test_errors() {
     CHECK(wtd::hash_to_hex(h) == std::string(64, 'a'));
     CHECK(wtd::is_heartbeat(wtd::heartbeat_create()));
     CHECK(!wtd::is_heartbeat("hello"));
+    CHECK(wtd::is_heartbeat("HEARTBEAT:"));  // pywebtransport: startswith(b"HEARTBEAT:")
     CHECK(std::string(wtd::version()).size() > 0);
 
     // Pull mode: nothing yet; callback mode: next_event is INVALID_STATE.
@@ -404,7 +405,8 @@ static void test_loopback() {
         t.set_error_callback([token](const wtd_structured_error &) {});
         t.send(5, "{\"k\": \"v\"}");
         auto o = t.receive(3000);
-        CHECK(o && o->type_id == 5 && wtd::bytes_view(o->payload) == wtd::bytes_view("{\"k\":\"v\"}"));
+        // pywebtransport's JSONSerializer form: Python's default separators.
+        CHECK(o && o->type_id == 5 && wtd::bytes_view(o->payload) == wtd::bytes_view("{\"k\": \"v\"}"));
         CHECK(!t.next_error(0).has_value());
         CHECK(t.stats().sent == 1 && t.stats().received == 1);
         CHECK(token.use_count() == 2);
