@@ -941,7 +941,8 @@ enum wtd_result wtd_runtime_new(struct wtd_runtime_config *config,
 
 // Stop the runtime: sessions closed just before get up to 2 s to deliver their close
 // capsules (and servers freed or closed just before, to close their connections after
-// them), undelivered events are dropped (session requests in them are
+// them; only this runtime's: closes under way on another runtime are not waited for),
+// undelivered events are dropped (session requests in them are
 // refused with 503), the dispatcher thread is joined, the callback's userdata_free
 // runs, and the worker threads stop. Handles still alive afterwards answer
 // WTD_ERR_CLOSED and must still be freed. NULL is a no-op (WTD_OK). Called from inside
