@@ -1311,3 +1311,90 @@ fn runtime_shutdown_during_delivery_does_not_deadlock() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_stream_or_layer_on_a_closed_session() {
+    use std::sync::Arc;
+    use wtdatagram::datagram::reliability::{ReliabilityConfig, ReliabilityLayer};
+    use wtdatagram::datagram::structured::{
+        JsonSerializer, StructuredDatagramTransport, TypeRegistry,
+    };
+
+    let lp = loopback().await;
+    let cs = &lp.cs;
+    cs.close(3, "gone");
+    let expect = Error::Closed(CloseReason::Local {
+        code: 3,
+        reason: "gone".into(),
+    });
+    assert_eq!(
+        DatagramStream::new(cs, StreamConfig::default()).unwrap_err(),
+        expect
+    );
+    assert_eq!(
+        ReliabilityLayer::new(cs, ReliabilityConfig::default()).unwrap_err(),
+        expect
+    );
+    assert_eq!(
+        StructuredDatagramTransport::new(cs, Arc::new(JsonSerializer), TypeRegistry::new(), 10)
+            .unwrap_err(),
+        expect
+    );
+    // The peer's side closes too (it got the close): the same there, with its reason.
+    eventually("the peer saw the close", || lp.ss.is_closed()).await;
+    assert!(matches!(
+        DatagramStream::new(&lp.ss, StreamConfig::default()),
+        Err(Error::Closed(CloseReason::Remote { code: 3, .. }))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_handler_never_takes_datagrams_from_a_stream() {
+    use bytes::Bytes;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use wtdatagram::DatagramHandler;
+
+    struct Count(Arc<AtomicUsize>);
+    impl DatagramHandler for Count {
+        fn on_datagram(&self, _payload: Bytes) -> bool {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            true
+        }
+        fn on_closed(&self, _reason: &CloseReason) {}
+    }
+
+    let lp = loopback().await;
+    let (ss, cs) = (&lp.ss, &lp.cs);
+    // A plain handler is the session's default route...
+    let plain = Arc::new(AtomicUsize::new(0));
+    cs.set_datagram_handler(Arc::new(Count(plain.clone())))
+        .unwrap();
+    ss.send_datagram(b"to the handler").await.unwrap();
+    eventually("the handler got it", || plain.load(Ordering::SeqCst) == 1).await;
+    // ...which a stream claims from it (as the C ABI's event mode relies on).
+    let stream = DatagramStream::new(cs, StreamConfig::default()).unwrap();
+    // Once claimed, a handler cannot take the datagrams: refused, nothing changes.
+    let thief = Arc::new(AtomicUsize::new(0));
+    assert!(matches!(
+        cs.set_datagram_handler(Arc::new(Count(thief.clone()))),
+        Err(Error::InvalidState(_))
+    ));
+    ss.send_datagram(b"to the stream").await.unwrap();
+    assert_eq!(
+        &stream.receive(Some(LIMIT)).await.unwrap()[..],
+        b"to the stream"
+    );
+    assert_eq!(thief.load(Ordering::SeqCst), 0);
+    assert_eq!(plain.load(Ordering::SeqCst), 1);
+    // Nor can a second owner claim them; a closed stream keeps its claim too.
+    assert!(matches!(
+        DatagramStream::new(cs, StreamConfig::default()),
+        Err(Error::InvalidState(_))
+    ));
+    stream.close();
+    assert!(matches!(
+        cs.set_datagram_handler(Arc::new(Count(thief.clone()))),
+        Err(Error::InvalidState(_))
+    ));
+}

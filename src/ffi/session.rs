@@ -167,7 +167,9 @@ pub(crate) fn make_session(
         events_mode,
     });
     if events_mode {
-        core.session.set_datagram_handler(Arc::new(EventHandler {
+        // A new session's datagrams are never claimed yet, so this cannot fail; a
+        // stream created later on this handle takes them over from the events.
+        let _ = core.session.set_datagram_handler(Arc::new(EventHandler {
             session: Arc::downgrade(&core),
             cap: cap.max(1),
             cap_bytes: core.session.shared.conn.opts.recv_queue_bytes.max(1),

@@ -227,7 +227,8 @@ struct State {
     close: Option<CloseReason>,
     handler: Option<Arc<dyn DatagramHandler>>,
     close_hooks: Vec<CloseHook>,
-    /// A datagram stream owns this session's datagrams.
+    /// A single owner (a datagram stream) claimed this session's datagrams with
+    /// [`Session::claim_datagrams`]: `handler` is its, and stays its.
     claimed: bool,
     draining: bool,
     /// Threads outside the runtime waiting in [`Session::recv_blocking`].
@@ -963,17 +964,37 @@ impl Session {
         }
     }
 
-    /// Send datagrams to `handler` from now on. Datagrams already queued are handed to
-    /// it first, in order; if the session already closed, `on_closed` follows at once.
-    pub fn set_datagram_handler(&self, handler: Arc<dyn DatagramHandler>) {
+    /// Send datagrams to `handler` from now on, instead of the session's queue (it
+    /// replaces a handler set before with this method). Datagrams already queued are
+    /// handed to it first, in order; if the session already closed, `on_closed` follows
+    /// at once.
+    ///
+    /// The handler is the session's default route, not an owner: a later
+    /// [`claim_datagrams`](Self::claim_datagrams) (a datagram stream, or a layer built on
+    /// one) takes the datagrams over from it. Once they are claimed, this fails with
+    /// [`Error::InvalidState`] and changes nothing: a session's datagrams have one owner,
+    /// and a handler never silently takes them from it.
+    pub fn set_datagram_handler(&self, handler: Arc<dyn DatagramHandler>) -> Result<(), Error> {
         let mut st = self.shared.state.lock();
+        if st.claimed {
+            return Err(Error::InvalidState(
+                "this session's datagrams belong to a datagram stream".into(),
+            ));
+        }
         Self::install_handler(&self.shared, &mut st, handler);
+        Ok(())
     }
 
-    /// Like [`set_datagram_handler`](Self::set_datagram_handler), for a single exclusive
-    /// owner (a datagram stream): fails if the datagrams were claimed before.
+    /// Make `handler` the single exclusive owner of the session's datagrams (a datagram
+    /// stream): like [`set_datagram_handler`](Self::set_datagram_handler), replacing a
+    /// handler set with it, but for good. Fails with [`Error::Closed`] if the session
+    /// is closed (nothing would ever arrive) and with [`Error::InvalidState`] if the
+    /// datagrams were claimed before; either way nothing changes.
     pub fn claim_datagrams(&self, handler: Arc<dyn DatagramHandler>) -> Result<(), Error> {
         let mut st = self.shared.state.lock();
+        if let Some(r) = &st.close {
+            return Err(Error::Closed(r.clone()));
+        }
         if st.claimed {
             return Err(Error::InvalidState(
                 "this session's datagrams already belong to a datagram stream".into(),
