@@ -1244,7 +1244,8 @@ enum wtd_result wtd_stream_send_structured(const struct wtd_stream *stream,
                                            int32_t ttl_ms);
 
 // Receive the next datagram into `buf`, waiting up to `timeout_ms` (0: no wait,
-// negative: forever). WTD_ERR_TIMEOUT when none came. If it does not fit, it stays
+// negative: forever). WTD_ERR_TIMEOUT when none came; WTD_ERR_CLOSED once the stream
+// (or its session) is closed and nothing is queued. If it does not fit, it stays
 // queued, `*out_len` gets its size and WTD_ERR_BUFFER_TOO_SMALL is returned.
 enum wtd_result wtd_stream_receive(const struct wtd_stream *stream,
                                    uint8_t *buf,
@@ -1252,7 +1253,8 @@ enum wtd_result wtd_stream_receive(const struct wtd_stream *stream,
                                    size_t *out_len,
                                    int32_t timeout_ms);
 
-// Receive without waiting: WTD_ERR_WOULD_BLOCK when nothing is queued.
+// Receive without waiting: WTD_ERR_WOULD_BLOCK when nothing is queued,
+// WTD_ERR_CLOSED when nothing is queued and the stream (or its session) is closed.
 enum wtd_result wtd_stream_try_receive(const struct wtd_stream *stream,
                                        uint8_t *buf,
                                        size_t cap,
@@ -1262,7 +1264,7 @@ enum wtd_result wtd_stream_try_receive(const struct wtd_stream *stream,
 // first, then takes what is queued. They are packed back to back into `buf`, with
 // their sizes in `lens[0..*out_count]`. A datagram that does not fit stays queued for
 // the next call; if not even the first fits, WTD_ERR_BUFFER_TOO_SMALL with `lens[0]`
-// set to its size.
+// set to its size. Errors as wtd_stream_receive.
 enum wtd_result wtd_stream_receive_multiple(const struct wtd_stream *stream,
                                             uint8_t *buf,
                                             size_t cap,
@@ -1305,8 +1307,8 @@ enum wtd_result wtd_stream_receive_structured(const struct wtd_stream *stream,
 // Whether the stream or its session is closed (false for NULL).
 bool wtd_stream_is_closed(const struct wtd_stream *stream);
 
-// Close the stream: queued datagrams are discarded, waiting calls return
-// WTD_ERR_CLOSED. The session stays open.
+// Close the stream: queued datagrams are discarded (both ways), waiting calls and every
+// receive from now on return WTD_ERR_CLOSED. The session stays open.
 enum wtd_result wtd_stream_close(const struct wtd_stream *stream);
 
 // The largest payload a send accepts now.

@@ -415,9 +415,8 @@ pub unsafe extern "C" fn wtd_stream_send_structured(
 /// forever). WTD_ERR_TIMEOUT if none came; WTD_ERR_CLOSED once closed and drained.
 fn next(s: &wtd_stream, timeout_ms: i32) -> FfiResult<DatagramMessage> {
     if timeout_ms == 0 {
-        return match s.stream.receive_now() {
+        return match s.stream.receive_now()? {
             Some(m) => Ok(m),
-            None if s.stream.is_closed() => Err(FfiError::new(WTD_ERR_CLOSED, "stream closed")),
             None => Err(FfiError::new(WTD_ERR_TIMEOUT, "no datagram queued")),
         };
     }
@@ -450,7 +449,8 @@ unsafe fn deliver(
 }
 
 /// Receive the next datagram into `buf`, waiting up to `timeout_ms` (0: no wait,
-/// negative: forever). WTD_ERR_TIMEOUT when none came. If it does not fit, it stays
+/// negative: forever). WTD_ERR_TIMEOUT when none came; WTD_ERR_CLOSED once the stream
+/// (or its session) is closed and nothing is queued. If it does not fit, it stays
 /// queued, `*out_len` gets its size and WTD_ERR_BUFFER_TOO_SMALL is returned.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_stream_receive(
@@ -468,7 +468,8 @@ pub unsafe extern "C" fn wtd_stream_receive(
     })
 }
 
-/// Receive without waiting: WTD_ERR_WOULD_BLOCK when nothing is queued.
+/// Receive without waiting: WTD_ERR_WOULD_BLOCK when nothing is queued,
+/// WTD_ERR_CLOSED when nothing is queued and the stream (or its session) is closed.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_stream_try_receive(
     stream: *const wtd_stream,
@@ -481,7 +482,7 @@ pub unsafe extern "C" fn wtd_stream_try_receive(
         let o = out(out_len, "out_len")?;
         let m = s
             .stream
-            .receive_now()
+            .receive_now()?
             .ok_or_else(|| FfiError::new(WTD_ERR_WOULD_BLOCK, "no datagram queued"))?;
         deliver(s, m, buf, cap, o).map(drop)
     })
@@ -491,7 +492,7 @@ pub unsafe extern "C" fn wtd_stream_try_receive(
 /// first, then takes what is queued. They are packed back to back into `buf`, with
 /// their sizes in `lens[0..*out_count]`. A datagram that does not fit stays queued for
 /// the next call; if not even the first fits, WTD_ERR_BUFFER_TOO_SMALL with `lens[0]`
-/// set to its size.
+/// set to its size. Errors as wtd_stream_receive.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_stream_receive_multiple(
     stream: *const wtd_stream,
@@ -531,7 +532,8 @@ pub unsafe extern "C" fn wtd_stream_receive_multiple(
             used += msg.data.len();
             n += 1;
             if n < max_count {
-                m = s.stream.receive_now();
+                // A close after the first one ends the batch; the next call reports it.
+                m = s.stream.receive_now().ok().flatten();
             }
         }
         if n == 0 {
@@ -659,8 +661,8 @@ pub unsafe extern "C" fn wtd_stream_is_closed(stream: *const wtd_stream) -> bool
     })
 }
 
-/// Close the stream: queued datagrams are discarded, waiting calls return
-/// WTD_ERR_CLOSED. The session stays open.
+/// Close the stream: queued datagrams are discarded (both ways), waiting calls and every
+/// receive from now on return WTD_ERR_CLOSED. The session stays open.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_stream_close(stream: *const wtd_stream) -> wtd_result {
     guard(|| {
