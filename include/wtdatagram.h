@@ -713,6 +713,7 @@ enum wtd_result wtd_client_config_set_transport(struct wtd_client_config *config
 enum wtd_result wtd_hash_from_hex(const char *hex, uint8_t *out_hash, size_t out_len);
 
 // A static, NUL-terminated name for a result code (e.g. "WTD_ERR_TIMEOUT"); never NULL.
+// A value that is no wtd_result (e.g. 999) gets "WTD_ERR_UNKNOWN".
 const char *wtd_result_name(enum wtd_result code);
 
 // The message of the last failed call on this thread (empty if none yet). The pointer
@@ -849,7 +850,8 @@ enum wtd_result wtd_reliability_config_set_initial_sequence(struct wtd_reliabili
 
 // Create a reliability layer on `session` (`config` may be NULL for defaults). It takes
 // over the session's datagrams like wtd_stream_new: a session has at most one stream or
-// layer (WTD_ERR_INVALID_STATE for a second). The session handle must outlive it.
+// layer (WTD_ERR_INVALID_STATE for a second); WTD_ERR_CLOSED if the session is closed.
+// The session handle must outlive it.
 // Datagrams that arrived before this call are taken over too, unless they were already
 // delivered as WTD_EVENT_DATAGRAM: with datagram events on, a peer that sends right
 // after the session opens can lose its first messages to events the application does
@@ -1163,7 +1165,8 @@ enum wtd_result wtd_stream_config_set_queues(struct wtd_stream_config *config,
                                              size_t send,
                                              size_t receive);
 
-// What a full receive queue drops.
+// What a full receive queue drops (WTD_ERR_INVALID_ARGUMENT for a value that is no
+// wtd_overflow).
 enum wtd_result wtd_stream_config_set_recv_overflow(struct wtd_stream_config *config,
                                                     enum wtd_overflow overflow);
 
@@ -1178,7 +1181,8 @@ enum wtd_result wtd_stream_config_set_thresholds(struct wtd_stream_config *confi
 // Create the datagram stream of `session` (`config` may be NULL for defaults). The
 // stream takes over the session's datagrams: WTD_EVENT_DATAGRAM events stop and
 // wtd_session_recv no longer applies. A session has at most one stream
-// (WTD_ERR_INVALID_STATE for a second). The session handle must outlive the stream.
+// (WTD_ERR_INVALID_STATE for a second); WTD_ERR_CLOSED if the session is closed. The
+// session handle must outlive the stream.
 enum wtd_result wtd_stream_new(struct wtd_session *session,
                                const struct wtd_stream_config *config,
                                struct wtd_stream **out_stream);
@@ -1371,7 +1375,9 @@ enum wtd_result wtd_stream_throughput_test(const struct wtd_stream *stream,
 // wtd_structured_register_type). The transport takes over the session's datagrams:
 // a session's datagrams have exactly one owner, so a second transport, a wtd_stream
 // or another datagram layer on the same session fails with WTD_ERR_INVALID_STATE
-// (and DATAGRAM events stop). The session handle must outlive the transport.
+// (and DATAGRAM events stop). WTD_ERR_CLOSED if the session is closed,
+// WTD_ERR_INVALID_ARGUMENT for a `serializer` that is no wtd_serializer. The session
+// handle must outlive the transport.
 enum wtd_result wtd_structured_new(struct wtd_session *session,
                                    enum wtd_serializer serializer,
                                    size_t queue_size,

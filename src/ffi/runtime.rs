@@ -412,7 +412,8 @@ pub unsafe extern "C" fn wtd_runtime_next_event(
 ) -> wtd_result {
     guard(|| {
         let rt = arg(runtime, "runtime")?;
-        let out = out(out_event, "out_event")?;
+        // Uninitialised: the caller's event may hold anything (no &mut wtd_event over it).
+        let out = out_uninit(out_event, "out_event")?;
         if rt.inner.callback_mode() {
             return Err(FfiError::new(
                 WTD_ERR_INVALID_STATE,
@@ -431,7 +432,7 @@ pub unsafe extern "C" fn wtd_runtime_next_event(
             };
             // Events of freed sessions are skipped.
             if let Some(c) = ev.into_c() {
-                *out = c.into_owned_event();
+                out.write(c.into_owned_event());
                 return Ok(());
             }
         }
