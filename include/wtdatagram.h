@@ -799,6 +799,7 @@ enum wtd_result wtd_client_config_set_transport(struct wtd_client_config *config
 enum wtd_result wtd_hash_from_hex(const char *hex, uint8_t *out_hash, size_t out_len);
 
 // A static, NUL-terminated name for a result code (e.g. "WTD_ERR_TIMEOUT"); never NULL.
+// A value that is no wtd_result (e.g. 999) gets "WTD_ERR_UNKNOWN".
 const char *wtd_result_name(enum wtd_result code);
 
 // The message of the last failed call on this thread (empty if none yet). The pointer
@@ -935,7 +936,8 @@ enum wtd_result wtd_reliability_config_set_initial_sequence(struct wtd_reliabili
 
 // Create a reliability layer on `session` (`config` may be NULL for defaults). It takes
 // over the session's datagrams like wtd_stream_new: a session has at most one stream or
-// layer (WTD_ERR_INVALID_STATE for a second). The session handle must outlive it.
+// layer (WTD_ERR_INVALID_STATE for a second); WTD_ERR_CLOSED if the session is closed.
+// The session handle must outlive it.
 // Datagrams that arrived before this call are taken over too, unless they were already
 // delivered as WTD_EVENT_DATAGRAM: with datagram events on, a peer that sends right
 // after the session opens can lose its first messages to events the application does
@@ -1027,7 +1029,8 @@ enum wtd_result wtd_runtime_new(struct wtd_runtime_config *config,
 
 // Stop the runtime: sessions closed just before get up to 2 s to deliver their close
 // capsules (and servers freed or closed just before, to close their connections after
-// them), undelivered events are dropped (session requests in them are
+// them; only this runtime's: closes under way on another runtime are not waited for),
+// undelivered events are dropped (session requests in them are
 // refused with 503), the dispatcher thread is joined, the callback's userdata_free
 // runs, and the worker threads stop. Handles still alive afterwards answer
 // WTD_ERR_CLOSED and must still be freed. NULL is a no-op (WTD_OK). Called from inside
@@ -1254,7 +1257,8 @@ enum wtd_result wtd_stream_config_set_queues(struct wtd_stream_config *config,
                                              size_t send,
                                              size_t receive);
 
-// What a full receive queue drops.
+// What a full receive queue drops (WTD_ERR_INVALID_ARGUMENT for a value that is no
+// wtd_overflow).
 enum wtd_result wtd_stream_config_set_recv_overflow(struct wtd_stream_config *config,
                                                     enum wtd_overflow overflow);
 
@@ -1269,7 +1273,8 @@ enum wtd_result wtd_stream_config_set_thresholds(struct wtd_stream_config *confi
 // Create the datagram stream of `session` (`config` may be NULL for defaults). The
 // stream takes over the session's datagrams: WTD_EVENT_DATAGRAM events stop and
 // wtd_session_recv no longer applies. A session has at most one stream
-// (WTD_ERR_INVALID_STATE for a second). The session handle must outlive the stream.
+// (WTD_ERR_INVALID_STATE for a second); WTD_ERR_CLOSED if the session is closed. The
+// session handle must outlive the stream.
 enum wtd_result wtd_stream_new(struct wtd_session *session,
                                const struct wtd_stream_config *config,
                                struct wtd_stream **out_stream);
@@ -1340,7 +1345,8 @@ enum wtd_result wtd_stream_send_structured(const struct wtd_stream *stream,
                                            int32_t ttl_ms);
 
 // Receive the next datagram into `buf`, waiting up to `timeout_ms` (0: no wait,
-// negative: forever). WTD_ERR_TIMEOUT when none came. If it does not fit, it stays
+// negative: forever). WTD_ERR_TIMEOUT when none came; WTD_ERR_CLOSED once the stream
+// (or its session) is closed and nothing is queued. If it does not fit, it stays
 // queued, `*out_len` gets its size and WTD_ERR_BUFFER_TOO_SMALL is returned.
 enum wtd_result wtd_stream_receive(const struct wtd_stream *stream,
                                    uint8_t *buf,
@@ -1348,7 +1354,8 @@ enum wtd_result wtd_stream_receive(const struct wtd_stream *stream,
                                    size_t *out_len,
                                    int32_t timeout_ms);
 
-// Receive without waiting: WTD_ERR_WOULD_BLOCK when nothing is queued.
+// Receive without waiting: WTD_ERR_WOULD_BLOCK when nothing is queued,
+// WTD_ERR_CLOSED when nothing is queued and the stream (or its session) is closed.
 enum wtd_result wtd_stream_try_receive(const struct wtd_stream *stream,
                                        uint8_t *buf,
                                        size_t cap,
@@ -1358,7 +1365,7 @@ enum wtd_result wtd_stream_try_receive(const struct wtd_stream *stream,
 // first, then takes what is queued. They are packed back to back into `buf`, with
 // their sizes in `lens[0..*out_count]`. A datagram that does not fit stays queued for
 // the next call; if not even the first fits, WTD_ERR_BUFFER_TOO_SMALL with `lens[0]`
-// set to its size.
+// set to its size. Errors as wtd_stream_receive.
 enum wtd_result wtd_stream_receive_multiple(const struct wtd_stream *stream,
                                             uint8_t *buf,
                                             size_t cap,
@@ -1402,8 +1409,8 @@ enum wtd_result wtd_stream_receive_structured(const struct wtd_stream *stream,
 // Whether the stream or its session is closed (false for NULL).
 bool wtd_stream_is_closed(const struct wtd_stream *stream);
 
-// Close the stream: queued datagrams are discarded, waiting calls return
-// WTD_ERR_CLOSED. The session stays open.
+// Close the stream: queued datagrams are discarded (both ways), waiting calls and every
+// receive from now on return WTD_ERR_CLOSED. The session stays open.
 enum wtd_result wtd_stream_close(const struct wtd_stream *stream);
 
 // The largest payload a send accepts now.
@@ -1467,7 +1474,9 @@ enum wtd_result wtd_stream_throughput_test(const struct wtd_stream *stream,
 // wtd_structured_register_type). The transport takes over the session's datagrams:
 // a session's datagrams have exactly one owner, so a second transport, a wtd_stream
 // or another datagram layer on the same session fails with WTD_ERR_INVALID_STATE
-// (and DATAGRAM events stop). The session handle must outlive the transport.
+// (and DATAGRAM events stop). WTD_ERR_CLOSED if the session is closed,
+// WTD_ERR_INVALID_ARGUMENT for a `serializer` that is no wtd_serializer. The session
+// handle must outlive the transport.
 enum wtd_result wtd_structured_new(struct wtd_session *session,
                                    enum wtd_serializer serializer,
                                    size_t queue_size,

@@ -75,7 +75,8 @@ type Stream struct {
 }
 
 // NewStream creates the datagram stream of s (cfg nil means defaults). A session
-// has at most one stream; Session.Close also closes it.
+// has at most one stream (ErrInvalidState for a second); ErrClosed if the session is
+// closed. Session.Close also closes it.
 func NewStream(s *Session, cfg *StreamConfig) (*Stream, error) {
 	if s == nil {
 		return nil, &Error{Code: CodeInvalidArgument, Msg: "session is nil"}
@@ -224,7 +225,8 @@ func (st *Stream) Receive(ctx context.Context) ([]byte, error) {
 	})
 }
 
-// TryReceive returns the next datagram without waiting (ErrWouldBlock if none).
+// TryReceive returns the next datagram without waiting: ErrWouldBlock if none is
+// queued, ErrClosed if none is queued and the stream or its session is closed.
 func (st *Stream) TryReceive() ([]byte, error) {
 	buf := make([]byte, 2048)
 	var n C.size_t

@@ -162,7 +162,8 @@ type Structured struct {
 }
 
 // NewStructured creates a structured transport on s (cfg nil: JSON, queues of 100,
-// nothing registered).
+// nothing registered). ErrInvalidState if another layer already owns the session's
+// datagrams, ErrClosed if the session is closed.
 func NewStructured(s *Session, cfg *StructuredConfig) (*Structured, error) {
 	if s == nil {
 		return nil, &Error{Code: CodeInvalidArgument, Msg: "session is nil"}

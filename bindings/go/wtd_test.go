@@ -423,6 +423,52 @@ func TestStreamRoundTrip(t *testing.T) {
 	}
 }
 
+// A stream whose session closed: TryReceive says ErrClosed (not ErrWouldBlock), so a
+// polling loop learns of the close, and so does every receive. No stream or layer can
+// be made on a closed session.
+func TestStreamOfClosedSession(t *testing.T) {
+	p := newPair(t, "/closed")
+	cs, err := NewStream(p.client, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.TryReceive(); !errors.Is(err, ErrWouldBlock) {
+		t.Fatalf("try receive while open: %v", err)
+	}
+	if err := p.client.CloseWithError(3, "bye"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.TryReceive(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("try receive after the session closed: %v", err)
+	}
+	ctx := recvCtx(t)
+	if _, err := cs.Receive(ctx); !errors.Is(err, ErrClosed) {
+		t.Fatalf("receive: %v", err)
+	}
+	if _, _, err := cs.ReceiveWithMetadata(ctx); !errors.Is(err, ErrClosed) {
+		t.Fatalf("receive with metadata: %v", err)
+	}
+	if _, err := cs.ReceiveJSONRaw(ctx); !errors.Is(err, ErrClosed) {
+		t.Fatalf("receive json: %v", err)
+	}
+	if _, _, err := cs.ReceiveStructured(ctx); !errors.Is(err, ErrClosed) {
+		t.Fatalf("receive structured: %v", err)
+	}
+	// The peer's session is closed too (by us): nothing can take its datagrams.
+	if info, err := p.server.Wait(ctx); err != nil || info.Code != 3 {
+		t.Fatalf("peer close: %+v %v", info, err)
+	}
+	if _, err := NewStream(p.server, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("stream on a closed session: %v", err)
+	}
+	if _, err := NewReliability(p.server, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("reliability on a closed session: %v", err)
+	}
+	if _, err := NewStructured(p.server, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("structured on a closed session: %v", err)
+	}
+}
+
 func TestConnectionOpenSession(t *testing.T) {
 	rt, err := NewRuntime(nil)
 	if err != nil {

@@ -48,10 +48,15 @@ pub unsafe extern "C" fn wtd_transport_config_free(config: *mut wtd_transport_co
     }
 }
 
-fn with_transport(
+/// Run a transport option setter on `config` (NULL is WTD_ERR_INVALID_ARGUMENT).
+///
+/// # Safety
+/// `config` must be NULL or a live `wtd_transport_config` not used by another thread.
+unsafe fn with_transport(
     config: *mut wtd_transport_config,
     f: impl FnOnce(&mut wtd_transport_config) -> FfiResult<()>,
 ) -> wtd_result {
+    // SAFETY: NULL or a live, unshared config (this function's contract).
     guard(|| f(unsafe { out(config, "config")? }))
 }
 
@@ -619,7 +624,8 @@ pub unsafe extern "C" fn wtd_hash_from_hex(
 ) -> wtd_result {
     guard(|| {
         let s = cstr(hex, "hex")?.trim();
-        if out_hash.is_null() || out_len < 32 {
+        let buf = out_buf(out_hash, out_len, "out_hash")?;
+        if buf.len() < 32 {
             return Err(FfiError::arg("out_hash must hold 32 bytes"));
         }
         let clean: String = s.chars().filter(|c| *c != ':').collect();
@@ -631,7 +637,7 @@ pub unsafe extern "C" fn wtd_hash_from_hex(
             *b = u8::from_str_radix(&clean[2 * i..2 * i + 2], 16)
                 .map_err(|_| FfiError::arg("not a hex digit"))?;
         }
-        std::ptr::copy_nonoverlapping(h.as_ptr(), out_hash, 32);
+        put(buf, 0, &h);
         Ok(())
     })
 }

@@ -1,7 +1,9 @@
 //! Result codes, the thread-local last error, the panic boundary and argument checks.
 
 use std::cell::RefCell;
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, c_int, CStr, CString};
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::transport::Error;
@@ -53,6 +55,126 @@ pub enum wtd_result {
 }
 
 use wtd_result::*;
+
+/// A C enum value as a C caller passed it in: the integer, not yet known to be one of
+/// `E`'s values.
+///
+/// A C caller can pass any integer where the header names an enum type (a cast, a stale
+/// constant, uninitialised memory). Received as the Rust enum, a value outside it would be
+/// undefined behaviour before our code even looks at it, so every enum parameter is
+/// received as this and checked once, with [`CEnum::get`]. Exports spell it with the
+/// aliases in [`c`], which carry the enums' names, so the header still declares those
+/// parameters as the enums.
+///
+/// Layout: a C enum whose values all fit in `int` has `int` size and passing on every
+/// ABI we target (its compatible type is `int` or `unsigned int`: x86-64 and AArch64
+/// System V, Windows x64), the same assumption `#[repr(C)] enum` makes; the bits are
+/// the same either way, so receiving a `c_int` is exact.
+#[repr(transparent)]
+pub struct CEnum<E>(c_int, PhantomData<E>);
+
+impl<E> Clone for CEnum<E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<E> Copy for CEnum<E> {}
+
+impl<E> std::fmt::Debug for CEnum<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CEnum({})", self.0)
+    }
+}
+
+/// The C enum types as exported functions receive them: `c::wtd_overflow` is
+/// `CEnum<wtd_overflow>`, and so on. Each alias has its enum's name on purpose: cbindgen
+/// names a type by the last segment of its path and resolves it to the item of that
+/// name, so a `c::wtd_overflow` parameter is declared `enum wtd_overflow` in
+/// `wtdatagram.h`, exactly as when it was received as the enum (the aliases themselves
+/// are hidden from cbindgen). `scripts/check-header.sh` catches a cbindgen that would
+/// resolve them differently.
+pub mod c {
+    /// cbindgen:ignore
+    pub type wtd_result = super::CEnum<super::wtd_result>;
+    /// cbindgen:ignore
+    pub type wtd_overflow = super::CEnum<crate::ffi::stream::wtd_overflow>;
+    /// cbindgen:ignore
+    pub type wtd_serializer = super::CEnum<crate::ffi::structured::wtd_serializer>;
+}
+
+/// A `#[repr(C)]` enum of the C ABI whose values C passes in (see [`CEnum`]).
+/// Implemented with `c_enum!`, which lists every variant.
+pub trait FromC: Copy + 'static {
+    /// The C type name, for error messages.
+    const NAME: &'static str;
+    /// Every value of the enum.
+    const VALUES: &'static [Self];
+    /// The value's C integer.
+    fn to_c(self) -> c_int;
+}
+
+impl<E: FromC> CEnum<E> {
+    /// The enum value, if the integer is one.
+    pub(crate) fn value(self) -> Option<E> {
+        E::VALUES.iter().copied().find(|v| v.to_c() == self.0)
+    }
+
+    /// The enum value, or WTD_ERR_INVALID_ARGUMENT naming `param` and the value.
+    pub(crate) fn get(self, param: &str) -> FfiResult<E> {
+        self.value().ok_or_else(|| {
+            FfiError::arg(format!(
+                "{param}: {} is not a valid {} value",
+                self.0,
+                E::NAME
+            ))
+        })
+    }
+}
+
+impl<E: FromC> From<E> for CEnum<E> {
+    fn from(e: E) -> Self {
+        CEnum(e.to_c(), PhantomData)
+    }
+}
+
+/// Implement [`FromC`] for a C ABI enum, listing all its variants. The list is checked
+/// against the enum: a variant missing here is a compile error (non-exhaustive match).
+macro_rules! c_enum {
+    ($ty:ident { $($v:ident),+ $(,)? }) => {
+        impl $crate::ffi::error::FromC for $ty {
+            const NAME: &'static str = stringify!($ty);
+            const VALUES: &'static [Self] = &[$($ty::$v),+];
+            fn to_c(self) -> ::std::ffi::c_int {
+                match self {
+                    $($ty::$v => $ty::$v as ::std::ffi::c_int),+
+                }
+            }
+        }
+    };
+}
+pub(crate) use c_enum;
+
+c_enum!(wtd_result {
+    WTD_OK,
+    WTD_ERR_INVALID_ARGUMENT,
+    WTD_ERR_PANIC,
+    WTD_ERR_TIMEOUT,
+    WTD_ERR_WOULD_BLOCK,
+    WTD_ERR_CLOSED,
+    WTD_ERR_TOO_LARGE,
+    WTD_ERR_TLS,
+    WTD_ERR_IO,
+    WTD_ERR_CONNECT,
+    WTD_ERR_REJECTED,
+    WTD_ERR_PROTOCOL,
+    WTD_ERR_NOT_SUPPORTED,
+    WTD_ERR_WOULD_DEADLOCK,
+    WTD_ERR_BUFFER_TOO_SMALL,
+    WTD_ERR_INVALID_STATE,
+    WTD_ERR_NOT_FOUND,
+    WTD_ERR_QUEUE_FULL,
+    WTD_ERR_INVALID_DATA,
+});
 
 /// An error on its way to C: a code plus the detail for `wtd_last_error`.
 #[derive(Debug)]
@@ -151,6 +273,63 @@ pub(crate) unsafe fn out<'a, T>(p: *mut T, name: &str) -> FfiResult<&'a mut T> {
         .ok_or_else(|| FfiError::arg(format!("{name} is NULL")))
 }
 
+/// Borrow an output buffer `(buf, cap)` (`cap` elements of `T`) as uninitialised memory
+/// to fill. NULL is allowed only with `cap == 0` (a size query: nothing fits); NULL with
+/// a capacity is WTD_ERR_INVALID_ARGUMENT, as the header promises for a NULL buffer.
+///
+/// # Safety
+/// `buf` must be NULL or valid for writes of `cap` elements of `T` for `'a`, and not
+/// be read or written by anything else meanwhile.
+pub(crate) unsafe fn out_buf<'a, T>(
+    buf: *mut T,
+    cap: usize,
+    name: &str,
+) -> FfiResult<&'a mut [MaybeUninit<T>]> {
+    if buf.is_null() {
+        if cap == 0 {
+            return Ok(&mut []);
+        }
+        return Err(FfiError::arg(format!(
+            "{name} is NULL but its capacity is {cap}"
+        )));
+    }
+    if cap.saturating_mul(std::mem::size_of::<T>().max(1)) > isize::MAX as usize {
+        return Err(FfiError::arg(format!(
+            "{name}: capacity {cap} is larger than any buffer"
+        )));
+    }
+    // SAFETY: non-NULL, valid for `cap` elements (the caller's contract; the size fits
+    // in isize, checked above); MaybeUninit makes no claim about the contents.
+    Ok(std::slice::from_raw_parts_mut(
+        buf.cast::<MaybeUninit<T>>(),
+        cap,
+    ))
+}
+
+/// Copy `src` into `dst` from index `at`. Panics (caught by [`guard`] as
+/// WTD_ERR_PANIC) if it does not fit: callers check sizes first.
+pub(crate) fn put<T: Copy>(dst: &mut [MaybeUninit<T>], at: usize, src: &[T]) {
+    let dst = &mut dst[at..at + src.len()];
+    // SAFETY: `dst` and `src` have the same length (the slice above checked the
+    // bounds), do not overlap (`src` is ours, `dst` the caller's buffer), and a
+    // `MaybeUninit<T>` has the layout of `T`.
+    unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().cast::<T>(), src.len()) };
+}
+
+/// Borrow a single output struct as uninitialised memory: for C structs that hold enum
+/// fields, whose current contents (written by C) may not be valid values, so no `&mut T`
+/// may be formed over them before we wrote one.
+///
+/// # Safety
+/// `p` must be NULL or valid for writes of a `T`.
+pub(crate) unsafe fn out_uninit<'a, T>(p: *mut T, name: &str) -> FfiResult<&'a mut MaybeUninit<T>> {
+    // SAFETY: NULL or valid for writes of a `T` (this function's contract); as
+    // MaybeUninit nothing is assumed about the current contents.
+    p.cast::<MaybeUninit<T>>()
+        .as_mut()
+        .ok_or_else(|| FfiError::arg(format!("{name} is NULL")))
+}
+
 /// Borrow `(data, len)`; NULL is allowed only with `len == 0`.
 ///
 /// # Safety
@@ -190,8 +369,12 @@ pub(crate) unsafe fn utf8<'a>(data: *const u8, len: usize, name: &str) -> FfiRes
 }
 
 /// A static, NUL-terminated name for a result code (e.g. "WTD_ERR_TIMEOUT"); never NULL.
+/// A value that is no wtd_result (e.g. 999) gets "WTD_ERR_UNKNOWN".
 #[no_mangle]
-pub extern "C" fn wtd_result_name(code: wtd_result) -> *const c_char {
+pub extern "C" fn wtd_result_name(code: c::wtd_result) -> *const c_char {
+    let Some(code) = code.value() else {
+        return c"WTD_ERR_UNKNOWN".as_ptr();
+    };
     let s: &'static CStr = match code {
         WTD_OK => c"WTD_OK",
         WTD_ERR_INVALID_ARGUMENT => c"WTD_ERR_INVALID_ARGUMENT",

@@ -228,12 +228,24 @@ impl Event {
 /// the event passed to a callback. Does not free `request` (the application owns it).
 #[no_mangle]
 pub unsafe extern "C" fn wtd_event_release(event: *mut wtd_event) {
+    if event.is_null() {
+        return;
+    }
     super::error::guard_value((), || {
-        if let Some(ev) = event.as_mut() {
-            if !ev.internal.is_null() {
-                drop(Box::from_raw(ev.internal as *mut CEvent));
-            }
-            *ev = wtd_event::empty(wtd_event_kind::WTD_EVENT_NONE);
+        // The application owns this memory and may have written anything into it (its
+        // enum fields need not hold valid values), so no `&wtd_event` is formed: only
+        // `internal` is read, through the raw pointer.
+        // SAFETY: `event` is non-NULL and, per the contract, points to a `wtd_event`
+        // written by wtd_runtime_next_event (or zeroed); `internal` is a pointer field,
+        // valid for any bit pattern.
+        let internal = std::ptr::addr_of!((*event).internal).read();
+        if !internal.is_null() {
+            // SAFETY: a non-NULL `internal` is the box wtd_runtime_next_event leaked for
+            // this event; it is reset below, so a second release is a no-op.
+            drop(Box::from_raw(internal as *mut CEvent));
         }
+        // SAFETY: valid for writes of a `wtd_event`; `write` neither reads nor drops
+        // the old contents.
+        event.write(wtd_event::empty(wtd_event_kind::WTD_EVENT_NONE));
     })
 }

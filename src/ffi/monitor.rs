@@ -307,12 +307,10 @@ pub unsafe extern "C" fn wtd_monitor_get_samples(
     guard(|| {
         let m = arg(monitor, "monitor")?;
         let oc = super::error::out(out_count, "out_count")?;
-        if out.is_null() && cap > 0 {
-            return Err(FfiError::arg("out is NULL but cap is not 0"));
-        }
+        let buf = out_buf(out, cap, "out")?;
         let v = m.m.get_samples(Some(cap));
-        for (i, s) in v.iter().enumerate() {
-            *out.add(i) = s.into();
+        for (slot, s) in buf.iter_mut().zip(v.iter()) {
+            slot.write(s.into());
         }
         *oc = v.len();
         Ok(())
@@ -331,13 +329,11 @@ pub unsafe extern "C" fn wtd_monitor_get_alerts(
     guard(|| {
         let m = arg(monitor, "monitor")?;
         let oc = super::error::out(out_count, "out_count")?;
-        if out.is_null() && cap > 0 {
-            return Err(FfiError::arg("out is NULL but cap is not 0"));
-        }
+        let buf = out_buf(out, cap, "out")?;
         let all = m.m.get_alerts();
         let v = &all[all.len() - cap.min(all.len())..];
-        for (i, a) in v.iter().enumerate() {
-            *out.add(i) = a.into();
+        for (slot, a) in buf.iter_mut().zip(v.iter()) {
+            slot.write(a.into());
         }
         *oc = v.len();
         Ok(())

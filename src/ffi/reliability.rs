@@ -221,7 +221,8 @@ pub unsafe extern "C" fn wtd_reliability_config_set_initial_sequence(
 
 /// Create a reliability layer on `session` (`config` may be NULL for defaults). It takes
 /// over the session's datagrams like wtd_stream_new: a session has at most one stream or
-/// layer (WTD_ERR_INVALID_STATE for a second). The session handle must outlive it.
+/// layer (WTD_ERR_INVALID_STATE for a second); WTD_ERR_CLOSED if the session is closed.
+/// The session handle must outlive it.
 /// Datagrams that arrived before this call are taken over too, unless they were already
 /// delivered as WTD_EVENT_DATAGRAM: with datagram events on, a peer that sends right
 /// after the session opens can lose its first messages to events the application does
@@ -324,6 +325,7 @@ pub unsafe extern "C" fn wtd_reliability_receive(
     guard(|| {
         let r = live(reliability)?;
         let o = out(out_len, "out_len")?;
+        let buf = out_buf(buf, cap, "buf")?;
         let m = if timeout_ms == 0 {
             match r.layer.try_receive() {
                 Some(m) => m,
@@ -333,7 +335,7 @@ pub unsafe extern "C" fn wtd_reliability_receive(
         } else {
             r.runtime.block_on(timeout_ms, r.layer.receive(None))??
         };
-        if m.len() > cap || (buf.is_null() && !m.is_empty()) {
+        if m.len() > cap {
             *o = m.len();
             let n = m.len();
             r.layer.unreceive(m);
@@ -342,9 +344,7 @@ pub unsafe extern "C" fn wtd_reliability_receive(
                 format!("message of {n} bytes does not fit in {cap}"),
             ));
         }
-        if !m.is_empty() {
-            std::ptr::copy_nonoverlapping(m.as_ptr(), buf, m.len());
-        }
+        put(buf, 0, &m);
         *o = m.len();
         Ok(())
     })
@@ -361,7 +361,7 @@ pub unsafe extern "C" fn wtd_reliability_next_report(
 ) -> wtd_result {
     guard(|| {
         let r = live(reliability)?;
-        let o = out(out_report, "out_report")?;
+        let o = out_uninit(out_report, "out_report")?;
         let rep = if timeout_ms == 0 {
             match r.layer.try_next_report() {
                 Some(x) => x,
@@ -372,7 +372,7 @@ pub unsafe extern "C" fn wtd_reliability_next_report(
             r.runtime
                 .block_on(timeout_ms, r.layer.next_report(None))??
         };
-        *o = c_report(&rep);
+        o.write(c_report(&rep));
         Ok(())
     })
 }

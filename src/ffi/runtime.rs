@@ -373,7 +373,8 @@ pub unsafe extern "C" fn wtd_runtime_new(
 
 /// Stop the runtime: sessions closed just before get up to 2 s to deliver their close
 /// capsules (and servers freed or closed just before, to close their connections after
-/// them), undelivered events are dropped (session requests in them are
+/// them; only this runtime's: closes under way on another runtime are not waited for),
+/// undelivered events are dropped (session requests in them are
 /// refused with 503), the dispatcher thread is joined, the callback's userdata_free
 /// runs, and the worker threads stop. Handles still alive afterwards answer
 /// WTD_ERR_CLOSED and must still be freed. NULL is a no-op (WTD_OK). Called from inside
@@ -404,7 +405,8 @@ pub unsafe extern "C" fn wtd_runtime_free(runtime: *mut wtd_runtime) -> wtd_resu
                 free(cb.userdata);
             }
         }
-        let flush = crate::transport::finish_closing(Duration::from_secs(2));
+        // Only this runtime's closes: another runtime's are not ours to wait for.
+        let flush = crate::transport::finish_closing_on(&inner.handle, Duration::from_secs(2));
         inner.handle.block_on(flush);
         if let Some(tokio_rt) = inner.rt.lock().take() {
             tokio_rt.shutdown_timeout(Duration::from_secs(2));
@@ -425,7 +427,8 @@ pub unsafe extern "C" fn wtd_runtime_next_event(
 ) -> wtd_result {
     guard(|| {
         let rt = arg(runtime, "runtime")?;
-        let out = out(out_event, "out_event")?;
+        // Uninitialised: the caller's event may hold anything (no &mut wtd_event over it).
+        let out = out_uninit(out_event, "out_event")?;
         if rt.inner.callback_mode() {
             return Err(FfiError::new(
                 WTD_ERR_INVALID_STATE,
@@ -444,7 +447,7 @@ pub unsafe extern "C" fn wtd_runtime_next_event(
             };
             // Events of freed sessions are skipped.
             if let Some(c) = ev.into_c() {
-                *out = c.into_owned_event();
+                out.write(c.into_owned_event());
                 return Ok(());
             }
         }

@@ -120,15 +120,16 @@ pub unsafe extern "C" fn wtd_server_local_addr(
 ) -> wtd_result {
     guard(|| {
         let s = arg(server, "server")?;
+        let buf = out_buf(buf as *mut u8, cap, "buf")?;
         let text = s.server.local_addr().to_string();
-        if buf.is_null() || cap < text.len() + 1 {
+        if buf.len() < text.len() + 1 {
             return Err(FfiError::new(
                 WTD_ERR_BUFFER_TOO_SMALL,
                 format!("address needs {} bytes", text.len() + 1),
             ));
         }
-        std::ptr::copy_nonoverlapping(text.as_ptr(), buf as *mut u8, text.len());
-        *buf.add(text.len()) = 0;
+        put(buf, 0, text.as_bytes());
+        buf[text.len()].write(0);
         Ok(())
     })
 }
@@ -143,10 +144,11 @@ pub unsafe extern "C" fn wtd_server_cert_hash(
 ) -> wtd_result {
     guard(|| {
         let s = arg(server, "server")?;
-        if out_hash.is_null() || out_len < 32 {
+        let buf = out_buf(out_hash, out_len, "out_hash")?;
+        if buf.len() < 32 {
             return Err(FfiError::arg("out_hash must hold 32 bytes"));
         }
-        std::ptr::copy_nonoverlapping(s.server.cert_sha256().as_ptr(), out_hash, 32);
+        put(buf, 0, &s.server.cert_sha256());
         Ok(())
     })
 }
@@ -203,11 +205,16 @@ pub unsafe extern "C" fn wtd_server_free(server: *mut wtd_server) {
     })
 }
 
-fn req_str(
+/// Apply a string getter to a request handle (NULL for NULL).
+///
+/// # Safety
+/// `req` must be NULL or a live request handle from this library.
+unsafe fn req_str(
     req: *const wtd_session_request,
     f: impl FnOnce(&wtd_session_request) -> *const c_char,
 ) -> *const c_char {
     guard_value(std::ptr::null(), || {
+        // SAFETY: NULL or a live request (this function's contract).
         unsafe { req.as_ref() }.map_or(std::ptr::null(), f)
     })
 }

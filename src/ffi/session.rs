@@ -167,7 +167,9 @@ pub(crate) fn make_session(
         events_mode,
     });
     if events_mode {
-        core.session.set_datagram_handler(Arc::new(EventHandler {
+        // A new session's datagrams are never claimed yet, so this cannot fail; a
+        // stream created later on this handle takes them over from the events.
+        let _ = core.session.set_datagram_handler(Arc::new(EventHandler {
             session: Arc::downgrade(&core),
             cap: cap.max(1),
             cap_bytes: core.session.shared.conn.opts.recv_queue_bytes.max(1),
@@ -302,15 +304,11 @@ pub unsafe extern "C" fn wtd_session_recv_multiple(
     guard(|| {
         let s = live(session)?;
         let oc = out(out_count, "out_count")?;
+        let buf = out_buf(buf, cap, "buf")?;
+        let lens = out_buf(lens, max_count, "lens")?;
         if max_count == 0 {
             *oc = 0;
             return Ok(());
-        }
-        if lens.is_null() {
-            return Err(FfiError::arg("lens is NULL"));
-        }
-        if buf.is_null() && cap > 0 {
-            return Err(FfiError::arg("buf is NULL but cap is not 0"));
         }
         if s.events_mode {
             return Err(FfiError::new(
@@ -320,7 +318,7 @@ pub unsafe extern "C" fn wtd_session_recv_multiple(
         }
         let first = recv_next(s, timeout_ms)?;
         if first.len() > cap {
-            *lens = first.len();
+            lens[0].write(first.len());
             let n = first.len();
             s.session.unread(first);
             return Err(FfiError::new(
@@ -341,10 +339,8 @@ pub unsafe extern "C" fn wtd_session_recv_multiple(
         }
         let mut at = 0usize;
         for (i, d) in std::iter::once(&first).chain(rest.iter()).enumerate() {
-            if !d.is_empty() {
-                std::ptr::copy_nonoverlapping(d.as_ptr(), buf.add(at), d.len());
-            }
-            *lens.add(i) = d.len();
+            put(buf, at, d);
+            lens[i].write(d.len());
             at += d.len();
         }
         *oc = 1 + rest.len();
@@ -404,9 +400,7 @@ pub unsafe extern "C" fn wtd_session_recv(
     guard(|| {
         let s = live(session)?;
         let out_len = out(out_len, "out_len")?;
-        if buf.is_null() && cap > 0 {
-            return Err(FfiError::arg("buf is NULL but cap is not 0"));
-        }
+        let buf = out_buf(buf, cap, "buf")?;
         if s.events_mode {
             return Err(FfiError::new(
                 WTD_ERR_INVALID_STATE,
@@ -423,7 +417,7 @@ pub unsafe extern "C" fn wtd_session_recv(
                 format!("datagram of {n} bytes does not fit in {cap}"),
             ));
         }
-        std::ptr::copy_nonoverlapping(d.as_ptr(), buf, d.len());
+        put(buf, 0, &d);
         *out_len = d.len();
         Ok(())
     })
@@ -483,16 +477,21 @@ pub struct wtd_close_info {
     pub reason: [c_char; 1025],
 }
 
-fn fill_close_info(out: &mut wtd_close_info, r: &CloseReason) {
+/// Write `r` into C's `wtd_close_info` (whose old contents, an enum field among them,
+/// may be anything: it is written whole, never read).
+fn fill_close_info(out: &mut std::mem::MaybeUninit<wtd_close_info>, r: &CloseReason) {
     let (kind, code, text) = close_parts(r);
     let text = crate::wire::capsule::truncate_utf8(&text, 1024);
-    out.kind = kind;
-    out.code = code;
-    out.reason_len = text.len();
+    let mut info = wtd_close_info {
+        kind,
+        code,
+        reason_len: text.len(),
+        reason: [0; 1025],
+    };
     for (i, b) in text.bytes().enumerate() {
-        out.reason[i] = b as c_char;
+        info.reason[i] = b as c_char;
     }
-    out.reason[text.len()] = 0;
+    out.write(info);
 }
 
 /// Why the session ended. WTD_ERR_INVALID_STATE while it is open.
@@ -503,7 +502,7 @@ pub unsafe extern "C" fn wtd_session_close_info(
 ) -> wtd_result {
     guard(|| {
         let s = arg(session, "session")?;
-        let o = out(out_info, "out_info")?;
+        let o = out_uninit(out_info, "out_info")?;
         let r = s
             .session
             .close_reason()
@@ -527,8 +526,8 @@ pub unsafe extern "C" fn wtd_session_wait_closed(
             Some(r) => r,
             None => s.runtime.block_on(timeout_ms, s.session.closed())?,
         };
-        if let Some(o) = out_info.as_mut() {
-            fill_close_info(o, &r);
+        if !out_info.is_null() {
+            fill_close_info(out_uninit(out_info, "out_info")?, &r);
         }
         Ok(())
     })

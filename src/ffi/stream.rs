@@ -4,6 +4,7 @@
 //! throughput); open-ended ones are JSON text (debug state, diagnostics).
 
 use std::ffi::c_char;
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +24,11 @@ pub enum wtd_overflow {
     /// Discard the oldest queued datagram.
     WTD_OVERFLOW_DROP_OLDEST = 1,
 }
+
+c_enum!(wtd_overflow {
+    WTD_OVERFLOW_DROP_NEWEST,
+    WTD_OVERFLOW_DROP_OLDEST,
+});
 
 /// Datagram stream options. Not thread-safe.
 pub struct wtd_stream_config {
@@ -185,14 +191,16 @@ pub unsafe extern "C" fn wtd_stream_config_set_queues(
     })
 }
 
-/// What a full receive queue drops.
+/// What a full receive queue drops (WTD_ERR_INVALID_ARGUMENT for a value that is no
+/// wtd_overflow).
 #[no_mangle]
 pub unsafe extern "C" fn wtd_stream_config_set_recv_overflow(
     config: *mut wtd_stream_config,
-    overflow: wtd_overflow,
+    overflow: c::wtd_overflow,
 ) -> wtd_result {
     guard(|| {
-        out(config, "config")?.cfg.recv_overflow = match overflow {
+        let c = out(config, "config")?;
+        c.cfg.recv_overflow = match overflow.get("overflow")? {
             wtd_overflow::WTD_OVERFLOW_DROP_NEWEST => Overflow::DropNewest,
             wtd_overflow::WTD_OVERFLOW_DROP_OLDEST => Overflow::DropOldest,
         };
@@ -234,7 +242,8 @@ pub unsafe extern "C" fn wtd_stream_config_set_thresholds(
 /// Create the datagram stream of `session` (`config` may be NULL for defaults). The
 /// stream takes over the session's datagrams: WTD_EVENT_DATAGRAM events stop and
 /// wtd_session_recv no longer applies. A session has at most one stream
-/// (WTD_ERR_INVALID_STATE for a second). The session handle must outlive the stream.
+/// (WTD_ERR_INVALID_STATE for a second); WTD_ERR_CLOSED if the session is closed. The
+/// session handle must outlive the stream.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_stream_new(
     session: *mut wtd_session,
@@ -422,9 +431,8 @@ pub unsafe extern "C" fn wtd_stream_send_structured(
 /// forever). WTD_ERR_TIMEOUT if none came; WTD_ERR_CLOSED once closed and drained.
 fn next(s: &wtd_stream, timeout_ms: i32) -> FfiResult<DatagramMessage> {
     if timeout_ms == 0 {
-        return match s.stream.receive_now() {
+        return match s.stream.receive_now()? {
             Some(m) => Ok(m),
-            None if s.stream.is_closed() => Err(FfiError::new(WTD_ERR_CLOSED, "stream closed")),
             None => Err(FfiError::new(WTD_ERR_TIMEOUT, "no datagram queued")),
         };
     }
@@ -433,31 +441,29 @@ fn next(s: &wtd_stream, timeout_ms: i32) -> FfiResult<DatagramMessage> {
 }
 
 /// Copy `m` into `buf` or put it back: BUFFER_TOO_SMALL sets `*out_len` to its size.
-unsafe fn deliver(
+fn deliver(
     s: &wtd_stream,
     m: DatagramMessage,
-    buf: *mut u8,
-    cap: usize,
+    buf: &mut [MaybeUninit<u8>],
     out_len: &mut usize,
 ) -> FfiResult<DatagramMessage> {
-    if m.data.len() > cap || (buf.is_null() && !m.data.is_empty()) {
+    if m.data.len() > buf.len() {
         *out_len = m.data.len();
         let n = m.data.len();
         s.stream.unreceive(m);
         return Err(FfiError::new(
             WTD_ERR_BUFFER_TOO_SMALL,
-            format!("datagram of {n} bytes does not fit in {cap}"),
+            format!("datagram of {n} bytes does not fit in {}", buf.len()),
         ));
     }
-    if !m.data.is_empty() {
-        std::ptr::copy_nonoverlapping(m.data.as_ptr(), buf, m.data.len());
-    }
+    put(buf, 0, &m.data);
     *out_len = m.data.len();
     Ok(m)
 }
 
 /// Receive the next datagram into `buf`, waiting up to `timeout_ms` (0: no wait,
-/// negative: forever). WTD_ERR_TIMEOUT when none came. If it does not fit, it stays
+/// negative: forever). WTD_ERR_TIMEOUT when none came; WTD_ERR_CLOSED once the stream
+/// (or its session) is closed and nothing is queued. If it does not fit, it stays
 /// queued, `*out_len` gets its size and WTD_ERR_BUFFER_TOO_SMALL is returned.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_stream_receive(
@@ -470,12 +476,14 @@ pub unsafe extern "C" fn wtd_stream_receive(
     guard(|| {
         let s = live(stream)?;
         let o = out(out_len, "out_len")?;
+        let buf = out_buf(buf, cap, "buf")?;
         let m = next(s, timeout_ms)?;
-        deliver(s, m, buf, cap, o).map(drop)
+        deliver(s, m, buf, o).map(drop)
     })
 }
 
-/// Receive without waiting: WTD_ERR_WOULD_BLOCK when nothing is queued.
+/// Receive without waiting: WTD_ERR_WOULD_BLOCK when nothing is queued,
+/// WTD_ERR_CLOSED when nothing is queued and the stream (or its session) is closed.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_stream_try_receive(
     stream: *const wtd_stream,
@@ -486,11 +494,12 @@ pub unsafe extern "C" fn wtd_stream_try_receive(
     guard(|| {
         let s = live(stream)?;
         let o = out(out_len, "out_len")?;
+        let buf = out_buf(buf, cap, "buf")?;
         let m = s
             .stream
-            .receive_now()
+            .receive_now()?
             .ok_or_else(|| FfiError::new(WTD_ERR_WOULD_BLOCK, "no datagram queued"))?;
-        deliver(s, m, buf, cap, o).map(drop)
+        deliver(s, m, buf, o).map(drop)
     })
 }
 
@@ -498,7 +507,7 @@ pub unsafe extern "C" fn wtd_stream_try_receive(
 /// first, then takes what is queued. They are packed back to back into `buf`, with
 /// their sizes in `lens[0..*out_count]`. A datagram that does not fit stays queued for
 /// the next call; if not even the first fits, WTD_ERR_BUFFER_TOO_SMALL with `lens[0]`
-/// set to its size.
+/// set to its size. Errors as wtd_stream_receive.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_stream_receive_multiple(
     stream: *const wtd_stream,
@@ -512,33 +521,31 @@ pub unsafe extern "C" fn wtd_stream_receive_multiple(
     guard(|| {
         let s = live(stream)?;
         let oc = out(out_count, "out_count")?;
+        let buf = out_buf(buf, cap, "buf")?;
+        let lens = out_buf(lens, max_count, "lens")?;
         if max_count == 0 {
             *oc = 0;
             return Ok(());
-        }
-        if lens.is_null() {
-            return Err(FfiError::arg("lens is NULL"));
         }
         let first = next(s, timeout_ms)?;
         let mut used = 0usize;
         let mut n = 0usize;
         let mut m = Some(first);
         while let Some(msg) = m.take() {
-            if used + msg.data.len() > cap || buf.is_null() && !msg.data.is_empty() {
+            if used + msg.data.len() > cap {
                 if n == 0 {
-                    *lens = msg.data.len();
+                    lens[0].write(msg.data.len());
                 }
                 s.stream.unreceive(msg);
                 break;
             }
-            if !msg.data.is_empty() {
-                std::ptr::copy_nonoverlapping(msg.data.as_ptr(), buf.add(used), msg.data.len());
-            }
-            *lens.add(n) = msg.data.len();
+            put(buf, used, &msg.data);
+            lens[n].write(msg.data.len());
             used += msg.data.len();
             n += 1;
             if n < max_count {
-                m = s.stream.receive_now();
+                // A close after the first one ends the batch; the next call reports it.
+                m = s.stream.receive_now().ok().flatten();
             }
         }
         if n == 0 {
@@ -566,7 +573,8 @@ pub unsafe extern "C" fn wtd_stream_receive_with_metadata(
         let s = live(stream)?;
         let o = out(out_len, "out_len")?;
         let meta = out(out_meta, "out_meta")?;
-        let m = deliver(s, next(s, timeout_ms)?, buf, cap, o)?;
+        let buf = out_buf(buf, cap, "buf")?;
+        let m = deliver(s, next(s, timeout_ms)?, buf, o)?;
         *meta = wtd_datagram_metadata {
             sequence: m.sequence,
             received_at: m
@@ -596,12 +604,13 @@ pub unsafe extern "C" fn wtd_stream_receive_json(
     guard(|| {
         let s = live(stream)?;
         let o = out(out_len, "out_len")?;
+        let buf = out_buf(buf as *mut u8, cap, "buf")?;
         let m = next(s, timeout_ms)?;
         if let Err(e) = datagram::message::decode_json(&m.data) {
             s.stream.count_receive_error();
             return Err(FfiError::new(WTD_ERR_INVALID_DATA, e.to_string()));
         }
-        deliver(s, m, buf as *mut u8, cap, o).map(drop)
+        deliver(s, m, buf, o).map(drop)
     })
 }
 
@@ -625,6 +634,8 @@ pub unsafe extern "C" fn wtd_stream_receive_structured(
         let s = live(stream)?;
         let otl = out(out_type_len, "out_type_len")?;
         let opl = out(out_payload_len, "out_payload_len")?;
+        let type_buf = out_buf(type_buf as *mut u8, type_cap, "type_buf")?;
+        let payload_buf = out_buf(payload_buf, payload_cap, "payload_buf")?;
         let m = next(s, timeout_ms)?;
         let (ty, payload) = match datagram::message::decode_structured(&m.data) {
             Ok(x) => x,
@@ -633,11 +644,7 @@ pub unsafe extern "C" fn wtd_stream_receive_structured(
                 return Err(FfiError::new(WTD_ERR_INVALID_DATA, e.to_string()));
             }
         };
-        if type_buf.is_null()
-            || type_cap < ty.len() + 1
-            || payload.len() > payload_cap
-            || (payload_buf.is_null() && !payload.is_empty())
-        {
+        if type_cap < ty.len() + 1 || payload.len() > payload_cap {
             *otl = ty.len();
             *opl = payload.len();
             s.stream.unreceive(m);
@@ -646,11 +653,9 @@ pub unsafe extern "C" fn wtd_stream_receive_structured(
                 "type or payload buffer too small",
             ));
         }
-        std::ptr::copy_nonoverlapping(ty.as_ptr(), type_buf as *mut u8, ty.len());
-        *type_buf.add(ty.len()) = 0;
-        if !payload.is_empty() {
-            std::ptr::copy_nonoverlapping(payload.as_ptr(), payload_buf, payload.len());
-        }
+        put(type_buf, 0, ty.as_bytes());
+        type_buf[ty.len()].write(0);
+        put(payload_buf, 0, &payload);
         *otl = ty.len();
         *opl = payload.len();
         Ok(())
@@ -667,8 +672,8 @@ pub unsafe extern "C" fn wtd_stream_is_closed(stream: *const wtd_stream) -> bool
     })
 }
 
-/// Close the stream: queued datagrams are discarded, waiting calls return
-/// WTD_ERR_CLOSED. The session stays open.
+/// Close the stream: queued datagrams are discarded (both ways), waiting calls and every
+/// receive from now on return WTD_ERR_CLOSED. The session stays open.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_stream_close(stream: *const wtd_stream) -> wtd_result {
     guard(|| {
@@ -764,21 +769,18 @@ pub unsafe extern "C" fn wtd_stream_receive_buffer_size(stream: *const wtd_strea
     })
 }
 
-unsafe fn write_text(
-    text: &str,
-    buf: *mut c_char,
-    cap: usize,
-    out_len: &mut usize,
-) -> FfiResult<()> {
+/// Write `text` NUL-terminated into `buf`; `*out_len` gets its length (without the
+/// NUL) whether it fits or not.
+fn write_text(text: &str, buf: &mut [MaybeUninit<u8>], out_len: &mut usize) -> FfiResult<()> {
     *out_len = text.len();
-    if buf.is_null() || cap < text.len() + 1 {
+    if buf.len() < text.len() + 1 {
         return Err(FfiError::new(
             WTD_ERR_BUFFER_TOO_SMALL,
             format!("needs {} bytes", text.len() + 1),
         ));
     }
-    std::ptr::copy_nonoverlapping(text.as_ptr(), buf as *mut u8, text.len());
-    *buf.add(text.len()) = 0;
+    put(buf, 0, text.as_bytes());
+    buf[text.len()].write(0);
     Ok(())
 }
 
@@ -795,7 +797,8 @@ pub unsafe extern "C" fn wtd_stream_debug_state(
     guard(|| {
         let s = arg(stream, "stream")?;
         let o = out(out_len, "out_len")?;
-        write_text(&s.stream.debug_state().to_string(), buf, cap, o)
+        let buf = out_buf(buf as *mut u8, cap, "buf")?;
+        write_text(&s.stream.debug_state().to_string(), buf, o)
     })
 }
 
@@ -813,11 +816,12 @@ pub unsafe extern "C" fn wtd_stream_diagnose(
     guard(|| {
         let s = arg(stream, "stream")?;
         let o = out(out_len, "out_len")?;
+        let buf = out_buf(buf as *mut u8, cap, "buf")?;
         let findings = s.stream.diagnose_issues();
         if let Some(c) = out_count.as_mut() {
             *c = findings.len();
         }
-        write_text(&serde_json::Value::from(findings).to_string(), buf, cap, o)
+        write_text(&serde_json::Value::from(findings).to_string(), buf, o)
     })
 }
 
@@ -855,15 +859,16 @@ pub unsafe extern "C" fn wtd_heartbeat_create(
 ) -> wtd_result {
     guard(|| {
         let o = out(out_len, "out_len")?;
+        let buf = out_buf(buf, cap, "buf")?;
         let hb = datagram::create_heartbeat_datagram();
-        if buf.is_null() || cap < hb.len() {
+        if buf.len() < hb.len() {
             *o = hb.len();
             return Err(FfiError::new(
                 WTD_ERR_BUFFER_TOO_SMALL,
                 format!("needs {} bytes", hb.len()),
             ));
         }
-        std::ptr::copy_nonoverlapping(hb.as_ptr(), buf, hb.len());
+        put(buf, 0, &hb);
         *o = hb.len();
         Ok(())
     })

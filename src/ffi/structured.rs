@@ -36,6 +36,12 @@ pub enum wtd_serializer {
     WTD_SERIALIZER_JSON_COMPACT = 2,
 }
 
+c_enum!(wtd_serializer {
+    WTD_SERIALIZER_JSON,
+    WTD_SERIALIZER_MSGPACK,
+    WTD_SERIALIZER_JSON_COMPACT,
+});
+
 /// What was wrong with a received datagram.
 #[repr(C)]
 #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
@@ -135,11 +141,13 @@ fn c_error(e: &StructuredError) -> wtd_structured_error {
 /// wtd_structured_register_type). The transport takes over the session's datagrams:
 /// a session's datagrams have exactly one owner, so a second transport, a wtd_stream
 /// or another datagram layer on the same session fails with WTD_ERR_INVALID_STATE
-/// (and DATAGRAM events stop). The session handle must outlive the transport.
+/// (and DATAGRAM events stop). WTD_ERR_CLOSED if the session is closed,
+/// WTD_ERR_INVALID_ARGUMENT for a `serializer` that is no wtd_serializer. The session
+/// handle must outlive the transport.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_structured_new(
     session: *mut wtd_session,
-    serializer: wtd_serializer,
+    serializer: c::wtd_serializer,
     queue_size: usize,
     out_structured: *mut *mut wtd_structured,
 ) -> wtd_result {
@@ -152,7 +160,7 @@ pub unsafe extern "C" fn wtd_structured_new(
                 "the session's runtime has been freed",
             ));
         }
-        let ser: Arc<dyn Serializer> = match serializer {
+        let ser: Arc<dyn Serializer> = match serializer.get("serializer")? {
             wtd_serializer::WTD_SERIALIZER_JSON => Arc::new(JsonSerializer::new()),
             wtd_serializer::WTD_SERIALIZER_MSGPACK => Arc::new(MsgPackSerializer),
             wtd_serializer::WTD_SERIALIZER_JSON_COMPACT => Arc::new(JsonSerializer::compact()),
@@ -259,20 +267,19 @@ pub unsafe extern "C" fn wtd_structured_receive(
         let s = live(structured)?;
         let oid = out(out_type_id, "out_type_id")?;
         let olen = out(out_len, "out_len")?;
+        let buf = out_buf(buf, cap, "buf")?;
         let o = next_obj(s, timeout_ms)?;
         let n = o.payload.len();
         *oid = o.type_id;
         *olen = n;
-        if n > cap || (buf.is_null() && n > 0) {
+        if n > cap {
             s.t.unreceive(o);
             return Err(FfiError::new(
                 WTD_ERR_BUFFER_TOO_SMALL,
                 format!("object of {n} bytes does not fit in {cap}"),
             ));
         }
-        if n > 0 {
-            std::ptr::copy_nonoverlapping(o.payload.as_ptr(), buf, n);
-        }
+        put(buf, 0, &o.payload);
         Ok(())
     })
 }
@@ -289,7 +296,7 @@ pub unsafe extern "C" fn wtd_structured_next_error(
 ) -> wtd_result {
     guard(|| {
         let s = live(structured)?;
-        let o = out(out_error, "out_error")?;
+        let o = out_uninit(out_error, "out_error")?;
         let e = if timeout_ms == 0 {
             match s.t.try_next_error() {
                 Some(e) => e,
@@ -301,7 +308,7 @@ pub unsafe extern "C" fn wtd_structured_next_error(
         } else {
             s.runtime.block_on(timeout_ms, s.t.next_error(None))??
         };
-        *o = c_error(&e);
+        o.write(c_error(&e));
         Ok(())
     })
 }

@@ -17,8 +17,8 @@ pub use endpoint::SocketBuffers;
 pub use limits::ServerStats;
 pub use server::{Server, SessionRequest};
 pub use session::{
-    finish_closing, release_outside_lock, CloseReason, DatagramHandler, RequestInfo, Session,
-    SessionStats,
+    finish_closing, finish_closing_on, release_outside_lock, CloseReason, DatagramHandler,
+    RequestInfo, Session, SessionStats,
 };
 
 pub use crate::wire::settings::Dialect;

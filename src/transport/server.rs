@@ -182,7 +182,7 @@ impl Server {
         let conns = self.conns.clone();
         // Counted like a session close, so `finish_closing` waits for the connections
         // to be closed (a runtime shut down with them open would just go silent).
-        let closing = ClosingGuard::new(None);
+        let closing = ClosingGuard::new(&self.rt, None);
         self.rt.spawn(async move {
             let start = tokio::time::Instant::now();
             let capsules_by = start + CLOSE_CAPSULES_WAIT;

@@ -227,7 +227,8 @@ struct State {
     close: Option<CloseReason>,
     handler: Option<Arc<dyn DatagramHandler>>,
     close_hooks: Vec<CloseHook>,
-    /// A datagram stream owns this session's datagrams.
+    /// A single owner (a datagram stream) claimed this session's datagrams with
+    /// [`Session::claim_datagrams`]: `handler` is its, and stays its.
     claimed: bool,
     draining: bool,
     /// Threads outside the runtime waiting in [`Session::recv_blocking`].
@@ -574,41 +575,83 @@ impl Drop for SessionGuard {
 const PEER_CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// Session closes whose capsule is still on its way, and closing servers still waiting
-/// for theirs (see [`finish_closing`]).
-static CLOSING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// for theirs, per tokio runtime (the one their tasks run on; see [`finish_closing`]):
+/// a runtime that shuts down waits for its own closes only, never for another
+/// runtime's. Entries are removed when their count drops to 0, so this holds at most
+/// one entry per runtime with a close in flight.
+static CLOSING: parking_lot::Mutex<Vec<(tokio::runtime::Id, usize)>> =
+    parking_lot::Mutex::new(Vec::new());
 
-/// Counts one in-flight close, in the process (for [`finish_closing`]) and on its
+/// Closes in flight on the runtime `rt`.
+pub(crate) fn closes_in_flight_on(rt: &tokio::runtime::Handle) -> usize {
+    let id = rt.id();
+    CLOSING
+        .lock()
+        .iter()
+        .find(|(r, _)| *r == id)
+        .map_or(0, |(_, n)| *n)
+}
+
+/// Counts one in-flight close on its runtime (for [`finish_closing`]) and on its
 /// connection, if any (for a closing server, which waits for the closes on its
 /// connections); dropping it (the task finished, or was dropped unrun because the
 /// runtime is gone) uncounts it.
-pub(crate) struct ClosingGuard(Option<Arc<ConnInner>>);
+pub(crate) struct ClosingGuard {
+    rt: tokio::runtime::Id,
+    conn: Option<Arc<ConnInner>>,
+}
 
 impl ClosingGuard {
-    pub(crate) fn new(conn: Option<Arc<ConnInner>>) -> ClosingGuard {
-        CLOSING.fetch_add(1, Relaxed);
+    /// Count a close whose task runs on `rt`.
+    pub(crate) fn new(rt: &tokio::runtime::Handle, conn: Option<Arc<ConnInner>>) -> ClosingGuard {
+        let id = rt.id();
+        {
+            let mut closing = CLOSING.lock();
+            match closing.iter_mut().find(|(r, _)| *r == id) {
+                Some((_, n)) => *n += 1,
+                None => closing.push((id, 1)),
+            }
+        }
         if let Some(c) = &conn {
             c.closes_in_flight.fetch_add(1, Relaxed);
         }
-        ClosingGuard(conn)
+        ClosingGuard { rt: id, conn }
     }
 }
 
 impl Drop for ClosingGuard {
     fn drop(&mut self) {
-        if let Some(c) = &self.0 {
+        if let Some(c) = &self.conn {
             c.closes_in_flight.fetch_sub(1, Relaxed);
         }
-        CLOSING.fetch_sub(1, Relaxed);
+        let mut closing = CLOSING.lock();
+        if let Some(i) = closing.iter().position(|(r, _)| *r == self.rt) {
+            closing[i].1 -= 1;
+            if closing[i].1 == 0 {
+                closing.swap_remove(i);
+            }
+        }
     }
 }
 
-/// Wait, at most `limit`, until every session closed by this process has delivered its
-/// CLOSE_WEBTRANSPORT_SESSION capsule (or given up), and every closing server has closed
-/// its connections (see [`Server::close`](super::Server::close)). Call before shutting
-/// the runtime down so peers see the close code and reason instead of a dead connection.
+/// Wait, at most `limit`, until every session closed on the runtime this is awaited on
+/// has delivered its CLOSE_WEBTRANSPORT_SESSION capsule (or given up), and every server
+/// of that runtime that is closing has closed its connections (see
+/// [`Server::close`](super::Server::close)). Call before shutting the runtime down so
+/// peers see the close code and reason instead of a dead connection. Closes on other
+/// runtimes are not waited for (see [`finish_closing_on`]).
+///
+/// # Panics
+/// Outside a tokio runtime (like `tokio::time::sleep`).
 pub async fn finish_closing(limit: Duration) {
+    finish_closing_on(&tokio::runtime::Handle::current(), limit).await
+}
+
+/// Like [`finish_closing`], for the closes of the runtime `rt` (sessions whose
+/// connection runs on it, servers bound on it), wherever this is awaited.
+pub async fn finish_closing_on(rt: &tokio::runtime::Handle, limit: Duration) {
     let deadline = tokio::time::Instant::now() + limit;
-    while CLOSING.load(Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+    while closes_in_flight_on(rt) > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
@@ -631,7 +674,7 @@ fn close_session(
     let s = shared.clone();
     let keep_connection = conn_guard.clone();
     let capsule = Capsule::Close { code, reason }.encode_in_data_frame();
-    let closing = ClosingGuard::new(Some(shared.conn.clone()));
+    let closing = ClosingGuard::new(&shared.conn.rt, Some(shared.conn.clone()));
     // Spawning fails only when the runtime is shutting down; the connection dies anyway.
     s.conn.rt.clone().spawn(async move {
         if let Some(mut send) = s.send.lock().await.take() {
@@ -921,17 +964,37 @@ impl Session {
         }
     }
 
-    /// Send datagrams to `handler` from now on. Datagrams already queued are handed to
-    /// it first, in order; if the session already closed, `on_closed` follows at once.
-    pub fn set_datagram_handler(&self, handler: Arc<dyn DatagramHandler>) {
+    /// Send datagrams to `handler` from now on, instead of the session's queue (it
+    /// replaces a handler set before with this method). Datagrams already queued are
+    /// handed to it first, in order; if the session already closed, `on_closed` follows
+    /// at once.
+    ///
+    /// The handler is the session's default route, not an owner: a later
+    /// [`claim_datagrams`](Self::claim_datagrams) (a datagram stream, or a layer built on
+    /// one) takes the datagrams over from it. Once they are claimed, this fails with
+    /// [`Error::InvalidState`] and changes nothing: a session's datagrams have one owner,
+    /// and a handler never silently takes them from it.
+    pub fn set_datagram_handler(&self, handler: Arc<dyn DatagramHandler>) -> Result<(), Error> {
         let mut st = self.shared.state.lock();
+        if st.claimed {
+            return Err(Error::InvalidState(
+                "this session's datagrams belong to a datagram stream".into(),
+            ));
+        }
         Self::install_handler(&self.shared, &mut st, handler);
+        Ok(())
     }
 
-    /// Like [`set_datagram_handler`](Self::set_datagram_handler), for a single exclusive
-    /// owner (a datagram stream): fails if the datagrams were claimed before.
+    /// Make `handler` the single exclusive owner of the session's datagrams (a datagram
+    /// stream): like [`set_datagram_handler`](Self::set_datagram_handler), replacing a
+    /// handler set with it, but for good. Fails with [`Error::Closed`] if the session
+    /// is closed (nothing would ever arrive) and with [`Error::InvalidState`] if the
+    /// datagrams were claimed before; either way nothing changes.
     pub fn claim_datagrams(&self, handler: Arc<dyn DatagramHandler>) -> Result<(), Error> {
         let mut st = self.shared.state.lock();
+        if let Some(r) = &st.close {
+            return Err(Error::Closed(r.clone()));
+        }
         if st.claimed {
             return Err(Error::InvalidState(
                 "this session's datagrams already belong to a datagram stream".into(),
@@ -1029,5 +1092,96 @@ impl Session {
     /// as RFC 9297 allows).
     pub fn connection_unknown_session_datagrams(&self) -> u64 {
         self.shared.conn.unknown_datagrams.load(Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::{Client, ClientConfig, Server, ServerConfig, Verify};
+
+    /// Every wait is bounded by this safety net (never a timing assertion).
+    const LIMIT: Duration = Duration::from_secs(20);
+
+    fn multi_thread() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    }
+
+    /// Runtime B has a session close in flight, held open by a peer that does not answer
+    /// (its runtime is not driven). Waiting for runtime A's closes returns at once,
+    /// with B's close still counted; B's own wait ends once the peer answers.
+    #[test]
+    fn finish_closing_waits_only_for_its_own_runtime() {
+        let peer_rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (rt_a, rt_b) = (multi_thread(), multi_thread());
+        let server = {
+            let _in = peer_rt.enter();
+            Server::bind(ServerConfig::default()).expect("bind")
+        };
+        let client = {
+            let _in = rt_b.enter();
+            Client::new(ClientConfig {
+                verify: Verify::Hashes(vec![server.cert_sha256()]),
+                ..Default::default()
+            })
+            .expect("client")
+        };
+        let url = format!("https://127.0.0.1:{}/held", server.local_addr().port());
+        let open = rt_b.spawn({
+            let client = client.clone();
+            async move { client.open_session(&url).await }
+        });
+        // The peer runs only inside this block_on: it accepts, then falls silent.
+        let (peer, session) = peer_rt.block_on(async {
+            tokio::time::timeout(LIMIT, async {
+                let req = server.accept().await.expect("request");
+                let peer = req.accept().await.expect("accept");
+                let session = open.await.expect("task").expect("open");
+                (peer, session)
+            })
+            .await
+            .expect("safety limit")
+        });
+
+        session.close(9, "held");
+        assert_eq!(closes_in_flight_on(rt_b.handle()), 1);
+        assert_eq!(closes_in_flight_on(rt_a.handle()), 0);
+
+        // A waits for A's closes only: there are none, so this returns while B's
+        // close is still held open by the silent peer. (With one count for the whole
+        // process it would only return once B's close had given up: count 0.)
+        rt_a.block_on(finish_closing_on(rt_a.handle(), LIMIT));
+        rt_a.block_on(async { finish_closing(LIMIT).await });
+        assert_eq!(
+            closes_in_flight_on(rt_b.handle()),
+            1,
+            "runtime A waited for runtime B's close"
+        );
+
+        // B's wait ends when its close does: let the peer run until then.
+        peer_rt.block_on(async {
+            tokio::time::timeout(LIMIT, finish_closing_on(rt_b.handle(), LIMIT))
+                .await
+                .expect("safety limit")
+        });
+        assert_eq!(closes_in_flight_on(rt_b.handle()), 0);
+        assert_eq!(
+            peer.close_reason(),
+            Some(CloseReason::Remote {
+                code: 9,
+                reason: "held".into()
+            }),
+            "the peer got the close capsule"
+        );
+        drop((peer, session, client));
+        let _in = peer_rt.enter();
+        drop(server);
     }
 }

@@ -11,7 +11,8 @@
  *  - Exception: calls whose purpose is to *wait for something to arrive* (receive/recv,
  *    Runtime::next_event, Session::wait_closed, next_report, next_error, try_receive)
  *    return std::optional and give std::nullopt when nothing came in time
- *    (WTD_ERR_TIMEOUT, and WTD_ERR_WOULD_BLOCK for try_*); every other failure throws.
+ *    (WTD_ERR_TIMEOUT, and WTD_ERR_WOULD_BLOCK for try_*); every other failure throws,
+ *    WTD_ERR_CLOSED among them once the handle is closed and nothing is left to take.
  *  - Calling a method on a moved-from (empty) handle throws Error(WTD_ERR_INVALID_ARGUMENT)
  *    (the C ABI's answer for NULL handles).
  *  - Destructors never throw. Runtime::close() reports a failure of wtd_runtime_free
@@ -856,7 +857,8 @@ public:
             return wtd_stream_receive(s, b, c, n, timeout_ms);
         });
     }
-    // nullopt when nothing is queued.
+    // nullopt when nothing is queued; throws (WTD_ERR_CLOSED) when nothing is queued and
+    // the stream or its session is closed.
     std::optional<std::vector<uint8_t>> try_receive() const {
         wtd_stream *s = raw();
         return detail::receive_vec(2048, [&](uint8_t *b, size_t c, size_t *n) {
