@@ -1480,7 +1480,7 @@ static void case9_enums(wtd_client *client) {
     /* wtd_serializer: refused before the transport claims the session's datagrams. */
     s = case9_open(client, "/echo/c9-serializer");
     if (s) {
-        const int bad_serializer[] = {2, 7, -1, 1000};
+        const int bad_serializer[] = {3, 7, -1, 1000};
         for (size_t i = 0; i < sizeof bad_serializer / sizeof bad_serializer[0]; i++) {
             char v[16];
             snprintf(v, sizeof v, "%d", bad_serializer[i]);
