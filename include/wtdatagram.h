@@ -180,6 +180,17 @@ typedef struct wtd_client wtd_client;
 // Client options. Not thread-safe.
 typedef struct wtd_client_config wtd_client_config;
 
+// A connection to a NATS bus that reconnects by itself. Thread-safe.
+typedef struct wtd_cluster wtd_cluster;
+
+// A broadcaster joined to a channel of a cluster: wtd_cluster_broadcaster_broadcast
+// reaches its local members and every other node's. Thread-safe.
+typedef struct wtd_cluster_broadcaster wtd_cluster_broadcaster;
+
+// Options of a cluster (its NATS connection). Not thread-safe: build on one thread,
+// then pass to wtd_cluster_new, which copies them.
+typedef struct wtd_cluster_config wtd_cluster_config;
+
 // An HTTP/3 connection to a server; open several sessions on it. Thread-safe.
 typedef struct wtd_connection wtd_connection;
 
@@ -227,6 +238,55 @@ typedef struct wtd_structured wtd_structured;
 
 // Transport and session options shared by servers and clients.
 typedef struct wtd_transport_config wtd_transport_config;
+
+// Counters of a cluster's connection (wtd_cluster_get_stats).
+typedef struct wtd_cluster_stats {
+  // Successful connections, the first included.
+  uint64_t connects;
+  // Connections after the first (each followed a disconnection).
+  uint64_t reconnects;
+  // Times the connection was lost.
+  uint64_t disconnects;
+  // The server's max_payload (1 MiB by default); 0 before the first connection.
+  uint64_t max_payload;
+  // Whether the connection is up now.
+  bool connected;
+} wtd_cluster_stats;
+
+// Counters of a joined channel (wtd_cluster_broadcaster_get_stats).
+typedef struct wtd_cluster_broadcaster_stats {
+  // Broadcast calls carried out.
+  uint64_t broadcasts;
+  // Broadcasts handed to the NATS client for sending.
+  uint64_t published;
+  // Broadcasts not published (bus down or not yet up, send queue full, over the
+  // server's max_payload); each was still delivered locally.
+  uint64_t bus_failures;
+  // Other broadcasters' messages received from the bus.
+  uint64_t received;
+  // Messages on the channel's subject not in this library's format (dropped).
+  uint64_t received_invalid;
+  // Other broadcasters' messages known to be missed (gaps in their sequence).
+  uint64_t received_gaps;
+  // Deliveries to local members (accepted datagrams), local and from the bus.
+  uint64_t delivered_local;
+  // The part of delivered_local that came from the bus.
+  uint64_t delivered_from_bus;
+  // Reconnections of the cluster's connection since this broadcaster joined.
+  uint64_t reconnects;
+  // Bus round trips measured (own messages that came back).
+  uint64_t rtt_samples;
+  // Bus round trip in microseconds: last, smoothed (1/8 weight), minimum, maximum.
+  uint64_t rtt_last_us;
+  uint64_t rtt_avg_us;
+  uint64_t rtt_min_us;
+  uint64_t rtt_max_us;
+  // Whether the connection is up now.
+  bool bus_connected;
+  // Whether an own message came back since the connection was last made (the
+  // subscription is live on the server).
+  bool bus_ready;
+} wtd_cluster_broadcaster_stats;
 
 // A request header for wtd_connection_open_session / wtd_client_open_session.
 typedef struct wtd_header {
@@ -560,6 +620,165 @@ enum wtd_result wtd_broadcaster_broadcast(const struct wtd_broadcaster *broadcas
 
 // Empty the set and refuse new members (WTD_ERR_INVALID_STATE) from now on.
 enum wtd_result wtd_broadcaster_shutdown(const struct wtd_broadcaster *broadcaster);
+
+// Create cluster options with defaults: no URL yet (add at least one), subject prefix
+// "wtd.bcast", no credentials, TLS only for tls:// URLs, connect timeout 2000 ms,
+// reconnect delay backing off up to 2000 ms (attempts never stop), wait for the first
+// connection, ping every 10000 ms, publish queue 2048, receive queue 65536 per channel.
+enum wtd_result wtd_cluster_config_new(struct wtd_cluster_config **out_config);
+
+// Free cluster options; NULL is a no-op.
+void wtd_cluster_config_free(struct wtd_cluster_config *config);
+
+// Add a NATS server URL ("nats://host:port", "tls://host:port" or "host:port"). Call
+// once per server; the client moves to another when one fails (servers the NATS
+// cluster advertises are used too). The URL is checked by wtd_cluster_new.
+enum wtd_result wtd_cluster_config_add_url(struct wtd_cluster_config *config, const char *url);
+
+// The connection's name, shown by the server's monitoring.
+enum wtd_result wtd_cluster_config_set_name(struct wtd_cluster_config *config, const char *name);
+
+// Subjects are "<prefix>.<channel>"; prefix: dot-separated tokens of A-Z a-z 0-9 _ -
+// (checked by wtd_cluster_new). Default "wtd.bcast". Nodes of one cluster must agree.
+enum wtd_result wtd_cluster_config_set_subject_prefix(struct wtd_cluster_config *config,
+                                                      const char *prefix);
+
+// Authenticate with a user name and password (replaces other credentials).
+enum wtd_result wtd_cluster_config_set_user_password(struct wtd_cluster_config *config,
+                                                     const char *user,
+                                                     const char *password);
+
+// Authenticate with a token (replaces other credentials).
+enum wtd_result wtd_cluster_config_set_token(struct wtd_cluster_config *config, const char *token);
+
+// Authenticate with an NKey seed ("SU...") (replaces other credentials).
+enum wtd_result wtd_cluster_config_set_nkey_seed(struct wtd_cluster_config *config,
+                                                 const char *seed);
+
+// Authenticate with a .creds file (user JWT and NKey seed), read by wtd_cluster_new
+// (replaces other credentials).
+enum wtd_result wtd_cluster_config_set_credentials_file(struct wtd_cluster_config *config,
+                                                        const char *path);
+
+// Refuse servers that do not offer TLS (tls:// URLs require it anyway). Default false.
+enum wtd_result wtd_cluster_config_set_tls_required(struct wtd_cluster_config *config,
+                                                    bool required);
+
+// Start TLS before the server's INFO (servers with handshake_first); implies TLS
+// required. Default false.
+enum wtd_result wtd_cluster_config_set_tls_first(struct wtd_cluster_config *config, bool first);
+
+// Trust the CA certificates of this PEM file (default: the system's roots).
+enum wtd_result wtd_cluster_config_set_tls_root_certificates(struct wtd_cluster_config *config,
+                                                             const char *pem_path);
+
+// Present this client certificate chain and key (PEM files) to servers that verify
+// clients.
+enum wtd_result wtd_cluster_config_set_tls_client_certificate(struct wtd_cluster_config *config,
+                                                              const char *cert_path,
+                                                              const char *key_path);
+
+// Bound on one connection attempt to one server (1..=600000). Default 2000.
+enum wtd_result wtd_cluster_config_set_connect_timeout_ms(struct wtd_cluster_config *config,
+                                                          uint32_t ms);
+
+// Longest pause between reconnection attempts (1..=600000); they back off from 0 to
+// this and never stop. Default 2000.
+enum wtd_result wtd_cluster_config_set_reconnect_delay_max_ms(struct wtd_cluster_config *config,
+                                                              uint32_t ms);
+
+// How often the client pings the server (1..=600000); two unanswered pings end the
+// connection. Default 10000.
+enum wtd_result wtd_cluster_config_set_ping_interval_ms(struct wtd_cluster_config *config,
+                                                        uint32_t ms);
+
+// true (default): wtd_cluster_new fails unless a server answers now. false: it returns
+// at once and connects in the background (broadcasts stay local, counted as bus
+// failures, until then).
+enum wtd_result wtd_cluster_config_set_wait_for_connection(struct wtd_cluster_config *config,
+                                                           bool wait);
+
+// Messages waiting to be written to the server (1..=1048576); when full, a publish is
+// counted as a bus failure instead of waited for. Default 2048.
+enum wtd_result wtd_cluster_config_set_publish_capacity(struct wtd_cluster_config *config,
+                                                        size_t capacity);
+
+// Received messages waiting per channel (1..=1048576); beyond it NATS drops (slow
+// consumer). Default 65536.
+enum wtd_result wtd_cluster_config_set_receive_capacity(struct wtd_cluster_config *config,
+                                                        size_t capacity);
+
+// Connect to NATS on `runtime` with `config` (copied; free it when you like). With
+// wait-for-connection on (the default) this blocks until a server answered, at most
+// the connect timeout per URL. Errors: WTD_ERR_INVALID_ARGUMENT (no URL, a bad URL or
+// prefix), WTD_ERR_IO (unreadable credentials file), WTD_ERR_TLS, WTD_ERR_CONNECT (no
+// server answered, authorization refused), WTD_ERR_CLOSED (runtime freed),
+// WTD_ERR_WOULD_DEADLOCK (called on a runtime worker thread).
+enum wtd_result wtd_cluster_new(const struct wtd_runtime *runtime,
+                                const struct wtd_cluster_config *config,
+                                struct wtd_cluster **out_cluster);
+
+// Release the cluster handle; NULL is a no-op. The connection closes once its joined
+// broadcasters are freed too.
+void wtd_cluster_free(struct wtd_cluster *cluster);
+
+// Whether the connection to NATS is up now (false for NULL).
+bool wtd_cluster_is_connected(const struct wtd_cluster *cluster);
+
+// Read the connection's counters into `out_stats`, of `stats_size` bytes (pass
+// sizeof(wtd_cluster_stats)): at most that many bytes are written, so the struct may
+// grow in later versions.
+enum wtd_result wtd_cluster_get_stats(const struct wtd_cluster *cluster,
+                                      struct wtd_cluster_stats *out_stats,
+                                      size_t stats_size);
+
+// Join `broadcaster` to `channel` (dot-separated tokens of A-Z a-z 0-9 _ -, at most
+// 256 bytes): its subject is "<prefix>.<channel>". The broadcaster keeps its members;
+// add and remove them with the wtd_broadcaster_ calls as before. Works while the bus
+// is down (the subscription is made when it comes up). Free the result with
+// wtd_cluster_broadcaster_free to leave. Errors: WTD_ERR_INVALID_ARGUMENT (bad
+// channel), WTD_ERR_INVALID_STATE (broadcaster shut down), WTD_ERR_CLOSED (runtime
+// freed), WTD_ERR_TIMEOUT (the NATS client did not take the subscription in 5 s).
+enum wtd_result wtd_cluster_join(const struct wtd_cluster *cluster,
+                                 const char *channel,
+                                 const struct wtd_broadcaster *broadcaster,
+                                 struct wtd_cluster_broadcaster **out_broadcaster);
+
+// Leave the channel and release the handle; NULL is a no-op. The local broadcaster and
+// its members stay as they are.
+void wtd_cluster_broadcaster_free(struct wtd_cluster_broadcaster *broadcaster);
+
+// Deliver a datagram to the local members at once (as wtd_broadcaster_broadcast:
+// `priority` 0..=2 and `ttl_ms` (<= 0: none) apply to streams) and publish it once on
+// the channel for every other node's members. `*out_accepted` (may be NULL) gets how
+// many local members accepted it. Never waits for the bus: when it is down or its
+// queue is full the publish is counted in bus_failures and the call still returns
+// WTD_OK. WTD_ERR_INVALID_ARGUMENT for a bad priority (nothing is sent).
+enum wtd_result wtd_cluster_broadcaster_broadcast(const struct wtd_cluster_broadcaster *broadcaster,
+                                                  const uint8_t *data,
+                                                  size_t len,
+                                                  uint8_t priority,
+                                                  int32_t ttl_ms,
+                                                  size_t *out_accepted);
+
+// Read the channel's counters into `out_stats`, of `stats_size` bytes (pass
+// sizeof(wtd_cluster_broadcaster_stats)): at most that many bytes are written.
+enum wtd_result wtd_cluster_broadcaster_get_stats(const struct wtd_cluster_broadcaster *broadcaster,
+                                                  struct wtd_cluster_broadcaster_stats *out_stats,
+                                                  size_t stats_size);
+
+// Whether an own message came back since the connection was last made: the
+// subscription is live on the server (false for NULL).
+bool wtd_cluster_broadcaster_is_bus_ready(const struct wtd_cluster_broadcaster *broadcaster);
+
+// Wait up to `timeout_ms` (negative: forever) until the subscription is live on the
+// server (see wtd_cluster_broadcaster_is_bus_ready). WTD_ERR_TIMEOUT if it was not;
+// WTD_ERR_WOULD_DEADLOCK on a runtime worker thread.
+enum wtd_result wtd_cluster_broadcaster_wait_bus_ready(const struct wtd_cluster_broadcaster *broadcaster,
+                                                       int32_t timeout_ms);
+
+// The random id this broadcaster puts in its bus messages (0 for NULL).
+uint64_t wtd_cluster_broadcaster_origin(const struct wtd_cluster_broadcaster *broadcaster);
 
 // Create a client with `config` (copied; NULL means defaults).
 enum wtd_result wtd_client_new(const struct wtd_runtime *runtime,

@@ -4,6 +4,7 @@
 //! Layers, bottom up: [`wire`] (sans-IO codec), [`transport`] (quinn endpoints,
 //! connections, sessions), and `ffi` (the C ABI).
 
+pub mod cluster;
 pub mod datagram;
 pub mod ffi;
 pub mod transport;

@@ -13,7 +13,7 @@ use wtd_result::*;
 
 /// A set of sessions and datagram streams to broadcast to. Thread-safe.
 pub struct wtd_broadcaster {
-    b: DatagramBroadcaster,
+    pub(crate) b: DatagramBroadcaster,
     runtime: Arc<RuntimeInner>,
 }
 

@@ -8,6 +8,7 @@
 
 pub mod broadcast;
 pub(crate) mod callback;
+pub mod cluster;
 pub mod client;
 pub mod config;
 pub mod error;
