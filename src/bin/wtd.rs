@@ -5,6 +5,8 @@
 //!   what comes back.
 //! * `wtd bench URL`: a datagram throughput test through the library's datagram stream.
 
+mod relay;
+
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +27,7 @@ wtd: WebTransport datagrams over HTTP/3
 
 USAGE:
     wtd serve [--bind ADDR] [--cert PEM --key PEM] [--max N] [LIMITS]
+              [--nats URL --relay CHANNEL [--nats-creds FILE]]
     wtd connect URL [--hash HEX | --insecure | --ca PEM] [--origin ORIGIN]
                     [--count N [--size BYTES]]
     wtd bench URL [--hash HEX | --insecure | --ca PEM] [--duration SECS]
@@ -43,6 +46,13 @@ SERVE (echo server):
     --request-timeout-ms MS  time a request stream has to deliver its headers (5000)
   Prints 'listening https://ADDR/' and 'cert-sha256 HEX' at start, then one
   'session ...' and one 'closed ...' line per session.
+  RELAY (instead of echo; README 'Scaling'):
+    --nats URL        NATS server(s): nats://HOST:PORT; repeat or separate by commas
+    --relay CHANNEL   every datagram a client sends reaches every client of CHANNEL
+                      on every node joined to it (the sender included)
+    --nats-creds FILE NATS credentials file (.creds)
+    Also prints 'relay channel=.. subject=.. origin=..', 'bus ready reconnects=N' or
+    'bus down' as the bus comes and goes, and 'stats ...' lines.
 
 CONNECT:
     --hash HEX        trust only the certificate whose SHA-256 is HEX (64 hex digits,
@@ -248,6 +258,9 @@ struct ServeOpts {
     max_connections: Option<usize>,
     max_sessions: Option<usize>,
     request_timeout: Option<Duration>,
+    nats: Vec<String>,
+    relay: Option<String>,
+    nats_creds: Option<String>,
 }
 
 /// `None`: `--help` was asked for.
@@ -255,6 +268,7 @@ fn parse_serve(mut args: Args) -> Result<Option<ServeOpts>, Fail> {
     let mut bind: SocketAddr = "127.0.0.1:4433".parse().expect("literal address");
     let (mut cert, mut key, mut max) = (None, None, None);
     let (mut max_connections, mut max_sessions, mut request_timeout) = (None, None, None);
+    let (mut nats, mut relay, mut nats_creds) = (Vec::new(), None, None);
     while let Some(arg) = args.next() {
         match arg {
             Arg::Opt(n, v) => match n.as_str() {
@@ -293,6 +307,17 @@ fn parse_serve(mut args: Args) -> Result<Option<ServeOpts>, Fail> {
                     }
                     request_timeout = Some(Duration::from_millis(ms));
                 }
+                "nats" => {
+                    let v = args.value(&n, v)?;
+                    nats.extend(
+                        v.split(',')
+                            .map(str::trim)
+                            .filter(|u| !u.is_empty())
+                            .map(String::from),
+                    );
+                }
+                "relay" => relay = Some(args.value(&n, v)?),
+                "nats-creds" => nats_creds = Some(args.value(&n, v)?),
                 "help" => return Ok(None),
                 _ => return usage(format!("serve: unknown option --{n}")),
             },
@@ -305,6 +330,9 @@ fn parse_serve(mut args: Args) -> Result<Option<ServeOpts>, Fail> {
         (None, None) => None,
         _ => return usage("--cert and --key go together"),
     };
+    if nats.is_empty() != relay.is_none() || (nats_creds.is_some() && nats.is_empty()) {
+        return usage("--nats and --relay go together (--nats-creds needs them)");
+    }
     Ok(Some(ServeOpts {
         bind,
         cert,
@@ -312,6 +340,9 @@ fn parse_serve(mut args: Args) -> Result<Option<ServeOpts>, Fail> {
         max_connections,
         max_sessions,
         request_timeout,
+        nats,
+        relay,
+        nats_creds,
     }))
 }
 
@@ -342,6 +373,14 @@ async fn serve(opts: ServeOpts) -> Result<i32, Fail> {
     .map_err(|e| runtime(format!("cannot serve on {}: {e}", opts.bind)))?;
     say(format!("listening https://{}/", server.local_addr()));
     say(format!("cert-sha256 {}", hex(&server.cert_sha256())));
+    if let Some(channel) = opts.relay {
+        let r = relay::RelayOpts {
+            urls: opts.nats,
+            channel,
+            creds: opts.nats_creds,
+        };
+        return relay::relay(server, r, opts.max).await;
+    }
 
     let closed = Arc::new(AtomicU64::new(0));
     let all_done = Arc::new(Notify::new());

@@ -293,6 +293,12 @@ impl ClusterBroadcaster {
         *self.h.shared.ready.borrow()
     }
 
+    /// A receiver that sees [`is_bus_ready`](Self::is_bus_ready) change (to print
+    /// or act on the bus going down and coming back).
+    pub fn watch_bus_ready(&self) -> watch::Receiver<bool> {
+        self.h.shared.ready.subscribe()
+    }
+
     /// Wait until [`is_bus_ready`](Self::is_bus_ready), at most `timeout` (None: no
     /// limit). Timeout if it did not happen in time. Broadcasts published before every
     /// node of a channel is ready may miss the nodes that are not.

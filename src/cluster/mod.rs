@@ -171,8 +171,7 @@ fn valid_subject(s: &str) -> bool {
         && s.len() <= 256
         && s.split('.').all(|t| {
             !t.is_empty()
-                && t
-                    .bytes()
+                && t.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         })
 }
@@ -196,9 +195,10 @@ impl Cluster {
         }
         let mut addrs = Vec::with_capacity(config.urls.len());
         for u in &config.urls {
-            let a: ServerAddr = u.trim().parse().map_err(|e| {
-                Error::InvalidArgument(format!("NATS server URL {u:?}: {e}"))
-            })?;
+            let a: ServerAddr = u
+                .trim()
+                .parse()
+                .map_err(|e| Error::InvalidArgument(format!("NATS server URL {u:?}: {e}")))?;
             addrs.push(a);
         }
         if !valid_subject(&config.subject_prefix) {
@@ -359,7 +359,9 @@ mod tests {
         for ok in ["a", "room-1", "game.room_7", "A.b.C"] {
             assert!(valid_subject(ok), "{ok}");
         }
-        for bad in ["", ".", "a.", ".a", "a..b", "a b", "a.*", "a.>", "é", "a\tb"] {
+        for bad in [
+            "", ".", "a.", ".a", "a..b", "a b", "a.*", "a.>", "é", "a\tb",
+        ] {
             assert!(!valid_subject(bad), "{bad:?}");
         }
         assert!(valid_subject(&"a".repeat(256)));

@@ -108,7 +108,9 @@ unsafe fn config_arg<'a>(config: *mut wtd_cluster_config) -> FfiResult<&'a mut C
 
 fn ms_in(name: &str, ms: u32) -> FfiResult<Duration> {
     if !(1..=600_000).contains(&ms) {
-        return Err(FfiError::arg(format!("{name} must be 1..=600000 ms, got {ms}")));
+        return Err(FfiError::arg(format!(
+            "{name} must be 1..=600000 ms, got {ms}"
+        )));
     }
     Ok(Duration::from_millis(u64::from(ms)))
 }
@@ -466,9 +468,7 @@ pub unsafe extern "C" fn wtd_cluster_join(
         let b = arg(broadcaster, "broadcaster")?;
         let o = out(out_broadcaster, "out_broadcaster")?;
         let local = b.b.clone();
-        let joined = c
-            .runtime
-            .block_on(5_000, c.cluster.join(ch, local))??;
+        let joined = c.runtime.block_on(5_000, c.cluster.join(ch, local))??;
         *o = Box::into_raw(Box::new(wtd_cluster_broadcaster {
             b: joined,
             runtime: c.runtime.clone(),

@@ -8,8 +8,8 @@
 
 pub mod broadcast;
 pub(crate) mod callback;
-pub mod cluster;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod events;
