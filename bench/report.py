@@ -107,6 +107,8 @@ def main() -> int:
     if cl:
         keys = ["deliver_p50_ms", "deliver_p99_ms", "local_p50_ms", "local_p99_ms",
                 "remote_p50_ms", "remote_p99_ms", "bus_added_p50_ms", "bus_added_p99_ms",
+                "bus_hop_p50_ms", "bus_hop_p99_ms", "bus_latency_avg_us", "bus_latency_min_us",
+                "bus_latency_max_us",
                 "bus_rtt_avg_us", "bus_rtt_min_us", "bus_failures", "loss_pct"]
         summary["cluster"] = {"sessions": cl[0]["sessions"], "nodes": cl[0]["nodes"], "runs": len(cl)}
         summary["cluster"].update({k: median([r[k] for r in cl]) for k in keys})
@@ -247,10 +249,15 @@ def main() -> int:
              f" x{fmt(c.get('vs_single_node_p50'), '.2f')} at p50)" if single else "  (single node: not measured)"))
         p(f"  broadcasting node's own clients p50 {c['local_p50_ms']:.2f} ms, p99 {c['local_p99_ms']:.2f} ms;"
           f" other nodes' clients p50 {c['remote_p50_ms']:.2f} ms, p99 {c['remote_p99_ms']:.2f} ms")
-        p(f"  bus added latency (other nodes - own node, per broadcast) p50 {c['bus_added_p50_ms']:.2f} ms,"
-          f" p99 {c['bus_added_p99_ms']:.2f} ms; bus round trip (publish to own echo) avg"
-          f" {c['bus_rtt_avg_us']:.0f} us, min {c['bus_rtt_min_us']:.0f} us; loss {c['loss_pct']:.3f} %,"
-          f" bus failures {c['bus_failures']:.0f}")
+        p(f"  bus added latency: all of the other nodes' clients minus all of its own, p50"
+          f" {c['bus_added_p50_ms']:.2f} ms, p99 {c['bus_added_p99_ms']:.2f} ms; first datagram on"
+          f" another node minus first on its own (the hop through NATS), p50 {c['bus_hop_p50_ms']:.2f} ms,"
+          f" p99 {c['bus_hop_p99_ms']:.2f} ms")
+        p(f"  bus one-way latency (publish to the other nodes' receipt, before their fan-out) avg"
+          f" {c['bus_latency_avg_us']:.0f} us, min {c['bus_latency_min_us']:.0f} us, max"
+          f" {c['bus_latency_max_us']:.0f} us")
+        p(f"  bus round trip (publish to own echo) avg {c['bus_rtt_avg_us']:.0f} us, min"
+          f" {c['bus_rtt_min_us']:.0f} us; loss {c['loss_pct']:.3f} %, bus failures {c['bus_failures']:.0f}")
     for s in summary["sessions"]:
         p(f"idle sessions (C ABI server): {s['sessions']} sessions on {s['connections']} connections:"
           f" server RSS {s['server_rss_before_kib']} -> {s['server_rss_after_kib']} KiB,"

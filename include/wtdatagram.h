@@ -239,6 +239,12 @@ typedef struct wtd_structured wtd_structured;
 // Transport and session options shared by servers and clients.
 typedef struct wtd_transport_config wtd_transport_config;
 
+// A request header for wtd_connection_open_session / wtd_client_open_session.
+typedef struct wtd_header {
+  const char *name;
+  const char *value;
+} wtd_header;
+
 // Counters of a cluster's connection (wtd_cluster_get_stats).
 typedef struct wtd_cluster_stats {
   // Successful connections, the first included.
@@ -281,18 +287,21 @@ typedef struct wtd_cluster_broadcaster_stats {
   uint64_t rtt_avg_us;
   uint64_t rtt_min_us;
   uint64_t rtt_max_us;
+  // One-way bus latency of other broadcasters' messages (their publish to this
+  // node's receipt, by the two nodes' wall clocks: exact on one machine, as good as
+  // NTP across machines): samples, then last, smoothed, minimum, maximum in
+  // microseconds.
+  uint64_t latency_samples;
+  uint64_t latency_last_us;
+  uint64_t latency_avg_us;
+  uint64_t latency_min_us;
+  uint64_t latency_max_us;
   // Whether the connection is up now.
   bool bus_connected;
   // Whether an own message came back since the connection was last made (the
   // subscription is live on the server).
   bool bus_ready;
 } wtd_cluster_broadcaster_stats;
-
-// A request header for wtd_connection_open_session / wtd_client_open_session.
-typedef struct wtd_header {
-  const char *name;
-  const char *value;
-} wtd_header;
 
 // One event. Pointers are borrowed: for the duration of the callback, or until
 // `wtd_event_release` in pull mode. Fields that do not apply to a kind are NULL/0.
@@ -621,6 +630,67 @@ enum wtd_result wtd_broadcaster_broadcast(const struct wtd_broadcaster *broadcas
 // Empty the set and refuse new members (WTD_ERR_INVALID_STATE) from now on.
 enum wtd_result wtd_broadcaster_shutdown(const struct wtd_broadcaster *broadcaster);
 
+// Create a client with `config` (copied; NULL means defaults).
+enum wtd_result wtd_client_new(const struct wtd_runtime *runtime,
+                               const struct wtd_client_config *config,
+                               struct wtd_client **out_client);
+
+// Release the client. Its connections stay up while their sessions or connection
+// handles are alive, and then close gracefully (close capsules are delivered first).
+// NULL is a no-op.
+void wtd_client_free(struct wtd_client *client);
+
+// Close every connection of the client at once (sessions see
+// WTD_CLOSE_CONNECTION_LOST); the handle stays valid until wtd_client_free.
+enum wtd_result wtd_client_close(const struct wtd_client *client);
+
+// Connect to the server of an `https://host:port/...` URL: QUIC handshake, HTTP/3
+// SETTINGS, and a check that it supports WebTransport datagrams. Waits up to
+// `timeout_ms` (negative: forever). The connection is owned by the caller.
+enum wtd_result wtd_client_connect(const struct wtd_client *client,
+                                   const char *url,
+                                   int32_t timeout_ms,
+                                   struct wtd_connection **out_connection);
+
+// Open a session on the connection. `target` is a path ("/chat") or a full URL;
+// `headers` (may be NULL when `count` is 0) are sent besides the configured ones.
+// WTD_ERR_REJECTED if the server refused (the status is in wtd_last_error).
+// WTD_ERR_INVALID_STATE, at once and with nothing sent, if the server speaks draft-15
+// without declaring flow control (draft-ietf-webtrans-http3-15 §5.1: one session at a
+// time per connection) and another session on this connection is open or being
+// opened; a session that is closing is waited for instead.
+enum wtd_result wtd_connection_open_session(const struct wtd_connection *connection,
+                                            const char *target,
+                                            const struct wtd_header *headers_,
+                                            size_t count,
+                                            int32_t timeout_ms,
+                                            struct wtd_session **out_session);
+
+// Connect and open one session at `url` on a new connection (closed with the session).
+enum wtd_result wtd_client_open_session(const struct wtd_client *client,
+                                        const char *url,
+                                        const struct wtd_header *headers_,
+                                        size_t count,
+                                        int32_t timeout_ms,
+                                        struct wtd_session **out_session);
+
+// The dialect the server announced (WTD_DIALECT_DRAFT02 for NULL).
+enum wtd_dialect wtd_connection_dialect(const struct wtd_connection *connection);
+
+// Whether the connection has closed (false for NULL).
+bool wtd_connection_is_closed(const struct wtd_connection *connection);
+
+// Close the connection and all its sessions with an HTTP/3 error code (0x100 =
+// H3_NO_ERROR) and a UTF-8 reason.
+enum wtd_result wtd_connection_close(const struct wtd_connection *connection,
+                                     uint64_t code,
+                                     const uint8_t *reason,
+                                     size_t reason_len);
+
+// Release the connection handle; the connection closes once its sessions are freed
+// too. NULL is a no-op.
+void wtd_connection_free(struct wtd_connection *connection);
+
 // Create cluster options with defaults: no URL yet (add at least one), subject prefix
 // "wtd.bcast", no credentials, TLS only for tls:// URLs, connect timeout 2000 ms,
 // reconnect delay backing off up to 2000 ms (attempts never stop), wait for the first
@@ -779,67 +849,6 @@ enum wtd_result wtd_cluster_broadcaster_wait_bus_ready(const struct wtd_cluster_
 
 // The random id this broadcaster puts in its bus messages (0 for NULL).
 uint64_t wtd_cluster_broadcaster_origin(const struct wtd_cluster_broadcaster *broadcaster);
-
-// Create a client with `config` (copied; NULL means defaults).
-enum wtd_result wtd_client_new(const struct wtd_runtime *runtime,
-                               const struct wtd_client_config *config,
-                               struct wtd_client **out_client);
-
-// Release the client. Its connections stay up while their sessions or connection
-// handles are alive, and then close gracefully (close capsules are delivered first).
-// NULL is a no-op.
-void wtd_client_free(struct wtd_client *client);
-
-// Close every connection of the client at once (sessions see
-// WTD_CLOSE_CONNECTION_LOST); the handle stays valid until wtd_client_free.
-enum wtd_result wtd_client_close(const struct wtd_client *client);
-
-// Connect to the server of an `https://host:port/...` URL: QUIC handshake, HTTP/3
-// SETTINGS, and a check that it supports WebTransport datagrams. Waits up to
-// `timeout_ms` (negative: forever). The connection is owned by the caller.
-enum wtd_result wtd_client_connect(const struct wtd_client *client,
-                                   const char *url,
-                                   int32_t timeout_ms,
-                                   struct wtd_connection **out_connection);
-
-// Open a session on the connection. `target` is a path ("/chat") or a full URL;
-// `headers` (may be NULL when `count` is 0) are sent besides the configured ones.
-// WTD_ERR_REJECTED if the server refused (the status is in wtd_last_error).
-// WTD_ERR_INVALID_STATE, at once and with nothing sent, if the server speaks draft-15
-// without declaring flow control (draft-ietf-webtrans-http3-15 §5.1: one session at a
-// time per connection) and another session on this connection is open or being
-// opened; a session that is closing is waited for instead.
-enum wtd_result wtd_connection_open_session(const struct wtd_connection *connection,
-                                            const char *target,
-                                            const struct wtd_header *headers_,
-                                            size_t count,
-                                            int32_t timeout_ms,
-                                            struct wtd_session **out_session);
-
-// Connect and open one session at `url` on a new connection (closed with the session).
-enum wtd_result wtd_client_open_session(const struct wtd_client *client,
-                                        const char *url,
-                                        const struct wtd_header *headers_,
-                                        size_t count,
-                                        int32_t timeout_ms,
-                                        struct wtd_session **out_session);
-
-// The dialect the server announced (WTD_DIALECT_DRAFT02 for NULL).
-enum wtd_dialect wtd_connection_dialect(const struct wtd_connection *connection);
-
-// Whether the connection has closed (false for NULL).
-bool wtd_connection_is_closed(const struct wtd_connection *connection);
-
-// Close the connection and all its sessions with an HTTP/3 error code (0x100 =
-// H3_NO_ERROR) and a UTF-8 reason.
-enum wtd_result wtd_connection_close(const struct wtd_connection *connection,
-                                     uint64_t code,
-                                     const uint8_t *reason,
-                                     size_t reason_len);
-
-// Release the connection handle; the connection closes once its sessions are freed
-// too. NULL is a no-op.
-void wtd_connection_free(struct wtd_connection *connection);
 
 // Create transport options with defaults: idle timeout 30 s, keep-alive 5 s, socket
 // buffers 4 MiB each, quinn datagram buffers 1 MiB send / 4 MiB receive, GSO on, receive

@@ -282,6 +282,11 @@ async fn every_client_of_every_broadcaster_gets_each_broadcast_once() {
         );
         assert_eq!(s.delivered_from_bus, 10 * members, "{s:?}");
         assert_eq!(
+            s.latency_samples, 10,
+            "one latency sample per received: {s:?}"
+        );
+        assert!(s.latency_min_us <= s.latency_avg_us && s.latency_avg_us <= s.latency_max_us);
+        assert_eq!(
             (s.received_invalid, s.received_gaps, s.reconnects),
             (0, 0, 0)
         );

@@ -693,9 +693,17 @@ static int cmd_cluster(size_t n, size_t rounds, const char *nats_url) {
             for (int i = 0; i < 32; i++) len += snprintf(line + len, sizeof line - (size_t)len, "%02x", h[i]);
             line[len++] = '\n';
             if (write(up[k][1], line, (size_t)len) != len) _exit(1);
+            /* Until the parent goes; 's' asks for this node's bus latency counters. */
             char c;
             while (read(down[k][0], &c, 1) > 0) {
-            } /* until the parent goes */
+                if (c != 's') continue;
+                wtd_cluster_broadcaster_stats st;
+                TRY(wtd_cluster_broadcaster_get_stats(nd->cb, &st, sizeof st));
+                len = snprintf(line, sizeof line, "%" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
+                               st.latency_samples, st.latency_avg_us, st.latency_min_us,
+                               st.latency_max_us);
+                if (write(up[k][1], line, (size_t)len) != len) _exit(1);
+            }
             _exit(0);
         }
         pids[k] = pid;
@@ -759,23 +767,30 @@ static int cmd_cluster(size_t n, size_t rounds, const char *nats_url) {
     uint8_t payload[64];
     memset(payload, 0x43, sizeof payload);
     double *all = calloc(rounds, sizeof *all), *local = calloc(rounds, sizeof *local),
-           *remote = calloc(rounds, sizeof *remote), *added = calloc(rounds, sizeof *added);
+           *remote = calloc(rounds, sizeof *remote), *added = calloc(rounds, sizeof *added),
+           *hop = calloc(rounds, sizeof *hop);
     size_t done = 0;
     uint64_t lost = 0, expected = 0;
     for (size_t r = 0; r < rounds + 5; r++) { /* 5 warm-up rounds (members joining) */
         uint64_t before[CLUSTER_NODES];
         for (int k = 0; k < CLUSTER_NODES; k++) before[k] = atomic_load(&got_by[k]);
-        double t_node[CLUSTER_NODES] = {0};
-        int have = 0;
+        double t_node[CLUSTER_NODES] = {0}, t_first[CLUSTER_NODES] = {0};
+        int have = 0, first = 0;
         double t0 = now_s();
         TRY(wtd_cluster_broadcaster_broadcast(n0->cb, payload, sizeof payload, 0, 0, NULL));
         double end = t0 + 2;
         while (have != (1 << CLUSTER_NODES) - 1 && now_s() < end) {
-            for (int k = 0; k < CLUSTER_NODES; k++)
-                if (!(have >> k & 1) && atomic_load(&got_by[k]) - before[k] >= per[k]) {
+            for (int k = 0; k < CLUSTER_NODES; k++) {
+                uint64_t g = atomic_load(&got_by[k]) - before[k];
+                if (!(first >> k & 1) && g >= 1) {
+                    t_first[k] = now_s() - t0;
+                    first |= 1 << k;
+                }
+                if (!(have >> k & 1) && g >= per[k]) {
                     t_node[k] = now_s() - t0;
                     have |= 1 << k;
                 }
+            }
             struct timespec ts = {0, 20000}; /* 20 us: do not take the CPU from delivery */
             nanosleep(&ts, NULL);
         }
@@ -786,8 +801,12 @@ static int cmd_cluster(size_t n, size_t rounds, const char *nats_url) {
                 got += g < per[k] ? g : per[k];
                 if (!(have >> k & 1)) t_node[k] = end - t0;
             }
-            double rem = 0;
-            for (int k = 1; k < CLUSTER_NODES; k++) rem = t_node[k] > rem ? t_node[k] : rem;
+            double rem = 0, rem_first = end - t0;
+            for (int k = 1; k < CLUSTER_NODES; k++) {
+                rem = t_node[k] > rem ? t_node[k] : rem;
+                if (first >> k & 1) rem_first = t_first[k] < rem_first ? t_first[k] : rem_first;
+            }
+            hop[done] = rem_first - t_first[0];
             local[done] = t_node[0];
             remote[done] = rem;
             all[done] = rem > t_node[0] ? rem : t_node[0];
@@ -800,14 +819,36 @@ static int cmd_cluster(size_t n, size_t rounds, const char *nats_url) {
     }
     wtd_cluster_broadcaster_stats st;
     TRY(wtd_cluster_broadcaster_get_stats(n0->cb, &st, sizeof st));
+    /* The other nodes' one-way bus latency (same machine, same clock: exact). */
+    uint64_t lat_n = 0, lat_sum = 0, lat_min = UINT64_MAX, lat_max = 0;
+    for (int k = 1; k < CLUSTER_NODES; k++) {
+        char line[128] = {0};
+        size_t got = 0;
+        if (write(down[k][1], "s", 1) != 1) continue;
+        while (got < sizeof line - 1) {
+            ssize_t r = read(up[k][0], line + got, 1);
+            if (r <= 0 || line[got++] == '\n') break;
+        }
+        uint64_t n_, avg, mn, mx;
+        if (sscanf(line, "%" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64, &n_, &avg, &mn, &mx) == 4 && n_) {
+            lat_n += n_;
+            lat_sum += avg * n_;
+            lat_min = mn < lat_min ? mn : lat_min;
+            lat_max = mx > lat_max ? mx : lat_max;
+        }
+    }
     printf("{\"impl\":\"c-abi\",\"case\":\"cluster\",\"nodes\":%d,\"sessions\":%zu,\"rounds\":%zu,"
            "\"deliver_p50_ms\":%.4f,\"deliver_p99_ms\":%.4f,\"local_p50_ms\":%.4f,"
            "\"local_p99_ms\":%.4f,\"remote_p50_ms\":%.4f,\"remote_p99_ms\":%.4f,"
-           "\"bus_added_p50_ms\":%.4f,\"bus_added_p99_ms\":%.4f,\"bus_rtt_avg_us\":%" PRIu64
+           "\"bus_added_p50_ms\":%.4f,\"bus_added_p99_ms\":%.4f,\"bus_hop_p50_ms\":%.4f,"
+           "\"bus_hop_p99_ms\":%.4f,\"bus_latency_avg_us\":%" PRIu64 ",\"bus_latency_min_us\":%" PRIu64
+           ",\"bus_latency_max_us\":%" PRIu64 ",\"bus_rtt_avg_us\":%" PRIu64
            ",\"bus_rtt_min_us\":%" PRIu64 ",\"bus_failures\":%" PRIu64 ",\"loss_pct\":%.4f}\n",
            CLUSTER_NODES, n, done, pct(all, done, 0.5) * 1e3, pct(all, done, 0.99) * 1e3,
            pct(local, done, 0.5) * 1e3, pct(local, done, 0.99) * 1e3, pct(remote, done, 0.5) * 1e3,
            pct(remote, done, 0.99) * 1e3, pct(added, done, 0.5) * 1e3, pct(added, done, 0.99) * 1e3,
+           pct(hop, done, 0.5) * 1e3, pct(hop, done, 0.99) * 1e3, lat_n ? lat_sum / lat_n : 0,
+           lat_n ? lat_min : 0, lat_max,
            st.rtt_avg_us, st.rtt_min_us, st.bus_failures,
            expected ? 100.0 * (double)lost / (double)expected : 0.0);
     for (int k = 1; k < CLUSTER_NODES; k++) {

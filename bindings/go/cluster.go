@@ -60,12 +60,14 @@ type ClusterStats struct {
 // ChannelStats are the counters of a ClusterBroadcaster (see the C header's
 // wtd_cluster_broadcaster_stats for each field).
 type ChannelStats struct {
-	Broadcasts, Published, BusFailures           uint64
-	Received, ReceivedInvalid, ReceivedGaps      uint64
-	DeliveredLocal, DeliveredFromBus, Reconnects uint64
-	RTTSamples                                   uint64
-	RTTLast, RTTAvg, RTTMin, RTTMax              time.Duration
-	BusConnected, BusReady                       bool
+	Broadcasts, Published, BusFailures              uint64
+	Received, ReceivedInvalid, ReceivedGaps         uint64
+	DeliveredLocal, DeliveredFromBus, Reconnects    uint64
+	RTTSamples                                      uint64
+	RTTLast, RTTAvg, RTTMin, RTTMax                 time.Duration
+	LatencySamples                                  uint64
+	LatencyLast, LatencyAvg, LatencyMin, LatencyMax time.Duration
+	BusConnected, BusReady                          bool
 }
 
 // Cluster is a connection to a NATS bus that reconnects by itself. Join a
@@ -377,7 +379,9 @@ func (cb *ClusterBroadcaster) Stats() (ChannelStats, error) {
 		DeliveredLocal: uint64(st.delivered_local), DeliveredFromBus: uint64(st.delivered_from_bus),
 		Reconnects: uint64(st.reconnects), RTTSamples: uint64(st.rtt_samples),
 		RTTLast: us(st.rtt_last_us), RTTAvg: us(st.rtt_avg_us), RTTMin: us(st.rtt_min_us),
-		RTTMax: us(st.rtt_max_us), BusConnected: bool(st.bus_connected), BusReady: bool(st.bus_ready),
+		RTTMax: us(st.rtt_max_us), LatencySamples: uint64(st.latency_samples),
+		LatencyLast: us(st.latency_last_us), LatencyAvg: us(st.latency_avg_us),
+		LatencyMin: us(st.latency_min_us), LatencyMax: us(st.latency_max_us), BusConnected: bool(st.bus_connected), BusReady: bool(st.bus_ready),
 	}, err
 }
 

@@ -134,6 +134,8 @@ func TestClusterTwoNodes(t *testing.T) {
 	}
 	want := ChannelStats{Broadcasts: 1, Published: 1, Received: 1, DeliveredLocal: 2, DeliveredFromBus: 1,
 		RTTSamples: st.RTTSamples, RTTLast: st.RTTLast, RTTAvg: st.RTTAvg, RTTMin: st.RTTMin, RTTMax: st.RTTMax,
+		LatencySamples: 1, LatencyLast: st.LatencyLast, LatencyAvg: st.LatencyAvg, LatencyMin: st.LatencyMin,
+		LatencyMax:   st.LatencyMax,
 		BusConnected: true, BusReady: true}
 	if st != want || st.RTTSamples < 1 {
 		t.Fatalf("stats %+v, want %+v", st, want)

@@ -58,6 +58,16 @@ pub struct ChannelStats {
     pub rtt_avg_us: u64,
     pub rtt_min_us: u64,
     pub rtt_max_us: u64,
+    /// One-way bus latency of other broadcasters' messages: from the publisher's wall
+    /// clock when it published to this node's when its receiver took the message (before
+    /// the local fan-out), in microseconds: samples, last, smoothed (1/8 weight),
+    /// minimum, maximum. Exact between nodes on one machine; across machines only as
+    /// good as their clocks' agreement (NTP), and 0 when this clock is behind.
+    pub latency_samples: u64,
+    pub latency_last_us: u64,
+    pub latency_avg_us: u64,
+    pub latency_min_us: u64,
+    pub latency_max_us: u64,
 }
 
 #[derive(Default)]
@@ -119,6 +129,7 @@ struct Shared {
     reconnects_at_join: u64,
     c: Counters,
     rtt: Mutex<Rtt>,
+    latency: Mutex<Rtt>,
     closed: AtomicBool,
 }
 
@@ -199,6 +210,7 @@ impl ClusterBroadcaster {
             ready: watch::channel(false).0,
             c: Counters::default(),
             rtt: Mutex::new(Rtt::default()),
+            latency: Mutex::new(Rtt::default()),
             closed: AtomicBool::new(false),
         });
         let task = tokio::spawn(run(shared.clone(), sub, link));
@@ -207,10 +219,11 @@ impl ClusterBroadcaster {
         })
     }
 
-    /// Deliver `data` to the local members at once (as
-    /// [`DatagramBroadcaster::broadcast`]: `priority` 0..=2 and `ttl` apply to datagram
-    /// streams) and publish it once on the channel, for every other node's members.
-    /// Returns how many local members accepted it. Never waits: when the bus is down or
+    /// Publish `data` once on the channel, for every other node's members, and deliver
+    /// it to the local members at once (as [`DatagramBroadcaster::broadcast`]:
+    /// `priority` 0..=2 and `ttl` apply to datagram streams). The publish comes first,
+    /// so the other nodes' fan-out overlaps this one's. Returns how many local members
+    /// accepted it. Never waits: when the bus is down or
     /// its queue is full the publish is counted in [`ChannelStats::bus_failures`] and
     /// the call still succeeds. InvalidArgument for a bad priority (nothing is sent);
     /// after the local broadcaster's shutdown it reaches no local member but is still
@@ -222,9 +235,12 @@ impl ClusterBroadcaster {
         ttl: Option<Duration>,
     ) -> Result<usize, Error> {
         let s = &self.h.shared;
-        let accepted = s.local.broadcast(data, priority, ttl)?;
-        s.c.broadcasts.fetch_add(1, Relaxed);
-        s.c.delivered_local.fetch_add(accepted as u64, Relaxed);
+        if priority > 2 {
+            return Err(Error::InvalidArgument(format!(
+                "priority {priority} is not 0, 1 or 2"
+            )));
+        }
+        // The bus first: the other nodes' fan-out then runs while this one's does.
         let seq = s.seq.fetch_add(1, Relaxed) + 1;
         let msg = wire::encode(
             Kind::Broadcast,
@@ -240,6 +256,10 @@ impl ClusterBroadcaster {
         } else {
             s.c.bus_failures.fetch_add(1, Relaxed);
         }
+        // The priority was checked above, so this cannot fail.
+        let accepted = s.local.broadcast(data, priority, ttl).unwrap_or(0);
+        s.c.broadcasts.fetch_add(1, Relaxed);
+        s.c.delivered_local.fetch_add(accepted as u64, Relaxed);
         Ok(accepted)
     }
 
@@ -267,6 +287,7 @@ impl ClusterBroadcaster {
     pub fn stats(&self) -> ChannelStats {
         let s = &self.h.shared;
         let rtt = s.rtt.lock();
+        let lat = s.latency.lock();
         ChannelStats {
             broadcasts: s.c.broadcasts.load(Relaxed),
             published: s.c.published.load(Relaxed),
@@ -284,6 +305,11 @@ impl ClusterBroadcaster {
             rtt_avg_us: rtt.avg,
             rtt_min_us: rtt.min,
             rtt_max_us: rtt.max,
+            latency_samples: lat.samples,
+            latency_last_us: lat.last,
+            latency_avg_us: lat.avg,
+            latency_min_us: lat.min,
+            latency_max_us: lat.max,
         }
     }
 
@@ -366,6 +392,8 @@ impl Shared {
         if m.kind != Kind::Broadcast {
             return;
         }
+        let latency = wire::now_us().saturating_sub(m.sent_us);
+        self.latency.lock().add(latency);
         if last_seq.len() >= MAX_ORIGINS && !last_seq.contains_key(&m.origin) {
             last_seq.clear();
         }

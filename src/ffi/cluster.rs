@@ -79,6 +79,15 @@ pub struct wtd_cluster_broadcaster_stats {
     pub rtt_avg_us: u64,
     pub rtt_min_us: u64,
     pub rtt_max_us: u64,
+    /// One-way bus latency of other broadcasters' messages (their publish to this
+    /// node's receipt, by the two nodes' wall clocks: exact on one machine, as good as
+    /// NTP across machines): samples, then last, smoothed, minimum, maximum in
+    /// microseconds.
+    pub latency_samples: u64,
+    pub latency_last_us: u64,
+    pub latency_avg_us: u64,
+    pub latency_min_us: u64,
+    pub latency_max_us: u64,
     /// Whether the connection is up now.
     pub bus_connected: bool,
     /// Whether an own message came back since the connection was last made (the
@@ -554,6 +563,11 @@ pub unsafe extern "C" fn wtd_cluster_broadcaster_get_stats(
                 rtt_avg_us: s.rtt_avg_us,
                 rtt_min_us: s.rtt_min_us,
                 rtt_max_us: s.rtt_max_us,
+                latency_samples: s.latency_samples,
+                latency_last_us: s.latency_last_us,
+                latency_avg_us: s.latency_avg_us,
+                latency_min_us: s.latency_min_us,
+                latency_max_us: s.latency_max_us,
                 bus_connected: s.bus_connected && !closed,
                 bus_ready: s.bus_ready && !closed,
             },

@@ -195,6 +195,8 @@ static void run(const char *nats_url, wtd_client *client) {
     CHECK(st.bus_connected && st.bus_ready);
     CHECK(st.rtt_samples >= 1);
     CHECK(st.rtt_min_us <= st.rtt_avg_us && st.rtt_avg_us <= st.rtt_max_us);
+    CHECK_U64(st.latency_samples, 1);
+    CHECK(st.latency_min_us <= st.latency_avg_us && st.latency_avg_us <= st.latency_max_us);
 
     wtd_cluster_stats cs;
     CHECK_OK(wtd_cluster_get_stats(ca, &cs, sizeof cs));
