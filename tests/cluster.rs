@@ -712,3 +712,37 @@ async fn three_relay_nodes_exactly_once_across_a_nats_restart() {
         assert!(status.success(), "{}: {status}", n.name);
     }
 }
+
+/// `--nats` and `--relay` go together; a bad channel or an absent bus is a clear error.
+#[test]
+fn relay_options_are_checked() {
+    let run = |args: &[&str]| {
+        let out = Command::new(WTD)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running wtd");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let base = ["serve", "--bind", "127.0.0.1:0"];
+    let (code, err) = run(&[&base[..], &["--nats", "nats://127.0.0.1:1"]].concat());
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--nats and --relay go together"), "{err}");
+    let (code, err) = run(&[&base[..], &["--relay", "x"]].concat());
+    assert_eq!(code, Some(2), "{err}");
+    let nats = Nats::start();
+    let url = nats.url();
+    let (code, err) = run(&[&base[..], &["--nats", &url, "--relay", "a b"]].concat());
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--relay: "), "{err}");
+    // Nothing listens on port 1 of loopback.
+    let (code, err) = run(&[&base[..], &["--nats", "nats://127.0.0.1:1", "--relay", "x"]].concat());
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("connecting to NATS at nats://127.0.0.1:1"),
+        "{err}"
+    );
+}
