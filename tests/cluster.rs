@@ -61,7 +61,16 @@ fn spawn_nats(args: &[String], port: i32) -> Option<(Child, u16)> {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawning nats-server");
-    let lines = line_reader(child.stderr.take().expect("stderr"));
+    // Drained for the server's whole life: a Go program dies of SIGPIPE when its stderr
+    // is a closed pipe (as it would be at its next log line, e.g. a refused login).
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, lines) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            let _ = tx.send(line);
+        }
+    });
     let deadline = Instant::now() + LIMIT;
     let mut port = None;
     while let Ok(line) = lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
@@ -745,4 +754,94 @@ fn relay_options_are_checked() {
         err.contains("connecting to NATS at nats://127.0.0.1:1"),
         "{err}"
     );
+}
+
+/// What the server demands is what the cluster sends: user and password, a token, and
+/// TLS with a CA of our own (a certificate the system would not trust).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_and_tls_reach_the_server() {
+    use wtdatagram::cluster::{ClusterAuth, ClusterTls};
+    let refused = |r: Result<Cluster, Error>| match r {
+        Err(Error::Connect(m)) | Err(Error::Tls(m)) => m,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let up = async |cfg: ClusterConfig| {
+        let bus = within(Cluster::connect(cfg)).await.expect("connects");
+        let cb = bus.join("auth", DatagramBroadcaster::new()).await.unwrap();
+        cb.wait_bus_ready(Some(LIMIT)).await.expect("bus ready");
+        assert!(bus.is_connected());
+    };
+
+    let nats = Nats::start_with(&["--user", "wtd", "--pass", "s3cret"]);
+    refused(Cluster::connect(config(&nats.url())).await);
+    refused(
+        Cluster::connect(ClusterConfig {
+            auth: ClusterAuth::UserPassword {
+                user: "wtd".into(),
+                password: "wrong".into(),
+            },
+            ..config(&nats.url())
+        })
+        .await,
+    );
+    up(ClusterConfig {
+        auth: ClusterAuth::UserPassword {
+            user: "wtd".into(),
+            password: "s3cret".into(),
+        },
+        ..config(&nats.url())
+    })
+    .await;
+    drop(nats);
+
+    let nats = Nats::start_with(&["--auth", "t0ken"]);
+    refused(Cluster::connect(config(&nats.url())).await);
+    up(ClusterConfig {
+        auth: ClusterAuth::Token("t0ken".into()),
+        ..config(&nats.url())
+    })
+    .await;
+    drop(nats);
+
+    // A CA and a server certificate for 127.0.0.1, as PEM files.
+    let dir = std::env::temp_dir().join(format!("wtd-nats-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    let (ca_pem, cert_pem, key_pem) = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&ca_pem, ca.pem()).unwrap();
+    std::fs::write(&cert_pem, cert.pem()).unwrap();
+    std::fs::write(&key_pem, key.serialize_pem()).unwrap();
+    let nats = Nats::start_with(&[
+        "--tls",
+        "--tlscert",
+        cert_pem.to_str().unwrap(),
+        "--tlskey",
+        key_pem.to_str().unwrap(),
+    ]);
+    let tls_url = format!("tls://127.0.0.1:{}", nats.port);
+    // Our CA is not among the system's roots.
+    refused(Cluster::connect(config(&tls_url)).await);
+    up(ClusterConfig {
+        tls: ClusterTls {
+            required: true,
+            root_certificates: Some(ca_pem.clone()),
+            ..Default::default()
+        },
+        ..config(&tls_url)
+    })
+    .await;
+    drop(nats);
+    let _ = std::fs::remove_dir_all(&dir);
 }
