@@ -498,6 +498,15 @@ async fn bad_arguments_and_an_absent_bus() {
         Err(Error::Connect(_)) => {}
         other => panic!("expected Connect, got {other:?}"),
     }
+    // One of several URLs answering is enough.
+    let two = Cluster::connect(ClusterConfig {
+        urls: vec![absent.clone(), nats.url()],
+        ..config(&absent)
+    })
+    .await
+    .expect("the live one of two URLs");
+    assert!(two.is_connected());
+    drop(two);
     // Not waiting for the bus: local delivery works from the start.
     let bus = Cluster::connect(ClusterConfig {
         wait_for_connection: false,
