@@ -4,7 +4,7 @@
 # round trips and whole-vs-chunked decoding, not only the absence of panics), or did not
 # build or run.
 #
-#   bash scripts/fuzz.sh                       # every target, WTD_FUZZ_SECS (15) s each
+#   bash scripts/fuzz.sh                       # every target, WTD_FUZZ_SECS (10) s each
 #   bash scripts/fuzz.sh qpack capsule         # some targets
 #   WTD_FUZZ_SECS=3600 WTD_FUZZ_SANITIZER=address bash scripts/fuzz.sh qpack   # a long run
 #
@@ -20,7 +20,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 export RUSTC_BOOTSTRAP=1
 export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
-secs=${WTD_FUZZ_SECS:-15}
+secs=${WTD_FUZZ_SECS:-10}
 sanitizer=${WTD_FUZZ_SANITIZER:-none}
 cargo_fuzz_version=0.13.1
 
