@@ -61,6 +61,7 @@ fuzz_target!(|data: &[u8]| {
         }
         None => assert!(data.len() < HEADER_SIZE),
     }
-    check(&JsonSerializer, data);
+    check(&JsonSerializer::new(), data);
+    check(&JsonSerializer::compact(), data);
     check(&MsgPackSerializer, data);
 });
