@@ -1,0 +1,224 @@
+//! Client and connection handles.
+
+use std::ffi::c_char;
+use std::sync::Arc;
+
+use super::config::wtd_client_config;
+use super::error::*;
+use super::runtime::{wtd_runtime, RuntimeInner};
+use super::session::{make_session, wtd_dialect, wtd_session};
+use wtdatagram::transport::{Client, Connection};
+
+/// A request header for wtd_connection_open_session / wtd_client_open_session.
+#[repr(C)]
+pub struct wtd_header {
+    pub name: *const c_char,
+    pub value: *const c_char,
+}
+
+/// A client endpoint (one UDP socket, any number of connections). Thread-safe.
+pub struct wtd_client {
+    client: Client,
+    runtime: Arc<RuntimeInner>,
+    events_mode: bool,
+    cap: usize,
+}
+
+/// An HTTP/3 connection to a server; open several sessions on it. Thread-safe.
+pub struct wtd_connection {
+    conn: Connection,
+    runtime: Arc<RuntimeInner>,
+    events_mode: bool,
+    cap: usize,
+}
+
+/// Create a client with `config` (copied; NULL means defaults).
+#[no_mangle]
+pub unsafe extern "C" fn wtd_client_new(
+    runtime: *const wtd_runtime,
+    config: *const wtd_client_config,
+    out_client: *mut *mut wtd_client,
+) -> wtd_result {
+    guard(|| {
+        let rt = arg(runtime, "runtime")?;
+        let out = out(out_client, "out_client")?;
+        let (cfg, events_mode, cap) = match config.as_ref() {
+            Some(c) => (
+                c.to_rust(),
+                c.transport.datagram_events,
+                c.transport.opts.recv_queue,
+            ),
+            None => (
+                Default::default(),
+                true,
+                crate::TransportOptions::default().recv_queue,
+            ),
+        };
+        let _enter = rt.inner.enter()?;
+        let client = Client::new(cfg)?;
+        *out = Box::into_raw(Box::new(wtd_client {
+            client,
+            runtime: rt.inner.clone(),
+            events_mode,
+            cap,
+        }));
+        Ok(())
+    })
+}
+
+/// Release the client. Its connections stay up while their sessions or connection
+/// handles are alive, and then close gracefully (close capsules are delivered first).
+/// NULL is a no-op.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_client_free(client: *mut wtd_client) {
+    if !client.is_null() {
+        guard_value((), || drop(Box::from_raw(client)));
+    }
+}
+
+/// Close every connection of the client at once (sessions see
+/// WTD_CLOSE_CONNECTION_LOST); the handle stays valid until wtd_client_free.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_client_close(client: *const wtd_client) -> wtd_result {
+    guard(|| {
+        arg(client, "client")?.client.close();
+        Ok(())
+    })
+}
+
+unsafe fn headers(h: *const wtd_header, count: usize) -> FfiResult<Vec<(String, String)>> {
+    if h.is_null() && count > 0 {
+        return Err(FfiError::arg("headers is NULL but count is not 0"));
+    }
+    let mut v = Vec::with_capacity(count);
+    for i in 0..count {
+        let e = &*h.add(i);
+        v.push((
+            cstr(e.name, "header name")?.to_string(),
+            cstr(e.value, "header value")?.to_string(),
+        ));
+    }
+    Ok(v)
+}
+
+/// Connect to the server of an `https://host:port/...` URL: QUIC handshake, HTTP/3
+/// SETTINGS, and a check that it supports WebTransport datagrams. Waits up to
+/// `timeout_ms` (negative: forever). The connection is owned by the caller.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_client_connect(
+    client: *const wtd_client,
+    url: *const c_char,
+    timeout_ms: i32,
+    out_connection: *mut *mut wtd_connection,
+) -> wtd_result {
+    guard(|| {
+        let c = arg(client, "client")?;
+        let url = cstr(url, "url")?;
+        let out = out(out_connection, "out_connection")?;
+        let conn = c.runtime.block_on(timeout_ms, c.client.connect(url))??;
+        *out = Box::into_raw(Box::new(wtd_connection {
+            conn,
+            runtime: c.runtime.clone(),
+            events_mode: c.events_mode,
+            cap: c.cap,
+        }));
+        Ok(())
+    })
+}
+
+/// Open a session on the connection. `target` is a path ("/chat") or a full URL;
+/// `headers` (may be NULL when `count` is 0) are sent besides the configured ones.
+/// WTD_ERR_REJECTED if the server refused (the status is in wtd_last_error).
+/// WTD_ERR_INVALID_STATE, at once and with nothing sent, if the server speaks draft-15
+/// without declaring flow control (draft-ietf-webtrans-http3-15 §5.1: one session at a
+/// time per connection) and another session on this connection is open or being
+/// opened; a session that is closing is waited for instead.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_connection_open_session(
+    connection: *const wtd_connection,
+    target: *const c_char,
+    headers_: *const wtd_header,
+    count: usize,
+    timeout_ms: i32,
+    out_session: *mut *mut wtd_session,
+) -> wtd_result {
+    guard(|| {
+        let c = arg(connection, "connection")?;
+        let target = cstr(target, "target")?;
+        let h = headers(headers_, count)?;
+        let out = out(out_session, "out_session")?;
+        let s = c
+            .runtime
+            .block_on(timeout_ms, c.conn.open_session(target, &h))??;
+        *out = make_session(s, c.runtime.clone(), c.events_mode, c.cap);
+        Ok(())
+    })
+}
+
+/// Connect and open one session at `url` on a new connection (closed with the session).
+#[no_mangle]
+pub unsafe extern "C" fn wtd_client_open_session(
+    client: *const wtd_client,
+    url: *const c_char,
+    headers_: *const wtd_header,
+    count: usize,
+    timeout_ms: i32,
+    out_session: *mut *mut wtd_session,
+) -> wtd_result {
+    guard(|| {
+        let c = arg(client, "client")?;
+        let url = cstr(url, "url")?;
+        let h = headers(headers_, count)?;
+        let out = out(out_session, "out_session")?;
+        let s = c.runtime.block_on(timeout_ms, async {
+            let conn = c.client.connect(url).await?;
+            conn.open_session(url, &h).await
+        })??;
+        *out = make_session(s, c.runtime.clone(), c.events_mode, c.cap);
+        Ok(())
+    })
+}
+
+/// The dialect the server announced (WTD_DIALECT_DRAFT02 for NULL).
+#[no_mangle]
+pub unsafe extern "C" fn wtd_connection_dialect(connection: *const wtd_connection) -> wtd_dialect {
+    guard_value(wtd_dialect::WTD_DIALECT_DRAFT02, || {
+        connection
+            .as_ref()
+            .and_then(|c| c.conn.peer_dialect())
+            .map_or(wtd_dialect::WTD_DIALECT_DRAFT02, Into::into)
+    })
+}
+
+/// Whether the connection has closed (false for NULL).
+#[no_mangle]
+pub unsafe extern "C" fn wtd_connection_is_closed(connection: *const wtd_connection) -> bool {
+    guard_value(false, || {
+        connection.as_ref().is_some_and(|c| c.conn.is_closed())
+    })
+}
+
+/// Close the connection and all its sessions with an HTTP/3 error code (0x100 =
+/// H3_NO_ERROR) and a UTF-8 reason.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_connection_close(
+    connection: *const wtd_connection,
+    code: u64,
+    reason: *const u8,
+    reason_len: usize,
+) -> wtd_result {
+    guard(|| {
+        let c = arg(connection, "connection")?;
+        c.conn.close(code, utf8(reason, reason_len, "reason")?);
+        Ok(())
+    })
+}
+
+/// Release the connection handle; the connection closes once its sessions are freed
+/// too. NULL is a no-op.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_connection_free(connection: *mut wtd_connection) {
+    if !connection.is_null() {
+        guard_value((), || drop(Box::from_raw(connection)));
+    }
+}
