@@ -5,7 +5,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 echo "== building (release)"
-cargo build --release --quiet --bin wtd
+cargo build --release --quiet -p wtd --bin wtd
 wtd=$root/target/release/wtd
 log=$(mktemp)
 cleanup() { [ -n "${spid:-}" ] && kill "$spid" 2>/dev/null; rm -f "$log"; }

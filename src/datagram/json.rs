@@ -34,10 +34,8 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-pub use super::value::MAX_DEPTH;
 use super::value::Value;
-
-
+pub use super::value::MAX_DEPTH;
 
 /// The item and key separators of JSON text (Python's `separators` argument).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -22,4 +22,3 @@ pub use stream::{
     DatagramMessage, DatagramStream, QueueStats, StreamConfig, StreamStats, Thresholds,
 };
 pub use throughput::{datagram_throughput_test, ThroughputResult};
-

@@ -239,7 +239,6 @@ impl Value {
         v.serialize(&mut ser).map_err(|e| fail(e.to_string()))?;
         read(&buf, Float32::Shortest).map_err(fail)
     }
-
 }
 
 #[cfg(test)]

@@ -126,4 +126,3 @@ impl TypeRegistry {
         self.by_id.is_empty()
     }
 }
-

@@ -44,8 +44,8 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::message;
-use super::wait::wait_on;
 use super::stream::{DatagramStream, StreamConfig};
+use super::wait::wait_on;
 use crate::transport::{CloseReason, Error, Session};
 
 /// Structured type of data messages.

@@ -114,4 +114,3 @@ impl Serializer for MsgPackSerializer {
         Ok(data.to_vec())
     }
 }
-

@@ -14,8 +14,8 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::message;
-use super::wait::wait_on;
 use super::queue::{Overflow, PushError, RecvQueue, SendQueue, PRIORITIES};
+use super::wait::wait_on;
 use crate::transport::{CloseReason, DatagramHandler, Error, Session};
 
 /// When `diagnose_issues` reports a finding.

@@ -264,13 +264,20 @@ pub(crate) async fn open_session(
         let t = parse_url(target)?;
         (t.authority, t.path)
     };
-    let headers: Vec<(String, String)> =
-        conn.client.cfg.headers.iter().chain(extra).cloned().collect();
-    let (dialect, req) = request::client_request(&settings, &authority, &path, &headers)
-        .map_err(|e| match settings.dialect() {
+    let headers: Vec<(String, String)> = conn
+        .client
+        .cfg
+        .headers
+        .iter()
+        .chain(extra)
+        .cloned()
+        .collect();
+    let (dialect, req) = request::client_request(&settings, &authority, &path, &headers).map_err(
+        |e| match settings.dialect() {
             None => Error::NotSupported(e),
             Some(_) => Error::InvalidArgument(e),
-        })?;
+        },
+    )?;
 
     let mut slot = reserve(inner, dialect).await?;
     let (send, mut recv) = inner
@@ -300,7 +307,9 @@ pub(crate) async fn open_session(
         let fields = match http::read_headers(&mut recv, &mut reader).await {
             Ok(Start::Headers(f)) => f,
             Ok(Start::WebTransportStream) => {
-                return Err(Error::Protocol("WebTransport stream signal on a CONNECT stream".into()))
+                return Err(Error::Protocol(
+                    "WebTransport stream signal on a CONNECT stream".into(),
+                ))
             }
             Err(ReadError::Peer(HeadersError::Malformed(e))) => {
                 if request::is_stream_error(e.code) {

@@ -83,7 +83,12 @@ async fn read(s: &Arc<SessionShared>, mut recv: quinn::RecvStream, leftover: Byt
 }
 
 /// Carry out the end of a session decided from its CONNECT stream.
-async fn end(s: &Arc<SessionShared>, recv: &mut quinn::RecvStream, reason: CloseReason, then: Then) {
+async fn end(
+    s: &Arc<SessionShared>,
+    recv: &mut quinn::RecvStream,
+    reason: CloseReason,
+    then: Then,
+) {
     match then {
         Then::Finish => {
             // The peer closed: record it and end our side of the stream with FIN.

@@ -51,4 +51,3 @@ pub trait DatagramHandler: Send + Sync + 'static {
     /// The session closed; called exactly once, after the last `on_datagram`.
     fn on_closed(&self, reason: &CloseReason);
 }
-

@@ -35,9 +35,9 @@ pub(crate) async fn read_headers(
                 )))
             }
             Err(quinn::ReadError::ConnectionLost(e)) => {
-                return Err(ReadError::Gone(Error::Closed(super::close::from_connection(
-                    &e,
-                ))))
+                return Err(ReadError::Gone(Error::Closed(
+                    super::close::from_connection(&e),
+                )))
             }
             Err(quinn::ReadError::Reset(code)) => {
                 return Err(ReadError::Gone(Error::Closed(CloseReason::Reset {

@@ -18,7 +18,12 @@ impl Inbox {
 
     /// Queue `d` unless that would exceed `max_items` datagrams or `max_bytes` bytes (an
     /// empty queue takes any one datagram).
-    pub(crate) fn push_back(&mut self, d: Bytes, max_items: usize, max_bytes: usize) -> Result<(), Bytes> {
+    pub(crate) fn push_back(
+        &mut self,
+        d: Bytes,
+        max_items: usize,
+        max_bytes: usize,
+    ) -> Result<(), Bytes> {
         if self.items.len() >= max_items
             || (!self.items.is_empty() && self.bytes + d.len() > max_bytes)
         {
@@ -46,6 +51,4 @@ impl Inbox {
     pub(crate) fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
-
 }
-

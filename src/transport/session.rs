@@ -267,7 +267,11 @@ impl SessionSink for SessionShared {
     fn connection_ended(&self, reason: CloseReason, failed: bool) {
         // A running reader drains what already arrived, then records the loss itself
         // (a close capsule that preceded the connection's close wins).
-        if failed || !self.reader_active.load(std::sync::atomic::Ordering::Acquire) {
+        if failed
+            || !self
+                .reader_active
+                .load(std::sync::atomic::Ordering::Acquire)
+        {
             self.set_closed(reason);
         }
     }
@@ -636,4 +640,3 @@ impl Session {
         self.shared.conn.unknown_datagrams.load(Relaxed)
     }
 }
-

@@ -5,27 +5,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::*;
-use super::runtime::{wtd_runtime, RuntimeInner};
-use super::session::wtd_session;
-use super::stream::wtd_stream;
-use wtdatagram::datagram::broadcast::DatagramBroadcaster;
+use super::handle::{self, Boxed, Castable};
+use super::runtime::RuntimeInner;
+use super::types::{wtd_broadcaster, wtd_runtime, wtd_session, wtd_stream};
 use wtd_result::*;
+use wtdatagram::datagram::broadcast::DatagramBroadcaster;
 
-/// A set of sessions and datagram streams to broadcast to. Thread-safe.
-pub struct wtd_broadcaster {
+/// What `wtd_broadcaster` holds.
+pub(crate) struct BroadcasterHandle {
     b: DatagramBroadcaster,
     runtime: Arc<RuntimeInner>,
 }
 
-unsafe fn live<'a>(b: *const wtd_broadcaster) -> FfiResult<&'a wtd_broadcaster> {
-    let b = arg(b, "broadcaster")?;
-    if b.runtime.is_closed() {
-        return Err(FfiError::new(
-            WTD_ERR_CLOSED,
-            "the broadcaster's runtime has been freed",
-        ));
+// SAFETY: wtd_broadcaster pointers are made only by into_c_box from a BroadcasterHandle.
+unsafe impl Castable for wtd_broadcaster {
+    type Rust = BroadcasterHandle;
+    type Own = Boxed;
+
+    /// A handle whose runtime was freed can do no I/O.
+    fn check_live(h: &BroadcasterHandle) -> FfiResult<()> {
+        h.runtime.check_open("broadcaster")
     }
-    Ok(b)
 }
 
 fn not_found(what: &str) -> FfiError {
@@ -39,15 +39,17 @@ pub unsafe extern "C" fn wtd_broadcaster_new(
     out_broadcaster: *mut *mut wtd_broadcaster,
 ) -> wtd_result {
     guard(|| {
-        let rt = arg(runtime, "runtime")?;
-        let o = out(out_broadcaster, "out_broadcaster")?;
+        // SAFETY: `runtime` is NULL or a live handle (the header's contract).
+        let rt = unsafe { handle::borrow(runtime, "runtime") }?;
+        // SAFETY: `out_broadcaster` is NULL or writable (the header's contract).
+        let o = unsafe { out(out_broadcaster, "out_broadcaster") }?;
         if rt.inner.is_closed() {
             return Err(FfiError::new(WTD_ERR_CLOSED, "the runtime has been freed"));
         }
-        *o = Box::into_raw(Box::new(wtd_broadcaster {
+        *o = handle::into_c_box(BroadcasterHandle {
             b: DatagramBroadcaster::new(),
             runtime: rt.inner.clone(),
-        }));
+        });
         Ok(())
     })
 }
@@ -56,12 +58,13 @@ pub unsafe extern "C" fn wtd_broadcaster_new(
 /// stay open.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_broadcaster_free(broadcaster: *mut wtd_broadcaster) {
-    if !broadcaster.is_null() {
-        guard_value((), || {
-            let b = Box::from_raw(broadcaster);
-            b.b.shutdown();
-        });
-    }
+    guard_value((), || {
+        // SAFETY: NULL or a live handle the caller gives up (the header's contract).
+        let Some(b) = (unsafe { handle::take_box(broadcaster) }) else {
+            return;
+        };
+        b.b.shutdown();
+    });
 }
 
 /// Add a session: broadcasts reach it as raw datagrams, without waiting (a full
@@ -75,8 +78,10 @@ pub unsafe extern "C" fn wtd_broadcaster_add_session(
     session: *const wtd_session,
 ) -> wtd_result {
     guard(|| {
-        let b = live(broadcaster)?;
-        let s = arg(session, "session")?;
+        // SAFETY: `broadcaster` is NULL or a live handle (the header's contract).
+        let b = unsafe { handle::live(broadcaster, "broadcaster") }?;
+        // SAFETY: `session` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::borrow(session, "session") }?;
         b.b.add_session(s.session.clone())?;
         Ok(())
     })
@@ -89,8 +94,10 @@ pub unsafe extern "C" fn wtd_broadcaster_remove_session(
     session: *const wtd_session,
 ) -> wtd_result {
     guard(|| {
-        let b = arg(broadcaster, "broadcaster")?;
-        let s = arg(session, "session")?;
+        // SAFETY: `broadcaster` is NULL or a live handle (the header's contract).
+        let b = unsafe { handle::borrow(broadcaster, "broadcaster") }?;
+        // SAFETY: `session` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::borrow(session, "session") }?;
         if !b.b.remove_session(&s.session) {
             return Err(not_found("session"));
         }
@@ -109,8 +116,10 @@ pub unsafe extern "C" fn wtd_broadcaster_add_stream(
     stream: *const wtd_stream,
 ) -> wtd_result {
     guard(|| {
-        let b = live(broadcaster)?;
-        let s = arg(stream, "stream")?;
+        // SAFETY: `broadcaster` is NULL or a live handle (the header's contract).
+        let b = unsafe { handle::live(broadcaster, "broadcaster") }?;
+        // SAFETY: `stream` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::borrow(stream, "stream") }?;
         b.b.add_stream(s.inner_stream().clone())?;
         Ok(())
     })
@@ -123,8 +132,10 @@ pub unsafe extern "C" fn wtd_broadcaster_remove_stream(
     stream: *const wtd_stream,
 ) -> wtd_result {
     guard(|| {
-        let b = arg(broadcaster, "broadcaster")?;
-        let s = arg(stream, "stream")?;
+        // SAFETY: `broadcaster` is NULL or a live handle (the header's contract).
+        let b = unsafe { handle::borrow(broadcaster, "broadcaster") }?;
+        // SAFETY: `stream` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::borrow(stream, "stream") }?;
         if !b.b.remove_stream(s.inner_stream()) {
             return Err(not_found("stream"));
         }
@@ -138,7 +149,8 @@ pub unsafe extern "C" fn wtd_broadcaster_session_count(
     broadcaster: *const wtd_broadcaster,
 ) -> usize {
     guard_value(0, || {
-        broadcaster.as_ref().map_or(0, |b| b.b.session_count())
+        // SAFETY: `broadcaster` is NULL or a live handle (the header's contract).
+        unsafe { handle::get(broadcaster) }.map_or(0, |b| b.b.session_count())
     })
 }
 
@@ -147,7 +159,10 @@ pub unsafe extern "C" fn wtd_broadcaster_session_count(
 pub unsafe extern "C" fn wtd_broadcaster_stream_count(
     broadcaster: *const wtd_broadcaster,
 ) -> usize {
-    guard_value(0, || broadcaster.as_ref().map_or(0, |b| b.b.stream_count()))
+    guard_value(0, || {
+        // SAFETY: `broadcaster` is NULL or a live handle (the header's contract).
+        unsafe { handle::get(broadcaster) }.map_or(0, |b| b.b.stream_count())
+    })
 }
 
 /// Send a datagram (copied once, shared by all) to every member without waiting for
@@ -164,11 +179,14 @@ pub unsafe extern "C" fn wtd_broadcaster_broadcast(
     out_accepted: *mut usize,
 ) -> wtd_result {
     guard(|| {
-        let b = live(broadcaster)?;
-        let d = bytes(data, len, "data")?;
+        // SAFETY: `broadcaster` is NULL or a live handle (the header's contract).
+        let b = unsafe { handle::live(broadcaster, "broadcaster") }?;
+        // SAFETY: `data` is NULL or readable for its length (the header's contract).
+        let d = unsafe { bytes(data, len, "data") }?;
         let ttl = (ttl_ms > 0).then(|| Duration::from_millis(ttl_ms as u64));
         let n = b.b.broadcast(d, priority, ttl)?;
-        if let Some(o) = out_accepted.as_mut() {
+        // SAFETY: `out_accepted` is NULL or writable (the header's contract).
+        if let Some(o) = unsafe { out_accepted.as_mut() } {
             *o = n;
         }
         Ok(())
@@ -181,7 +199,10 @@ pub unsafe extern "C" fn wtd_broadcaster_shutdown(
     broadcaster: *const wtd_broadcaster,
 ) -> wtd_result {
     guard(|| {
-        arg(broadcaster, "broadcaster")?.b.shutdown();
+        // SAFETY: `broadcaster` is NULL or a live handle (the header's contract).
+        unsafe { handle::borrow(broadcaster, "broadcaster") }?
+            .b
+            .shutdown();
         Ok(())
     })
 }

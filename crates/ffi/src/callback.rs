@@ -17,7 +17,8 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::events::Event;
-use super::runtime::{wtd_userdata_free, RuntimeInner};
+use super::runtime::RuntimeInner;
+use super::types::wtd_userdata_free;
 
 /// A C function receiving a borrowed `*const T` and the userdata.
 pub(crate) type CallbackFn<T> = unsafe extern "C" fn(*const T, *mut c_void);
@@ -31,8 +32,9 @@ struct AppCallback<T> {
 }
 
 // SAFETY: the application promises its callback and userdata may be used from the
-// thread events are delivered on (documented in the header).
+// thread events are delivered on (documented in the header); we never touch `userdata`.
 unsafe impl<T> Send for AppCallback<T> {}
+// SAFETY: as for Send: only a function pointer, an opaque pointer and an atomic.
 unsafe impl<T> Sync for AppCallback<T> {}
 
 impl<T> Drop for AppCallback<T> {
@@ -76,7 +78,10 @@ impl<T: Send + 'static> CallbackSlot<T> {
             })),
             None => {
                 if let Some(f) = free {
-                    f(userdata);
+                    // SAFETY: the application's destructor for the userdata it gave
+                    // with no callback: nothing else will use it (this function's
+                    // contract), so it is freed once, now.
+                    unsafe { f(userdata) };
                 }
                 None
             }

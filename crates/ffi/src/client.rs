@@ -3,11 +3,14 @@
 use std::ffi::c_char;
 use std::sync::Arc;
 
-use super::config::wtd_client_config;
 use super::error::*;
-use super::runtime::{wtd_runtime, RuntimeInner};
-use super::session::{make_session, wtd_dialect, wtd_session};
-use wtdatagram::transport::{Client, Connection};
+use super::handle::{self, Boxed, Castable};
+use super::runtime::RuntimeInner;
+use super::session::make_session;
+use super::types::{
+    wtd_client, wtd_client_config, wtd_connection, wtd_dialect, wtd_runtime, wtd_session,
+};
+use wtdatagram::transport::{Client, Connection, TransportOptions};
 
 /// A request header for wtd_connection_open_session / wtd_client_open_session.
 #[repr(C)]
@@ -16,20 +19,32 @@ pub struct wtd_header {
     pub value: *const c_char,
 }
 
-/// A client endpoint (one UDP socket, any number of connections). Thread-safe.
-pub struct wtd_client {
+/// What `wtd_client` holds.
+pub(crate) struct ClientHandle {
     client: Client,
     runtime: Arc<RuntimeInner>,
     events_mode: bool,
     cap: usize,
 }
 
-/// An HTTP/3 connection to a server; open several sessions on it. Thread-safe.
-pub struct wtd_connection {
+// SAFETY: wtd_client pointers are made only by into_c_box from a ClientHandle.
+unsafe impl Castable for wtd_client {
+    type Rust = ClientHandle;
+    type Own = Boxed;
+}
+
+/// What `wtd_connection` holds.
+pub(crate) struct ConnectionHandle {
     conn: Connection,
     runtime: Arc<RuntimeInner>,
     events_mode: bool,
     cap: usize,
+}
+
+// SAFETY: wtd_connection pointers are made only by into_c_box from a ConnectionHandle.
+unsafe impl Castable for wtd_connection {
+    type Rust = ConnectionHandle;
+    type Own = Boxed;
 }
 
 /// Create a client with `config` (copied; NULL means defaults).
@@ -40,9 +55,12 @@ pub unsafe extern "C" fn wtd_client_new(
     out_client: *mut *mut wtd_client,
 ) -> wtd_result {
     guard(|| {
-        let rt = arg(runtime, "runtime")?;
-        let out = out(out_client, "out_client")?;
-        let (cfg, events_mode, cap) = match config.as_ref() {
+        // SAFETY: `runtime` is NULL or a live handle (the header's contract).
+        let rt = unsafe { handle::borrow(runtime, "runtime") }?;
+        // SAFETY: `out_client` is NULL or writable (the header's contract).
+        let out = unsafe { out(out_client, "out_client") }?;
+        // SAFETY: `config` is NULL or a live handle (the header's contract).
+        let (cfg, events_mode, cap) = match unsafe { handle::get(config) } {
             Some(c) => (
                 c.to_rust(),
                 c.transport.datagram_events,
@@ -51,17 +69,17 @@ pub unsafe extern "C" fn wtd_client_new(
             None => (
                 Default::default(),
                 true,
-                crate::TransportOptions::default().recv_queue,
+                TransportOptions::default().recv_queue,
             ),
         };
         let _enter = rt.inner.enter()?;
         let client = Client::new(cfg)?;
-        *out = Box::into_raw(Box::new(wtd_client {
+        *out = handle::into_c_box(ClientHandle {
             client,
             runtime: rt.inner.clone(),
             events_mode,
             cap,
-        }));
+        });
         Ok(())
     })
 }
@@ -71,9 +89,8 @@ pub unsafe extern "C" fn wtd_client_new(
 /// NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_client_free(client: *mut wtd_client) {
-    if !client.is_null() {
-        guard_value((), || drop(Box::from_raw(client)));
-    }
+    // SAFETY: NULL or a live client the caller gives up (the header's contract).
+    guard_value((), || drop(unsafe { handle::take_box(client) }));
 }
 
 /// Close every connection of the client at once (sessions see
@@ -81,24 +98,33 @@ pub unsafe extern "C" fn wtd_client_free(client: *mut wtd_client) {
 #[no_mangle]
 pub unsafe extern "C" fn wtd_client_close(client: *const wtd_client) -> wtd_result {
     guard(|| {
-        arg(client, "client")?.client.close();
+        // SAFETY: `client` is NULL or a live handle (the header's contract).
+        unsafe { handle::borrow(client, "client") }?.client.close();
         Ok(())
     })
 }
 
+/// Read `count` request headers.
+///
+/// # Safety
+/// `h` must be NULL or valid for reads of `count` `wtd_header`s whose strings are NULL
+/// or NUL-terminated.
 unsafe fn headers(h: *const wtd_header, count: usize) -> FfiResult<Vec<(String, String)>> {
-    if h.is_null() && count > 0 {
-        return Err(FfiError::arg("headers is NULL but count is not 0"));
+    if h.is_null() {
+        if count > 0 {
+            return Err(FfiError::arg("headers is NULL but count is not 0"));
+        }
+        return Ok(Vec::new());
     }
-    let mut v = Vec::with_capacity(count);
-    for i in 0..count {
-        let e = &*h.add(i);
-        v.push((
-            cstr(e.name, "header name")?.to_string(),
-            cstr(e.value, "header value")?.to_string(),
-        ));
-    }
-    Ok(v)
+    // SAFETY: non-NULL and valid for `count` headers (this function's contract).
+    let h = unsafe { std::slice::from_raw_parts(h, count) };
+    h.iter()
+        .map(|e| {
+            // SAFETY: each string is NULL or NUL-terminated (this function's contract).
+            let (n, v) = unsafe { (cstr(e.name, "header name")?, cstr(e.value, "header value")?) };
+            Ok((n.to_string(), v.to_string()))
+        })
+        .collect()
 }
 
 /// Connect to the server of an `https://host:port/...` URL: QUIC handshake, HTTP/3
@@ -112,16 +138,19 @@ pub unsafe extern "C" fn wtd_client_connect(
     out_connection: *mut *mut wtd_connection,
 ) -> wtd_result {
     guard(|| {
-        let c = arg(client, "client")?;
-        let url = cstr(url, "url")?;
-        let out = out(out_connection, "out_connection")?;
+        // SAFETY: `client` is NULL or a live handle (the header's contract).
+        let c = unsafe { handle::borrow(client, "client") }?;
+        // SAFETY: `url` is NULL or NUL-terminated (the header's contract).
+        let url = unsafe { cstr(url, "url") }?;
+        // SAFETY: `out_connection` is NULL or writable (the header's contract).
+        let out = unsafe { out(out_connection, "out_connection") }?;
         let conn = c.runtime.block_on(timeout_ms, c.client.connect(url))??;
-        *out = Box::into_raw(Box::new(wtd_connection {
+        *out = handle::into_c_box(ConnectionHandle {
             conn,
             runtime: c.runtime.clone(),
             events_mode: c.events_mode,
             cap: c.cap,
-        }));
+        });
         Ok(())
     })
 }
@@ -143,10 +172,14 @@ pub unsafe extern "C" fn wtd_connection_open_session(
     out_session: *mut *mut wtd_session,
 ) -> wtd_result {
     guard(|| {
-        let c = arg(connection, "connection")?;
-        let target = cstr(target, "target")?;
-        let h = headers(headers_, count)?;
-        let out = out(out_session, "out_session")?;
+        // SAFETY: `connection` is NULL or a live handle (the header's contract).
+        let c = unsafe { handle::borrow(connection, "connection") }?;
+        // SAFETY: `target` is NULL or NUL-terminated (the header's contract).
+        let target = unsafe { cstr(target, "target") }?;
+        // SAFETY: `headers_` is NULL or `count` readable headers (the header's contract).
+        let h = unsafe { headers(headers_, count) }?;
+        // SAFETY: `out_session` is NULL or writable (the header's contract).
+        let out = unsafe { out(out_session, "out_session") }?;
         let s = c
             .runtime
             .block_on(timeout_ms, c.conn.open_session(target, &h))??;
@@ -166,10 +199,14 @@ pub unsafe extern "C" fn wtd_client_open_session(
     out_session: *mut *mut wtd_session,
 ) -> wtd_result {
     guard(|| {
-        let c = arg(client, "client")?;
-        let url = cstr(url, "url")?;
-        let h = headers(headers_, count)?;
-        let out = out(out_session, "out_session")?;
+        // SAFETY: `client` is NULL or a live handle (the header's contract).
+        let c = unsafe { handle::borrow(client, "client") }?;
+        // SAFETY: `url` is NULL or NUL-terminated (the header's contract).
+        let url = unsafe { cstr(url, "url") }?;
+        // SAFETY: `headers_` is NULL or `count` readable headers (the header's contract).
+        let h = unsafe { headers(headers_, count) }?;
+        // SAFETY: `out_session` is NULL or writable (the header's contract).
+        let out = unsafe { out(out_session, "out_session") }?;
         let s = c.runtime.block_on(timeout_ms, async {
             let conn = c.client.connect(url).await?;
             conn.open_session(url, &h).await
@@ -183,8 +220,8 @@ pub unsafe extern "C" fn wtd_client_open_session(
 #[no_mangle]
 pub unsafe extern "C" fn wtd_connection_dialect(connection: *const wtd_connection) -> wtd_dialect {
     guard_value(wtd_dialect::WTD_DIALECT_DRAFT02, || {
-        connection
-            .as_ref()
+        // SAFETY: `connection` is NULL or a live handle (the header's contract).
+        unsafe { handle::get(connection) }
             .and_then(|c| c.conn.peer_dialect())
             .map_or(wtd_dialect::WTD_DIALECT_DRAFT02, Into::into)
     })
@@ -194,7 +231,8 @@ pub unsafe extern "C" fn wtd_connection_dialect(connection: *const wtd_connectio
 #[no_mangle]
 pub unsafe extern "C" fn wtd_connection_is_closed(connection: *const wtd_connection) -> bool {
     guard_value(false, || {
-        connection.as_ref().is_some_and(|c| c.conn.is_closed())
+        // SAFETY: `connection` is NULL or a live handle (the header's contract).
+        unsafe { handle::get(connection) }.is_some_and(|c| c.conn.is_closed())
     })
 }
 
@@ -208,8 +246,11 @@ pub unsafe extern "C" fn wtd_connection_close(
     reason_len: usize,
 ) -> wtd_result {
     guard(|| {
-        let c = arg(connection, "connection")?;
-        c.conn.close(code, utf8(reason, reason_len, "reason")?);
+        // SAFETY: `connection` is NULL or a live handle (the header's contract).
+        let c = unsafe { handle::borrow(connection, "connection") }?;
+        // SAFETY: the pointer arguments are NULL or valid as the header requires of callers.
+        c.conn
+            .close(code, unsafe { utf8(reason, reason_len, "reason") }?);
         Ok(())
     })
 }
@@ -218,7 +259,6 @@ pub unsafe extern "C" fn wtd_connection_close(
 /// too. NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_connection_free(connection: *mut wtd_connection) {
-    if !connection.is_null() {
-        guard_value((), || drop(Box::from_raw(connection)));
-    }
+    // SAFETY: NULL or a live connection the caller gives up (the header's contract).
+    guard_value((), || drop(unsafe { handle::take_box(connection) }));
 }

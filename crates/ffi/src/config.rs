@@ -6,19 +6,28 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::error::*;
-use wtdatagram::transport::{tls, ClientConfig, ServerConfig, ServerTls, TransportOptions, Verify};
+use super::handle::{self, Boxed, Castable};
+use super::types::{wtd_client_config, wtd_server_config, wtd_transport_config};
 use wtd_result::*;
+use wtdatagram::transport::{tls, ClientConfig, ServerConfig, ServerTls, TransportOptions, Verify};
 
-/// Transport and session options shared by servers and clients.
+/// What `wtd_transport_config` holds.
 #[derive(Clone)]
-pub struct wtd_transport_config {
+pub(crate) struct TransportConfig {
     pub(crate) opts: TransportOptions,
     pub(crate) datagram_events: bool,
 }
 
-impl Default for wtd_transport_config {
+// SAFETY: wtd_transport_config pointers are made only by into_c_box from a
+// TransportConfig.
+unsafe impl Castable for wtd_transport_config {
+    type Rust = TransportConfig;
+    type Own = Boxed;
+}
+
+impl Default for TransportConfig {
     fn default() -> Self {
-        wtd_transport_config {
+        TransportConfig {
             opts: TransportOptions::default(),
             datagram_events: true,
         }
@@ -34,8 +43,9 @@ pub unsafe extern "C" fn wtd_transport_config_new(
     out_config: *mut *mut wtd_transport_config,
 ) -> wtd_result {
     guard(|| {
-        let o = out(out_config, "out_config")?;
-        *o = Box::into_raw(Box::default());
+        // SAFETY: `out_config` is NULL or writable (the header's contract).
+        let o = unsafe { out(out_config, "out_config") }?;
+        *o = handle::into_c_box(TransportConfig::default());
         Ok(())
     })
 }
@@ -43,21 +53,8 @@ pub unsafe extern "C" fn wtd_transport_config_new(
 /// Free transport options; NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_transport_config_free(config: *mut wtd_transport_config) {
-    if !config.is_null() {
-        guard_value((), || drop(Box::from_raw(config)));
-    }
-}
-
-/// Run a transport option setter on `config` (NULL is WTD_ERR_INVALID_ARGUMENT).
-///
-/// # Safety
-/// `config` must be NULL or a live `wtd_transport_config` not used by another thread.
-unsafe fn with_transport(
-    config: *mut wtd_transport_config,
-    f: impl FnOnce(&mut wtd_transport_config) -> FfiResult<()>,
-) -> wtd_result {
-    // SAFETY: NULL or a live, unshared config (this function's contract).
-    guard(|| f(unsafe { out(config, "config")? }))
+    // SAFETY: NULL or a live builder the caller gives up (the header's contract).
+    guard_value((), || drop(unsafe { handle::take_box(config) }));
 }
 
 /// Close a connection after `ms` milliseconds without packets from the peer (1..=600000).
@@ -66,7 +63,10 @@ pub unsafe extern "C" fn wtd_transport_config_set_idle_timeout_ms(
     config: *mut wtd_transport_config,
     ms: u32,
 ) -> wtd_result {
-    with_transport(config, |c| {
+    guard(|| {
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the
+        // header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
         if !(1..=600_000).contains(&ms) {
             return Err(FfiError::arg("idle timeout must be 1..=600000 ms"));
         }
@@ -81,7 +81,10 @@ pub unsafe extern "C" fn wtd_transport_config_set_keep_alive_ms(
     config: *mut wtd_transport_config,
     ms: u32,
 ) -> wtd_result {
-    with_transport(config, |c| {
+    guard(|| {
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the
+        // header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
         c.opts.keep_alive = (ms > 0).then(|| Duration::from_millis(u64::from(ms)));
         Ok(())
     })
@@ -95,7 +98,10 @@ pub unsafe extern "C" fn wtd_transport_config_set_socket_buffers(
     send_bytes: usize,
     recv_bytes: usize,
 ) -> wtd_result {
-    with_transport(config, |c| {
+    guard(|| {
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the
+        // header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
         c.opts.socket_send_buffer = send_bytes;
         c.opts.socket_recv_buffer = recv_bytes;
         Ok(())
@@ -112,7 +118,10 @@ pub unsafe extern "C" fn wtd_transport_config_set_datagram_buffers(
     send_bytes: usize,
     recv_bytes: usize,
 ) -> wtd_result {
-    with_transport(config, |c| {
+    guard(|| {
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the
+        // header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
         if send_bytes == 0 || recv_bytes == 0 {
             return Err(FfiError::arg("datagram buffers must be non-zero"));
         }
@@ -132,7 +141,10 @@ pub unsafe extern "C" fn wtd_transport_config_set_recv_queue(
     config: *mut wtd_transport_config,
     datagrams: usize,
 ) -> wtd_result {
-    with_transport(config, |c| {
+    guard(|| {
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the
+        // header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
         if datagrams == 0 {
             return Err(FfiError::arg("receive queue must hold at least 1 datagram"));
         }
@@ -150,7 +162,10 @@ pub unsafe extern "C" fn wtd_transport_config_set_recv_queue_bytes(
     config: *mut wtd_transport_config,
     bytes: usize,
 ) -> wtd_result {
-    with_transport(config, |c| {
+    guard(|| {
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the
+        // header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
         if bytes == 0 {
             return Err(FfiError::arg("receive queue must hold at least 1 byte"));
         }
@@ -165,7 +180,10 @@ pub unsafe extern "C" fn wtd_transport_config_set_segmentation_offload(
     config: *mut wtd_transport_config,
     enabled: bool,
 ) -> wtd_result {
-    with_transport(config, |c| {
+    guard(|| {
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the
+        // header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
         c.opts.segmentation_offload = enabled;
         Ok(())
     })
@@ -177,7 +195,10 @@ pub unsafe extern "C" fn wtd_transport_config_set_max_sessions(
     config: *mut wtd_transport_config,
     sessions: u64,
 ) -> wtd_result {
-    with_transport(config, |c| {
+    guard(|| {
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the
+        // header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
         if sessions == 0 || sessions > 1 << 20 {
             return Err(FfiError::arg("max sessions must be 1..=1048576"));
         }
@@ -198,7 +219,8 @@ pub unsafe extern "C" fn wtd_transport_config_set_max_field_section_size(
     bytes: u64,
 ) -> wtd_result {
     guard(|| {
-        let c = out(config, "config")?;
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
         if !(256..=1 << 20).contains(&bytes) {
             return Err(FfiError::arg(format!(
                 "max field section size must be 256..=1048576 bytes, got {bytes}"
@@ -217,7 +239,8 @@ pub unsafe extern "C" fn wtd_transport_config_set_max_header_fields(
     fields: usize,
 ) -> wtd_result {
     guard(|| {
-        let c = out(config, "config")?;
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
         if !(1..=65536).contains(&fields) {
             return Err(FfiError::arg(format!(
                 "max header fields must be 1..=65536, got {fields}"
@@ -235,7 +258,10 @@ pub unsafe extern "C" fn wtd_transport_config_set_datagram_events(
     config: *mut wtd_transport_config,
     enabled: bool,
 ) -> wtd_result {
-    with_transport(config, |c| {
+    guard(|| {
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the
+        // header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
         c.datagram_events = enabled;
         Ok(())
     })
@@ -249,10 +275,17 @@ pub(crate) fn parse_addr(s: &str) -> FfiResult<SocketAddr> {
     })
 }
 
-/// Server options. Not thread-safe.
-pub struct wtd_server_config {
+/// What `wtd_server_config` holds.
+pub(crate) struct ServerConfigHandle {
     pub(crate) cfg: ServerConfig,
-    pub(crate) transport: wtd_transport_config,
+    pub(crate) transport: TransportConfig,
+}
+
+// SAFETY: wtd_server_config pointers are made only by into_c_box from a
+// ServerConfigHandle.
+unsafe impl Castable for wtd_server_config {
+    type Rust = ServerConfigHandle;
+    type Own = Boxed;
 }
 
 /// Create server options: bind 127.0.0.1:0, self-signed certificate for localhost,
@@ -263,11 +296,12 @@ pub unsafe extern "C" fn wtd_server_config_new(
     out_config: *mut *mut wtd_server_config,
 ) -> wtd_result {
     guard(|| {
-        let o = out(out_config, "out_config")?;
-        *o = Box::into_raw(Box::new(wtd_server_config {
+        // SAFETY: `out_config` is NULL or writable (the header's contract).
+        let o = unsafe { out(out_config, "out_config") }?;
+        *o = handle::into_c_box(ServerConfigHandle {
             cfg: ServerConfig::default(),
-            transport: wtd_transport_config::default(),
-        }));
+            transport: TransportConfig::default(),
+        });
         Ok(())
     })
 }
@@ -275,9 +309,8 @@ pub unsafe extern "C" fn wtd_server_config_new(
 /// Free server options; NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_server_config_free(config: *mut wtd_server_config) {
-    if !config.is_null() {
-        guard_value((), || drop(Box::from_raw(config)));
-    }
+    // SAFETY: NULL or a live builder the caller gives up (the header's contract).
+    guard_value((), || drop(unsafe { handle::take_box(config) }));
 }
 
 /// UDP address to listen on, e.g. "0.0.0.0:4433", "[::]:4433", "127.0.0.1:0" (port 0
@@ -288,8 +321,10 @@ pub unsafe extern "C" fn wtd_server_config_set_bind(
     address: *const c_char,
 ) -> wtd_result {
     guard(|| {
-        let c = out(config, "config")?;
-        c.cfg.bind = parse_addr(cstr(address, "address")?)?;
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
+        // SAFETY: the pointer arguments are NULL or valid as the header requires of callers.
+        c.cfg.bind = parse_addr(unsafe { cstr(address, "address") }?)?;
         Ok(())
     })
 }
@@ -305,9 +340,12 @@ pub unsafe extern "C" fn wtd_server_config_set_cert_pem(
     key_len: usize,
 ) -> wtd_result {
     guard(|| {
-        let c = out(config, "config")?;
-        let cert = bytes(cert_pem, cert_len, "cert_pem")?;
-        let key = bytes(key_pem, key_len, "key_pem")?;
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
+        // SAFETY: `cert_pem` is NULL or readable for its length (the header's contract).
+        let cert = unsafe { bytes(cert_pem, cert_len, "cert_pem") }?;
+        // SAFETY: `key_pem` is NULL or readable for its length (the header's contract).
+        let key = unsafe { bytes(key_pem, key_len, "key_pem") }?;
         tls::from_pem(cert, key)?;
         c.cfg.tls = ServerTls::Pem {
             cert_chain: cert.to_vec(),
@@ -326,12 +364,15 @@ pub unsafe extern "C" fn wtd_server_config_set_cert_pem_files(
     key_path: *const c_char,
 ) -> wtd_result {
     guard(|| {
-        let c = out(config, "config")?;
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
         let read = |p: &str| {
             std::fs::read(p).map_err(|e| FfiError::new(WTD_ERR_IO, format!("reading {p}: {e}")))
         };
-        let cert = read(cstr(cert_path, "cert_path")?)?;
-        let key = read(cstr(key_path, "key_path")?)?;
+        // SAFETY: the pointer arguments are NULL or valid as the header requires of callers.
+        let cert = read(unsafe { cstr(cert_path, "cert_path") }?)?;
+        // SAFETY: the pointer arguments are NULL or valid as the header requires of callers.
+        let key = read(unsafe { cstr(key_path, "key_path") }?)?;
         tls::from_pem(&cert, &key)?;
         c.cfg.tls = ServerTls::Pem {
             cert_chain: cert,
@@ -351,13 +392,15 @@ pub unsafe extern "C" fn wtd_server_config_set_self_signed(
     count: usize,
 ) -> wtd_result {
     guard(|| {
-        let c = out(config, "config")?;
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
         if names.is_null() && count > 0 {
             return Err(FfiError::arg("names is NULL but count is not 0"));
         }
         let mut v = Vec::with_capacity(count);
         for i in 0..count {
-            v.push(cstr(*names.add(i), "names[i]")?.to_string());
+            // SAFETY: the pointer arguments are NULL or valid as the header requires of callers.
+            v.push(unsafe { cstr(*names.add(i), "names[i]") }?.to_string());
         }
         c.cfg.tls = ServerTls::SelfSigned { names: v };
         Ok(())
@@ -371,8 +414,10 @@ pub unsafe extern "C" fn wtd_server_config_set_transport(
     transport: *const wtd_transport_config,
 ) -> wtd_result {
     guard(|| {
-        let c = out(config, "config")?;
-        c.transport = arg(transport, "transport")?.clone();
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
+        // SAFETY: `transport` is NULL or a live handle (the header's contract).
+        c.transport = unsafe { handle::borrow(transport, "transport") }?.clone();
         Ok(())
     })
 }
@@ -387,7 +432,8 @@ pub unsafe extern "C" fn wtd_server_config_set_request_backlog(
     requests: usize,
 ) -> wtd_result {
     guard(|| {
-        let c = out(config, "config")?;
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
         if requests == 0 {
             return Err(FfiError::arg("backlog must be at least 1"));
         }
@@ -405,7 +451,8 @@ pub unsafe extern "C" fn wtd_server_config_set_max_connections(
     connections: usize,
 ) -> wtd_result {
     guard(|| {
-        let c = out(config, "config")?;
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
         if !(1..=1_000_000).contains(&connections) {
             return Err(FfiError::arg(format!(
                 "max connections must be 1..=1000000, got {connections}"
@@ -426,7 +473,8 @@ pub unsafe extern "C" fn wtd_server_config_set_max_sessions(
     sessions: usize,
 ) -> wtd_result {
     guard(|| {
-        let c = out(config, "config")?;
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
         if !(1..=10_000_000).contains(&sessions) {
             return Err(FfiError::arg(format!(
                 "max sessions must be 1..=10000000, got {sessions}"
@@ -446,7 +494,8 @@ pub unsafe extern "C" fn wtd_server_config_set_request_timeout_ms(
     ms: u32,
 ) -> wtd_result {
     guard(|| {
-        let c = out(config, "config")?;
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
         if !(1..=600_000).contains(&ms) {
             return Err(FfiError::arg(format!(
                 "request timeout must be 1..=600000 ms, got {ms}"
@@ -457,17 +506,24 @@ pub unsafe extern "C" fn wtd_server_config_set_request_timeout_ms(
     })
 }
 
-/// Client options. Not thread-safe.
-pub struct wtd_client_config {
+/// What `wtd_client_config` holds.
+pub(crate) struct ClientConfigHandle {
     pub(crate) bind: Option<SocketAddr>,
     pub(crate) ca_pem: Vec<u8>,
     pub(crate) hashes: Vec<[u8; 32]>,
     pub(crate) insecure: bool,
     pub(crate) headers: Vec<(String, String)>,
-    pub(crate) transport: wtd_transport_config,
+    pub(crate) transport: TransportConfig,
 }
 
-impl wtd_client_config {
+// SAFETY: wtd_client_config pointers are made only by into_c_box from a
+// ClientConfigHandle.
+unsafe impl Castable for wtd_client_config {
+    type Rust = ClientConfigHandle;
+    type Own = Boxed;
+}
+
+impl ClientConfigHandle {
     pub(crate) fn to_rust(&self) -> ClientConfig {
         let verify = if self.insecure {
             Verify::Insecure
@@ -495,15 +551,16 @@ pub unsafe extern "C" fn wtd_client_config_new(
     out_config: *mut *mut wtd_client_config,
 ) -> wtd_result {
     guard(|| {
-        let o = out(out_config, "out_config")?;
-        *o = Box::into_raw(Box::new(wtd_client_config {
+        // SAFETY: `out_config` is NULL or writable (the header's contract).
+        let o = unsafe { out(out_config, "out_config") }?;
+        *o = handle::into_c_box(ClientConfigHandle {
             bind: None,
             ca_pem: Vec::new(),
             hashes: Vec::new(),
             insecure: false,
             headers: Vec::new(),
-            transport: wtd_transport_config::default(),
-        }));
+            transport: TransportConfig::default(),
+        });
         Ok(())
     })
 }
@@ -511,9 +568,8 @@ pub unsafe extern "C" fn wtd_client_config_new(
 /// Free client options; NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_client_config_free(config: *mut wtd_client_config) {
-    if !config.is_null() {
-        guard_value((), || drop(Box::from_raw(config)));
-    }
+    // SAFETY: NULL or a live builder the caller gives up (the header's contract).
+    guard_value((), || drop(unsafe { handle::take_box(config) }));
 }
 
 /// Local UDP address to bind, e.g. "0.0.0.0:0".
@@ -523,8 +579,10 @@ pub unsafe extern "C" fn wtd_client_config_set_bind(
     address: *const c_char,
 ) -> wtd_result {
     guard(|| {
-        let c = out(config, "config")?;
-        c.bind = Some(parse_addr(cstr(address, "address")?)?);
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
+        // SAFETY: the pointer arguments are NULL or valid as the header requires of callers.
+        c.bind = Some(parse_addr(unsafe { cstr(address, "address") }?)?);
         Ok(())
     })
 }
@@ -538,8 +596,10 @@ pub unsafe extern "C" fn wtd_client_config_add_ca_pem(
     len: usize,
 ) -> wtd_result {
     guard(|| {
-        let c = out(config, "config")?;
-        let pem = bytes(pem, len, "pem")?;
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
+        // SAFETY: `pem` is NULL or readable for its length (the header's contract).
+        let pem = unsafe { bytes(pem, len, "pem") }?;
         tls::client_crypto(&Verify::CaPem(pem.to_vec()))?;
         c.ca_pem.extend_from_slice(pem);
         c.ca_pem.push(b'\n');
@@ -556,8 +616,10 @@ pub unsafe extern "C" fn wtd_client_config_add_cert_hash(
     len: usize,
 ) -> wtd_result {
     guard(|| {
-        let c = out(config, "config")?;
-        let h = bytes(sha256, len, "sha256")?;
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
+        // SAFETY: `sha256` is NULL or readable for its length (the header's contract).
+        let h = unsafe { bytes(sha256, len, "sha256") }?;
         let h: [u8; 32] = h
             .try_into()
             .map_err(|_| FfiError::arg(format!("a SHA-256 hash is 32 bytes, got {len}")))?;
@@ -573,7 +635,8 @@ pub unsafe extern "C" fn wtd_client_config_set_insecure(
     insecure: bool,
 ) -> wtd_result {
     guard(|| {
-        out(config, "config")?.insecure = insecure;
+        // SAFETY: `config` is NULL or a live builder used by this thread only.
+        unsafe { handle::borrow_mut(config, "config") }?.insecure = insecure;
         Ok(())
     })
 }
@@ -587,8 +650,12 @@ pub unsafe extern "C" fn wtd_client_config_add_header(
     value: *const c_char,
 ) -> wtd_result {
     guard(|| {
-        let c = out(config, "config")?;
-        let (n, v) = (cstr(name, "name")?, cstr(value, "value")?);
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
+        // SAFETY: the pointer arguments are NULL or valid as the header requires of callers.
+        let (n, v) = (unsafe { cstr(name, "name") }?, unsafe {
+            cstr(value, "value")
+        }?);
         if n.is_empty()
             || n.starts_with(':')
             || n.contains(['\r', '\n', ' ', ':'])
@@ -608,8 +675,10 @@ pub unsafe extern "C" fn wtd_client_config_set_transport(
     transport: *const wtd_transport_config,
 ) -> wtd_result {
     guard(|| {
-        let c = out(config, "config")?;
-        c.transport = arg(transport, "transport")?.clone();
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
+        // SAFETY: `transport` is NULL or a live handle (the header's contract).
+        c.transport = unsafe { handle::borrow(transport, "transport") }?.clone();
         Ok(())
     })
 }
@@ -623,8 +692,10 @@ pub unsafe extern "C" fn wtd_hash_from_hex(
     out_len: usize,
 ) -> wtd_result {
     guard(|| {
-        let s = cstr(hex, "hex")?.trim();
-        let buf = out_buf(out_hash, out_len, "out_hash")?;
+        // SAFETY: the pointer arguments are NULL or valid as the header requires of callers.
+        let s = unsafe { cstr(hex, "hex") }?.trim();
+        // SAFETY: `out_hash` is NULL or writable for its capacity (the header's contract).
+        let buf = unsafe { out_buf(out_hash, out_len, "out_hash") }?;
         if buf.len() < 32 {
             return Err(FfiError::arg("out_hash must hold 32 bytes"));
         }

@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use super::types::wtd_buffer;
 use wtdatagram::transport::Error;
 
 /// Result of every fallible call. 0 is success; values are never renumbered.
@@ -86,20 +87,19 @@ impl<E> std::fmt::Debug for CEnum<E> {
     }
 }
 
-/// The C enum types as exported functions receive them: `c::wtd_overflow` is
+/// The C enum types as exported functions receive them: `c::wtd_result` is
 /// `CEnum<wtd_overflow>`, and so on. Each alias has its enum's name on purpose: cbindgen
 /// names a type by the last segment of its path and resolves it to the item of that
 /// name, so a `c::wtd_overflow` parameter is declared `enum wtd_overflow` in
 /// `wtdatagram.h`, exactly as when it was received as the enum (the aliases themselves
 /// are hidden from cbindgen). `scripts/check-header.sh` catches a cbindgen that would
 /// resolve them differently.
+///
+/// The aliases of other modules' enums live next to those enums (`stream::c`,
+/// `structured::c`), so this module imports none of them.
 pub mod c {
     /// cbindgen:ignore
     pub type wtd_result = super::CEnum<super::wtd_result>;
-    /// cbindgen:ignore
-    pub type wtd_overflow = super::CEnum<crate::stream::wtd_overflow>;
-    /// cbindgen:ignore
-    pub type wtd_serializer = super::CEnum<crate::structured::wtd_serializer>;
 }
 
 /// A `#[repr(C)]` enum of the C ABI whose values C passes in (see [`CEnum`]).
@@ -257,20 +257,15 @@ pub(crate) fn guard_value<T>(default: T, f: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or(default)
 }
 
-/// Borrow a handle argument, refusing NULL.
+/// Borrow an output argument (a plain C value the call writes), refusing NULL.
 ///
 /// # Safety
-/// `p` must be NULL or a live pointer obtained from this library.
-pub(crate) unsafe fn arg<'a, T>(p: *const T, name: &str) -> FfiResult<&'a T> {
-    p.as_ref()
-        .ok_or_else(|| FfiError::arg(format!("{name} is NULL")))
-}
-
-/// # Safety
-/// `p` must be NULL or valid for writes of a `T`.
+/// `p` must be NULL or valid for reads and writes of a `T` for `'a` (a `T` whose every
+/// bit pattern is valid, or one the caller initialised), not accessed by anything else
+/// meanwhile.
 pub(crate) unsafe fn out<'a, T>(p: *mut T, name: &str) -> FfiResult<&'a mut T> {
-    p.as_mut()
-        .ok_or_else(|| FfiError::arg(format!("{name} is NULL")))
+    // SAFETY: this function's contract.
+    unsafe { p.as_mut() }.ok_or_else(|| FfiError::arg(format!("{name} is NULL")))
 }
 
 /// Borrow an output buffer `(buf, cap)` (`cap` elements of `T`) as uninitialised memory
@@ -300,10 +295,7 @@ pub(crate) unsafe fn out_buf<'a, T>(
     }
     // SAFETY: non-NULL, valid for `cap` elements (the caller's contract; the size fits
     // in isize, checked above); MaybeUninit makes no claim about the contents.
-    Ok(std::slice::from_raw_parts_mut(
-        buf.cast::<MaybeUninit<T>>(),
-        cap,
-    ))
+    Ok(unsafe { std::slice::from_raw_parts_mut(buf.cast::<MaybeUninit<T>>(), cap) })
 }
 
 /// Copy `src` into `dst` from index `at`. Panics (caught by [`guard`] as
@@ -325,8 +317,7 @@ pub(crate) fn put<T: Copy>(dst: &mut [MaybeUninit<T>], at: usize, src: &[T]) {
 pub(crate) unsafe fn out_uninit<'a, T>(p: *mut T, name: &str) -> FfiResult<&'a mut MaybeUninit<T>> {
     // SAFETY: NULL or valid for writes of a `T` (this function's contract); as
     // MaybeUninit nothing is assumed about the current contents.
-    p.cast::<MaybeUninit<T>>()
-        .as_mut()
+    unsafe { p.cast::<MaybeUninit<T>>().as_mut() }
         .ok_or_else(|| FfiError::arg(format!("{name} is NULL")))
 }
 
@@ -343,7 +334,37 @@ pub(crate) unsafe fn bytes<'a>(data: *const u8, len: usize, name: &str) -> FfiRe
             "{name} is NULL but its length is {len}"
         )));
     }
-    Ok(std::slice::from_raw_parts(data, len))
+    // SAFETY: non-NULL and valid for `len` bytes (this function's contract).
+    Ok(unsafe { std::slice::from_raw_parts(data, len) })
+}
+
+/// Borrow an array of `count` buffers (each checked as [`bytes`]); NULL is allowed only
+/// with `count == 0`.
+///
+/// # Safety
+/// `items` must be NULL or valid for reads of `count` `wtd_buffer`s, each of whose
+/// `data` is NULL (with `len` 0) or valid for `len` bytes, for `'a`.
+pub(crate) unsafe fn buffers<'a>(
+    items: *const wtd_buffer,
+    count: usize,
+    name: &str,
+) -> FfiResult<Vec<&'a [u8]>> {
+    if items.is_null() {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        return Err(FfiError::arg(format!(
+            "{name} is NULL but count is {count}"
+        )));
+    }
+    // SAFETY: non-NULL and valid for `count` buffers (this function's contract).
+    let items = unsafe { std::slice::from_raw_parts(items, count) };
+    items
+        .iter()
+        .enumerate()
+        // SAFETY: each buffer's data is valid for its len (this function's contract).
+        .map(|(i, b)| unsafe { bytes(b.data, b.len, &format!("{name}[{i}].data")) })
+        .collect()
 }
 
 /// Borrow a NUL-terminated UTF-8 string.
@@ -354,7 +375,8 @@ pub(crate) unsafe fn cstr<'a>(p: *const c_char, name: &str) -> FfiResult<&'a str
     if p.is_null() {
         return Err(FfiError::arg(format!("{name} is NULL")));
     }
-    CStr::from_ptr(p)
+    // SAFETY: non-NULL and NUL-terminated (this function's contract).
+    unsafe { CStr::from_ptr(p) }
         .to_str()
         .map_err(|_| FfiError::arg(format!("{name} is not valid UTF-8")))
 }
@@ -364,7 +386,8 @@ pub(crate) unsafe fn cstr<'a>(p: *const c_char, name: &str) -> FfiResult<&'a str
 /// # Safety
 /// As for [`bytes`].
 pub(crate) unsafe fn utf8<'a>(data: *const u8, len: usize, name: &str) -> FfiResult<&'a str> {
-    std::str::from_utf8(bytes(data, len, name)?)
+    // SAFETY: this function's contract is `bytes`'.
+    std::str::from_utf8(unsafe { bytes(data, len, name) }?)
         .map_err(|_| FfiError::arg(format!("{name} is not valid UTF-8")))
 }
 
@@ -416,8 +439,12 @@ pub unsafe extern "C" fn wtd_last_error_message(buf: *mut c_char, cap: usize) ->
         let bytes = msg.as_bytes();
         if !buf.is_null() && cap > 0 {
             let n = bytes.len().min(cap - 1);
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf as *mut u8, n);
-            *buf.add(n) = 0;
+            // SAFETY: `buf` is valid for `cap` bytes (the header's contract) and
+            // n + 1 <= cap; the message is ours, so the regions do not overlap.
+            unsafe {
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf.cast::<u8>(), n);
+                *buf.add(n) = 0;
+            }
         }
         bytes.len()
     })

@@ -1,13 +1,16 @@
 //! Events as the application sees them (`wtd_event`) and as they wait in the queue.
+//!
+//! An event names the handle it is about through [`EventSource`], not its type, so the
+//! modules that produce events (sessions, servers) import this one and not the other
+//! way round.
 
 use std::ffi::c_void;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::server::{wtd_server, wtd_session_request};
-use super::session::wtd_session;
+use super::error::guard_value;
+use super::types::{close_parts, wtd_close_kind, wtd_server, wtd_session, wtd_session_request};
 use wtdatagram::transport::CloseReason;
 
 /// What happened. Applications must ignore kinds they do not know (new ones may come).
@@ -25,43 +28,6 @@ pub enum wtd_event_kind {
     /// `session` closed: `close_kind`, `close_code`, and the reason text in `data`/`len`
     /// (UTF-8, not NUL-terminated). The last event of a session.
     WTD_EVENT_SESSION_CLOSED = 3,
-}
-
-/// How a session ended.
-#[repr(C)]
-#[allow(non_camel_case_types, clippy::upper_case_acronyms)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum wtd_close_kind {
-    /// Still open.
-    WTD_CLOSE_NONE = 0,
-    /// Closed by this side (code = the application code given to wtd_session_close).
-    WTD_CLOSE_LOCAL = 1,
-    /// Closed by the peer (CLOSE_WEBTRANSPORT_SESSION code, or 0 for a plain FIN).
-    WTD_CLOSE_REMOTE = 2,
-    /// The peer reset the session's CONNECT stream (code = HTTP/3 error code).
-    WTD_CLOSE_RESET = 3,
-    /// The QUIC connection closed or failed (code = its error code, if any).
-    WTD_CLOSE_CONNECTION_LOST = 4,
-    /// The connection's idle timeout expired.
-    WTD_CLOSE_TIMED_OUT = 5,
-    /// The peer violated the protocol (code = the HTTP/3 error code we closed with).
-    WTD_CLOSE_PROTOCOL_ERROR = 6,
-}
-
-pub(crate) fn close_parts(r: &CloseReason) -> (wtd_close_kind, u64, String) {
-    use wtd_close_kind::*;
-    match r {
-        CloseReason::Local { code, reason } => (WTD_CLOSE_LOCAL, u64::from(*code), reason.clone()),
-        CloseReason::Remote { code, reason } => {
-            (WTD_CLOSE_REMOTE, u64::from(*code), reason.clone())
-        }
-        CloseReason::Reset { code } => (WTD_CLOSE_RESET, *code, String::new()),
-        CloseReason::ConnectionLost { code, reason } => {
-            (WTD_CLOSE_CONNECTION_LOST, *code, reason.clone())
-        }
-        CloseReason::TimedOut => (WTD_CLOSE_TIMED_OUT, 0, "idle timeout".into()),
-        CloseReason::Protocol { code, reason } => (WTD_CLOSE_PROTOCOL_ERROR, *code, reason.clone()),
-    }
 }
 
 /// One event. Pointers are borrowed: for the duration of the callback, or until
@@ -105,18 +71,35 @@ impl wtd_event {
     }
 }
 
+/// A handle an event can be about (a server, a session).
+pub(crate) trait EventSource: Send + Sync + 'static {
+    /// The pointer the application holds for the handle.
+    fn handle_ptr(&self) -> *mut c_void;
+    /// The application freed the handle: its queued events are dropped.
+    fn is_freed(&self) -> bool;
+    /// The application's userdata for the handle.
+    fn userdata(&self) -> *mut c_void;
+    /// A DATAGRAM event of `len` bytes about this handle is gone (delivered and
+    /// released, or dropped): it no longer counts against the handle's event budget.
+    fn datagram_done(&self, _len: usize) {}
+}
+
+/// A session request waiting to be handed to the application: called, it gives up its
+/// request handle to C; dropped unused, the request is refused (503).
+pub(crate) type PendingRequest = Box<dyn FnOnce() -> *mut wtd_session_request + Send>;
+
 /// An event waiting in the queue.
 pub(crate) enum Event {
     SessionRequest {
-        server: Arc<wtd_server>,
-        request: Box<wtd_session_request>,
+        server: Arc<dyn EventSource>,
+        request: PendingRequest,
     },
     Datagram {
-        session: Arc<wtd_session>,
+        session: Arc<dyn EventSource>,
         data: Bytes,
     },
     SessionClosed {
-        session: Arc<wtd_session>,
+        session: Arc<dyn EventSource>,
         reason: CloseReason,
     },
     /// Run a component's callback (reliability reports, monitor alerts, ...) where
@@ -127,10 +110,10 @@ pub(crate) enum Event {
 
 /// Keeps alive what a delivered `wtd_event` points to.
 enum Keep {
-    Server(#[allow(dead_code)] Arc<wtd_server>),
-    Datagram(Arc<wtd_session>, Bytes),
+    Server(#[allow(dead_code)] Arc<dyn EventSource>),
+    Datagram(Arc<dyn EventSource>, Bytes),
     Closed(
-        #[allow(dead_code)] Arc<wtd_session>,
+        #[allow(dead_code)] Arc<dyn EventSource>,
         #[allow(dead_code)] String,
     ),
 }
@@ -138,8 +121,7 @@ enum Keep {
 impl Drop for Keep {
     fn drop(&mut self) {
         if let Keep::Datagram(s, d) = self {
-            s.pending.fetch_sub(1, Ordering::AcqRel);
-            s.pending_bytes.fetch_sub(d.len(), Ordering::AcqRel);
+            s.datagram_done(d.len());
         }
     }
 }
@@ -150,12 +132,15 @@ pub(crate) struct CEvent {
 }
 
 impl CEvent {
-    /// Box it for pull mode: the box's address goes into `internal`.
+    /// Box it for pull mode: the box's address goes into `internal`, which
+    /// [`wtd_event_release`] frees.
     pub(crate) fn into_owned_event(self) -> wtd_event {
         let boxed = Box::into_raw(Box::new(self));
-        // SAFETY: just allocated.
+        // SAFETY: `boxed` was just allocated and is valid; the event is copied out
+        // (`wtd_event` holds only plain data and pointers), the box stays owned by
+        // `internal` until wtd_event_release.
         unsafe {
-            (*boxed).event.internal = boxed as *mut c_void;
+            (*boxed).event.internal = boxed.cast::<c_void>();
             std::ptr::read(&(*boxed).event)
         }
     }
@@ -163,7 +148,8 @@ impl CEvent {
 
 impl Event {
     /// The C view, or None when the event's handle was freed meanwhile (then it is
-    /// dropped: an unanswered request is refused, a datagram is discarded).
+    /// dropped: an unanswered request is refused, a datagram is discarded). An Invoke
+    /// runs here and yields None.
     pub(crate) fn into_c(self) -> Option<CEvent> {
         use wtd_event_kind::*;
         match self {
@@ -176,9 +162,9 @@ impl Event {
                     return None;
                 }
                 let mut ev = wtd_event::empty(WTD_EVENT_SESSION_REQUEST);
-                ev.server = Arc::as_ptr(&server) as *mut wtd_server;
+                ev.server = server.handle_ptr().cast::<wtd_server>();
                 ev.userdata = server.userdata();
-                ev.request = Box::into_raw(request);
+                ev.request = request();
                 Some(CEvent {
                     event: ev,
                     _keep: Keep::Server(server),
@@ -187,13 +173,13 @@ impl Event {
             Event::Datagram { session, data } => {
                 let keep = Keep::Datagram(session, data);
                 let Keep::Datagram(session, data) = &keep else {
-                    unreachable!()
+                    return None;
                 };
                 if session.is_freed() {
                     return None;
                 }
                 let mut ev = wtd_event::empty(WTD_EVENT_DATAGRAM);
-                ev.session = Arc::as_ptr(session) as *mut wtd_session;
+                ev.session = session.handle_ptr().cast::<wtd_session>();
                 ev.userdata = session.userdata();
                 ev.data = data.as_ptr();
                 ev.len = data.len();
@@ -208,7 +194,7 @@ impl Event {
                 }
                 let (kind, code, text) = close_parts(&reason);
                 let mut ev = wtd_event::empty(WTD_EVENT_SESSION_CLOSED);
-                ev.session = Arc::as_ptr(&session) as *mut wtd_session;
+                ev.session = session.handle_ptr().cast::<wtd_session>();
                 ev.userdata = session.userdata();
                 ev.data = text.as_ptr();
                 ev.len = text.len();
@@ -231,21 +217,21 @@ pub unsafe extern "C" fn wtd_event_release(event: *mut wtd_event) {
     if event.is_null() {
         return;
     }
-    super::error::guard_value((), || {
+    guard_value((), || {
         // The application owns this memory and may have written anything into it (its
         // enum fields need not hold valid values), so no `&wtd_event` is formed: only
         // `internal` is read, through the raw pointer.
         // SAFETY: `event` is non-NULL and, per the contract, points to a `wtd_event`
         // written by wtd_runtime_next_event (or zeroed); `internal` is a pointer field,
         // valid for any bit pattern.
-        let internal = std::ptr::addr_of!((*event).internal).read();
+        let internal = unsafe { std::ptr::addr_of!((*event).internal).read() };
         if !internal.is_null() {
             // SAFETY: a non-NULL `internal` is the box wtd_runtime_next_event leaked for
             // this event; it is reset below, so a second release is a no-op.
-            drop(Box::from_raw(internal as *mut CEvent));
+            drop(unsafe { Box::from_raw(internal.cast::<CEvent>()) });
         }
         // SAFETY: valid for writes of a `wtd_event`; `write` neither reads nor drops
         // the old contents.
-        event.write(wtd_event::empty(wtd_event_kind::WTD_EVENT_NONE));
+        unsafe { event.write(wtd_event::empty(wtd_event_kind::WTD_EVENT_NONE)) };
     })
 }

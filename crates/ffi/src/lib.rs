@@ -6,16 +6,20 @@
 
 #![allow(non_camel_case_types, clippy::missing_safety_doc)]
 
+mod blocking;
 pub mod broadcast;
 pub(crate) mod callback;
 pub mod client;
 pub mod config;
 pub mod error;
 pub mod events;
+mod handle;
 pub mod monitor;
+mod queue;
 pub mod reliability;
 pub mod runtime;
 pub mod server;
 pub mod session;
 pub mod stream;
 pub mod structured;
+pub mod types;

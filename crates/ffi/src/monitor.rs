@@ -7,10 +7,11 @@ use std::time::{Duration, SystemTime};
 
 use super::callback::CallbackSlot;
 use super::error::*;
-use super::runtime::{wtd_userdata_free, RuntimeInner};
-use super::stream::wtd_stream;
-use wtdatagram::datagram::monitor::{Alert, AlertKind, DatagramMonitor, MonitorConfig, Sample};
+use super::handle::{self, Boxed, Castable};
+use super::runtime::RuntimeInner;
+use super::types::{wtd_monitor, wtd_monitor_config, wtd_stream, wtd_userdata_free};
 use wtd_result::*;
+use wtdatagram::datagram::monitor::{Alert, AlertKind, DatagramMonitor, MonitorConfig, Sample};
 
 /// Which rule raised an alert.
 #[repr(C)]
@@ -25,9 +26,16 @@ pub enum wtd_alert_kind {
     WTD_ALERT_INCREASING_SEND_TIME = 3,
 }
 
-/// Monitor options. Not thread-safe.
-pub struct wtd_monitor_config {
+/// What `wtd_monitor_config` holds.
+pub(crate) struct MonitorConfigHandle {
     cfg: MonitorConfig,
+}
+
+// SAFETY: wtd_monitor_config pointers are made only by into_c_box from a
+// MonitorConfigHandle.
+unsafe impl Castable for wtd_monitor_config {
+    type Rust = MonitorConfigHandle;
+    type Own = Boxed;
 }
 
 /// One sample of a stream (times in seconds).
@@ -65,11 +73,22 @@ pub struct wtd_monitor_alert {
 pub type wtd_alert_callback =
     Option<unsafe extern "C" fn(alert: *const wtd_monitor_alert, userdata: *mut c_void)>;
 
-/// A stream monitor. Thread-safe.
-pub struct wtd_monitor {
+/// What `wtd_monitor` holds.
+pub(crate) struct MonitorHandle {
     m: DatagramMonitor,
     runtime: Arc<RuntimeInner>,
     callback: Arc<CallbackSlot<wtd_monitor_alert>>,
+}
+
+// SAFETY: wtd_monitor pointers are made only by into_c_box from a MonitorHandle.
+unsafe impl Castable for wtd_monitor {
+    type Rust = MonitorHandle;
+    type Own = Boxed;
+
+    /// A handle whose runtime was freed can do no I/O.
+    fn check_live(h: &MonitorHandle) -> FfiResult<()> {
+        h.runtime.check_open("monitor")
+    }
 }
 
 fn unix(t: SystemTime) -> f64 {
@@ -117,17 +136,6 @@ impl From<&Alert> for wtd_monitor_alert {
     }
 }
 
-unsafe fn live<'a>(m: *const wtd_monitor) -> FfiResult<&'a wtd_monitor> {
-    let m = arg(m, "monitor")?;
-    if m.runtime.is_closed() {
-        return Err(FfiError::new(
-            WTD_ERR_CLOSED,
-            "the monitor's runtime has been freed",
-        ));
-    }
-    Ok(m)
-}
-
 /// Create monitor options: a sample every 5000 ms, 100 samples and 50 alerts kept,
 /// alerts at a send queue over 90% full, a send success rate under 0.8, and an average
 /// send time whose mean over the last 5 of 10 samples exceeds 1.25x the first 5's.
@@ -136,10 +144,11 @@ pub unsafe extern "C" fn wtd_monitor_config_new(
     out_config: *mut *mut wtd_monitor_config,
 ) -> wtd_result {
     guard(|| {
-        let o = out(out_config, "out_config")?;
-        *o = Box::into_raw(Box::new(wtd_monitor_config {
+        // SAFETY: `out_config` is NULL or writable (the header's contract).
+        let o = unsafe { out(out_config, "out_config") }?;
+        *o = handle::into_c_box(MonitorConfigHandle {
             cfg: MonitorConfig::default(),
-        }));
+        });
         Ok(())
     })
 }
@@ -147,9 +156,8 @@ pub unsafe extern "C" fn wtd_monitor_config_new(
 /// Free monitor options; NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_monitor_config_free(config: *mut wtd_monitor_config) {
-    if !config.is_null() {
-        guard_value((), || drop(Box::from_raw(config)));
-    }
+    // SAFETY: NULL or a live handle the caller gives up (the header's contract).
+    guard_value((), || drop(unsafe { handle::take_box(config) }));
 }
 
 /// Time between samples of the periodic task, in milliseconds (>= 1).
@@ -159,7 +167,8 @@ pub unsafe extern "C" fn wtd_monitor_config_set_interval(
     interval_ms: u32,
 ) -> wtd_result {
     guard(|| {
-        let c = out(config, "config")?;
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
         if interval_ms == 0 {
             return Err(FfiError::arg("interval_ms must be at least 1"));
         }
@@ -176,7 +185,8 @@ pub unsafe extern "C" fn wtd_monitor_config_set_capacities(
     alerts: usize,
 ) -> wtd_result {
     guard(|| {
-        let c = out(config, "config")?;
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
         if samples == 0 || alerts == 0 {
             return Err(FfiError::arg("capacities must be at least 1"));
         }
@@ -198,7 +208,8 @@ pub unsafe extern "C" fn wtd_monitor_config_set_thresholds(
     trend_factor: f64,
 ) -> wtd_result {
     guard(|| {
-        let c = out(config, "config")?;
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
         let mut cfg = c.cfg.clone();
         cfg.high_queue_fill = high_queue_fill;
         cfg.min_success_rate = min_success_rate;
@@ -220,21 +231,26 @@ pub unsafe extern "C" fn wtd_monitor_new(
     out_monitor: *mut *mut wtd_monitor,
 ) -> wtd_result {
     guard(|| {
-        let s = arg(stream, "stream")?;
-        let o = out(out_monitor, "out_monitor")?;
+        // SAFETY: `stream` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::borrow(stream, "stream") }?;
+        // SAFETY: `out_monitor` is NULL or writable (the header's contract).
+        let o = unsafe { out(out_monitor, "out_monitor") }?;
         if s.runtime_inner().is_closed() {
             return Err(FfiError::new(
                 WTD_ERR_CLOSED,
                 "the stream's runtime has been freed",
             ));
         }
-        let cfg = config.as_ref().map(|c| c.cfg.clone()).unwrap_or_default();
+        // SAFETY: `config` is NULL or a live handle (the header's contract).
+        let cfg = unsafe { handle::get(config) }
+            .map(|c| c.cfg.clone())
+            .unwrap_or_default();
         let m = DatagramMonitor::new(s.inner_stream(), cfg)?;
-        *o = Box::into_raw(Box::new(wtd_monitor {
+        *o = handle::into_c_box(MonitorHandle {
             m,
             runtime: s.runtime_inner().clone(),
             callback: Arc::new(CallbackSlot::new()),
-        }));
+        });
         Ok(())
     })
 }
@@ -243,28 +259,33 @@ pub unsafe extern "C" fn wtd_monitor_new(
 /// queued callback is left (callbacks queued before are skipped). NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_monitor_free(monitor: *mut wtd_monitor) {
-    if !monitor.is_null() {
-        guard_value((), || {
-            let m = Box::from_raw(monitor);
-            m.m.stop();
-            m.m.clear_alert_callback();
-            m.callback.clear();
-        });
-    }
+    guard_value((), || {
+        // SAFETY: NULL or a live handle the caller gives up (the header's contract).
+        let Some(m) = (unsafe { handle::take_box(monitor) }) else {
+            return;
+        };
+        m.m.stop();
+        m.m.clear_alert_callback();
+        m.callback.clear();
+    });
 }
 
 /// Start sampling every interval on the library's runtime (the first sample one
 /// interval from now). No-op if running; WTD_ERR_CLOSED if the stream is closed.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_monitor_start(monitor: *const wtd_monitor) -> wtd_result {
-    guard(|| Ok(live(monitor)?.m.start()?))
+    guard(|| {
+        // SAFETY: `monitor` is NULL or a live handle (the header's contract).
+        Ok(unsafe { handle::live(monitor, "monitor") }?.m.start()?)
+    })
 }
 
 /// Stop the periodic sampling (samples and alerts stay). No-op when not running.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_monitor_stop(monitor: *const wtd_monitor) -> wtd_result {
     guard(|| {
-        arg(monitor, "monitor")?.m.stop();
+        // SAFETY: `monitor` is NULL or a live handle (the header's contract).
+        unsafe { handle::borrow(monitor, "monitor") }?.m.stop();
         Ok(())
     })
 }
@@ -274,7 +295,8 @@ pub unsafe extern "C" fn wtd_monitor_stop(monitor: *const wtd_monitor) -> wtd_re
 #[no_mangle]
 pub unsafe extern "C" fn wtd_monitor_is_monitoring(monitor: *const wtd_monitor) -> bool {
     guard_value(false, || {
-        monitor.as_ref().is_some_and(|m| m.m.is_monitoring())
+        // SAFETY: `monitor` is NULL or a live handle (the header's contract).
+        unsafe { handle::get(monitor) }.is_some_and(|m| m.m.is_monitoring())
     })
 }
 
@@ -286,9 +308,11 @@ pub unsafe extern "C" fn wtd_monitor_sample_now(
     out_sample: *mut wtd_monitor_sample,
 ) -> wtd_result {
     guard(|| {
-        let m = live(monitor)?;
+        // SAFETY: `monitor` is NULL or a live handle (the header's contract).
+        let m = unsafe { handle::live(monitor, "monitor") }?;
         let s = m.m.sample_now();
-        if let Some(o) = out_sample.as_mut() {
+        // SAFETY: `out_sample` is NULL or writable (the header's contract).
+        if let Some(o) = unsafe { out_sample.as_mut() } {
             *o = (&s).into();
         }
         Ok(())
@@ -305,9 +329,12 @@ pub unsafe extern "C" fn wtd_monitor_get_samples(
     out_count: *mut usize,
 ) -> wtd_result {
     guard(|| {
-        let m = arg(monitor, "monitor")?;
-        let oc = super::error::out(out_count, "out_count")?;
-        let buf = out_buf(out, cap, "out")?;
+        // SAFETY: `monitor` is NULL or a live handle (the header's contract).
+        let m = unsafe { handle::borrow(monitor, "monitor") }?;
+        // SAFETY: `out_count` is NULL or writable (the header's contract).
+        let oc = unsafe { super::error::out(out_count, "out_count") }?;
+        // SAFETY: `out` is NULL or writable for its capacity (the header's contract).
+        let buf = unsafe { out_buf(out, cap, "out") }?;
         let v = m.m.get_samples(Some(cap));
         for (slot, s) in buf.iter_mut().zip(v.iter()) {
             slot.write(s.into());
@@ -327,9 +354,12 @@ pub unsafe extern "C" fn wtd_monitor_get_alerts(
     out_count: *mut usize,
 ) -> wtd_result {
     guard(|| {
-        let m = arg(monitor, "monitor")?;
-        let oc = super::error::out(out_count, "out_count")?;
-        let buf = out_buf(out, cap, "out")?;
+        // SAFETY: `monitor` is NULL or a live handle (the header's contract).
+        let m = unsafe { handle::borrow(monitor, "monitor") }?;
+        // SAFETY: `out_count` is NULL or writable (the header's contract).
+        let oc = unsafe { super::error::out(out_count, "out_count") }?;
+        // SAFETY: `out` is NULL or writable for its capacity (the header's contract).
+        let buf = unsafe { out_buf(out, cap, "out") }?;
         let all = m.m.get_alerts();
         let v = &all[all.len() - cap.min(all.len())..];
         for (slot, a) in buf.iter_mut().zip(v.iter()) {
@@ -356,16 +386,21 @@ pub unsafe extern "C" fn wtd_monitor_set_alert_callback(
     userdata_free: wtd_userdata_free,
 ) -> wtd_result {
     guard(|| {
-        let m = match arg(monitor, "monitor") {
+        // SAFETY: `monitor` is NULL or a live handle (the header's contract).
+        let m = match unsafe { handle::borrow(monitor, "monitor") } {
             Ok(m) => m,
             Err(e) => {
                 if let Some(f) = userdata_free {
-                    f(userdata);
+                    // SAFETY: the application's destructor for the userdata it gave us, which no
+                    // callback will use (the registration failed): freed once, now.
+                    unsafe { f(userdata) };
                 }
                 return Err(e);
             }
         };
-        m.callback.set(callback, userdata, userdata_free);
+        // SAFETY: callback, userdata and userdata_free as the header's callback contract
+        // requires of the application.
+        unsafe { m.callback.set(callback, userdata, userdata_free) };
         if callback.is_none() {
             m.m.clear_alert_callback();
             return Ok(());

@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use super::callback::CallbackSlot;
 use super::error::*;
-use super::runtime::{wtd_userdata_free, RuntimeInner};
-use super::session::wtd_session;
+use super::handle::{self, Boxed, Castable};
+use super::runtime::RuntimeInner;
+use super::session::SessionHandle;
+use super::types::{wtd_reliability, wtd_reliability_config, wtd_session, wtd_userdata_free};
+use wtd_result::*;
 use wtdatagram::datagram::reliability::{
     DeliveryOutcome, DeliveryReport, ReliabilityConfig, ReliabilityLayer,
 };
-use wtd_result::*;
 
 /// How a reliably sent message ended.
 #[repr(C)]
@@ -71,18 +73,35 @@ pub struct wtd_reliability_stats {
 pub type wtd_report_callback =
     Option<unsafe extern "C" fn(report: *const wtd_delivery_report, userdata: *mut c_void)>;
 
-/// Reliability layer options. Not thread-safe.
-pub struct wtd_reliability_config {
+/// What `wtd_reliability_config` holds.
+pub(crate) struct ReliabilityConfigHandle {
     cfg: ReliabilityConfig,
 }
 
-/// A reliability layer on one session. Thread-safe.
-pub struct wtd_reliability {
+// SAFETY: wtd_reliability_config pointers are made only by into_c_box from a ReliabilityConfigHandle.
+unsafe impl Castable for wtd_reliability_config {
+    type Rust = ReliabilityConfigHandle;
+    type Own = Boxed;
+}
+
+/// What `wtd_reliability` holds.
+pub(crate) struct ReliabilityHandle {
     layer: ReliabilityLayer,
     #[allow(dead_code)]
-    session: Arc<wtd_session>,
+    session: Arc<SessionHandle>,
     runtime: Arc<RuntimeInner>,
     callback: Arc<CallbackSlot<wtd_delivery_report>>,
+}
+
+// SAFETY: wtd_reliability pointers are made only by into_c_box from a ReliabilityHandle.
+unsafe impl Castable for wtd_reliability {
+    type Rust = ReliabilityHandle;
+    type Own = Boxed;
+
+    /// A handle whose runtime was freed can do no I/O.
+    fn check_live(h: &ReliabilityHandle) -> FfiResult<()> {
+        h.runtime.check_open("reliability layer")
+    }
 }
 
 fn c_report(r: &DeliveryReport) -> wtd_delivery_report {
@@ -94,17 +113,6 @@ fn c_report(r: &DeliveryReport) -> wtd_delivery_report {
         },
         attempts: r.attempts,
     }
-}
-
-unsafe fn live<'a>(r: *const wtd_reliability) -> FfiResult<&'a wtd_reliability> {
-    let r = arg(r, "reliability")?;
-    if r.runtime.is_closed() {
-        return Err(FfiError::new(
-            WTD_ERR_CLOSED,
-            "the layer's runtime has been freed",
-        ));
-    }
-    Ok(r)
 }
 
 fn closed_err() -> FfiError {
@@ -119,10 +127,11 @@ pub unsafe extern "C" fn wtd_reliability_config_new(
     out_config: *mut *mut wtd_reliability_config,
 ) -> wtd_result {
     guard(|| {
-        let o = out(out_config, "out_config")?;
-        *o = Box::into_raw(Box::new(wtd_reliability_config {
+        // SAFETY: `out_config` is NULL or writable (the header's contract).
+        let o = unsafe { out(out_config, "out_config") }?;
+        *o = handle::into_c_box(ReliabilityConfigHandle {
             cfg: ReliabilityConfig::default(),
-        }));
+        });
         Ok(())
     })
 }
@@ -130,9 +139,8 @@ pub unsafe extern "C" fn wtd_reliability_config_new(
 /// Free reliability options; NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_reliability_config_free(config: *mut wtd_reliability_config) {
-    if !config.is_null() {
-        guard_value((), || drop(Box::from_raw(config)));
-    }
+    // SAFETY: NULL or a live handle the caller gives up (the header's contract).
+    guard_value((), || drop(unsafe { handle::take_box(config) }));
 }
 
 /// Time to wait for an ACK before retransmitting, in ms (>= 1).
@@ -142,7 +150,8 @@ pub unsafe extern "C" fn wtd_reliability_config_set_ack_timeout(
     ack_timeout_ms: u32,
 ) -> wtd_result {
     guard(|| {
-        let c = out(config, "config")?;
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
         if ack_timeout_ms == 0 {
             return Err(FfiError::arg("ack timeout must be at least 1 ms"));
         }
@@ -158,7 +167,10 @@ pub unsafe extern "C" fn wtd_reliability_config_set_max_retries(
     max_retries: u32,
 ) -> wtd_result {
     guard(|| {
-        out(config, "config")?.cfg.max_retries = max_retries;
+        // SAFETY: the pointer arguments are NULL or valid as the header requires of callers.
+        unsafe { handle::borrow_mut(config, "config") }?
+            .cfg
+            .max_retries = max_retries;
         Ok(())
     })
 }
@@ -174,7 +186,8 @@ pub unsafe extern "C" fn wtd_reliability_config_set_window(
     window: usize,
 ) -> wtd_result {
     guard(|| {
-        let c = out(config, "config")?;
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
         if window == 0 || window > (1 << 30) {
             return Err(FfiError::arg("window must be within 1..=2^30"));
         }
@@ -193,7 +206,8 @@ pub unsafe extern "C" fn wtd_reliability_config_set_queues(
     dedup_memory: usize,
 ) -> wtd_result {
     guard(|| {
-        let c = out(config, "config")?;
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
         if recv_queue == 0 {
             return Err(FfiError::arg("recv_queue must be at least 1"));
         }
@@ -214,7 +228,10 @@ pub unsafe extern "C" fn wtd_reliability_config_set_initial_sequence(
     sequence: u32,
 ) -> wtd_result {
     guard(|| {
-        out(config, "config")?.cfg.initial_sequence = sequence;
+        // SAFETY: the pointer arguments are NULL or valid as the header requires of callers.
+        unsafe { handle::borrow_mut(config, "config") }?
+            .cfg
+            .initial_sequence = sequence;
         Ok(())
     })
 }
@@ -236,18 +253,23 @@ pub unsafe extern "C" fn wtd_reliability_new(
     out_reliability: *mut *mut wtd_reliability,
 ) -> wtd_result {
     guard(|| {
-        let s = arg(session, "session")?;
-        let o = out(out_reliability, "out_reliability")?;
+        // SAFETY: `session` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::borrow(session, "session") }?;
+        // SAFETY: `out_reliability` is NULL or writable (the header's contract).
+        let o = unsafe { out(out_reliability, "out_reliability") }?;
         if s.runtime.is_closed() {
             return Err(FfiError::new(
                 WTD_ERR_CLOSED,
                 "the session's runtime has been freed",
             ));
         }
-        let cfg = config.as_ref().map(|c| c.cfg.clone()).unwrap_or_default();
+        // SAFETY: `config` is NULL or a live handle (the header's contract).
+        let cfg = unsafe { handle::get(config) }
+            .map(|c| c.cfg.clone())
+            .unwrap_or_default();
         let layer = ReliabilityLayer::new(&s.session, cfg)?;
-        Arc::increment_strong_count(session as *const wtd_session);
-        let session = Arc::from_raw(session as *const wtd_session);
+        // SAFETY: `session` is a live handle (checked above; the header's contract).
+        let session = unsafe { handle::clone_arc(session, "session") }?;
         let runtime = session.runtime.clone();
         let callback = Arc::new(CallbackSlot::new());
         let (slot, rt) = (callback.clone(), Arc::downgrade(&runtime));
@@ -256,12 +278,12 @@ pub unsafe extern "C" fn wtd_reliability_new(
                 slot.deliver(&rt, c_report(r));
             }
         }));
-        *o = Box::into_raw(Box::new(wtd_reliability {
+        *o = handle::into_c_box(ReliabilityHandle {
             layer,
             session,
             runtime,
             callback,
-        }));
+        });
         Ok(())
     })
 }
@@ -270,14 +292,15 @@ pub unsafe extern "C" fn wtd_reliability_new(
 /// pending for it); the session stays open. NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_reliability_free(reliability: *mut wtd_reliability) {
-    if !reliability.is_null() {
-        guard_value((), || {
-            let r = Box::from_raw(reliability);
-            r.layer.close();
-            r.layer.clear_report_hook();
-            r.callback.clear();
-        });
-    }
+    guard_value((), || {
+        // SAFETY: NULL or a live handle the caller gives up (the header's contract).
+        let Some(r) = (unsafe { handle::take_box(reliability) }) else {
+            return;
+        };
+        r.layer.close();
+        r.layer.clear_report_hook();
+        r.callback.clear();
+    });
 }
 
 /// Send a message (copied) reliably, waiting up to `timeout_ms` (negative: forever, 0:
@@ -293,17 +316,20 @@ pub unsafe extern "C" fn wtd_reliability_send(
     out_id: *mut u64,
 ) -> wtd_result {
     guard(|| {
-        let r = live(reliability)?;
-        let d = bytes(data, len, "data")?;
+        // SAFETY: `reliability` is NULL or a live handle (the header's contract).
+        let r = unsafe { handle::live(reliability, "reliability") }?;
+        // SAFETY: `data` is NULL or readable for its length (the header's contract).
+        let d = unsafe { bytes(data, len, "data") }?;
         let mut fut = std::pin::pin!(r.layer.send(d));
-        let id = match wtdatagram::transport::session::poll_once(fut.as_mut()) {
+        let id = match wtdatagram::transport::poll_once(fut.as_mut()) {
             Some(x) => x?,
             None if timeout_ms == 0 => {
                 return Err(FfiError::new(WTD_ERR_TIMEOUT, "the window is full"))
             }
             None => r.runtime.block_on(timeout_ms, fut)??,
         };
-        if let Some(o) = out_id.as_mut() {
+        // SAFETY: `out_id` is NULL or writable (the header's contract).
+        if let Some(o) = unsafe { out_id.as_mut() } {
             *o = id;
         }
         Ok(())
@@ -323,9 +349,12 @@ pub unsafe extern "C" fn wtd_reliability_receive(
     timeout_ms: i32,
 ) -> wtd_result {
     guard(|| {
-        let r = live(reliability)?;
-        let o = out(out_len, "out_len")?;
-        let buf = out_buf(buf, cap, "buf")?;
+        // SAFETY: `reliability` is NULL or a live handle (the header's contract).
+        let r = unsafe { handle::live(reliability, "reliability") }?;
+        // SAFETY: `out_len` is NULL or writable (the header's contract).
+        let o = unsafe { out(out_len, "out_len") }?;
+        // SAFETY: `buf` is NULL or writable for its capacity (the header's contract).
+        let buf = unsafe { out_buf(buf, cap, "buf") }?;
         let m = if timeout_ms == 0 {
             match r.layer.try_receive() {
                 Some(m) => m,
@@ -360,8 +389,10 @@ pub unsafe extern "C" fn wtd_reliability_next_report(
     timeout_ms: i32,
 ) -> wtd_result {
     guard(|| {
-        let r = live(reliability)?;
-        let o = out_uninit(out_report, "out_report")?;
+        // SAFETY: `reliability` is NULL or a live handle (the header's contract).
+        let r = unsafe { handle::live(reliability, "reliability") }?;
+        // SAFETY: `out_report` is NULL or writable (the header's contract).
+        let o = unsafe { out_uninit(out_report, "out_report") }?;
         let rep = if timeout_ms == 0 {
             match r.layer.try_next_report() {
                 Some(x) => x,
@@ -390,8 +421,11 @@ pub unsafe extern "C" fn wtd_reliability_set_report_callback(
     userdata_free: wtd_userdata_free,
 ) -> wtd_result {
     guard(|| {
-        let r = arg(reliability, "reliability")?;
-        r.callback.set(callback, userdata, userdata_free);
+        // SAFETY: `reliability` is NULL or a live handle (the header's contract).
+        let r = unsafe { handle::borrow(reliability, "reliability") }?;
+        // SAFETY: callback, userdata and userdata_free as the header's callback contract
+        // requires of the application.
+        unsafe { r.callback.set(callback, userdata, userdata_free) };
         Ok(())
     })
 }
@@ -403,8 +437,10 @@ pub unsafe extern "C" fn wtd_reliability_get_stats(
     out_stats: *mut wtd_reliability_stats,
 ) -> wtd_result {
     guard(|| {
-        let r = arg(reliability, "reliability")?;
-        let o = out(out_stats, "out_stats")?;
+        // SAFETY: `reliability` is NULL or a live handle (the header's contract).
+        let r = unsafe { handle::borrow(reliability, "reliability") }?;
+        // SAFETY: `out_stats` is NULL or writable (the header's contract).
+        let o = unsafe { out(out_stats, "out_stats") }?;
         let s = r.layer.stats();
         *o = wtd_reliability_stats {
             messages_sent: s.messages_sent,
@@ -430,7 +466,10 @@ pub unsafe extern "C" fn wtd_reliability_get_stats(
 #[no_mangle]
 pub unsafe extern "C" fn wtd_reliability_close(reliability: *const wtd_reliability) -> wtd_result {
     guard(|| {
-        arg(reliability, "reliability")?.layer.close();
+        // SAFETY: `reliability` is NULL or a live handle (the header's contract).
+        unsafe { handle::borrow(reliability, "reliability") }?
+            .layer
+            .close();
         Ok(())
     })
 }
@@ -439,8 +478,8 @@ pub unsafe extern "C" fn wtd_reliability_close(reliability: *const wtd_reliabili
 #[no_mangle]
 pub unsafe extern "C" fn wtd_reliability_is_closed(reliability: *const wtd_reliability) -> bool {
     guard_value(false, || {
-        reliability
-            .as_ref()
+        // SAFETY: `reliability` is NULL or a live handle (the header's contract).
+        unsafe { handle::get(reliability) }
             .is_some_and(|r| r.runtime.is_closed() || r.layer.is_closed())
     })
 }

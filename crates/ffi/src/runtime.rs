@@ -2,25 +2,25 @@
 //! and, in callback mode, the dispatcher thread that runs the application's callback.
 
 use std::cell::Cell;
-use std::collections::VecDeque;
 use std::ffi::c_void;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 
 use super::error::*;
-use super::events::{wtd_event, Event};
+use super::events::wtd_event;
+use super::handle::{self, Boxed, Castable};
+use super::queue::EventQueue;
+use super::types::{wtd_runtime, wtd_runtime_config, wtd_userdata_free};
 use wtd_result::*;
 
 /// Called for every event in callback mode, on the library's dispatcher thread. `event`
 /// and everything it points to are borrowed for the duration of the call.
 pub type wtd_event_callback =
     Option<unsafe extern "C" fn(event: *const wtd_event, userdata: *mut c_void)>;
-/// Frees callback userdata; called exactly once, after the last callback.
-pub type wtd_userdata_free = Option<unsafe extern "C" fn(userdata: *mut c_void)>;
 
 #[derive(Clone, Copy)]
 pub(crate) struct Callback {
@@ -28,26 +28,42 @@ pub(crate) struct Callback {
     pub userdata: *mut c_void,
     pub free: wtd_userdata_free,
 }
+
 // SAFETY: the application promises its callback and userdata may be used from the
-// dispatcher thread (documented in the header).
+// dispatcher thread (documented in the header); we never touch `userdata` ourselves.
 unsafe impl Send for Callback {}
+// SAFETY: as for Send: a Callback is only a function pointer and an opaque pointer.
 unsafe impl Sync for Callback {}
 
-/// Runtime options. Not thread-safe: configure from one thread, then pass to
-/// `wtd_runtime_new`.
-pub struct wtd_runtime_config {
+impl Callback {
+    /// Run the application's userdata_free, if any (exactly once per registration).
+    fn free_userdata(self) {
+        if let Some(free) = self.free {
+            // SAFETY: the application's destructor for its own userdata, called once:
+            // every caller gives up the registration it frees.
+            unsafe { free(self.userdata) };
+        }
+    }
+}
+
+/// What `wtd_runtime_config` holds.
+pub(crate) struct RuntimeConfig {
     workers: usize,
     callback: Option<Callback>,
 }
 
-impl Drop for wtd_runtime_config {
+// SAFETY: wtd_runtime_config pointers are made only by into_c_box from a RuntimeConfig.
+unsafe impl Castable for wtd_runtime_config {
+    type Rust = RuntimeConfig;
+    type Own = Boxed;
+}
+
+impl Drop for RuntimeConfig {
     fn drop(&mut self) {
         // A callback registered here but never handed to a runtime still gets its
         // userdata freed exactly once.
         if let Some(cb) = self.callback.take() {
-            if let Some(free) = cb.free {
-                unsafe { free(cb.userdata) };
-            }
+            cb.free_userdata();
         }
     }
 }
@@ -58,127 +74,6 @@ thread_local! {
 
 pub(crate) fn on_dispatcher_thread() -> bool {
     ON_DISPATCHER.with(|c| c.get())
-}
-
-/// Events the queue keeps room for once it drains; more (left by a burst) is freed.
-const KEEP_CAPACITY: usize = 1024;
-
-/// FIFO of events with an eventfd that is readable exactly while the queue is non-empty.
-///
-/// Bounded by what feeds it, kind by kind, rather than by one count: session requests by
-/// the server's request backlog (a request counts until the application answers it),
-/// datagrams by each session's receive-queue bounds (events waiting per session, in
-/// count and bytes), one SESSION_CLOSED per session, and component callbacks by their
-/// components' own windows. A single bounded channel would have to drop or block on the
-/// events that must never be lost (a session's close, a delivery report) on a runtime
-/// worker thread.
-pub(crate) struct EventQueue {
-    q: Mutex<VecDeque<Event>>,
-    cv: Condvar,
-    closed: AtomicBool,
-    efd: libc::c_int,
-}
-
-impl EventQueue {
-    fn new() -> FfiResult<EventQueue> {
-        // SAFETY: plain syscall.
-        let efd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if efd < 0 {
-            return Err(FfiError::new(
-                WTD_ERR_IO,
-                format!("eventfd: {}", std::io::Error::last_os_error()),
-            ));
-        }
-        Ok(EventQueue {
-            q: Mutex::new(VecDeque::new()),
-            cv: Condvar::new(),
-            closed: AtomicBool::new(false),
-            efd,
-        })
-    }
-
-    pub(crate) fn push(&self, ev: Event) {
-        if self.closed.load(Ordering::Acquire) {
-            return;
-        }
-        let mut q = self.q.lock();
-        if q.is_empty() {
-            let one: u64 = 1;
-            // SAFETY: writing 8 bytes from a live u64 to our eventfd.
-            unsafe { libc::write(self.efd, &one as *const u64 as *const c_void, 8) };
-        }
-        q.push_back(ev);
-        drop(q);
-        self.cv.notify_one();
-    }
-
-    /// Queue several events in order under one lock, with one wake-up. Nothing is
-    /// taken from `evs` once the queue is closed.
-    pub(crate) fn push_many(&self, evs: impl Iterator<Item = Event>) {
-        if self.closed.load(Ordering::Acquire) {
-            return;
-        }
-        let mut q = self.q.lock();
-        let before = q.len();
-        q.extend(evs);
-        if q.len() == before {
-            return;
-        }
-        if before == 0 {
-            let one: u64 = 1;
-            // SAFETY: writing 8 bytes from a live u64 to our eventfd.
-            unsafe { libc::write(self.efd, &one as *const u64 as *const c_void, 8) };
-        }
-        drop(q);
-        self.cv.notify_one();
-    }
-
-    /// Next event, waiting up to `timeout` (None: forever). None on timeout or close.
-    pub(crate) fn pop(&self, timeout: Option<Duration>) -> Option<Event> {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let mut q = self.q.lock();
-        loop {
-            if let Some(ev) = q.pop_front() {
-                if q.is_empty() {
-                    if q.capacity() > KEEP_CAPACITY {
-                        // A burst is over: give its memory back.
-                        *q = VecDeque::new();
-                    }
-                    let mut v: u64 = 0;
-                    // SAFETY: reading 8 bytes into a live u64; resets the counter to 0.
-                    unsafe { libc::read(self.efd, &mut v as *mut u64 as *mut c_void, 8) };
-                }
-                return Some(ev);
-            }
-            if self.closed.load(Ordering::Acquire) {
-                return None;
-            }
-            match deadline {
-                None => self.cv.wait(&mut q),
-                Some(d) => {
-                    if self.cv.wait_until(&mut q, d).timed_out() && q.is_empty() {
-                        return None;
-                    }
-                }
-            }
-        }
-    }
-
-    fn close(&self) -> VecDeque<Event> {
-        self.closed.store(true, Ordering::Release);
-        let mut q = self.q.lock();
-        let rest = std::mem::take(&mut *q);
-        drop(q);
-        self.cv.notify_all();
-        rest
-    }
-}
-
-impl Drop for EventQueue {
-    fn drop(&mut self) {
-        // SAFETY: we own the fd.
-        unsafe { libc::close(self.efd) };
-    }
 }
 
 pub(crate) struct RuntimeInner {
@@ -197,6 +92,17 @@ impl RuntimeInner {
 
     pub(crate) fn callback_mode(&self) -> bool {
         self.callback.is_some()
+    }
+
+    /// WTD_ERR_CLOSED once the runtime was freed: a handle tied to it can do no I/O.
+    pub(crate) fn check_open(&self, what: &str) -> FfiResult<()> {
+        if self.is_closed() {
+            return Err(FfiError::new(
+                WTD_ERR_CLOSED,
+                format!("the {what}'s runtime has been freed"),
+            ));
+        }
+        Ok(())
     }
 
     /// Run a future to completion on the runtime from a foreign thread, with a timeout
@@ -229,7 +135,7 @@ impl RuntimeInner {
         FfiError: From<E>,
     {
         let mut fut = std::pin::pin!(fut);
-        match wtdatagram::transport::session::poll_once(fut.as_mut()) {
+        match wtdatagram::transport::poll_once(fut.as_mut()) {
             Some(r) => Ok(r?),
             None => Ok(self.block_on(timeout_ms, fut)??),
         }
@@ -244,9 +150,15 @@ impl RuntimeInner {
     }
 }
 
-/// Owns the library's async runtime and event delivery. Thread-safe.
-pub struct wtd_runtime {
+/// What `wtd_runtime` holds.
+pub(crate) struct Runtime {
     pub(crate) inner: Arc<RuntimeInner>,
+}
+
+// SAFETY: wtd_runtime pointers are made only by into_c_box from a Runtime.
+unsafe impl Castable for wtd_runtime {
+    type Rust = Runtime;
+    type Own = Boxed;
 }
 
 fn dispatch(inner: Arc<RuntimeInner>, cb: Callback) {
@@ -254,8 +166,10 @@ fn dispatch(inner: Arc<RuntimeInner>, cb: Callback) {
     while let Some(ev) = inner.events.pop(None) {
         if let Some(c_event) = ev.into_c() {
             // A panic cannot come from C; guard against our own code only.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
-                (cb.func)(&c_event.event, cb.userdata)
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                // SAFETY: the application's callback, called on the dispatcher thread as
+                // the header documents, with an event that stays alive for the call.
+                unsafe { (cb.func)(&c_event.event, cb.userdata) }
             }));
         }
     }
@@ -267,11 +181,12 @@ pub unsafe extern "C" fn wtd_runtime_config_new(
     out_config: *mut *mut wtd_runtime_config,
 ) -> wtd_result {
     guard(|| {
-        let out = out(out_config, "out_config")?;
-        *out = Box::into_raw(Box::new(wtd_runtime_config {
+        // SAFETY: `out_config` is NULL or writable, per the header.
+        let out = unsafe { out(out_config, "out_config") }?;
+        *out = handle::into_c_box(RuntimeConfig {
             workers: 2,
             callback: None,
-        }));
+        });
         Ok(())
     })
 }
@@ -280,9 +195,8 @@ pub unsafe extern "C" fn wtd_runtime_config_new(
 /// options were never used to create a runtime.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_runtime_config_free(config: *mut wtd_runtime_config) {
-    if !config.is_null() {
-        guard_value((), || drop(Box::from_raw(config)));
-    }
+    // SAFETY: `config` is NULL or a runtime config the caller gives up, per the header.
+    guard_value((), || drop(unsafe { handle::take_box(config) }));
 }
 
 /// Number of tokio worker threads (1..=256). Default 2.
@@ -292,7 +206,9 @@ pub unsafe extern "C" fn wtd_runtime_config_set_worker_threads(
     workers: u32,
 ) -> wtd_result {
     guard(|| {
-        let c = out(config, "config")?;
+        // SAFETY: `config` is NULL or a live config used from this thread only (builders
+        // are not thread-safe, per the header).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
         if !(1..=256).contains(&workers) {
             return Err(FfiError::arg(format!(
                 "worker threads must be 1..=256, got {workers}"
@@ -316,16 +232,15 @@ pub unsafe extern "C" fn wtd_runtime_config_set_event_callback(
     userdata_free: wtd_userdata_free,
 ) -> wtd_result {
     guard(|| {
-        let c = out(config, "config")?;
+        // SAFETY: `config` is NULL or a live config used from this thread only.
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
         let func = callback.ok_or_else(|| FfiError::arg("callback is NULL"))?;
         if let Some(old) = c.callback.replace(Callback {
             func,
             userdata,
             free: userdata_free,
         }) {
-            if let Some(free) = old.free {
-                free(old.userdata);
-            }
+            old.free_userdata();
         }
         Ok(())
     })
@@ -339,10 +254,14 @@ pub unsafe extern "C" fn wtd_runtime_new(
     out_runtime: *mut *mut wtd_runtime,
 ) -> wtd_result {
     guard(|| {
-        let out = out(out_runtime, "out_runtime")?;
-        let (workers, callback) = match config.as_mut() {
-            Some(c) => (c.workers, c.callback.take()),
-            None => (2, None),
+        // SAFETY: `out_runtime` is NULL or writable, per the header.
+        let out = unsafe { out(out_runtime, "out_runtime") }?;
+        let (workers, callback) = if config.is_null() {
+            (2, None)
+        } else {
+            // SAFETY: non-NULL: a live config used from this thread only.
+            let c = unsafe { handle::borrow_mut(config, "config") }?;
+            (c.workers, c.callback.take())
         };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
@@ -366,7 +285,7 @@ pub unsafe extern "C" fn wtd_runtime_new(
                 .map_err(|e| FfiError::new(WTD_ERR_IO, format!("starting dispatcher: {e}")))?;
             *inner.dispatcher.lock() = Some(t);
         }
-        *out = Box::into_raw(Box::new(wtd_runtime { inner }));
+        *out = handle::into_c_box(Runtime { inner });
         Ok(())
     })
 }
@@ -391,7 +310,10 @@ pub unsafe extern "C" fn wtd_runtime_free(runtime: *mut wtd_runtime) -> wtd_resu
                 "wtd_runtime_free called from inside an event callback",
             ));
         }
-        let rt = Box::from_raw(runtime);
+        // SAFETY: a live runtime the caller gives up, per the header.
+        let Some(rt) = (unsafe { handle::take_box(runtime) }) else {
+            return Ok(());
+        };
         let inner = rt.inner.clone();
         drop(rt);
         inner.closed.store(true, Ordering::Release);
@@ -401,9 +323,7 @@ pub unsafe extern "C" fn wtd_runtime_free(runtime: *mut wtd_runtime) -> wtd_resu
         }
         drop(rest);
         if let Some(cb) = inner.callback {
-            if let Some(free) = cb.free {
-                free(cb.userdata);
-            }
+            cb.free_userdata();
         }
         // Only this runtime's closes: another runtime's are not ours to wait for.
         let flush = wtdatagram::transport::finish_closing_on(&inner.handle, Duration::from_secs(2));
@@ -426,9 +346,15 @@ pub unsafe extern "C" fn wtd_runtime_next_event(
     timeout_ms: i32,
 ) -> wtd_result {
     guard(|| {
-        let rt = arg(runtime, "runtime")?;
-        // Uninitialised: the caller's event may hold anything (no &mut wtd_event over it).
-        let out = out_uninit(out_event, "out_event")?;
+        // SAFETY: `runtime` is NULL or live; `out_event` NULL or writable (the header).
+        let (rt, out) = unsafe {
+            (
+                handle::borrow(runtime, "runtime")?,
+                // Uninitialised: the caller's event may hold anything (no &mut wtd_event
+                // over it).
+                out_uninit(out_event, "out_event")?,
+            )
+        };
         if rt.inner.callback_mode() {
             return Err(FfiError::new(
                 WTD_ERR_INVALID_STATE,
@@ -455,11 +381,15 @@ pub unsafe extern "C" fn wtd_runtime_next_event(
 }
 
 /// A file descriptor that is readable while events are waiting in pull mode (for
-/// epoll/poll/select or an event loop). Do not read or close it. -1 if `runtime` is NULL.
+/// epoll/poll/select or an event loop). Do not read or close it. -1 if `runtime` is NULL
+/// (and on systems without eventfd).
 #[no_mangle]
 pub unsafe extern "C" fn wtd_runtime_event_fd(runtime: *const wtd_runtime) -> i32 {
-    guard_value(-1, || match runtime.as_ref() {
-        Some(rt) => rt.inner.events.efd,
-        None => -1,
+    guard_value(-1, || {
+        // SAFETY: `runtime` is NULL or a live runtime, per the header.
+        match unsafe { handle::borrow(runtime, "runtime") } {
+            Ok(rt) => rt.inner.events.fd(),
+            Err(_) => -1,
+        }
     })
 }

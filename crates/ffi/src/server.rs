@@ -4,34 +4,45 @@ use std::ffi::{c_char, c_void, CString};
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::Arc;
 
-use super::config::wtd_server_config;
 use super::error::*;
-use super::events::Event;
-use super::runtime::{wtd_runtime, RuntimeInner};
-use super::session::{make_session, wtd_dialect, wtd_session};
-use wtdatagram::transport::{Server, SessionRequest};
+use super::events::{Event, EventSource};
+use super::handle::{self, Boxed, Castable, Shared};
+use super::runtime::RuntimeInner;
+use super::session::make_session;
+use super::types::{
+    wtd_dialect, wtd_runtime, wtd_server, wtd_server_config, wtd_session, wtd_session_request,
+};
 use wtd_result::*;
+use wtdatagram::transport::{Server, SessionRequest};
 
-/// A listening server. Thread-safe. Session requests arrive as
-/// WTD_EVENT_SESSION_REQUEST events.
-pub struct wtd_server {
+/// What `wtd_server` holds.
+pub(crate) struct ServerHandle {
     server: Arc<Server>,
     freed: AtomicBool,
     userdata: AtomicPtr<c_void>,
     accept_task: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
-impl wtd_server {
-    pub(crate) fn is_freed(&self) -> bool {
+// SAFETY: wtd_server pointers are made only by into_c_arc from an Arc<ServerHandle>.
+unsafe impl Castable for wtd_server {
+    type Rust = ServerHandle;
+    type Own = Shared;
+}
+
+impl EventSource for ServerHandle {
+    fn handle_ptr(&self) -> *mut c_void {
+        handle::c_ptr_of::<wtd_server>(self).cast()
+    }
+    fn is_freed(&self) -> bool {
         self.freed.load(Ordering::Acquire)
     }
-    pub(crate) fn userdata(&self) -> *mut c_void {
+    fn userdata(&self) -> *mut c_void {
         self.userdata.load(Ordering::Acquire)
     }
 }
 
-/// A client's request to open a session, owned by the application.
-pub struct wtd_session_request {
+/// What `wtd_session_request` holds.
+pub(crate) struct RequestHandle {
     req: Option<SessionRequest>,
     runtime: Arc<RuntimeInner>,
     events_mode: bool,
@@ -41,6 +52,13 @@ pub struct wtd_session_request {
     protocol: CString,
     origin: Option<CString>,
     headers: Vec<(CString, CString)>,
+}
+
+// SAFETY: wtd_session_request pointers are made only by into_c_box from a
+// RequestHandle (when its SESSION_REQUEST event is handed to the application).
+unsafe impl Castable for wtd_session_request {
+    type Rust = RequestHandle;
+    type Own = Boxed;
 }
 
 fn c(s: &str) -> CString {
@@ -56,9 +74,12 @@ pub unsafe extern "C" fn wtd_server_new(
     out_server: *mut *mut wtd_server,
 ) -> wtd_result {
     guard(|| {
-        let rt = arg(runtime, "runtime")?;
-        let out = out(out_server, "out_server")?;
-        let (cfg, transport) = match config.as_ref() {
+        // SAFETY: `runtime` is NULL or a live handle (the header's contract).
+        let rt = unsafe { handle::borrow(runtime, "runtime") }?;
+        // SAFETY: `out_server` is NULL or writable (the header's contract).
+        let out = unsafe { out(out_server, "out_server") }?;
+        // SAFETY: `config` is NULL or a live handle (the header's contract).
+        let (cfg, transport) = match unsafe { handle::get(config) } {
             Some(c) => (c.cfg.clone(), c.transport.clone()),
             None => Default::default(),
         };
@@ -67,7 +88,7 @@ pub unsafe extern "C" fn wtd_server_new(
         let inner = rt.inner.clone();
         let _enter = inner.enter()?;
         let server = Arc::new(Server::bind(cfg)?);
-        let handle = Arc::new(wtd_server {
+        let handle = Arc::new(ServerHandle {
             server: server.clone(),
             freed: AtomicBool::new(false),
             userdata: AtomicPtr::new(std::ptr::null_mut()),
@@ -81,7 +102,7 @@ pub unsafe extern "C" fn wtd_server_new(
             while let Some(req) = server.accept().await {
                 let Some(h) = weak.upgrade() else { break };
                 let info = req.info();
-                let request = Box::new(wtd_session_request {
+                let request = RequestHandle {
                     path: c(&info.path),
                     authority: c(&info.authority),
                     protocol: c(&info.protocol),
@@ -91,13 +112,15 @@ pub unsafe extern "C" fn wtd_server_new(
                     runtime: rt2.clone(),
                     events_mode,
                     cap,
+                };
+                rt2.events.push(Event::SessionRequest {
+                    server: h,
+                    request: Box::new(move || handle::into_c_box(request)),
                 });
-                rt2.events
-                    .push(Event::SessionRequest { server: h, request });
             }
         });
         *handle.accept_task.lock() = Some(task);
-        *out = Arc::into_raw(handle) as *mut wtd_server;
+        *out = handle::into_c_arc(handle);
         Ok(())
     })
 }
@@ -106,7 +129,8 @@ pub unsafe extern "C" fn wtd_server_new(
 #[no_mangle]
 pub unsafe extern "C" fn wtd_server_port(server: *const wtd_server) -> u16 {
     guard_value(0, || {
-        server.as_ref().map_or(0, |s| s.server.local_addr().port())
+        // SAFETY: `server` is NULL or a live handle (the header's contract).
+        unsafe { handle::get(server) }.map_or(0, |s| s.server.local_addr().port())
     })
 }
 
@@ -119,8 +143,10 @@ pub unsafe extern "C" fn wtd_server_local_addr(
     cap: usize,
 ) -> wtd_result {
     guard(|| {
-        let s = arg(server, "server")?;
-        let buf = out_buf(buf as *mut u8, cap, "buf")?;
+        // SAFETY: `server` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::borrow(server, "server") }?;
+        // SAFETY: `buf as *mut u8` is NULL or writable for its capacity (the header's contract).
+        let buf = unsafe { out_buf(buf as *mut u8, cap, "buf") }?;
         let text = s.server.local_addr().to_string();
         if buf.len() < text.len() + 1 {
             return Err(FfiError::new(
@@ -143,8 +169,10 @@ pub unsafe extern "C" fn wtd_server_cert_hash(
     out_len: usize,
 ) -> wtd_result {
     guard(|| {
-        let s = arg(server, "server")?;
-        let buf = out_buf(out_hash, out_len, "out_hash")?;
+        // SAFETY: `server` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::borrow(server, "server") }?;
+        // SAFETY: `out_hash` is NULL or writable for its capacity (the header's contract).
+        let buf = unsafe { out_buf(out_hash, out_len, "out_hash") }?;
         if buf.len() < 32 {
             return Err(FfiError::arg("out_hash must hold 32 bytes"));
         }
@@ -160,7 +188,8 @@ pub unsafe extern "C" fn wtd_server_set_userdata(
     userdata: *mut c_void,
 ) -> wtd_result {
     guard(|| {
-        arg(server, "server")?
+        // SAFETY: `server` is NULL or a live handle (the header's contract).
+        unsafe { handle::borrow(server, "server") }?
             .userdata
             .store(userdata, Ordering::Release);
         Ok(())
@@ -180,7 +209,8 @@ pub unsafe extern "C" fn wtd_server_set_userdata(
 #[no_mangle]
 pub unsafe extern "C" fn wtd_server_close(server: *const wtd_server) -> wtd_result {
     guard(|| {
-        arg(server, "server")?.server.close();
+        // SAFETY: `server` is NULL or a live handle (the header's contract).
+        unsafe { handle::borrow(server, "server") }?.server.close();
         Ok(())
     })
 }
@@ -195,12 +225,14 @@ pub unsafe extern "C" fn wtd_server_free(server: *mut wtd_server) {
         return;
     }
     guard_value((), || {
-        let s = Arc::from_raw(server as *const wtd_server);
-        s.freed.store(true, Ordering::Release);
-        s.server.close();
-        let task = s.accept_task.lock().take();
-        if let Some(t) = task {
-            t.abort();
+        // SAFETY: a live server the caller gives up (the header's contract).
+        if let Some(s) = unsafe { handle::take_arc(server) } {
+            s.freed.store(true, Ordering::Release);
+            s.server.close();
+            let task = s.accept_task.lock().take();
+            if let Some(t) = task {
+                t.abort();
+            }
         }
     })
 }
@@ -211,11 +243,11 @@ pub unsafe extern "C" fn wtd_server_free(server: *mut wtd_server) {
 /// `req` must be NULL or a live request handle from this library.
 unsafe fn req_str(
     req: *const wtd_session_request,
-    f: impl FnOnce(&wtd_session_request) -> *const c_char,
+    f: impl FnOnce(&RequestHandle) -> *const c_char,
 ) -> *const c_char {
     guard_value(std::ptr::null(), || {
         // SAFETY: NULL or a live request (this function's contract).
-        unsafe { req.as_ref() }.map_or(std::ptr::null(), f)
+        unsafe { handle::get(req) }.map_or(std::ptr::null(), f)
     })
 }
 
@@ -226,7 +258,8 @@ unsafe fn req_str(
 pub unsafe extern "C" fn wtd_session_request_path(
     request: *const wtd_session_request,
 ) -> *const c_char {
-    req_str(request, |r| r.path.as_ptr())
+    // SAFETY: `request` is NULL or a live request (the header's contract).
+    unsafe { req_str(request, |r| r.path.as_ptr()) }
 }
 
 /// The `:authority` (host:port) the client asked for.
@@ -234,7 +267,8 @@ pub unsafe extern "C" fn wtd_session_request_path(
 pub unsafe extern "C" fn wtd_session_request_authority(
     request: *const wtd_session_request,
 ) -> *const c_char {
-    req_str(request, |r| r.authority.as_ptr())
+    // SAFETY: `request` is NULL or a live request (the header's contract).
+    unsafe { req_str(request, |r| r.authority.as_ptr()) }
 }
 
 /// The `origin` header, or NULL if the client sent none (browsers always do).
@@ -242,9 +276,12 @@ pub unsafe extern "C" fn wtd_session_request_authority(
 pub unsafe extern "C" fn wtd_session_request_origin(
     request: *const wtd_session_request,
 ) -> *const c_char {
-    req_str(request, |r| {
-        r.origin.as_ref().map_or(std::ptr::null(), |o| o.as_ptr())
-    })
+    // SAFETY: `request` is NULL or a live request (the header's contract).
+    unsafe {
+        req_str(request, |r| {
+            r.origin.as_ref().map_or(std::ptr::null(), |o| o.as_ptr())
+        })
+    }
 }
 
 /// The `:protocol`: "webtransport" or "webtransport-h3".
@@ -252,7 +289,8 @@ pub unsafe extern "C" fn wtd_session_request_origin(
 pub unsafe extern "C" fn wtd_session_request_protocol(
     request: *const wtd_session_request,
 ) -> *const c_char {
-    req_str(request, |r| r.protocol.as_ptr())
+    // SAFETY: `request` is NULL or a live request (the header's contract).
+    unsafe { req_str(request, |r| r.protocol.as_ptr()) }
 }
 
 /// The dialect the client speaks (WTD_DIALECT_DRAFT02 for NULL).
@@ -261,8 +299,8 @@ pub unsafe extern "C" fn wtd_session_request_dialect(
     request: *const wtd_session_request,
 ) -> wtd_dialect {
     guard_value(wtd_dialect::WTD_DIALECT_DRAFT02, || {
-        request
-            .as_ref()
+        // SAFETY: `request` is NULL or a live handle (the header's contract).
+        unsafe { handle::get(request) }
             .and_then(|r| r.req.as_ref())
             .map_or(wtd_dialect::WTD_DIALECT_DRAFT02, |r| {
                 r.info().dialect.into()
@@ -277,7 +315,11 @@ pub unsafe extern "C" fn wtd_session_request_header(
     name: *const c_char,
 ) -> *const c_char {
     guard_value(std::ptr::null(), || {
-        let (Some(r), Ok(n)) = (request.as_ref(), cstr(name, "name")) else {
+        // SAFETY: `request` is NULL or a live request, `name` NULL or NUL-terminated
+        // (the header's contract).
+        let (Some(r), Ok(n)) = (unsafe { handle::get(request) }, unsafe {
+            cstr(name, "name")
+        }) else {
             return std::ptr::null();
         };
         let n = n.to_ascii_lowercase();
@@ -293,7 +335,10 @@ pub unsafe extern "C" fn wtd_session_request_header(
 pub unsafe extern "C" fn wtd_session_request_header_count(
     request: *const wtd_session_request,
 ) -> usize {
-    guard_value(0, || request.as_ref().map_or(0, |r| r.headers.len()))
+    guard_value(0, || {
+        // SAFETY: `request` is NULL or a live handle (the header's contract).
+        unsafe { handle::get(request) }.map_or(0, |r| r.headers.len())
+    })
 }
 
 /// The `index`-th header's name and value. WTD_ERR_NOT_FOUND past the end.
@@ -305,8 +350,10 @@ pub unsafe extern "C" fn wtd_session_request_header_at(
     out_value: *mut *const c_char,
 ) -> wtd_result {
     guard(|| {
-        let r = arg(request, "request")?;
-        let (n, v) = (out(out_name, "out_name")?, out(out_value, "out_value")?);
+        // SAFETY: `request` is NULL or a live handle (the header's contract).
+        let r = unsafe { handle::borrow(request, "request") }?;
+        // SAFETY: both are NULL or writable (the header's contract).
+        let (n, v) = unsafe { (out(out_name, "out_name")?, out(out_value, "out_value")?) };
         let (name, value) = r
             .headers
             .get(index)
@@ -325,9 +372,15 @@ pub unsafe extern "C" fn wtd_session_request_accept(
     out_session: *mut *mut wtd_session,
 ) -> wtd_result {
     guard(|| {
-        arg(request, "request")?;
-        let out = out(out_session, "out_session")?;
-        let mut r = Box::from_raw(request);
+        // SAFETY: `request` is NULL or a live request (the header's contract).
+        unsafe { handle::borrow(request, "request") }?;
+        // SAFETY: `out_session` is NULL or writable (the header's contract).
+        let out = unsafe { out(out_session, "out_session") }?;
+        // SAFETY: non-NULL (checked above) and the caller gives it up: accept consumes
+        // the request (the header's contract).
+        let Some(mut r) = (unsafe { handle::take_box(request) }) else {
+            return Err(FfiError::arg("request is NULL"));
+        };
         let req = r
             .req
             .take()
@@ -346,11 +399,16 @@ pub unsafe extern "C" fn wtd_session_request_reject(
     status: u16,
 ) -> wtd_result {
     guard(|| {
-        arg(request, "request")?;
+        // SAFETY: `request` is NULL or a live request (the header's contract).
+        unsafe { handle::borrow(request, "request") }?;
         if !(100..=599).contains(&status) || (200..300).contains(&status) {
             return Err(FfiError::arg(format!("{status} is not a rejection status")));
         }
-        let mut r = Box::from_raw(request);
+        // SAFETY: non-NULL (checked above) and the caller gives it up: reject consumes
+        // the request (the header's contract).
+        let Some(mut r) = (unsafe { handle::take_box(request) }) else {
+            return Err(FfiError::arg("request is NULL"));
+        };
         if let Some(req) = r.req.take() {
             r.runtime.block_on(10_000, req.reject(status))??;
         }
@@ -362,9 +420,8 @@ pub unsafe extern "C" fn wtd_session_request_reject(
 /// a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_session_request_free(request: *mut wtd_session_request) {
-    if !request.is_null() {
-        guard_value((), || drop(Box::from_raw(request)));
-    }
+    // SAFETY: NULL or a live request the caller gives up (the header's contract).
+    guard_value((), || drop(unsafe { handle::take_box(request) }));
 }
 
 /// What a server holds and what it refused (see the limits in wtd_server_config_* and
@@ -413,14 +470,15 @@ pub unsafe extern "C" fn wtd_server_get_stats(
     out_stats: *mut wtd_server_stats,
 ) -> wtd_result {
     guard(|| {
-        let s = arg(server, "server")?;
+        // SAFETY: `server` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::borrow(server, "server") }?;
         if out_stats.is_null() {
             return Err(FfiError::arg("out_stats is NULL"));
         }
         // SAFETY: out_stats is non-NULL and, per the documented contract, points to a
         // caller-owned wtd_server_stats (of this or an older, shorter version), which
         // always begins with its aligned `size` field.
-        let size = std::ptr::addr_of!((*out_stats).size).read();
+        let size = unsafe { std::ptr::addr_of!((*out_stats).size).read() };
         let min = std::mem::offset_of!(wtd_server_stats, connections) + 8;
         if size < min {
             return Err(FfiError::arg(format!(
@@ -446,11 +504,13 @@ pub unsafe extern "C" fn wtd_server_get_stats(
         let n = size.min(std::mem::size_of::<wtd_server_stats>());
         // SAFETY: `full` is a live value of n <= its size bytes, and the caller promised
         // `size` >= n writable bytes at out_stats; the regions cannot overlap.
-        std::ptr::copy_nonoverlapping(
-            &full as *const wtd_server_stats as *const u8,
-            out_stats as *mut u8,
-            n,
-        );
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                (&full as *const wtd_server_stats).cast::<u8>(),
+                out_stats.cast::<u8>(),
+                n,
+            )
+        };
         Ok(())
     })
 }

@@ -6,76 +6,62 @@ use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 
+use super::blocking::{self, SpinHint};
 use super::error::*;
-use super::events::{close_parts, wtd_close_kind, Event};
+use super::events::{Event, EventSource};
+use super::handle::{self, Castable, Shared};
 use super::runtime::RuntimeInner;
-use super::stream::wtd_buffer;
-use wtdatagram::transport::{CloseReason, DatagramHandler, Dialect, Session};
+use super::types::{close_parts, wtd_buffer, wtd_close_kind, wtd_dialect, wtd_session};
 use wtd_result::*;
+use wtdatagram::transport::{CloseReason, DatagramHandler, Session};
 
-/// WebTransport dialect of a session.
-#[repr(C)]
-#[allow(non_camel_case_types, clippy::upper_case_acronyms)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum wtd_dialect {
-    /// draft-02 (Chromium): `:protocol webtransport` + sec-webtransport-http3-draft02.
-    WTD_DIALECT_DRAFT02 = 2,
-    /// draft-07 .. draft-14: `:protocol webtransport`.
-    WTD_DIALECT_DRAFT07 = 7,
-    /// draft-15: `:protocol webtransport-h3`.
-    WTD_DIALECT_DRAFT15 = 15,
-}
-
-impl From<Dialect> for wtd_dialect {
-    fn from(d: Dialect) -> Self {
-        match d {
-            Dialect::Draft02 => wtd_dialect::WTD_DIALECT_DRAFT02,
-            Dialect::Draft07 => wtd_dialect::WTD_DIALECT_DRAFT07,
-            Dialect::Draft15 => wtd_dialect::WTD_DIALECT_DRAFT15,
-        }
-    }
-}
-
-/// A WebTransport session. Thread-safe. Free with wtd_session_free (which closes it
-/// with code 0 if still open).
-pub struct wtd_session {
+/// What `wtd_session` holds.
+pub(crate) struct SessionHandle {
     pub(crate) session: Session,
     pub(crate) runtime: Arc<RuntimeInner>,
     userdata: AtomicPtr<c_void>,
     freed: AtomicBool,
     /// DATAGRAM events of this session waiting in the runtime queue, and their bytes.
-    pub(crate) pending: AtomicUsize,
-    pub(crate) pending_bytes: AtomicUsize,
+    pending: AtomicUsize,
+    pending_bytes: AtomicUsize,
     events_mode: bool,
     path: CString,
+    /// How this session's blocking receives wait (see `blocking`).
+    spin: SpinHint,
 }
 
-/// Borrow a session handle that may still do I/O: NULL is an argument error, and a
-/// handle whose runtime was freed is closed.
-unsafe fn live<'a>(session: *const wtd_session) -> FfiResult<&'a wtd_session> {
-    let s = arg(session, "session")?;
-    if s.runtime.is_closed() {
-        return Err(FfiError::new(
-            WTD_ERR_CLOSED,
-            "the session's runtime has been freed",
-        ));
+// SAFETY: wtd_session pointers are made only by into_c_arc from an Arc<SessionHandle>
+// (make_session).
+unsafe impl Castable for wtd_session {
+    type Rust = SessionHandle;
+    type Own = Shared;
+
+    /// A session whose runtime was freed can do no I/O.
+    fn check_live(s: &SessionHandle) -> FfiResult<()> {
+        s.runtime.check_open("session")
     }
-    Ok(s)
 }
 
-impl wtd_session {
-    pub(crate) fn is_freed(&self) -> bool {
+impl EventSource for SessionHandle {
+    fn handle_ptr(&self) -> *mut c_void {
+        handle::c_ptr_of::<wtd_session>(self).cast()
+    }
+    fn is_freed(&self) -> bool {
         self.freed.load(Ordering::Acquire)
     }
-    pub(crate) fn userdata(&self) -> *mut c_void {
+    fn userdata(&self) -> *mut c_void {
         self.userdata.load(Ordering::Acquire)
+    }
+    fn datagram_done(&self, len: usize) {
+        self.pending.fetch_sub(1, Ordering::AcqRel);
+        self.pending_bytes.fetch_sub(len, Ordering::AcqRel);
     }
 }
 
 /// Turns datagrams into DATAGRAM events, at most `cap` (and `cap_bytes` of payload)
 /// waiting per session.
 struct EventHandler {
-    session: Weak<wtd_session>,
+    session: Weak<SessionHandle>,
     cap: usize,
     cap_bytes: usize,
 }
@@ -89,7 +75,7 @@ impl DatagramHandler for EventHandler {
         let full = pending >= self.cap
             || (pending > 0
                 && s.pending_bytes.load(Ordering::Acquire) + payload.len() > self.cap_bytes);
-        if s.is_freed() || s.runtime.is_closed() || full {
+        if EventSource::is_freed(&*s) || s.runtime.is_closed() || full {
             // We run under the session's lock: never drop the last handle here.
             let rt = s.session.runtime_handle();
             wtdatagram::transport::release_outside_lock(s, &rt);
@@ -114,7 +100,7 @@ impl DatagramHandler for EventHandler {
             return dropped;
         };
         let rt = s.runtime.clone();
-        if s.is_freed() || rt.is_closed() {
+        if EventSource::is_freed(&*s) || rt.is_closed() {
             for d in burst.drain(..) {
                 dropped.0 += 1;
                 dropped.1 += d.len() as u64;
@@ -156,7 +142,8 @@ pub(crate) fn make_session(
     events_mode: bool,
     cap: usize,
 ) -> *mut wtd_session {
-    let core = Arc::new(wtd_session {
+    let core = Arc::new(SessionHandle {
+        spin: SpinHint::default(),
         path: CString::new(session.request().path.clone()).unwrap_or_default(),
         session,
         runtime,
@@ -172,7 +159,7 @@ pub(crate) fn make_session(
         let _ = core.session.set_datagram_handler(Arc::new(EventHandler {
             session: Arc::downgrade(&core),
             cap: cap.max(1),
-            cap_bytes: core.session.shared.conn.opts.recv_queue_bytes.max(1),
+            cap_bytes: core.session.transport_options().recv_queue_bytes.max(1),
         }));
     }
     let weak = Arc::downgrade(&core);
@@ -191,7 +178,7 @@ pub(crate) fn make_session(
             });
         }
     });
-    Arc::into_raw(core) as *mut wtd_session
+    handle::into_c_arc(core)
 }
 
 /// Send a datagram without waiting (the payload is copied). WTD_OK: queued for sending.
@@ -205,8 +192,10 @@ pub unsafe extern "C" fn wtd_session_send(
     len: usize,
 ) -> wtd_result {
     guard(|| {
-        let s = live(session)?;
-        let d = bytes(data, len, "data")?;
+        // SAFETY: `session` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::live(session, "session") }?;
+        // SAFETY: `data` is NULL or readable for its length (the header's contract).
+        let d = unsafe { bytes(data, len, "data") }?;
         match s.session.try_send_datagram(d)? {
             true => Ok(()),
             false => Err(FfiError::new(
@@ -227,8 +216,10 @@ pub unsafe extern "C" fn wtd_session_send_wait(
     timeout_ms: i32,
 ) -> wtd_result {
     guard(|| {
-        let s = live(session)?;
-        let d = bytes(data, len, "data")?;
+        // SAFETY: `session` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::live(session, "session") }?;
+        // SAFETY: `data` is NULL or readable for its length (the header's contract).
+        let d = unsafe { bytes(data, len, "data") }?;
         s.runtime.wait_here(timeout_ms, s.session.send_datagram(d))
     })
 }
@@ -249,25 +240,20 @@ pub unsafe extern "C" fn wtd_session_send_multiple(
     out_sent: *mut usize,
 ) -> wtd_result {
     guard(|| {
-        let s = live(session)?;
-        let o = out(out_sent, "out_sent")?;
-        if items.is_null() && count > 0 {
-            return Err(FfiError::arg("items is NULL but count is not 0"));
-        }
-        for i in 0..count {
-            let b = &*items.add(i);
-            bytes(b.data, b.len, "items[i].data")?;
-        }
+        // SAFETY: `session` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::live(session, "session") }?;
+        // SAFETY: `out_sent` is NULL or writable (the header's contract).
+        let o = unsafe { out(out_sent, "out_sent") }?;
+        // SAFETY: `items` is NULL or `count` readable buffers (the header's contract).
+        let items = unsafe { buffers(items, count, "items") }?;
         let deadline = (timeout_ms >= 0).then(|| {
             std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms as u64)
         });
         let mut sent = 0usize;
-        for i in 0..count {
-            let b = &*items.add(i);
-            let d = bytes(b.data, b.len, "items[i].data")?;
+        for d in items {
             let left = match deadline {
                 None => -1,
-                Some(d) => d
+                Some(end) => end
                     .saturating_duration_since(std::time::Instant::now())
                     .as_millis()
                     .min(i32::MAX as u128) as i32,
@@ -302,10 +288,14 @@ pub unsafe extern "C" fn wtd_session_recv_multiple(
     timeout_ms: i32,
 ) -> wtd_result {
     guard(|| {
-        let s = live(session)?;
-        let oc = out(out_count, "out_count")?;
-        let buf = out_buf(buf, cap, "buf")?;
-        let lens = out_buf(lens, max_count, "lens")?;
+        // SAFETY: `session` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::live(session, "session") }?;
+        // SAFETY: `out_count` is NULL or writable (the header's contract).
+        let oc = unsafe { out(out_count, "out_count") }?;
+        // SAFETY: `buf` is NULL or writable for its capacity (the header's contract).
+        let buf = unsafe { out_buf(buf, cap, "buf") }?;
+        // SAFETY: `lens` is NULL or writable for its capacity (the header's contract).
+        let lens = unsafe { out_buf(lens, max_count, "lens") }?;
         if max_count == 0 {
             *oc = 0;
             return Ok(());
@@ -320,7 +310,7 @@ pub unsafe extern "C" fn wtd_session_recv_multiple(
         if first.len() > cap {
             lens[0].write(first.len());
             let n = first.len();
-            s.session.unread(first);
+            s.session.unreceive_datagram(first);
             return Err(FfiError::new(
                 WTD_ERR_BUFFER_TOO_SMALL,
                 format!("datagram of {n} bytes does not fit in {cap}"),
@@ -349,8 +339,8 @@ pub unsafe extern "C" fn wtd_session_recv_multiple(
 }
 
 /// The next queued datagram, waiting up to `timeout_ms` (0: poll, negative: forever) on
-/// this thread itself: no runtime task or timer per call (see `Session::recv_blocking`).
-fn recv_next(s: &wtd_session, timeout_ms: i32) -> FfiResult<Bytes> {
+/// this thread itself: no runtime task or timer per call (see `blocking`).
+fn recv_next(s: &SessionHandle, timeout_ms: i32) -> FfiResult<Bytes> {
     let deadline = match timeout_ms {
         0 => Some(std::time::Instant::now()),
         t if t < 0 => None,
@@ -366,7 +356,7 @@ fn recv_next(s: &wtd_session, timeout_ms: i32) -> FfiResult<Bytes> {
         ));
     }
     let rt = &s.runtime;
-    match s.session.recv_blocking(deadline, &|| rt.is_closed())? {
+    match blocking::recv(&s.session, &s.spin, deadline, &|| rt.is_closed())? {
         Some(d) => Ok(d),
         None if rt.is_closed() => Err(FfiError::new(
             WTD_ERR_CLOSED,
@@ -398,9 +388,12 @@ pub unsafe extern "C" fn wtd_session_recv(
     timeout_ms: i32,
 ) -> wtd_result {
     guard(|| {
-        let s = live(session)?;
-        let out_len = out(out_len, "out_len")?;
-        let buf = out_buf(buf, cap, "buf")?;
+        // SAFETY: `session` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::live(session, "session") }?;
+        // SAFETY: `out_len` is NULL or writable (the header's contract).
+        let out_len = unsafe { out(out_len, "out_len") }?;
+        // SAFETY: `buf` is NULL or writable for its capacity (the header's contract).
+        let buf = unsafe { out_buf(buf, cap, "buf") }?;
         if s.events_mode {
             return Err(FfiError::new(
                 WTD_ERR_INVALID_STATE,
@@ -411,7 +404,7 @@ pub unsafe extern "C" fn wtd_session_recv(
         if d.len() > cap {
             *out_len = d.len();
             let n = d.len();
-            s.session.unread(d);
+            s.session.unreceive_datagram(d);
             return Err(FfiError::new(
                 WTD_ERR_BUFFER_TOO_SMALL,
                 format!("datagram of {n} bytes does not fit in {cap}"),
@@ -430,8 +423,10 @@ pub unsafe extern "C" fn wtd_session_max_datagram_size(
     out_size: *mut usize,
 ) -> wtd_result {
     guard(|| {
-        let s = live(session)?;
-        let o = out(out_size, "out_size")?;
+        // SAFETY: `session` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::live(session, "session") }?;
+        // SAFETY: `out_size` is NULL or writable (the header's contract).
+        let o = unsafe { out(out_size, "out_size") }?;
         *o = s.session.max_datagram_size()?;
         Ok(())
     })
@@ -448,8 +443,10 @@ pub unsafe extern "C" fn wtd_session_close(
     reason_len: usize,
 ) -> wtd_result {
     guard(|| {
-        let s = live(session)?;
-        let r = utf8(reason, reason_len, "reason")?;
+        // SAFETY: `session` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::live(session, "session") }?;
+        // SAFETY: `reason` is NULL or readable for its length (the header's contract).
+        let r = unsafe { utf8(reason, reason_len, "reason") }?;
         s.session.close(code, r);
         Ok(())
     })
@@ -459,8 +456,8 @@ pub unsafe extern "C" fn wtd_session_close(
 #[no_mangle]
 pub unsafe extern "C" fn wtd_session_is_closed(session: *const wtd_session) -> bool {
     guard_value(false, || {
-        session
-            .as_ref()
+        // SAFETY: `session` is NULL or a live handle (the header's contract).
+        unsafe { handle::get(session) }
             .is_some_and(|s| s.runtime.is_closed() || s.session.is_closed())
     })
 }
@@ -501,8 +498,10 @@ pub unsafe extern "C" fn wtd_session_close_info(
     out_info: *mut wtd_close_info,
 ) -> wtd_result {
     guard(|| {
-        let s = arg(session, "session")?;
-        let o = out_uninit(out_info, "out_info")?;
+        // SAFETY: `session` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::borrow(session, "session") }?;
+        // SAFETY: `out_info` is NULL or writable (the header's contract).
+        let o = unsafe { out_uninit(out_info, "out_info") }?;
         let r = s
             .session
             .close_reason()
@@ -521,13 +520,16 @@ pub unsafe extern "C" fn wtd_session_wait_closed(
     out_info: *mut wtd_close_info,
 ) -> wtd_result {
     guard(|| {
-        let s = arg(session, "session")?;
+        // SAFETY: `session` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::borrow(session, "session") }?;
         let r = match s.session.close_reason() {
             Some(r) => r,
             None => s.runtime.block_on(timeout_ms, s.session.closed())?,
         };
         if !out_info.is_null() {
-            fill_close_info(out_uninit(out_info, "out_info")?, &r);
+            // SAFETY: `out_info` is writable (the header's contract).
+            let o = unsafe { out_uninit(out_info, "out_info") }?;
+            fill_close_info(o, &r);
         }
         Ok(())
     })
@@ -558,8 +560,10 @@ pub unsafe extern "C" fn wtd_session_get_stats(
     out_stats: *mut wtd_session_stats,
 ) -> wtd_result {
     guard(|| {
-        let s = arg(session, "session")?;
-        let o = out(out_stats, "out_stats")?;
+        // SAFETY: `session` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::borrow(session, "session") }?;
+        // SAFETY: `out_stats` is NULL or writable (the header's contract).
+        let o = unsafe { out(out_stats, "out_stats") }?;
         let st = s.session.stats();
         *o = wtd_session_stats {
             datagrams_sent: st.datagrams_sent,
@@ -578,7 +582,10 @@ pub unsafe extern "C" fn wtd_session_get_stats(
 /// The session id (its CONNECT stream's QUIC stream id); 0 for NULL.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_session_id(session: *const wtd_session) -> u64 {
-    guard_value(0, || session.as_ref().map_or(0, |s| s.session.id()))
+    guard_value(0, || {
+        // SAFETY: `session` is NULL or a live handle (the header's contract).
+        unsafe { handle::get(session) }.map_or(0, |s| s.session.id())
+    })
 }
 
 /// The request path (with query) that opened the session; valid while the handle lives.
@@ -586,9 +593,8 @@ pub unsafe extern "C" fn wtd_session_id(session: *const wtd_session) -> u64 {
 #[no_mangle]
 pub unsafe extern "C" fn wtd_session_path(session: *const wtd_session) -> *const c_char {
     guard_value(std::ptr::null(), || {
-        session
-            .as_ref()
-            .map_or(std::ptr::null(), |s| s.path.as_ptr())
+        // SAFETY: `session` is NULL or a live handle (the header's contract).
+        unsafe { handle::get(session) }.map_or(std::ptr::null(), |s| s.path.as_ptr())
     })
 }
 
@@ -596,11 +602,10 @@ pub unsafe extern "C" fn wtd_session_path(session: *const wtd_session) -> *const
 #[no_mangle]
 pub unsafe extern "C" fn wtd_session_dialect(session: *const wtd_session) -> wtd_dialect {
     guard_value(wtd_dialect::WTD_DIALECT_DRAFT02, || {
-        session
-            .as_ref()
-            .map_or(wtd_dialect::WTD_DIALECT_DRAFT02, |s| {
-                s.session.request().dialect.into()
-            })
+        // SAFETY: `session` is NULL or a live handle (the header's contract).
+        unsafe { handle::get(session) }.map_or(wtd_dialect::WTD_DIALECT_DRAFT02, |s| {
+            s.session.request().dialect.into()
+        })
     })
 }
 
@@ -612,7 +617,8 @@ pub unsafe extern "C" fn wtd_session_set_userdata(
     userdata: *mut c_void,
 ) -> wtd_result {
     guard(|| {
-        arg(session, "session")?
+        // SAFETY: `session` is NULL or a live handle (the header's contract).
+        unsafe { handle::borrow(session, "session") }?
             .userdata
             .store(userdata, Ordering::Release);
         Ok(())
@@ -623,9 +629,8 @@ pub unsafe extern "C" fn wtd_session_set_userdata(
 #[no_mangle]
 pub unsafe extern "C" fn wtd_session_userdata(session: *const wtd_session) -> *mut c_void {
     guard_value(std::ptr::null_mut(), || {
-        session
-            .as_ref()
-            .map_or(std::ptr::null_mut(), |s| s.userdata())
+        // SAFETY: `session` is NULL or a live handle (the header's contract).
+        unsafe { handle::get(session) }.map_or(std::ptr::null_mut(), |s| s.userdata())
     })
 }
 
@@ -637,9 +642,10 @@ pub unsafe extern "C" fn wtd_session_free(session: *mut wtd_session) {
         return;
     }
     guard_value((), || {
-        let s = Arc::from_raw(session as *const wtd_session);
-        s.freed.store(true, Ordering::Release);
-        s.session.close(0, "");
-        drop(s);
+        // SAFETY: a live session the caller gives up (the header's contract).
+        if let Some(s) = unsafe { handle::take_arc(session) } {
+            s.freed.store(true, Ordering::Release);
+            s.session.close(0, "");
+        }
     })
 }

@@ -9,10 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::*;
+use super::handle::{self, Boxed, Castable};
 use super::runtime::RuntimeInner;
-use super::session::wtd_session;
-use wtdatagram::datagram::{self, DatagramMessage, DatagramStream, Overflow, StreamConfig};
+use super::session::SessionHandle;
+use super::types::{wtd_buffer, wtd_session, wtd_stream, wtd_stream_config};
 use wtd_result::*;
+use wtdatagram::datagram::{self, DatagramMessage, DatagramStream, Overflow, StreamConfig};
 
 /// What a full receive queue drops.
 #[repr(C)]
@@ -30,32 +32,49 @@ c_enum!(wtd_overflow {
     WTD_OVERFLOW_DROP_OLDEST,
 });
 
-/// Datagram stream options. Not thread-safe.
-pub struct wtd_stream_config {
+/// This module's C enums as exported functions receive them (see `error::CEnum`).
+mod c {
+    /// cbindgen:ignore
+    pub type wtd_overflow = crate::error::CEnum<super::wtd_overflow>;
+}
+
+/// What `wtd_stream_config` holds.
+pub(crate) struct StreamConfigHandle {
     cfg: StreamConfig,
 }
 
-/// A session's datagram duplex stream. Thread-safe.
-pub struct wtd_stream {
+// SAFETY: wtd_stream_config pointers are made only by into_c_box from a
+// StreamConfigHandle.
+unsafe impl Castable for wtd_stream_config {
+    type Rust = StreamConfigHandle;
+    type Own = Boxed;
+}
+
+/// What `wtd_stream` holds.
+pub(crate) struct StreamHandle {
     stream: DatagramStream,
-    session: Arc<wtd_session>,
+    session: Arc<SessionHandle>,
     runtime: Arc<RuntimeInner>,
 }
 
-impl wtd_stream {
+// SAFETY: wtd_stream pointers are made only by into_c_box from a StreamHandle.
+unsafe impl Castable for wtd_stream {
+    type Rust = StreamHandle;
+    type Own = Boxed;
+
+    /// A stream whose runtime was freed can do no I/O.
+    fn check_live(s: &StreamHandle) -> FfiResult<()> {
+        s.runtime.check_open("stream")
+    }
+}
+
+impl StreamHandle {
     pub(crate) fn inner_stream(&self) -> &DatagramStream {
         &self.stream
     }
     pub(crate) fn runtime_inner(&self) -> &Arc<RuntimeInner> {
         &self.runtime
     }
-}
-
-/// A byte buffer for wtd_session_send_multiple and wtd_stream_send_multiple.
-#[repr(C)]
-pub struct wtd_buffer {
-    pub data: *const u8,
-    pub len: usize,
 }
 
 /// What the stream knows about a received datagram.
@@ -139,17 +158,6 @@ fn ttl(ms: i32) -> Option<Duration> {
     (ms > 0).then(|| Duration::from_millis(ms as u64))
 }
 
-unsafe fn live<'a>(stream: *const wtd_stream) -> FfiResult<&'a wtd_stream> {
-    let s = arg(stream, "stream")?;
-    if s.runtime.is_closed() {
-        return Err(FfiError::new(
-            WTD_ERR_CLOSED,
-            "the stream's runtime has been freed",
-        ));
-    }
-    Ok(s)
-}
-
 /// Create stream options: queues of 100 datagrams each way, arrivals refused when the
 /// receive queue is full, diagnostics thresholds 0.9 / 0.1 / 0.9 / 100 ms.
 #[no_mangle]
@@ -157,10 +165,11 @@ pub unsafe extern "C" fn wtd_stream_config_new(
     out_config: *mut *mut wtd_stream_config,
 ) -> wtd_result {
     guard(|| {
-        let o = out(out_config, "out_config")?;
-        *o = Box::into_raw(Box::new(wtd_stream_config {
+        // SAFETY: `out_config` is NULL or writable (the header's contract).
+        let o = unsafe { out(out_config, "out_config") }?;
+        *o = handle::into_c_box(StreamConfigHandle {
             cfg: StreamConfig::default(),
-        }));
+        });
         Ok(())
     })
 }
@@ -168,9 +177,8 @@ pub unsafe extern "C" fn wtd_stream_config_new(
 /// Free stream options; NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_stream_config_free(config: *mut wtd_stream_config) {
-    if !config.is_null() {
-        guard_value((), || drop(Box::from_raw(config)));
-    }
+    // SAFETY: NULL or a live handle the caller gives up (the header's contract).
+    guard_value((), || drop(unsafe { handle::take_box(config) }));
 }
 
 /// Queue limits in datagrams (each >= 1): send (all priorities together) and receive.
@@ -181,7 +189,8 @@ pub unsafe extern "C" fn wtd_stream_config_set_queues(
     receive: usize,
 ) -> wtd_result {
     guard(|| {
-        let c = out(config, "config")?;
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
         if send == 0 || receive == 0 {
             return Err(FfiError::arg("queue limits must be at least 1"));
         }
@@ -199,7 +208,8 @@ pub unsafe extern "C" fn wtd_stream_config_set_recv_overflow(
     overflow: c::wtd_overflow,
 ) -> wtd_result {
     guard(|| {
-        let c = out(config, "config")?;
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
         c.cfg.recv_overflow = match overflow.get("overflow")? {
             wtd_overflow::WTD_OVERFLOW_DROP_NEWEST => Overflow::DropNewest,
             wtd_overflow::WTD_OVERFLOW_DROP_OLDEST => Overflow::DropOldest,
@@ -219,7 +229,8 @@ pub unsafe extern "C" fn wtd_stream_config_set_thresholds(
     max_avg_send_time_ms: u32,
 ) -> wtd_result {
     guard(|| {
-        let c = out(config, "config")?;
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
         for (v, n) in [
             (min_send_success_rate, "min_send_success_rate"),
             (max_drop_rate, "max_drop_rate"),
@@ -251,23 +262,28 @@ pub unsafe extern "C" fn wtd_stream_new(
     out_stream: *mut *mut wtd_stream,
 ) -> wtd_result {
     guard(|| {
-        let s = arg(session, "session")?;
-        let o = out(out_stream, "out_stream")?;
+        // SAFETY: `session` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::borrow(session, "session") }?;
+        // SAFETY: `out_stream` is NULL or writable (the header's contract).
+        let o = unsafe { out(out_stream, "out_stream") }?;
         if s.runtime.is_closed() {
             return Err(FfiError::new(
                 WTD_ERR_CLOSED,
                 "the session's runtime has been freed",
             ));
         }
-        let cfg = config.as_ref().map(|c| c.cfg.clone()).unwrap_or_default();
+        // SAFETY: `config` is NULL or a live handle (the header's contract).
+        let cfg = unsafe { handle::get(config) }
+            .map(|c| c.cfg.clone())
+            .unwrap_or_default();
         let stream = DatagramStream::new(&s.session, cfg)?;
-        Arc::increment_strong_count(session as *const wtd_session);
-        let session = Arc::from_raw(session as *const wtd_session);
-        *o = Box::into_raw(Box::new(wtd_stream {
+        // SAFETY: `session` is a live handle (checked above; the header's contract).
+        let session = unsafe { handle::clone_arc(session, "session") }?;
+        *o = handle::into_c_box(StreamHandle {
             stream,
             runtime: session.runtime.clone(),
             session,
-        }));
+        });
         Ok(())
     })
 }
@@ -276,19 +292,21 @@ pub unsafe extern "C" fn wtd_stream_new(
 /// open. NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_stream_free(stream: *mut wtd_stream) {
-    if !stream.is_null() {
-        guard_value((), || {
-            let s = Box::from_raw(stream);
-            s.stream.close();
-        });
-    }
+    guard_value((), || {
+        // SAFETY: NULL or a live handle the caller gives up (the header's contract).
+        let Some(s) = (unsafe { handle::take_box(stream) }) else {
+            return;
+        };
+        s.stream.close();
+    });
 }
 
 /// The session the stream belongs to (borrowed; NULL for NULL).
 #[no_mangle]
 pub unsafe extern "C" fn wtd_stream_session(stream: *const wtd_stream) -> *mut wtd_session {
     guard_value(std::ptr::null_mut(), || {
-        stream.as_ref().map_or(std::ptr::null_mut(), |s| {
+        // SAFETY: `stream` is NULL or a live handle (the header's contract).
+        unsafe { handle::get(stream) }.map_or(std::ptr::null_mut(), |s| {
             Arc::as_ptr(&s.session) as *mut wtd_session
         })
     })
@@ -307,9 +325,11 @@ pub unsafe extern "C" fn wtd_stream_send(
     ttl_ms: i32,
 ) -> wtd_result {
     guard(|| {
-        let s = live(stream)?;
+        // SAFETY: `stream` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::live(stream, "stream") }?;
         Ok(s.stream
-            .send(bytes(data, len, "data")?, priority, ttl(ttl_ms))?)
+            // SAFETY: the pointer arguments are NULL or valid as the header requires of callers.
+            .send(unsafe { bytes(data, len, "data") }?, priority, ttl(ttl_ms))?)
     })
 }
 
@@ -324,7 +344,11 @@ pub unsafe extern "C" fn wtd_stream_try_send(
     ttl_ms: i32,
 ) -> bool {
     guard_value(false, || {
-        let (Ok(s), Ok(d)) = (live(stream), bytes(data, len, "data")) else {
+        // SAFETY: `stream` is NULL or a live handle, `data` NULL or readable for `len`
+        // bytes (the header's contract).
+        let (Ok(s), Ok(d)) =
+            (unsafe { (handle::live(stream, "stream"), bytes(data, len, "data")) })
+        else {
             return false;
         };
         s.stream.try_send(d, priority, ttl(ttl_ms))
@@ -343,8 +367,10 @@ pub unsafe extern "C" fn wtd_stream_send_wait(
     timeout_ms: i32,
 ) -> wtd_result {
     guard(|| {
-        let s = live(stream)?;
-        let d = bytes(data, len, "data")?;
+        // SAFETY: `stream` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::live(stream, "stream") }?;
+        // SAFETY: `data` is NULL or readable for its length (the header's contract).
+        let d = unsafe { bytes(data, len, "data") }?;
         s.runtime
             .wait_here(timeout_ms, s.stream.send_wait(d, priority, ttl(ttl_ms)))
     })
@@ -362,16 +388,12 @@ pub unsafe extern "C" fn wtd_stream_send_multiple(
     out_queued: *mut usize,
 ) -> wtd_result {
     guard(|| {
-        let s = live(stream)?;
-        let o = out(out_queued, "out_queued")?;
-        if items.is_null() && count > 0 {
-            return Err(FfiError::arg("items is NULL but count is not 0"));
-        }
-        let mut slices = Vec::with_capacity(count);
-        for i in 0..count {
-            let b = &*items.add(i);
-            slices.push(bytes(b.data, b.len, "items[i].data")?);
-        }
+        // SAFETY: `stream` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::live(stream, "stream") }?;
+        // SAFETY: `out_queued` is NULL or writable (the header's contract).
+        let o = unsafe { out(out_queued, "out_queued") }?;
+        // SAFETY: `items` is NULL or `count` readable buffers (the header's contract).
+        let slices = unsafe { buffers(items, count, "items") }?;
         if usize::from(priority) > 2 {
             return Err(FfiError::arg(format!(
                 "priority {priority} is not 0, 1 or 2"
@@ -398,8 +420,10 @@ pub unsafe extern "C" fn wtd_stream_send_json(
     ttl_ms: i32,
 ) -> wtd_result {
     guard(|| {
-        let s = live(stream)?;
-        let text = bytes(json as *const u8, len, "json")?;
+        // SAFETY: `stream` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::live(stream, "stream") }?;
+        // SAFETY: `json as *const u8` is NULL or readable for its length (the header's contract).
+        let text = unsafe { bytes(json as *const u8, len, "json") }?;
         let v = datagram::json::from_slice(text)
             .map_err(|e| FfiError::arg(format!("json is not valid JSON: {e}")))?;
         let data = datagram::json::to_vec(&v, datagram::json::Separators::Compact)
@@ -420,16 +444,19 @@ pub unsafe extern "C" fn wtd_stream_send_structured(
     ttl_ms: i32,
 ) -> wtd_result {
     guard(|| {
-        let s = live(stream)?;
-        let t = cstr(type_, "type")?;
-        Ok(s.stream
-            .send_structured(t, bytes(payload, len, "payload")?, priority, ttl(ttl_ms))?)
+        // SAFETY: `stream` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::live(stream, "stream") }?;
+        // SAFETY: `type_` is NULL or NUL-terminated (the header's contract).
+        let t = unsafe { cstr(type_, "type") }?;
+        // SAFETY: `payload` is NULL or readable for `len` bytes (the header's contract).
+        let p = unsafe { bytes(payload, len, "payload") }?;
+        Ok(s.stream.send_structured(t, p, priority, ttl(ttl_ms))?)
     })
 }
 
 /// Take the next datagram, waiting up to `timeout_ms` (0: do not wait; negative:
 /// forever). WTD_ERR_TIMEOUT if none came; WTD_ERR_CLOSED once closed and drained.
-fn next(s: &wtd_stream, timeout_ms: i32) -> FfiResult<DatagramMessage> {
+fn next(s: &StreamHandle, timeout_ms: i32) -> FfiResult<DatagramMessage> {
     if timeout_ms == 0 {
         return match s.stream.receive_now()? {
             Some(m) => Ok(m),
@@ -442,7 +469,7 @@ fn next(s: &wtd_stream, timeout_ms: i32) -> FfiResult<DatagramMessage> {
 
 /// Copy `m` into `buf` or put it back: BUFFER_TOO_SMALL sets `*out_len` to its size.
 fn deliver(
-    s: &wtd_stream,
+    s: &StreamHandle,
     m: DatagramMessage,
     buf: &mut [MaybeUninit<u8>],
     out_len: &mut usize,
@@ -474,9 +501,12 @@ pub unsafe extern "C" fn wtd_stream_receive(
     timeout_ms: i32,
 ) -> wtd_result {
     guard(|| {
-        let s = live(stream)?;
-        let o = out(out_len, "out_len")?;
-        let buf = out_buf(buf, cap, "buf")?;
+        // SAFETY: `stream` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::live(stream, "stream") }?;
+        // SAFETY: `out_len` is NULL or writable (the header's contract).
+        let o = unsafe { out(out_len, "out_len") }?;
+        // SAFETY: `buf` is NULL or writable for its capacity (the header's contract).
+        let buf = unsafe { out_buf(buf, cap, "buf") }?;
         let m = next(s, timeout_ms)?;
         deliver(s, m, buf, o).map(drop)
     })
@@ -492,9 +522,12 @@ pub unsafe extern "C" fn wtd_stream_try_receive(
     out_len: *mut usize,
 ) -> wtd_result {
     guard(|| {
-        let s = live(stream)?;
-        let o = out(out_len, "out_len")?;
-        let buf = out_buf(buf, cap, "buf")?;
+        // SAFETY: `stream` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::live(stream, "stream") }?;
+        // SAFETY: `out_len` is NULL or writable (the header's contract).
+        let o = unsafe { out(out_len, "out_len") }?;
+        // SAFETY: `buf` is NULL or writable for its capacity (the header's contract).
+        let buf = unsafe { out_buf(buf, cap, "buf") }?;
         let m = s
             .stream
             .receive_now()?
@@ -519,10 +552,14 @@ pub unsafe extern "C" fn wtd_stream_receive_multiple(
     timeout_ms: i32,
 ) -> wtd_result {
     guard(|| {
-        let s = live(stream)?;
-        let oc = out(out_count, "out_count")?;
-        let buf = out_buf(buf, cap, "buf")?;
-        let lens = out_buf(lens, max_count, "lens")?;
+        // SAFETY: `stream` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::live(stream, "stream") }?;
+        // SAFETY: `out_count` is NULL or writable (the header's contract).
+        let oc = unsafe { out(out_count, "out_count") }?;
+        // SAFETY: `buf` is NULL or writable for its capacity (the header's contract).
+        let buf = unsafe { out_buf(buf, cap, "buf") }?;
+        // SAFETY: `lens` is NULL or writable for its capacity (the header's contract).
+        let lens = unsafe { out_buf(lens, max_count, "lens") }?;
         if max_count == 0 {
             *oc = 0;
             return Ok(());
@@ -570,10 +607,14 @@ pub unsafe extern "C" fn wtd_stream_receive_with_metadata(
     timeout_ms: i32,
 ) -> wtd_result {
     guard(|| {
-        let s = live(stream)?;
-        let o = out(out_len, "out_len")?;
-        let meta = out(out_meta, "out_meta")?;
-        let buf = out_buf(buf, cap, "buf")?;
+        // SAFETY: `stream` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::live(stream, "stream") }?;
+        // SAFETY: `out_len` is NULL or writable (the header's contract).
+        let o = unsafe { out(out_len, "out_len") }?;
+        // SAFETY: `out_meta` is NULL or writable (the header's contract).
+        let meta = unsafe { out(out_meta, "out_meta") }?;
+        // SAFETY: `buf` is NULL or writable for its capacity (the header's contract).
+        let buf = unsafe { out_buf(buf, cap, "buf") }?;
         let m = deliver(s, next(s, timeout_ms)?, buf, o)?;
         *meta = wtd_datagram_metadata {
             sequence: m.sequence,
@@ -602,9 +643,12 @@ pub unsafe extern "C" fn wtd_stream_receive_json(
     timeout_ms: i32,
 ) -> wtd_result {
     guard(|| {
-        let s = live(stream)?;
-        let o = out(out_len, "out_len")?;
-        let buf = out_buf(buf as *mut u8, cap, "buf")?;
+        // SAFETY: `stream` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::live(stream, "stream") }?;
+        // SAFETY: `out_len` is NULL or writable (the header's contract).
+        let o = unsafe { out(out_len, "out_len") }?;
+        // SAFETY: `buf as *mut u8` is NULL or writable for its capacity (the header's contract).
+        let buf = unsafe { out_buf(buf as *mut u8, cap, "buf") }?;
         let m = next(s, timeout_ms)?;
         if let Err(e) = datagram::message::decode_json(&m.data) {
             s.stream.count_receive_error();
@@ -631,11 +675,16 @@ pub unsafe extern "C" fn wtd_stream_receive_structured(
     timeout_ms: i32,
 ) -> wtd_result {
     guard(|| {
-        let s = live(stream)?;
-        let otl = out(out_type_len, "out_type_len")?;
-        let opl = out(out_payload_len, "out_payload_len")?;
-        let type_buf = out_buf(type_buf as *mut u8, type_cap, "type_buf")?;
-        let payload_buf = out_buf(payload_buf, payload_cap, "payload_buf")?;
+        // SAFETY: `stream` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::live(stream, "stream") }?;
+        // SAFETY: `out_type_len` is NULL or writable (the header's contract).
+        let otl = unsafe { out(out_type_len, "out_type_len") }?;
+        // SAFETY: `out_payload_len` is NULL or writable (the header's contract).
+        let opl = unsafe { out(out_payload_len, "out_payload_len") }?;
+        // SAFETY: `type_buf as *mut u8` is NULL or writable for its capacity (the header's contract).
+        let type_buf = unsafe { out_buf(type_buf as *mut u8, type_cap, "type_buf") }?;
+        // SAFETY: `payload_buf` is NULL or writable for its capacity (the header's contract).
+        let payload_buf = unsafe { out_buf(payload_buf, payload_cap, "payload_buf") }?;
         let m = next(s, timeout_ms)?;
         let (ty, payload) = match datagram::message::decode_structured(&m.data) {
             Ok(x) => x,
@@ -666,8 +715,8 @@ pub unsafe extern "C" fn wtd_stream_receive_structured(
 #[no_mangle]
 pub unsafe extern "C" fn wtd_stream_is_closed(stream: *const wtd_stream) -> bool {
     guard_value(false, || {
-        stream
-            .as_ref()
+        // SAFETY: `stream` is NULL or a live handle (the header's contract).
+        unsafe { handle::get(stream) }
             .is_some_and(|s| s.runtime.is_closed() || s.stream.is_closed())
     })
 }
@@ -677,7 +726,8 @@ pub unsafe extern "C" fn wtd_stream_is_closed(stream: *const wtd_stream) -> bool
 #[no_mangle]
 pub unsafe extern "C" fn wtd_stream_close(stream: *const wtd_stream) -> wtd_result {
     guard(|| {
-        arg(stream, "stream")?.stream.close();
+        // SAFETY: `stream` is NULL or a live handle (the header's contract).
+        unsafe { handle::borrow(stream, "stream") }?.stream.close();
         Ok(())
     })
 }
@@ -689,8 +739,10 @@ pub unsafe extern "C" fn wtd_stream_max_datagram_size(
     out_size: *mut usize,
 ) -> wtd_result {
     guard(|| {
-        let s = live(stream)?;
-        *out(out_size, "out_size")? = s.stream.max_datagram_size()?;
+        // SAFETY: `stream` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::live(stream, "stream") }?;
+        // SAFETY: the pointer arguments are NULL or valid as the header requires of callers.
+        *unsafe { out(out_size, "out_size") }? = s.stream.max_datagram_size()?;
         Ok(())
     })
 }
@@ -702,8 +754,10 @@ pub unsafe extern "C" fn wtd_stream_get_stats(
     out_stats: *mut wtd_stream_stats,
 ) -> wtd_result {
     guard(|| {
-        let s = arg(stream, "stream")?;
-        let o = out(out_stats, "out_stats")?;
+        // SAFETY: `stream` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::borrow(stream, "stream") }?;
+        // SAFETY: `out_stats` is NULL or writable (the header's contract).
+        let o = unsafe { out(out_stats, "out_stats") }?;
         let st = s.stream.stats();
         *o = wtd_stream_stats {
             datagrams_sent: st.datagrams_sent,
@@ -738,9 +792,11 @@ pub unsafe extern "C" fn wtd_stream_get_queue_stats(
     out_stats: *mut wtd_queue_stats,
 ) -> wtd_result {
     guard(|| {
-        let s = arg(stream, "stream")?;
+        // SAFETY: `stream` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::borrow(stream, "stream") }?;
         let q = s.stream.queue_stats();
-        *out(out_stats, "out_stats")? = wtd_queue_stats {
+        // SAFETY: the pointer arguments are NULL or valid as the header requires of callers.
+        *unsafe { out(out_stats, "out_stats") }? = wtd_queue_stats {
             send: q.send,
             send_total: q.send_total,
             send_limit: q.send_limit,
@@ -755,7 +811,8 @@ pub unsafe extern "C" fn wtd_stream_get_queue_stats(
 #[no_mangle]
 pub unsafe extern "C" fn wtd_stream_send_buffer_size(stream: *const wtd_stream) -> usize {
     guard_value(0, || {
-        stream.as_ref().map_or(0, |s| s.stream.send_buffer_size())
+        // SAFETY: `stream` is NULL or a live handle (the header's contract).
+        unsafe { handle::get(stream) }.map_or(0, |s| s.stream.send_buffer_size())
     })
 }
 
@@ -763,9 +820,8 @@ pub unsafe extern "C" fn wtd_stream_send_buffer_size(stream: *const wtd_stream) 
 #[no_mangle]
 pub unsafe extern "C" fn wtd_stream_receive_buffer_size(stream: *const wtd_stream) -> usize {
     guard_value(0, || {
-        stream
-            .as_ref()
-            .map_or(0, |s| s.stream.receive_buffer_size())
+        // SAFETY: `stream` is NULL or a live handle (the header's contract).
+        unsafe { handle::get(stream) }.map_or(0, |s| s.stream.receive_buffer_size())
     })
 }
 
@@ -795,9 +851,12 @@ pub unsafe extern "C" fn wtd_stream_debug_state(
     out_len: *mut usize,
 ) -> wtd_result {
     guard(|| {
-        let s = arg(stream, "stream")?;
-        let o = out(out_len, "out_len")?;
-        let buf = out_buf(buf as *mut u8, cap, "buf")?;
+        // SAFETY: `stream` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::borrow(stream, "stream") }?;
+        // SAFETY: `out_len` is NULL or writable (the header's contract).
+        let o = unsafe { out(out_len, "out_len") }?;
+        // SAFETY: `buf as *mut u8` is NULL or writable for its capacity (the header's contract).
+        let buf = unsafe { out_buf(buf as *mut u8, cap, "buf") }?;
         write_text(&s.stream.debug_state().to_string(), buf, o)
     })
 }
@@ -814,11 +873,15 @@ pub unsafe extern "C" fn wtd_stream_diagnose(
     out_count: *mut usize,
 ) -> wtd_result {
     guard(|| {
-        let s = arg(stream, "stream")?;
-        let o = out(out_len, "out_len")?;
-        let buf = out_buf(buf as *mut u8, cap, "buf")?;
+        // SAFETY: `stream` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::borrow(stream, "stream") }?;
+        // SAFETY: `out_len` is NULL or writable (the header's contract).
+        let o = unsafe { out(out_len, "out_len") }?;
+        // SAFETY: `buf as *mut u8` is NULL or writable for its capacity (the header's contract).
+        let buf = unsafe { out_buf(buf as *mut u8, cap, "buf") }?;
         let findings = s.stream.diagnose_issues();
-        if let Some(c) = out_count.as_mut() {
+        // SAFETY: `out_count` is NULL or writable (the header's contract).
+        if let Some(c) = unsafe { out_count.as_mut() } {
             *c = findings.len();
         }
         write_text(&serde_json::Value::from(findings).to_string(), buf, o)
@@ -833,7 +896,8 @@ pub unsafe extern "C" fn wtd_stream_start_heartbeat(
     interval_ms: u32,
 ) -> wtd_result {
     guard(|| {
-        let s = live(stream)?;
+        // SAFETY: `stream` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::live(stream, "stream") }?;
         let _enter = s.runtime.enter()?;
         Ok(s.stream
             .start_heartbeat(Duration::from_millis(u64::from(interval_ms)))?)
@@ -844,7 +908,10 @@ pub unsafe extern "C" fn wtd_stream_start_heartbeat(
 #[no_mangle]
 pub unsafe extern "C" fn wtd_stream_stop_heartbeat(stream: *const wtd_stream) -> wtd_result {
     guard(|| {
-        arg(stream, "stream")?.stream.stop_heartbeat();
+        // SAFETY: `stream` is NULL or a live handle (the header's contract).
+        unsafe { handle::borrow(stream, "stream") }?
+            .stream
+            .stop_heartbeat();
         Ok(())
     })
 }
@@ -858,8 +925,10 @@ pub unsafe extern "C" fn wtd_heartbeat_create(
     out_len: *mut usize,
 ) -> wtd_result {
     guard(|| {
-        let o = out(out_len, "out_len")?;
-        let buf = out_buf(buf, cap, "buf")?;
+        // SAFETY: `out_len` is NULL or writable (the header's contract).
+        let o = unsafe { out(out_len, "out_len") }?;
+        // SAFETY: `buf` is NULL or writable for its capacity (the header's contract).
+        let buf = unsafe { out_buf(buf, cap, "buf") }?;
         let hb = datagram::create_heartbeat_datagram();
         if buf.len() < hb.len() {
             *o = hb.len();
@@ -879,7 +948,8 @@ pub unsafe extern "C" fn wtd_heartbeat_create(
 #[no_mangle]
 pub unsafe extern "C" fn wtd_is_heartbeat(data: *const u8, len: usize) -> bool {
     guard_value(false, || {
-        bytes(data, len, "data").is_ok_and(datagram::is_heartbeat)
+        // SAFETY: the pointer arguments are NULL or valid as the header requires of callers.
+        unsafe { bytes(data, len, "data") }.is_ok_and(datagram::is_heartbeat)
     })
 }
 
@@ -893,8 +963,10 @@ pub unsafe extern "C" fn wtd_stream_throughput_test(
     out_result: *mut wtd_throughput_result,
 ) -> wtd_result {
     guard(|| {
-        let s = live(stream)?;
-        let o = out(out_result, "out_result")?;
+        // SAFETY: `stream` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::live(stream, "stream") }?;
+        // SAFETY: `out_result` is NULL or writable (the header's contract).
+        let o = unsafe { out(out_result, "out_result") }?;
         let d = Duration::from_millis(u64::from(duration_ms));
         let r = s.runtime.block_on(
             -1,

@@ -8,13 +8,15 @@ use std::sync::Arc;
 
 use super::callback::CallbackSlot;
 use super::error::*;
-use super::runtime::{wtd_userdata_free, RuntimeInner};
-use super::session::wtd_session;
+use super::handle::{self, Boxed, Castable};
+use super::runtime::RuntimeInner;
+use super::session::SessionHandle;
+use super::types::{wtd_session, wtd_structured, wtd_userdata_free};
+use wtd_result::*;
 use wtdatagram::datagram::structured::{
     JsonSerializer, MsgPackSerializer, ReceivedObject, Serializer, StructuredDatagramTransport,
     StructuredError, StructuredErrorKind, TypeRegistry,
 };
-use wtd_result::*;
 
 /// The serialization format of a structured transport.
 #[repr(C)]
@@ -34,6 +36,12 @@ pub enum wtd_serializer {
     /// `{"name":"zo\u00eb","x":1.0}` (pywebtransport's
     /// `JSONSerializer(dump_kwargs={"separators": (",", ":")})`).
     WTD_SERIALIZER_JSON_COMPACT = 2,
+}
+
+/// This module's C enums as exported functions receive them (see `error::CEnum`).
+mod c {
+    /// cbindgen:ignore
+    pub type wtd_serializer = crate::error::CEnum<super::wtd_serializer>;
 }
 
 c_enum!(wtd_serializer {
@@ -93,23 +101,23 @@ pub struct wtd_structured_stats {
 pub type wtd_structured_error_callback =
     Option<unsafe extern "C" fn(error: *const wtd_structured_error, userdata: *mut c_void)>;
 
-/// Structured objects over one session's datagrams. Thread-safe.
-pub struct wtd_structured {
+/// What `wtd_structured` holds.
+pub(crate) struct StructuredHandle {
     t: StructuredDatagramTransport,
-    _session: Arc<wtd_session>,
+    _session: Arc<SessionHandle>,
     runtime: Arc<RuntimeInner>,
     callback: Arc<CallbackSlot<wtd_structured_error>>,
 }
 
-unsafe fn live<'a>(s: *const wtd_structured) -> FfiResult<&'a wtd_structured> {
-    let s = arg(s, "structured")?;
-    if s.runtime.is_closed() {
-        return Err(FfiError::new(
-            WTD_ERR_CLOSED,
-            "the transport's runtime has been freed",
-        ));
+// SAFETY: wtd_structured pointers are made only by into_c_box from a StructuredHandle.
+unsafe impl Castable for wtd_structured {
+    type Rust = StructuredHandle;
+    type Own = Boxed;
+
+    /// A handle whose runtime was freed can do no I/O.
+    fn check_live(h: &StructuredHandle) -> FfiResult<()> {
+        h.runtime.check_open("structured transport")
     }
-    Ok(s)
 }
 
 fn c_error(e: &StructuredError) -> wtd_structured_error {
@@ -152,8 +160,10 @@ pub unsafe extern "C" fn wtd_structured_new(
     out_structured: *mut *mut wtd_structured,
 ) -> wtd_result {
     guard(|| {
-        let s = arg(session, "session")?;
-        let o = out(out_structured, "out_structured")?;
+        // SAFETY: `session` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::borrow(session, "session") }?;
+        // SAFETY: `out_structured` is NULL or writable (the header's contract).
+        let o = unsafe { out(out_structured, "out_structured") }?;
         if s.runtime.is_closed() {
             return Err(FfiError::new(
                 WTD_ERR_CLOSED,
@@ -166,14 +176,14 @@ pub unsafe extern "C" fn wtd_structured_new(
             wtd_serializer::WTD_SERIALIZER_JSON_COMPACT => Arc::new(JsonSerializer::compact()),
         };
         let t = StructuredDatagramTransport::new(&s.session, ser, TypeRegistry::new(), queue_size)?;
-        Arc::increment_strong_count(session as *const wtd_session);
-        let session = Arc::from_raw(session as *const wtd_session);
-        *o = Box::into_raw(Box::new(wtd_structured {
+        // SAFETY: `session` is a live handle (checked above; the header's contract).
+        let session = unsafe { handle::clone_arc(session, "session") }?;
+        *o = handle::into_c_box(StructuredHandle {
             t,
             runtime: session.runtime.clone(),
             _session: session,
             callback: Arc::new(CallbackSlot::new()),
-        }));
+        });
         Ok(())
     })
 }
@@ -183,14 +193,15 @@ pub unsafe extern "C" fn wtd_structured_new(
 /// callback already running finishes). NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_structured_free(structured: *mut wtd_structured) {
-    if !structured.is_null() {
-        guard_value((), || {
-            let s = Box::from_raw(structured);
-            s.t.set_on_error(None);
-            s.callback.clear();
-            s.t.close();
-        });
-    }
+    guard_value((), || {
+        // SAFETY: NULL or a live handle the caller gives up (the header's contract).
+        let Some(s) = (unsafe { handle::take_box(structured) }) else {
+            return;
+        };
+        s.t.set_on_error(None);
+        s.callback.clear();
+        s.t.close();
+    });
 }
 
 /// Register `type_id` as a known object type. Received datagrams with an unregistered
@@ -201,7 +212,12 @@ pub unsafe extern "C" fn wtd_structured_register_type(
     structured: *const wtd_structured,
     type_id: u16,
 ) -> wtd_result {
-    guard(|| Ok(arg(structured, "structured")?.t.register_untyped(type_id)?))
+    guard(|| {
+        // SAFETY: `structured` is NULL or a live handle (the header's contract).
+        Ok(unsafe { handle::borrow(structured, "structured") }?
+            .t
+            .register_untyped(type_id)?)
+    })
 }
 
 /// Whether `type_id` is registered (false for NULL).
@@ -211,9 +227,8 @@ pub unsafe extern "C" fn wtd_structured_is_registered(
     type_id: u16,
 ) -> bool {
     guard_value(false, || {
-        structured
-            .as_ref()
-            .is_some_and(|s| s.t.is_registered(type_id))
+        // SAFETY: `structured` is NULL or a live handle (the header's contract).
+        unsafe { handle::get(structured) }.is_some_and(|s| s.t.is_registered(type_id))
     })
 }
 
@@ -232,13 +247,15 @@ pub unsafe extern "C" fn wtd_structured_send(
     len: usize,
 ) -> wtd_result {
     guard(|| {
-        let s = live(structured)?;
-        let p = bytes(payload, len, "payload")?;
+        // SAFETY: `structured` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::live(structured, "structured") }?;
+        // SAFETY: `payload` is NULL or readable for its length (the header's contract).
+        let p = unsafe { bytes(payload, len, "payload") }?;
         Ok(s.t.send_payload(type_id, p, 0, None)?)
     })
 }
 
-fn next_obj(s: &wtd_structured, timeout_ms: i32) -> FfiResult<ReceivedObject> {
+fn next_obj(s: &StructuredHandle, timeout_ms: i32) -> FfiResult<ReceivedObject> {
     if timeout_ms == 0 {
         return match s.t.try_receive_obj() {
             Some(o) => Ok(o),
@@ -264,10 +281,14 @@ pub unsafe extern "C" fn wtd_structured_receive(
     timeout_ms: i32,
 ) -> wtd_result {
     guard(|| {
-        let s = live(structured)?;
-        let oid = out(out_type_id, "out_type_id")?;
-        let olen = out(out_len, "out_len")?;
-        let buf = out_buf(buf, cap, "buf")?;
+        // SAFETY: `structured` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::live(structured, "structured") }?;
+        // SAFETY: `out_type_id` is NULL or writable (the header's contract).
+        let oid = unsafe { out(out_type_id, "out_type_id") }?;
+        // SAFETY: `out_len` is NULL or writable (the header's contract).
+        let olen = unsafe { out(out_len, "out_len") }?;
+        // SAFETY: `buf` is NULL or writable for its capacity (the header's contract).
+        let buf = unsafe { out_buf(buf, cap, "buf") }?;
         let o = next_obj(s, timeout_ms)?;
         let n = o.payload.len();
         *oid = o.type_id;
@@ -295,8 +316,10 @@ pub unsafe extern "C" fn wtd_structured_next_error(
     timeout_ms: i32,
 ) -> wtd_result {
     guard(|| {
-        let s = live(structured)?;
-        let o = out_uninit(out_error, "out_error")?;
+        // SAFETY: `structured` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::live(structured, "structured") }?;
+        // SAFETY: `out_error` is NULL or writable (the header's contract).
+        let o = unsafe { out_uninit(out_error, "out_error") }?;
         let e = if timeout_ms == 0 {
             match s.t.try_next_error() {
                 Some(e) => e,
@@ -327,16 +350,21 @@ pub unsafe extern "C" fn wtd_structured_set_error_callback(
     userdata_free: wtd_userdata_free,
 ) -> wtd_result {
     guard(|| {
-        let s = match arg(structured, "structured") {
+        // SAFETY: `structured` is NULL or a live handle (the header's contract).
+        let s = match unsafe { handle::borrow(structured, "structured") } {
             Ok(s) => s,
             Err(e) => {
                 if let Some(free) = userdata_free {
-                    free(userdata);
+                    // SAFETY: the application's destructor for the userdata it gave us, which no
+                    // callback will use (the registration failed): freed once, now.
+                    unsafe { free(userdata) };
                 }
                 return Err(e);
             }
         };
-        s.callback.set(callback, userdata, userdata_free);
+        // SAFETY: callback, userdata and userdata_free as the header's callback contract
+        // requires of the application.
+        unsafe { s.callback.set(callback, userdata, userdata_free) };
         if callback.is_none() {
             s.t.set_on_error(None);
             return Ok(());
@@ -358,8 +386,10 @@ pub unsafe extern "C" fn wtd_structured_get_stats(
     out_stats: *mut wtd_structured_stats,
 ) -> wtd_result {
     guard(|| {
-        let s = arg(structured, "structured")?;
-        let o = out(out_stats, "out_stats")?;
+        // SAFETY: `structured` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::borrow(structured, "structured") }?;
+        // SAFETY: `out_stats` is NULL or writable (the header's contract).
+        let o = unsafe { out(out_stats, "out_stats") }?;
         let st = s.t.stats();
         *o = wtd_structured_stats {
             sent: st.sent,
@@ -378,7 +408,10 @@ pub unsafe extern "C" fn wtd_structured_get_stats(
 #[no_mangle]
 pub unsafe extern "C" fn wtd_structured_close(structured: *const wtd_structured) -> wtd_result {
     guard(|| {
-        arg(structured, "structured")?.t.close();
+        // SAFETY: `structured` is NULL or a live handle (the header's contract).
+        unsafe { handle::borrow(structured, "structured") }?
+            .t
+            .close();
         Ok(())
     })
 }
@@ -387,8 +420,7 @@ pub unsafe extern "C" fn wtd_structured_close(structured: *const wtd_structured)
 #[no_mangle]
 pub unsafe extern "C" fn wtd_structured_is_closed(structured: *const wtd_structured) -> bool {
     guard_value(false, || {
-        structured
-            .as_ref()
-            .is_some_and(|s| s.runtime.is_closed() || s.t.is_closed())
+        // SAFETY: `structured` is NULL or a live handle (the header's contract).
+        unsafe { handle::get(structured) }.is_some_and(|s| s.runtime.is_closed() || s.t.is_closed())
     })
 }

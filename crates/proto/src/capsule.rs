@@ -12,8 +12,8 @@
 use bytes::Bytes;
 
 use crate::codes::*;
-use crate::frame::{self, Piece, Take, Tlv, TlvReader};
 use crate::error::WireError;
+use crate::frame::{self, Piece, Take, Tlv, TlvReader};
 use crate::reader::Reader;
 
 pub const DATAGRAM: u64 = 0x00;

@@ -62,7 +62,8 @@ impl ControlStreamReader {
                     return Settings::decode(&f.payload).map(|s| Some(ControlEvent::Settings(s)));
                 }
                 frame::GOAWAY => {
-                    return frame::decode_goaway(&f.payload).map(|id| Some(ControlEvent::Goaway(id)))
+                    return frame::decode_goaway(&f.payload)
+                        .map(|id| Some(ControlEvent::Goaway(id)))
                 }
                 _ => {} // MAX_PUSH_ID, CANCEL_PUSH: we never push
             }
@@ -134,7 +135,9 @@ mod tests {
         for step in [1, 3, 1000, wire.len()] {
             let ev = events(Role::Client, &wire, step).unwrap();
             assert_eq!(ev.len(), 2);
-            assert!(matches!(&ev[0], ControlEvent::Settings(s) if s.get(crate::settings::WT_MAX_SESSIONS) == Some(4)));
+            assert!(
+                matches!(&ev[0], ControlEvent::Settings(s) if s.get(crate::settings::WT_MAX_SESSIONS) == Some(4))
+            );
             assert_eq!(ev[1], ControlEvent::Goaway(8));
         }
     }

@@ -27,4 +27,3 @@ impl fmt::Display for WireError {
 }
 
 impl std::error::Error for WireError {}
-

@@ -2,8 +2,8 @@
 //! QPACK field lists. Pure functions: the transport decides what to do with the result.
 
 use crate::codes::H3_MESSAGE_ERROR;
-use crate::qpack::Field;
 use crate::error::WireError;
+use crate::qpack::Field;
 
 /// `:protocol` tokens that open a WebTransport session.
 pub const PROTOCOL_DRAFT: &str = "webtransport";

@@ -15,23 +15,22 @@
 //!   ended).
 
 pub mod capsule;
+pub mod close;
 pub mod codes;
+pub mod control;
 pub mod datagram;
+pub mod error;
 pub mod frame;
 pub mod headers;
 pub mod huffman;
 pub mod qpack;
-pub mod settings;
-pub mod varint;
-pub mod close;
-pub mod control;
-pub mod error;
 pub mod reader;
 pub mod request;
 pub mod session;
+pub mod settings;
 pub mod slots;
 pub mod streams;
+pub mod varint;
 
 pub use error::WireError;
 pub use reader::Reader;
-

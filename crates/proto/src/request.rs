@@ -114,16 +114,15 @@ impl HeadersReader {
 /// limit (a larger one is refused from its header, before any of it is held); unknown
 /// frames skipped whatever their size (RFC 9114 §9).
 fn take(ty: u64, len: u64, limits: &FieldLimits) -> Result<Take, HeadersError> {
-    let unexpected = |msg: String| {
-        HeadersError::Malformed(WireError::new(H3_FRAME_UNEXPECTED, msg))
-    };
+    let unexpected =
+        |msg: String| HeadersError::Malformed(WireError::new(H3_FRAME_UNEXPECTED, msg));
     match ty {
         frame::HEADERS if len > limits.max_section_size => Err(HeadersError::TooLarge),
         frame::HEADERS => Ok(Take::Buffer),
         frame::DATA => Err(unexpected("DATA before HEADERS".into())),
-        frame::SETTINGS | frame::GOAWAY | frame::MAX_PUSH_ID | frame::CANCEL_PUSH => Err(
-            unexpected(format!("frame {ty:#x} on a request stream")),
-        ),
+        frame::SETTINGS | frame::GOAWAY | frame::MAX_PUSH_ID | frame::CANCEL_PUSH => {
+            Err(unexpected(format!("frame {ty:#x} on a request stream")))
+        }
         frame::WEBTRANSPORT_STREAM => Err(unexpected(
             "WEBTRANSPORT_STREAM signal after the start of a stream".into(),
         )),
@@ -306,7 +305,9 @@ mod tests {
         assert_eq!(r.next().unwrap(), Some(Start::WebTransportStream));
         let mut r = HeadersReader::response(limits());
         r.push(&[0x40, 0x41, 0x00]);
-        assert!(matches!(r.next(), Err(HeadersError::Malformed(e)) if e.code == H3_FRAME_UNEXPECTED));
+        assert!(
+            matches!(r.next(), Err(HeadersError::Malformed(e)) if e.code == H3_FRAME_UNEXPECTED)
+        );
         let mut r = HeadersReader::request(limits());
         let mut big = Vec::new();
         crate::varint::encode(frame::HEADERS, &mut big);
@@ -320,7 +321,9 @@ mod tests {
         assert_eq!(r.end_of_stream().code, H3_FRAME_ERROR);
         let mut r = HeadersReader::request(limits());
         r.push(&[0x00, 0x01, 0x00]);
-        assert!(matches!(r.next(), Err(HeadersError::Malformed(e)) if e.code == H3_FRAME_UNEXPECTED));
+        assert!(
+            matches!(r.next(), Err(HeadersError::Malformed(e)) if e.code == H3_FRAME_UNEXPECTED)
+        );
     }
 
     fn connect(protocol: &str, draft02: bool) -> ConnectRequest {
@@ -345,7 +348,10 @@ mod tests {
 
     #[test]
     fn admission_by_dialect() {
-        let chromium = peer(&[(settings::H3_DATAGRAM, 1), (settings::ENABLE_WEBTRANSPORT, 1)]);
+        let chromium = peer(&[
+            (settings::H3_DATAGRAM, 1),
+            (settings::ENABLE_WEBTRANSPORT, 1),
+        ]);
         assert_eq!(
             admit(&connect("webtransport", true), &chromium, false),
             Admission::Session {
@@ -365,13 +371,19 @@ mod tests {
         );
         assert!(matches!(
             admit(&connect("webtransport-h3", false), &pywt, true),
-            Admission::Session { exclusive: Exclusive::No, .. }
+            Admission::Session {
+                exclusive: Exclusive::No,
+                ..
+            }
         ));
         // webtransport-go <= 0.10: only H3_DATAGRAM, draft CONNECT: implied support.
         let old_go = peer(&[(settings::H3_DATAGRAM, 1)]);
         assert!(matches!(
             admit(&connect("webtransport", false), &old_go, false),
-            Admission::Session { dialect: Dialect::Draft02, .. }
+            Admission::Session {
+                dialect: Dialect::Draft02,
+                ..
+            }
         ));
         assert!(matches!(
             admit(&connect("webtransport-h3", false), &old_go, false),
@@ -386,11 +398,19 @@ mod tests {
     #[test]
     fn client_requests_and_responses() {
         let (d, r) = client_request(&peer(&[(settings::WT_ENABLED, 1)]), "h:1", "/p", &[]).unwrap();
-        assert_eq!((d, r.protocol.as_str()), (Dialect::Draft15, "webtransport-h3"));
+        assert_eq!(
+            (d, r.protocol.as_str()),
+            (Dialect::Draft15, "webtransport-h3")
+        );
         assert!(r.headers.is_empty());
         let extra = vec![("X-Token".to_string(), "1".to_string())];
-        let (d, r) =
-            client_request(&peer(&[(settings::ENABLE_WEBTRANSPORT, 1)]), "h:1", "/p", &extra).unwrap();
+        let (d, r) = client_request(
+            &peer(&[(settings::ENABLE_WEBTRANSPORT, 1)]),
+            "h:1",
+            "/p",
+            &extra,
+        )
+        .unwrap();
         assert_eq!((d, r.protocol.as_str()), (Dialect::Draft02, "webtransport"));
         assert_eq!(r.header("sec-webtransport-http3-draft02"), Some("1"));
         assert_eq!(r.header("x-token"), Some("1"));

@@ -224,7 +224,10 @@ mod tests {
         let mut cs = ConnectStream::default();
         assert!(matches!(
             one(&mut cs, Input::Fin),
-            Step::End { reason: CloseReason::Remote { code: 0, .. }, then: Then::Finish }
+            Step::End {
+                reason: CloseReason::Remote { code: 0, .. },
+                then: Then::Finish
+            }
         ));
         let mut cs = ConnectStream::default();
         assert_eq!(
@@ -245,14 +248,23 @@ mod tests {
         one(&mut cs, Input::Data(&[0x00, 0x02, 0x68, 0x43]));
         assert!(matches!(
             one(&mut cs, Input::Fin),
-            Step::End { then: Then::ResetBoth(H3_MESSAGE_ERROR), .. }
+            Step::End {
+                then: Then::ResetBoth(H3_MESSAGE_ERROR),
+                ..
+            }
         ));
         // A close capsule whose reason is not UTF-8: stream error H3_MESSAGE_ERROR.
         let mut cs = ConnectStream::default();
         let mut bad = Vec::new();
-        crate::frame::encode(crate::frame::DATA, &[0x68, 0x43, 0x05, 0, 0, 0, 1, 0xff], &mut bad);
+        crate::frame::encode(
+            crate::frame::DATA,
+            &[0x68, 0x43, 0x05, 0, 0, 0, 1, 0xff],
+            &mut bad,
+        );
         let s = one(&mut cs, Input::Data(&bad));
-        assert!(matches!(&s, Step::End { then: Then::ResetBoth(H3_MESSAGE_ERROR), reason } if stop_code(reason) == H3_MESSAGE_ERROR));
+        assert!(
+            matches!(&s, Step::End { then: Then::ResetBoth(H3_MESSAGE_ERROR), reason } if stop_code(reason) == H3_MESSAGE_ERROR)
+        );
     }
 
     #[test]

@@ -39,7 +39,12 @@ pub struct Slots {
 impl Slots {
     /// Reserve a place for a new session next to `open` open ones, unless `exclusive`
     /// forbids it or `limit` sessions (open or pending) are there already.
-    pub fn reserve(&mut self, open: usize, exclusive: Exclusive, limit: Option<u64>) -> Result<(), Busy> {
+    pub fn reserve(
+        &mut self,
+        open: usize,
+        exclusive: Exclusive,
+        limit: Option<u64>,
+    ) -> Result<(), Busy> {
         if let Some(limit) = limit {
             if (self.pending + open) as u64 >= limit {
                 return Err(Busy::Full);

@@ -135,7 +135,10 @@ mod tests {
     #[test]
     fn critical_streams_once_each() {
         let mut p = PeerStreams::default();
-        assert_eq!(p.open_uni(stream_type::CONTROL, Role::Server), UniStream::Control);
+        assert_eq!(
+            p.open_uni(stream_type::CONTROL, Role::Server),
+            UniStream::Control
+        );
         assert_eq!(
             p.open_uni(stream_type::QPACK_ENCODER, Role::Server),
             UniStream::Qpack { encoder: true }
