@@ -566,7 +566,8 @@ enum wtd_result wtd_client_new(const struct wtd_runtime *runtime,
 void wtd_client_free(struct wtd_client *client);
 
 // Close every connection of the client at once (sessions see
-// WTD_CLOSE_CONNECTION_LOST); the handle stays valid until wtd_client_free.
+// WTD_CLOSE_CONNECTION_LOST); later connects and session opens return WTD_ERR_CLOSED.
+// The handle stays valid until wtd_client_free.
 enum wtd_result wtd_client_close(const struct wtd_client *client);
 
 // Connect to the server of an `https://host:port/...` URL: QUIC handshake, HTTP/3

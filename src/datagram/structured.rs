@@ -68,6 +68,24 @@ pub use super::value::Value;
 /// Size of the type id header.
 pub const HEADER_SIZE: usize = 2;
 
+/// One datagram: `[u16 big-endian type id][payload]`.
+pub fn encode_frame(type_id: u16, payload: &[u8]) -> Vec<u8> {
+    let mut data = Vec::with_capacity(HEADER_SIZE + payload.len());
+    data.extend_from_slice(&type_id.to_be_bytes());
+    data.extend_from_slice(payload);
+    data
+}
+
+/// Split a datagram into its type id and payload (without copying); `None` when it is
+/// shorter than [`HEADER_SIZE`].
+pub fn decode_frame(data: &Bytes) -> Option<(u16, Bytes)> {
+    let id = data.get(..HEADER_SIZE)?;
+    Some((
+        u16::from_be_bytes([id[0], id[1]]),
+        data.slice(HEADER_SIZE..),
+    ))
+}
+
 // ------------------------------------------------------------------------------------
 // Transport
 
@@ -249,7 +267,7 @@ impl Inner {
             message,
             data: data.clone(),
         };
-        if data.len() < HEADER_SIZE {
+        let Some((type_id, payload)) = decode_frame(data) else {
             return Err(fail(
                 StructuredErrorKind::TooShort,
                 None,
@@ -258,8 +276,7 @@ impl Inner {
                     data.len()
                 ),
             ));
-        }
-        let type_id = u16::from_be_bytes([data[0], data[1]]);
+        };
         let decoder = self.registry.read().decoder(type_id);
         let Some(decode) = decoder else {
             return Err(fail(
@@ -268,7 +285,6 @@ impl Inner {
                 format!("unknown type id {type_id}"),
             ));
         };
-        let payload = data.slice(HEADER_SIZE..);
         let decoded = self
             .serializer
             .from_bytes(&payload)
@@ -477,9 +493,7 @@ impl StructuredDatagramTransport {
         if self.inner.is_closed() {
             return Err(self.inner.closed_error());
         }
-        let mut data = Vec::with_capacity(HEADER_SIZE + payload.len());
-        data.extend_from_slice(&type_id.to_be_bytes());
-        data.extend_from_slice(payload);
+        let data = encode_frame(type_id, payload);
         self.inner.stream.send(&data, priority, ttl)?;
         self.inner.stats.lock().sent += 1;
         Ok(())

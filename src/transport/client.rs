@@ -132,7 +132,16 @@ impl Client {
             .shared
             .endpoint
             .connect_with(self.shared.quic_config.clone(), addr, &t.host)
-            .map_err(|e| Error::Connect(e.to_string()))?;
+            .map_err(|e| match e {
+                // `Client::close` stopped the endpoint: the client is closed.
+                quinn::ConnectError::EndpointStopping => {
+                    Error::Closed(CloseReason::ConnectionLost {
+                        code: 0,
+                        reason: "client closed".into(),
+                    })
+                }
+                e => Error::Connect(e.to_string()),
+            })?;
         let quic = connecting.await.map_err(|e| match e {
             // QUIC carries TLS alerts as transport error codes 0x100..=0x1ff (RFC 9001 §4.8).
             quinn::ConnectionError::TransportError(te)
@@ -176,7 +185,8 @@ impl Client {
         conn.open_session(url, &[]).await
     }
 
-    /// Close every connection of this client.
+    /// Close every connection of this client. Later connects and session opens fail
+    /// with [`Error::Closed`].
     pub fn close(&self) {
         self.shared.endpoint.close(
             quinn::VarInt::from_u64(H3_NO_ERROR).unwrap_or_default(),

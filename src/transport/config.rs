@@ -12,6 +12,7 @@ pub struct TransportOptions {
     pub keep_alive: Option<Duration>,
     /// Requested SO_SNDBUF / SO_RCVBUF of the UDP socket (DESIGN.md §3: 4 MiB removes
     /// loopback burst loss). The kernel may grant less; see `Server::socket_buffers`.
+    /// 0 keeps the system default.
     pub socket_send_buffer: usize,
     pub socket_recv_buffer: usize,
     /// quinn's outgoing datagram buffer, in bytes, shared by all sessions of a connection.

@@ -6,6 +6,7 @@ use std::time::Duration;
 pub mod exchange;
 pub mod peer;
 pub mod raw;
+pub mod relay;
 
 use wtdatagram::{Client, ClientConfig, Server, ServerConfig, Session, TransportOptions, Verify};
 

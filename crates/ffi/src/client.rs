@@ -94,7 +94,8 @@ pub unsafe extern "C" fn wtd_client_free(client: *mut wtd_client) {
 }
 
 /// Close every connection of the client at once (sessions see
-/// WTD_CLOSE_CONNECTION_LOST); the handle stays valid until wtd_client_free.
+/// WTD_CLOSE_CONNECTION_LOST); later connects and session opens return WTD_ERR_CLOSED.
+/// The handle stays valid until wtd_client_free.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_client_close(client: *const wtd_client) -> wtd_result {
     guard(|| {
