@@ -10,7 +10,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use super::config::Verify;
-use super::Error;
+use super::error::Error;
 
 /// A server certificate chain with its key.
 #[derive(Debug)]
