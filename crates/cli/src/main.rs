@@ -5,8 +5,11 @@
 //!   what comes back.
 //! * `wtd bench URL`: a datagram throughput test through the library's datagram stream.
 
+mod args;
+
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,60 +18,11 @@ use tokio::sync::{mpsc, watch, Notify};
 use wtdatagram::datagram::{
     datagram_throughput_test, DatagramStream, StreamConfig, ThroughputResult,
 };
+use wtdatagram::transport::tls;
 use wtdatagram::{
     Client, ClientConfig, CloseReason, Connection, Error, Server, ServerConfig, ServerTls, Session,
     Verify,
 };
-
-const USAGE: &str = "\
-wtd: WebTransport datagrams over HTTP/3
-
-USAGE:
-    wtd serve [--bind ADDR] [--cert PEM --key PEM] [--max N] [LIMITS]
-    wtd connect URL [--hash HEX | --insecure | --ca PEM] [--origin ORIGIN]
-                    [--count N [--size BYTES]]
-    wtd bench URL [--hash HEX | --insecure | --ca PEM] [--duration SECS]
-                  [--size BYTES]
-    wtd --help | --version
-
-SERVE (echo server):
-    --bind ADDR       UDP address to listen on (default 127.0.0.1:4433; port 0 picks one)
-    --cert PEM        certificate chain (PEM); needs --key. Default: a fresh
-                      self-signed certificate, valid 13 days
-    --key PEM         private key (PEM: PKCS#8, PKCS#1 or SEC1)
-    --max N           exit after N sessions have closed (default: run until killed)
-  LIMITS (what peers may make the server hold; defaults in the README's Limits section):
-    --max-connections N      connections at once, handshakes included (10000)
-    --max-sessions N         sessions at once over all connections (10000)
-    --request-timeout-ms MS  time a request stream has to deliver its headers (5000)
-  Prints 'listening https://ADDR/' and 'cert-sha256 HEX' at start, then one
-  'session ...' and one 'closed ...' line per session.
-
-CONNECT:
-    --hash HEX        trust only the certificate whose SHA-256 is HEX (64 hex digits,
-                      ':' separators allowed), like serverCertificateHashes
-    --insecure        trust any certificate (testing only)
-    --ca PEM          trust certificates issued by these CA certificates
-                      (default: the system trust store)
-    --origin ORIGIN   send this 'origin' request header
-    --count N         send N datagrams (64 in flight), wait for the echoes, print
-                      stats; exit 0 only if all N came back
-    --size BYTES      payload size for --count (default 64)
-  Without --count, each stdin line is sent as one datagram and every datagram
-  received is printed as '< TEXT'. At end of input, waits up to 1 s for echoes,
-  closes the session and prints 'stats sent=N received=M dropped=D'.
-
-BENCH (datagram throughput test, against an echo server such as 'wtd serve'):
-    --hash, --insecure, --ca   as for connect
-    --duration SECS   how long to send (default 5; fractions such as 0.5 allowed)
-    --size BYTES      datagram payload size (default 1000; at most the session's
-                      maximum datagram size)
-  Sends as fast as the connection takes them, showing progress on stderr once a
-  second; echoes are discarded. Then prints one line:
-    'bench duration=S sent=N errors=E rate=DGRAM/S throughput=MBIT/S error_rate=R'
-
-EXIT STATUS: 0 success, 1 runtime failure, 2 bad usage.
-";
 
 /// Datagrams in flight at most in `--count` mode.
 const WINDOW: u64 = 64;
@@ -80,21 +34,12 @@ const MAX_IDLE: Duration = Duration::from_secs(5);
 const PMTUD_WAIT: Duration = Duration::from_secs(2);
 /// Interactive mode: how long to wait for echoes after end of input.
 const DRAIN_WAIT: Duration = Duration::from_secs(1);
-/// `bench`: defaults for `--duration` and `--size`.
-const BENCH_DURATION: Duration = Duration::from_secs(5);
-const BENCH_SIZE: usize = 1000;
-/// `bench --duration`: at most a day (a bound that keeps the arithmetic sane).
-const BENCH_MAX_SECS: f64 = 86_400.0;
 
 /// How a command failed: bad usage (exit 2) or at run time (exit 1).
 #[derive(Debug)]
 enum Fail {
     Usage(String),
     Runtime(String),
-}
-
-fn usage<T>(msg: impl Into<String>) -> Result<T, Fail> {
-    Err(Fail::Usage(msg.into()))
 }
 
 fn runtime(msg: impl Into<String>) -> Fail {
@@ -112,130 +57,115 @@ fn warn(line: impl AsRef<str>) {
     let _ = writeln!(std::io::stderr().lock(), "wtd: warning: {}", line.as_ref());
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn parse_hash(s: &str) -> Result<[u8; 32], Fail> {
-    let digits: Vec<u8> = s.bytes().filter(|&b| b != b':').collect();
-    let bad = || Fail::Usage(format!("--hash {s:?}: expected 64 hexadecimal digits"));
-    if digits.len() != 64 {
-        return Err(bad());
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in digits.chunks(2).enumerate() {
-        let pair = std::str::from_utf8(pair).map_err(|_| bad())?;
-        out[i] = u8::from_str_radix(pair, 16).map_err(|_| bad())?;
-    }
-    Ok(out)
-}
-
-/// Command-line words after the subcommand, with `--opt value` and `--opt=value`.
-struct Args {
-    words: std::vec::IntoIter<String>,
-}
-
-enum Arg {
-    /// `--name` with its inline `=value`, if any.
-    Opt(String, Option<String>),
-    Positional(String),
-}
-
-impl Args {
-    fn next(&mut self) -> Option<Arg> {
-        let w = self.words.next()?;
-        if let Some(opt) = w.strip_prefix("--").filter(|o| !o.is_empty()) {
-            return Some(match opt.split_once('=') {
-                Some((n, v)) => Arg::Opt(n.to_string(), Some(v.to_string())),
-                None => Arg::Opt(opt.to_string(), None),
-            });
-        }
-        Some(Arg::Positional(w))
-    }
-
-    fn value(&mut self, name: &str, inline: Option<String>) -> Result<String, Fail> {
-        match inline.or_else(|| self.words.next()) {
-            Some(v) => Ok(v),
-            None => usage(format!("--{name} needs a value")),
-        }
-    }
-
-    fn number<T: std::str::FromStr>(
-        &mut self,
-        name: &str,
-        inline: Option<String>,
-    ) -> Result<T, Fail> {
-        let v = self.value(name, inline)?;
-        v.parse()
-            .map_err(|_| Fail::Usage(format!("--{name} {v:?}: not a valid number")))
-    }
-}
-
-fn no_value(name: &str, inline: &Option<String>) -> Result<(), Fail> {
-    match inline {
-        Some(_) => usage(format!("--{name} takes no value")),
-        None => Ok(()),
-    }
-}
-
-fn read_file(what: &str, path: &str) -> Result<Vec<u8>, Fail> {
-    std::fs::read(path).map_err(|e| runtime(format!("reading {what} {path:?}: {e}")))
+fn read_file(what: &str, path: &std::path::Path) -> Result<Vec<u8>, Fail> {
+    std::fs::read(path).map_err(|e| runtime(format!("reading {what} {}: {e}", path.display())))
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let code = match run(std::env::args().skip(1).collect()).await {
-        Ok(code) => code,
-        Err(Fail::Usage(msg)) => {
-            eprintln!("wtd: error: {msg} (see 'wtd --help')");
-            2
-        }
-        Err(Fail::Runtime(msg)) => {
-            eprintln!("wtd: error: {msg}");
-            1
-        }
+    let argv: Vec<String> = std::env::args().collect();
+    let code = match parse(&argv) {
+        Ok(cli) => match run(cli).await {
+            Ok(code) => code,
+            Err(Fail::Usage(msg)) => {
+                eprintln!("wtd: error: {msg} (see 'wtd --help')");
+                2
+            }
+            Err(Fail::Runtime(msg)) => {
+                eprintln!("wtd: error: {msg}");
+                1
+            }
+        },
+        Err(code) => code,
     };
     let _ = std::io::stdout().flush();
     // Exit without dropping the runtime: a pending blocking stdin read would hold it up.
     std::process::exit(code);
 }
 
-async fn run(argv: Vec<String>) -> Result<i32, Fail> {
-    let mut words = argv.into_iter();
-    let Some(cmd) = words.next() else {
-        eprint!("{USAGE}");
-        return Ok(2);
-    };
-    let args = Args { words };
-    match cmd.as_str() {
-        "-h" | "--help" | "help" => {
-            print!("{USAGE}");
-            Ok(0)
+/// Parse the command line; on `--help`/`--version` print and give 0, on a usage error
+/// print one line (`wtd: error: ...`) and give 2.
+fn parse(argv: &[String]) -> Result<args::Cli, i32> {
+    use clap::error::ErrorKind;
+    use clap::{CommandFactory, Parser};
+    if argv.len() <= 1 {
+        let usage = args::Cli::command().render_usage().to_string();
+        let lines: Vec<&str> = usage
+            .trim_start_matches("Usage: ")
+            .lines()
+            .map(str::trim)
+            .collect();
+        eprintln!(
+            "wtd: WebTransport datagrams over HTTP/3\n\nUSAGE:\n    {}\n\nSee 'wtd --help'.",
+            lines.join("\n    ")
+        );
+        return Err(2);
+    }
+    match args::Cli::try_parse_from(argv) {
+        Ok(cli) => Ok(cli),
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            Err(0)
         }
-        "-V" | "--version" => {
-            say(format!("wtd {}", env!("CARGO_PKG_VERSION")));
-            Ok(0)
+        Err(e) => {
+            // clap's message without its "error: " prefix, usage and tips: one line.
+            let text = e.kind().to_string();
+            let detail = e
+                .render()
+                .to_string()
+                .lines()
+                .next()
+                .map(|l| l.trim_start_matches("error: ").to_string())
+                .unwrap_or(text);
+            eprintln!("wtd: error: {detail} (see 'wtd --help')");
+            Err(2)
         }
-        "serve" => match parse_serve(args)? {
-            Some(opts) => serve(opts).await,
-            None => help(),
-        },
-        "connect" => match parse_connect(args)? {
-            Some(opts) => connect(opts).await,
-            None => help(),
-        },
-        "bench" => match parse_bench(args)? {
-            Some(opts) => bench(opts).await,
-            None => help(),
-        },
-        other if other.starts_with('-') => usage(format!("unknown option {other}")),
-        other => usage(format!("unknown command {other:?}")),
     }
 }
 
-fn help() -> Result<i32, Fail> {
-    print!("{USAGE}");
-    Ok(0)
+async fn run(cli: args::Cli) -> Result<i32, Fail> {
+    match cli.command {
+        args::Command::Serve(a) => {
+            serve(ServeOpts {
+                bind: a.bind,
+                cert: a.cert.zip(a.key),
+                max: a.max,
+                max_connections: a.max_connections,
+                max_sessions: a.max_sessions,
+                request_timeout: a.request_timeout_ms.map(Duration::from_millis),
+            })
+            .await
+        }
+        args::Command::Connect(a) => {
+            connect(ConnectOpts {
+                url: a.url,
+                verify: verify(a.trust)?,
+                origin: a.origin,
+                count: a.count,
+                size: a.size.unwrap_or(64),
+            })
+            .await
+        }
+        args::Command::Bench(a) => {
+            bench(BenchOpts {
+                url: a.url,
+                verify: verify(a.trust)?,
+                duration: a.duration,
+                size: a.size,
+            })
+            .await
+        }
+    }
+}
+
+/// What a client verifies, from the trust options (reads the `--ca` file).
+fn verify(t: args::TrustArgs) -> Result<Verify, Fail> {
+    Ok(match (t.hash, t.insecure, t.ca) {
+        (Some(h), _, _) => Verify::Hashes(vec![h]),
+        (_, true, _) => Verify::Insecure,
+        (_, _, Some(path)) => Verify::CaPem(read_file("CA certificates", &path)?),
+        _ => Verify::WebPki,
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -243,76 +173,11 @@ fn help() -> Result<i32, Fail> {
 
 struct ServeOpts {
     bind: SocketAddr,
-    cert: Option<(String, String)>,
+    cert: Option<(PathBuf, PathBuf)>,
     max: Option<u64>,
     max_connections: Option<usize>,
     max_sessions: Option<usize>,
     request_timeout: Option<Duration>,
-}
-
-/// `None`: `--help` was asked for.
-fn parse_serve(mut args: Args) -> Result<Option<ServeOpts>, Fail> {
-    let mut bind: SocketAddr = "127.0.0.1:4433".parse().expect("literal address");
-    let (mut cert, mut key, mut max) = (None, None, None);
-    let (mut max_connections, mut max_sessions, mut request_timeout) = (None, None, None);
-    while let Some(arg) = args.next() {
-        match arg {
-            Arg::Opt(n, v) => match n.as_str() {
-                "bind" => {
-                    let v = args.value(&n, v)?;
-                    bind = v.parse().map_err(|_| {
-                        Fail::Usage(format!(
-                            "--bind {v:?}: expected IP:PORT, e.g. 127.0.0.1:4433 or [::1]:0"
-                        ))
-                    })?;
-                }
-                "cert" => cert = Some(args.value(&n, v)?),
-                "key" => key = Some(args.value(&n, v)?),
-                "max" => {
-                    let m: u64 = args.number(&n, v)?;
-                    if m == 0 {
-                        return usage("--max must be at least 1");
-                    }
-                    max = Some(m);
-                }
-                "max-connections" | "max-sessions" => {
-                    let m: usize = args.number(&n, v)?;
-                    if m == 0 {
-                        return usage(format!("--{n} must be at least 1"));
-                    }
-                    if n == "max-connections" {
-                        max_connections = Some(m);
-                    } else {
-                        max_sessions = Some(m);
-                    }
-                }
-                "request-timeout-ms" => {
-                    let ms: u64 = args.number(&n, v)?;
-                    if !(1..=600_000).contains(&ms) {
-                        return usage("--request-timeout-ms must be 1..=600000");
-                    }
-                    request_timeout = Some(Duration::from_millis(ms));
-                }
-                "help" => return Ok(None),
-                _ => return usage(format!("serve: unknown option --{n}")),
-            },
-            Arg::Positional(p) if p == "-h" => return Ok(None),
-            Arg::Positional(p) => return usage(format!("serve: unexpected argument {p:?}")),
-        }
-    }
-    let cert = match (cert, key) {
-        (Some(c), Some(k)) => Some((c, k)),
-        (None, None) => None,
-        _ => return usage("--cert and --key go together"),
-    };
-    Ok(Some(ServeOpts {
-        bind,
-        cert,
-        max,
-        max_connections,
-        max_sessions,
-        request_timeout,
-    }))
 }
 
 async fn serve(opts: ServeOpts) -> Result<i32, Fail> {
@@ -341,7 +206,10 @@ async fn serve(opts: ServeOpts) -> Result<i32, Fail> {
     })
     .map_err(|e| runtime(format!("cannot serve on {}: {e}", opts.bind)))?;
     say(format!("listening https://{}/", server.local_addr()));
-    say(format!("cert-sha256 {}", hex(&server.cert_sha256())));
+    say(format!(
+        "cert-sha256 {}",
+        tls::sha256_hex(&server.cert_sha256())
+    ));
 
     let closed = Arc::new(AtomicU64::new(0));
     let all_done = Arc::new(Notify::new());
@@ -414,101 +282,6 @@ struct ConnectOpts {
     origin: Option<String>,
     count: Option<u64>,
     size: usize,
-}
-
-/// How a client command was told to trust the server, as given on the command line.
-enum Trust {
-    Hash([u8; 32]),
-    Insecure,
-    Ca(String),
-}
-
-/// The trust options of `connect` and `bench` (`--hash`, `--insecure`, `--ca`): at most
-/// one of them.
-#[derive(Default)]
-struct TrustArg(Option<(String, Trust)>);
-
-impl TrustArg {
-    /// Take `--name` if it is a trust option: `Ok(true)` if it was one.
-    fn take(&mut self, name: &str, inline: Option<String>, args: &mut Args) -> Result<bool, Fail> {
-        let trust = match name {
-            "hash" => Trust::Hash(parse_hash(&args.value(name, inline)?)?),
-            "insecure" => {
-                no_value(name, &inline)?;
-                Trust::Insecure
-            }
-            "ca" => Trust::Ca(args.value(name, inline)?),
-            _ => return Ok(false),
-        };
-        if let Some((prev, _)) = &self.0 {
-            return usage(format!(
-                "--{name} conflicts with --{prev}: give one of --hash, --insecure, --ca"
-            ));
-        }
-        self.0 = Some((name.to_string(), trust));
-        Ok(true)
-    }
-
-    /// What the client verifies (reads the `--ca` file).
-    fn verify(self) -> Result<Verify, Fail> {
-        Ok(match self.0.map(|(_, t)| t) {
-            Some(Trust::Hash(h)) => Verify::Hashes(vec![h]),
-            Some(Trust::Insecure) => Verify::Insecure,
-            Some(Trust::Ca(path)) => Verify::CaPem(read_file("CA certificates", &path)?),
-            None => Verify::WebPki,
-        })
-    }
-}
-
-/// The URL argument of `cmd`: present and https.
-fn check_url(cmd: &str, url: Option<String>) -> Result<String, Fail> {
-    let Some(url) = url else {
-        return usage(format!("{cmd}: missing URL (e.g. https://127.0.0.1:4433/)"));
-    };
-    if !url.starts_with("https://") {
-        return usage(format!("URL {url:?} must start with https://"));
-    }
-    Ok(url)
-}
-
-fn parse_connect(mut args: Args) -> Result<Option<ConnectOpts>, Fail> {
-    let mut url = None;
-    let mut trust = TrustArg::default();
-    let (mut origin, mut count, mut size) = (None, None, None);
-    while let Some(arg) = args.next() {
-        match arg {
-            Arg::Opt(n, v) => match n.as_str() {
-                "hash" | "insecure" | "ca" => {
-                    trust.take(&n, v, &mut args)?;
-                }
-                "origin" => origin = Some(args.value(&n, v)?),
-                "count" => {
-                    let c: u64 = args.number(&n, v)?;
-                    if c == 0 {
-                        return usage("--count must be at least 1");
-                    }
-                    count = Some(c);
-                }
-                "size" => size = Some(args.number::<usize>(&n, v)?),
-                "help" => return Ok(None),
-                _ => return usage(format!("connect: unknown option --{n}")),
-            },
-            Arg::Positional(p) if p == "-h" => return Ok(None),
-            Arg::Positional(p) if url.is_none() => url = Some(p),
-            Arg::Positional(p) => return usage(format!("connect: unexpected argument {p:?}")),
-        }
-    }
-    let url = check_url("connect", url)?;
-    if size.is_some() && count.is_none() {
-        return usage("--size only applies with --count");
-    }
-    Ok(Some(ConnectOpts {
-        url,
-        verify: trust.verify()?,
-        origin,
-        count,
-        size: size.unwrap_or(64),
-    }))
 }
 
 fn connect_error(url: &str, e: Error) -> Fail {
@@ -786,49 +559,6 @@ struct BenchOpts {
     verify: Verify,
     duration: Duration,
     size: usize,
-}
-
-fn parse_bench(mut args: Args) -> Result<Option<BenchOpts>, Fail> {
-    let mut url = None;
-    let mut trust = TrustArg::default();
-    let (mut duration, mut size) = (BENCH_DURATION, BENCH_SIZE);
-    while let Some(arg) = args.next() {
-        match arg {
-            Arg::Opt(n, v) => match n.as_str() {
-                "hash" | "insecure" | "ca" => {
-                    trust.take(&n, v, &mut args)?;
-                }
-                "duration" => {
-                    let secs: f64 = args.number(&n, v)?;
-                    // Also refuses NaN and infinities.
-                    if !(secs > 0.0 && secs <= BENCH_MAX_SECS) {
-                        return usage(format!(
-                            "--duration {secs}: expected seconds, more than 0 and at most {BENCH_MAX_SECS}"
-                        ));
-                    }
-                    duration = Duration::from_secs_f64(secs);
-                }
-                "size" => {
-                    size = args.number(&n, v)?;
-                    if size == 0 {
-                        return usage("--size must be at least 1");
-                    }
-                }
-                "help" => return Ok(None),
-                _ => return usage(format!("bench: unknown option --{n}")),
-            },
-            Arg::Positional(p) if p == "-h" => return Ok(None),
-            Arg::Positional(p) if url.is_none() => url = Some(p),
-            Arg::Positional(p) => return usage(format!("bench: unexpected argument {p:?}")),
-        }
-    }
-    let url = check_url("bench", url)?;
-    Ok(Some(BenchOpts {
-        url,
-        verify: trust.verify()?,
-        duration,
-        size,
-    }))
 }
 
 async fn bench(opts: BenchOpts) -> Result<i32, Fail> {

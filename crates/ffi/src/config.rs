@@ -699,15 +699,7 @@ pub unsafe extern "C" fn wtd_hash_from_hex(
         if buf.len() < 32 {
             return Err(FfiError::arg("out_hash must hold 32 bytes"));
         }
-        let clean: String = s.chars().filter(|c| *c != ':').collect();
-        if clean.len() != 64 || !clean.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(FfiError::arg("a SHA-256 hash is 64 hex digits"));
-        }
-        let mut h = [0u8; 32];
-        for (i, b) in h.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&clean[2 * i..2 * i + 2], 16)
-                .map_err(|_| FfiError::arg("not a hex digit"))?;
-        }
+        let h = tls::parse_sha256_hex(s)?;
         put(buf, 0, &h);
         Ok(())
     })
