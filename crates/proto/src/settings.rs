@@ -35,6 +35,11 @@ pub const WT_INITIAL_MAX_STREAMS_BIDI: u64 = 0x2b65;
 /// WT_MAX_STREAMS capsule), because this library carries datagrams only.
 pub const OUR_WT_INITIAL_MAX_DATA: u64 = 1;
 
+/// Whether [`Settings::decode`] keeps setting `id` (it drops unknown ones).
+pub fn is_known(id: u64) -> bool {
+    KNOWN.contains(&id)
+}
+
 /// The settings [`Settings::decode`] keeps.
 const KNOWN: &[u64] = &[
     QPACK_MAX_TABLE_CAPACITY,
