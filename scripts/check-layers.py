@@ -46,7 +46,7 @@ def strip_comments(code):
 
 def strip_tests(code):
     # unit-test modules may import whatever they test
-    m = re.search(r"#\[cfg\(test\)\]\s*mod tests \{", code)
+    m = re.search(r"#\[cfg\(test\)\]\s*mod \w+ \{", code)
     return code[: m.start()] if m else code
 
 def resolve(cur, path, mods):

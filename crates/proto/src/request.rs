@@ -81,8 +81,10 @@ impl HeadersReader {
         }
         let limits = self.limits;
         while let Some(piece) = self.reader.next(|ty, len| take(ty, len, &limits))? {
+            // Only the very first bytes of a stream can be the signal: after any frame
+            // (even a skipped one) a 0x41 is a misplaced frame type.
+            self.first = false;
             if let Piece::Unit(f) = piece {
-                self.first = false;
                 return match qpack::decode_limited(&f.payload, self.limits) {
                     Ok(fields) => Ok(Some(Start::Headers(fields))),
                     Err(SectionError::TooLarge) => Err(HeadersError::TooLarge),
