@@ -32,7 +32,7 @@ want() { [[ " $only " == *" $1 "* ]]; }
 
 # ---- build (release)
 log "building (release)"
-cargo build --release -j2 --lib --quiet
+cargo build --release -j2 -p wtdatagram-ffi --quiet
 CARGO_TARGET_DIR=$out/cargo cargo build --release -j2 --locked --quiet \
     --manifest-path bench/rust/Cargo.toml
 quinn_bin=$out/cargo/release/bench-quinn

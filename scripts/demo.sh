@@ -15,7 +15,7 @@ if [ -n "${WTD_DEMO_BIN:-}" ]; then
     wtd=$WTD_DEMO_BIN
 else
     echo "== building (release)"
-    cargo build --release --quiet --bin wtd
+    cargo build --release --quiet -p wtd --bin wtd
     wtd=$root/target/release/wtd
 fi
 log=$(mktemp)

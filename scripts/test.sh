@@ -87,9 +87,10 @@ s_fmt() {
     cargo fmt --manifest-path tests/interop/rust-peers/Cargo.toml -- --check
     cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 }
-s_clippy() { cargo clippy --all-targets --quiet -- -D warnings; }
+s_layers() { python3 scripts/check-layers.py; }
+s_clippy() { cargo clippy --workspace --all-targets --quiet -- -D warnings -D clippy::undocumented_unsafe_blocks -D unsafe_op_in_unsafe_fn; }
 s_header() { bash scripts/check-header.sh; }
-s_rust() { cargo test --all-targets --no-fail-fast; }
+s_rust() { cargo test --workspace --all-targets --no-fail-fast; }
 s_ctest() {
     cmake -S . -B build -G Ninja -DWTD_CARGO_PROFILE=debug >/dev/null
     cmake --build build -j2
@@ -122,6 +123,7 @@ s_matrix() { bash scripts/interop-matrix.sh --require-cells; }
 step "format" check s_fmt
 step "lints (clippy -D warnings)" check s_clippy
 step "generated header" check s_header
+step "layers (no import cycles; the protocol crate has no I/O dependencies)" check s_layers
 step "Rust tests (unit, integration; interop: Chromium, aioquic, pywebtransport, wtransport, web-transport-quinn, h3-webtransport)" cargo s_rust
 step "C and C++ (ctest)" ctest s_ctest
 step "Go bindings (bindings/go: vet, go test -race, GC stress; examples/go as processes)" go s_go

@@ -422,7 +422,11 @@ fn json_numbers_read_back_exactly_what_was_written() {
     ] {
         let v = JsonSerializer::new().from_bytes(text.as_bytes()).unwrap();
         let written = JsonSerializer::new().to_bytes(&v).unwrap();
-        assert_eq!(JsonSerializer::new().from_bytes(&written).unwrap(), v, "{text}");
+        assert_eq!(
+            JsonSerializer::new().from_bytes(&written).unwrap(),
+            v,
+            "{text}"
+        );
         let m = wtdatagram::datagram::message::decode_json(text.as_bytes()).unwrap();
         let again = wtdatagram::datagram::message::encode_json(&m).unwrap();
         assert_eq!(
@@ -432,6 +436,11 @@ fn json_numbers_read_back_exactly_what_was_written() {
         );
     }
     // Python: float("24444444443481E23") == 2.4444444443481e+36
-    let v = JsonSerializer::new().from_bytes(b"24444444443481E23").unwrap();
-    assert_eq!(JsonSerializer::new().to_bytes(&v).unwrap(), b"2.4444444443481e+36");
+    let v = JsonSerializer::new()
+        .from_bytes(b"24444444443481E23")
+        .unwrap();
+    assert_eq!(
+        JsonSerializer::new().to_bytes(&v).unwrap(),
+        b"2.4444444443481e+36"
+    );
 }

@@ -1,4 +1,4 @@
-//! The CONNECT stream decoder and capsules (src/wire/capsule.rs): the same stream bytes
+//! The CONNECT stream decoder and capsules (crates/proto/src/capsule.rs): the same stream bytes
 //! pushed whole or in chunks (sizes chosen by the input) give the same items, the same
 //! error and the same end-of-stream verdict; every decoded capsule re-encodes (in a DATA
 //! frame, as we send it) to bytes that decode to the same capsule.

@@ -1,4 +1,4 @@
-//! The RFC 9297 datagram prefix (src/wire/datagram.rs): a datagram that splits is its
+//! The RFC 9297 datagram prefix (crates/proto/src/datagram.rs): a datagram that splits is its
 //! prefix plus its payload, framing the payload again for that session gives a datagram
 //! that splits the same way (and the same bytes when the input used the shortest
 //! prefix); any stream id and payload (from the input) round-trip.

@@ -1,4 +1,4 @@
-//! The HTTP/3 frame / capsule TLV decoder (src/wire/frame.rs, `TlvDecoder`): the same
+//! The HTTP/3 frame / capsule TLV decoder (crates/proto/src/frame.rs, `TlvDecoder`): the same
 //! bytes pushed whole or in chunks (sizes chosen by the input) give the same units, the
 //! same error and the same leftover; units never exceed the limit; units re-encoded
 //! decode to the same units.

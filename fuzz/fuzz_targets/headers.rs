@@ -1,4 +1,4 @@
-//! CONNECT request and response semantics (src/wire/headers.rs): parse_request and
+//! CONNECT request and response semantics (crates/proto/src/headers.rs): parse_request and
 //! parse_response never panic and only answer with their documented outcomes; an
 //! accepted request, re-encoded (QPACK) and decoded again, parses to the same request;
 //! an accepted response likewise.

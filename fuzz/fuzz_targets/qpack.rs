@@ -1,4 +1,4 @@
-//! QPACK field sections (src/wire/qpack.rs, static table only): any section that
+//! QPACK field sections (crates/proto/src/qpack.rs, static table only): any section that
 //! decodes re-encodes to one that decodes to the same fields; any list of valid fields
 //! (built from the input) survives encode -> decode unchanged; errors are QPACK or
 //! message errors.

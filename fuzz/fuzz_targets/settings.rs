@@ -1,4 +1,4 @@
-//! SETTINGS (src/wire/settings.rs): a payload that decodes re-encodes into a SETTINGS
+//! SETTINGS (crates/proto/src/settings.rs): a payload that decodes re-encodes into a SETTINGS
 //! frame whose payload decodes to the same pairs (decoding keeps known ids only); accepted pairs have no duplicate and
 //! no reserved HTTP/2 id; errors carry H3_FRAME_ERROR or H3_SETTINGS_ERROR; and any
 //! list of distinct, allowed pairs (from the input) round-trips.
@@ -54,7 +54,12 @@ fuzz_target!(|data: &[u8]| {
     // in order.
     let s = Settings { pairs };
     let known = Settings {
-        pairs: s.pairs.iter().copied().filter(|(k, _)| settings::is_known(*k)).collect(),
+        pairs: s
+            .pairs
+            .iter()
+            .copied()
+            .filter(|(k, _)| settings::is_known(*k))
+            .collect(),
     };
     assert_eq!(reencoded(&s), known);
     // Ours, for any session limit.

@@ -1,4 +1,4 @@
-//! QUIC varints (src/wire/varint.rs): every decoded value re-encodes (shortest form) to
+//! QUIC varints (crates/proto/src/varint.rs): every decoded value re-encodes (shortest form) to
 //! bytes that decode to it again, the length comes from the first byte, the Reader
 //! agrees with `decode`, and every value up to 2^62-1 round-trips through `encode`.
 #![no_main]

@@ -43,8 +43,8 @@ pub struct TransportOptions {
 }
 
 impl TransportOptions {
-    pub(crate) fn field_limits(&self) -> crate::wire::qpack::FieldLimits {
-        crate::wire::qpack::FieldLimits {
+    pub(crate) fn field_limits(&self) -> wtdatagram_proto::qpack::FieldLimits {
+        wtdatagram_proto::qpack::FieldLimits {
             max_section_size: self.max_field_section_size,
             max_fields: self.max_header_fields,
         }

@@ -8,7 +8,7 @@ use quinn::{IdleTimeout, VarInt};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::config::TransportOptions;
-use super::Error;
+use super::error::Error;
 
 /// Socket buffer sizes the kernel actually granted (Linux reports twice the request).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
