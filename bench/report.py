@@ -65,7 +65,8 @@ def main() -> int:
             and all(r.get(k) == v for k, v in kw.items())
         ]
 
-    summary = {"oneway": {}, "rtt": {}, "fanout": None, "cluster": None, "sessions": []}
+    summary = {"oneway": {}, "rtt": {}, "fanout": None, "cluster": None, "timeout": None,
+               "sessions": []}
     for impl, _ in ONEWAY_ROWS:
         for size in SIZES:
             rs = pick("oneway", impl, size)
@@ -116,6 +117,16 @@ def main() -> int:
             summary["cluster"]["vs_single_node_p50"] = (
                 summary["cluster"]["deliver_p50_ms"] / summary["fanout"]["deliver_p50_ms"]
                 if summary["fanout"]["deliver_p50_ms"] else None)
+    to = pick("timeout", "go")
+    if to:
+        summary["timeout"] = {
+            "timeout_ms": to[0]["timeout_ms"],
+            "runs": len(to),
+            "count": to[0]["count"],
+            "late_p50_ms": median([r["late_p50_ms"] for r in to]),
+            "late_p99_ms": median([r["late_p99_ms"] for r in to]),
+            "late_max_ms": max(r["late_max_ms"] for r in to),
+        }
     for r in pick("sessions", "c-abi"):
         summary["sessions"].append({k: r[k] for k in r if k not in ("impl", "case")})
 
@@ -258,6 +269,11 @@ def main() -> int:
           f" {c['bus_latency_max_us']:.0f} us")
         p(f"  bus round trip (publish to own echo) avg {c['bus_rtt_avg_us']:.0f} us, min"
           f" {c['bus_rtt_min_us']:.0f} us; loss {c['loss_pct']:.3f} %, bus failures {c['bus_failures']:.0f}")
+    if summary["timeout"]:
+        t = summary["timeout"]
+        p(f"receive timeouts (Go, Session.Receive with a {t['timeout_ms']} ms context deadline,"
+          f" {t['count']} per run): returned after the deadline by p50 {t['late_p50_ms']:.2f} ms,"
+          f" p99 {t['late_p99_ms']:.2f} ms, max {t['late_max_ms']:.2f} ms")
     for s in summary["sessions"]:
         p(f"idle sessions (C ABI server): {s['sessions']} sessions on {s['connections']} connections:"
           f" server RSS {s['server_rss_before_kib']} -> {s['server_rss_after_kib']} KiB,"

@@ -7,7 +7,7 @@
 #
 #   bash scripts/bench.sh              # all cases, 3 runs each (medians): a few minutes
 #   WTD_BENCH_RUNS=5 WTD_BENCH_SECS=3 bash scripts/bench.sh
-#   WTD_BENCH_ONLY="oneway rtt" bash scripts/bench.sh   # a subset: oneway rtt fanout cluster sessions
+#   WTD_BENCH_ONLY="oneway rtt" bash scripts/bench.sh   # a subset: oneway rtt fanout cluster timeout sessions
 #
 # Every program runs client and server in one process (the sessions case forks its
 # server) with the library's default settings; each run is bounded by `timeout`.
@@ -19,7 +19,7 @@ cd "$root"
 runs=${WTD_BENCH_RUNS:-3}
 secs=${WTD_BENCH_SECS:-2}
 pings=${WTD_BENCH_PINGS:-10000}
-only=${WTD_BENCH_ONLY:-oneway rtt fanout cluster sessions}
+only=${WTD_BENCH_ONLY:-oneway rtt fanout cluster timeout sessions}
 out=$root/target/bench
 mkdir -p "$out"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
@@ -32,7 +32,7 @@ want() { [[ " $only " == *" $1 "* ]]; }
 
 # ---- build (release)
 log "building (release)"
-cargo build --release -j2 --lib --quiet
+cargo build --release -j2 -p wtdatagram-ffi --quiet
 CARGO_TARGET_DIR=$out/cargo cargo build --release -j2 --locked --quiet \
     --manifest-path bench/rust/Cargo.toml
 quinn_bin=$out/cargo/release/bench-quinn
@@ -136,6 +136,10 @@ for ((r = 1; r <= runs; r++)); do
         fi
         log "run $r/$runs: broadcast to 1000 sessions over 3 nodes joined through NATS"
         run 120 "$c_bin" cluster 1000 50 "$nats_url"
+    fi
+    if want timeout && [ -n "$go_bin" ]; then
+        log "run $r/$runs: Go receive timeouts of 150 ms"
+        run 120 "$go_bin" timeout 150 20
     fi
 done
 if want sessions; then

@@ -8,7 +8,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 nats=$(bash scripts/setup-nats.sh 2>/dev/null)
-cargo build --quiet --bin wtd
+cargo build --quiet -p wtd
 wtd=$root/target/debug/wtd
 dir=$(mktemp -d)
 pids=()

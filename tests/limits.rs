@@ -173,7 +173,10 @@ async fn concurrent_requests_cannot_exceed_sessions_per_connection() {
         accepted.push(req.accept().await.expect("accept"));
     }
     let mut rejected = 0;
-    for (_send, mut recv) in streams {
+    // The request streams stay open (a finished CONNECT stream would end its session).
+    let mut open = Vec::new();
+    for (send, mut recv) in streams {
+        open.push(send);
         match status_of(&mut recv).await {
             200 => {}
             429 => rejected += 1,

@@ -166,13 +166,14 @@ func TestContextTimeoutAndCancel(t *testing.T) {
 	p := newPair(t, "/t")
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
 	defer cancel()
-	start := time.Now()
 	_, err := p.client.Receive(ctx)
 	if !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("receive: %v", err)
 	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("took %v", d)
+	// It gave up because the deadline passed, not early. (How long after the deadline
+	// it returns is speed, not behaviour: not asserted.)
+	if ctx.Err() == nil {
+		t.Fatal("receive timed out before its context's deadline")
 	}
 	var e *Error
 	if !errors.As(err, &e) || e.Code != CodeTimeout {
@@ -416,7 +417,7 @@ func TestStreamRoundTrip(t *testing.T) {
 	// Closing a stream wakes a blocked receive with ErrClosed.
 	done := make(chan error, 1)
 	go func() { _, err := cs.Receive(context.Background()); done <- err }()
-	time.Sleep(50 * time.Millisecond)
+	waitBlockedIn(t, "wtd_stream_receive", done) // entered the wait and still in it
 	cs.Close()
 	if err := <-done; !errors.Is(err, ErrClosed) {
 		t.Fatalf("receive on closed stream: %v", err)

@@ -11,11 +11,10 @@ use futures_util::StreamExt;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+use super::connection::{Cluster, LinkState};
 use super::wire::{self, Kind};
-use super::Cluster;
 use crate::datagram::broadcast::DatagramBroadcaster;
-use crate::transport::session::poll_once;
-use crate::transport::Error;
+use crate::transport::{poll_once, Error};
 
 /// Counters of one joined channel.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -178,8 +177,24 @@ fn ttl_ms(ttl: Option<Duration>) -> u32 {
     }
 }
 
+impl Cluster {
+    /// Join `local` to `channel`: subscribe to the channel's subject and return the
+    /// handle whose `broadcast` reaches the local members and every other node's. The
+    /// broadcaster keeps its members (add and remove them on `local` as before); one
+    /// broadcaster may join several channels, and several broadcasters one channel.
+    /// Works while the bus is down too (the subscription is made when it comes up).
+    pub async fn join(
+        &self,
+        channel: &str,
+        local: DatagramBroadcaster,
+    ) -> Result<ClusterBroadcaster, Error> {
+        let subject = self.subject(channel)?;
+        ClusterBroadcaster::join(self.clone(), channel.to_string(), subject, local).await
+    }
+}
+
 impl ClusterBroadcaster {
-    pub(super) async fn join(
+    async fn join(
         cluster: Cluster,
         channel: String,
         subject: String,
@@ -418,7 +433,7 @@ impl Shared {
 async fn run(
     shared: Arc<Shared>,
     mut sub: async_nats::Subscriber,
-    mut link: watch::Receiver<super::LinkState>,
+    mut link: watch::Receiver<LinkState>,
 ) {
     let mut last_seq = HashMap::new();
     let mut seen_connects = link.borrow_and_update().0;

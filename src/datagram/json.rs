@@ -1,6 +1,6 @@
 //! Python-compatible JSON: the one JSON encoder and decoder of the datagram layer,
 //! used by the datagram stream (`send_json`/`receive_json`) and by the structured
-//! transport's [`JsonSerializer`](super::structured::JsonSerializer).
+//! transport's `JsonSerializer`.
 //!
 //! # Writing
 //!
@@ -34,10 +34,8 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use super::structured::Value;
-
-/// Deepest nesting of arrays and maps that is read or written.
-pub const MAX_DEPTH: usize = 128;
+use super::value::Value;
+pub use super::value::MAX_DEPTH;
 
 /// The item and key separators of JSON text (Python's `separators` argument).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

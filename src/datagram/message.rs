@@ -7,7 +7,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::json::{self, Separators};
-use super::structured::Value;
+use super::value::Value;
 use crate::transport::Error;
 
 /// Longest structured message type, in bytes.

@@ -13,12 +13,14 @@
 //! Reading accepts every MessagePack value msgpack-python's `unpackb(raw=False)`
 //! accepts and [`Value`] can hold: a float 32 is read as the double of the same value
 //! (what Python does), a string must be UTF-8, extension types are an error. Nesting
-//! deeper than [`MAX_DEPTH`](super::json::MAX_DEPTH) is an error.
+//! deeper than [`MAX_DEPTH`](super::value::MAX_DEPTH) is an error.
 
 use std::io;
 
-use super::json::MAX_DEPTH;
-use super::structured::Value;
+use serde::Serialize;
+
+use super::value::{Value, MAX_DEPTH};
+use crate::transport::Error;
 
 /// `value` as MessagePack.
 pub fn to_vec(value: &Value) -> Result<Vec<u8>, String> {
@@ -216,6 +218,26 @@ impl Reader<'_> {
             return Err(format!("nested deeper than {MAX_DEPTH} arrays and maps"));
         }
         Ok(depth + 1)
+    }
+}
+
+impl Value {
+    /// The value of `v` as its `Serialize` impl describes it, in its human-readable
+    /// form: structs become maps with fields in declaration order, enums are externally
+    /// tagged (`"Unit"`, `{"Variant": value}`), bytes stay bytes, non-finite floats and
+    /// integer map keys stay what they are, an `f32` becomes the double nearest its
+    /// shortest decimal text (`0.1f32` -> `0.1`). Nesting deeper than
+    /// [`MAX_DEPTH`] is InvalidArgument.
+    pub fn from_serialize<T: Serialize + ?Sized>(v: &T) -> Result<Value, Error> {
+        let fail = |e: String| Error::InvalidArgument(format!("serialization error: {e}"));
+        // rmp-serde (structs as maps, human-readable) writes a lossless image of the
+        // serde data model, which is read back into a Value.
+        let mut buf = Vec::new();
+        let mut ser = rmp_serde::Serializer::new(&mut buf)
+            .with_struct_map()
+            .with_human_readable();
+        v.serialize(&mut ser).map_err(|e| fail(e.to_string()))?;
+        read(&buf, Float32::Shortest).map_err(fail)
     }
 }
 

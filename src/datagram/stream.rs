@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 
 use super::message;
 use super::queue::{Overflow, PushError, RecvQueue, SendQueue, PRIORITIES};
+use super::wait::wait_on;
 use crate::transport::{CloseReason, DatagramHandler, Error, Session};
 
 /// When `diagnose_issues` reports a finding.
@@ -566,7 +567,7 @@ impl DatagramStream {
     /// `json.dumps(data, separators=(",", ":"))`: keys in order, non-ASCII escaped as
     /// `\uXXXX`, floats spelled like Python (`1e-05`, `1.0`), `NaN`/`Infinity` (see
     /// [`message::encode_json`]). `value` is anything `Serialize`: a
-    /// `serde_json::Value` (its members in order), a [`Value`](super::structured::Value),
+    /// `serde_json::Value` (its members in order), a [`Value`](super::value::Value),
     /// a struct. InvalidArgument if it cannot be written as JSON.
     pub fn send_json<T: serde::Serialize + ?Sized>(
         &self,
@@ -635,7 +636,7 @@ impl DatagramStream {
         &self,
         timeout: Option<Duration>,
     ) -> Result<DatagramMessage, Error> {
-        super::wait_on(&self.inner.arrived, timeout, || {
+        wait_on(&self.inner.arrived, timeout, || {
             self.receive_now().transpose()
         })
         .await
@@ -695,14 +696,15 @@ impl DatagramStream {
         Error::InvalidData(e.to_string())
     }
 
-    /// Count a received datagram the application could not decode.
-    pub(crate) fn count_receive_error(&self) {
+    /// Count a received datagram the application could not decode (in
+    /// [`StreamStats::receive_errors`]), for decoders outside this type.
+    pub fn count_receive_error(&self) {
         self.inner.counters.lock().stats.receive_errors += 1;
     }
 
-    /// Put a datagram back at the front of the receive queue (crate-internal: the C ABI
-    /// uses it when a caller's buffer is too small).
-    pub(crate) fn unreceive(&self, m: DatagramMessage) {
+    /// Put a received datagram back at the front of the receive queue, to be received
+    /// again first (e.g. a caller's buffer was too small for it).
+    pub fn unreceive(&self, m: DatagramMessage) {
         let at = Instant::now()
             .checked_sub(m.age)
             .unwrap_or_else(Instant::now);

@@ -45,612 +45,45 @@
 //!
 //! Known difference from Python: integers beyond the 64-bit range are read as floats.
 
-use std::any::{Any, TypeId};
-use std::collections::{HashMap, VecDeque};
+use std::any::Any;
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
-use serde::de::value::{MapDeserializer, SeqDeserializer};
-use serde::de::{
-    DeserializeOwned, DeserializeSeed, EnumAccess, IntoDeserializer, MapAccess, SeqAccess,
-    VariantAccess, Visitor,
-};
-use serde::ser::{SerializeMap, SerializeSeq};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use tokio::sync::Notify;
 
-use super::json::{self, Separators};
-use super::msgpack::{self, Float32};
 use super::stream::{DatagramStream, StreamConfig};
+use super::wait::wait_on;
 use crate::transport::{CloseReason, Error, Session};
+
+pub use super::registry::TypeRegistry;
+pub use super::serializer::{JsonSerializer, MsgPackSerializer, Serializer};
+pub use super::value::Value;
 
 /// Size of the type id header.
 pub const HEADER_SIZE: usize = 2;
 
-// ------------------------------------------------------------------------------------
-// Value
-
-/// A self-describing value whose maps keep their entry order.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    Null,
-    Bool(bool),
-    I64(i64),
-    U64(u64),
-    F64(f64),
-    String(String),
-    Bytes(Vec<u8>),
-    Array(Vec<Value>),
-    /// Entries in order (keys are usually strings).
-    Map(Vec<(Value, Value)>),
+/// One datagram: `[u16 big-endian type id][payload]`.
+pub fn encode_frame(type_id: u16, payload: &[u8]) -> Vec<u8> {
+    let mut data = Vec::with_capacity(HEADER_SIZE + payload.len());
+    data.extend_from_slice(&type_id.to_be_bytes());
+    data.extend_from_slice(payload);
+    data
 }
 
-impl Value {
-    /// The value of `v` as its `Serialize` impl describes it, in its human-readable
-    /// form: structs become maps with fields in declaration order, enums are externally
-    /// tagged (`"Unit"`, `{"Variant": value}`), bytes stay bytes, non-finite floats and
-    /// integer map keys stay what they are, an `f32` becomes the double nearest its
-    /// shortest decimal text (`0.1f32` -> `0.1`). Nesting deeper than
-    /// [`json::MAX_DEPTH`] is InvalidArgument.
-    pub fn from_serialize<T: Serialize + ?Sized>(v: &T) -> Result<Value, Error> {
-        let fail = |e: String| Error::InvalidArgument(format!("serialization error: {e}"));
-        // rmp-serde (structs as maps, human-readable) writes a lossless image of the
-        // serde data model, which is read back into a Value.
-        let mut buf = Vec::new();
-        let mut ser = rmp_serde::Serializer::new(&mut buf)
-            .with_struct_map()
-            .with_human_readable();
-        v.serialize(&mut ser).map_err(|e| fail(e.to_string()))?;
-        msgpack::read(&buf, Float32::Shortest).map_err(fail)
-    }
-
-    /// Convert into a `T` (e.g. a struct from a map of its fields). Beyond serde's
-    /// usual rules, bytes are read as a sequence of `u8` where one is expected, and a
-    /// string map key as an integer, float or bool where one is expected (JSON keys are
-    /// always strings).
-    pub fn to_typed<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        T::deserialize(ValueDe(self))
-            .map_err(|e| Error::InvalidData(format!("deserialization error: {e}")))
-    }
-}
-
-// ------------------------------------------------------------------------------------
-// Value as a serde Deserializer (for `to_typed`)
-
-type DeError = serde::de::value::Error;
-
-/// A borrowed [`Value`] as a `Deserializer`.
-#[derive(Clone, Copy)]
-struct ValueDe<'a>(&'a Value);
-
-impl<'de> IntoDeserializer<'de, DeError> for ValueDe<'_> {
-    type Deserializer = Self;
-    fn into_deserializer(self) -> Self {
-        self
-    }
-}
-
-fn visit_seq_all<'de, I, V>(items: I, visitor: V) -> Result<V::Value, DeError>
-where
-    I: Iterator,
-    I::Item: IntoDeserializer<'de, DeError>,
-    V: Visitor<'de>,
-{
-    let mut seq = SeqDeserializer::new(items);
-    let out = visitor.visit_seq(&mut seq)?;
-    seq.end()?;
-    Ok(out)
-}
-
-impl<'de> Deserializer<'de> for ValueDe<'_> {
-    type Error = DeError;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        match self.0 {
-            Value::Null => visitor.visit_unit(),
-            Value::Bool(b) => visitor.visit_bool(*b),
-            Value::I64(i) => visitor.visit_i64(*i),
-            Value::U64(u) => visitor.visit_u64(*u),
-            Value::F64(f) => visitor.visit_f64(*f),
-            Value::String(s) => visitor.visit_str(s),
-            Value::Bytes(b) => visitor.visit_bytes(b),
-            Value::Array(a) => visit_seq_all(a.iter().map(ValueDe), visitor),
-            Value::Map(m) => {
-                let mut map = MapDeserializer::new(m.iter().map(|(k, v)| (KeyDe(k), ValueDe(v))));
-                let out = visitor.visit_map(&mut map)?;
-                map.end()?;
-                Ok(out)
-            }
-        }
-    }
-
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        match self.0 {
-            Value::Null => visitor.visit_none(),
-            _ => visitor.visit_some(self),
-        }
-    }
-
-    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        match self.0 {
-            Value::Bytes(b) => visit_seq_all(b.iter().copied(), visitor),
-            _ => self.deserialize_any(visitor),
-        }
-    }
-
-    fn deserialize_tuple<V: Visitor<'de>>(
-        self,
-        _len: usize,
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
-        self.deserialize_seq(visitor)
-    }
-
-    fn deserialize_tuple_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _len: usize,
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
-        self.deserialize_seq(visitor)
-    }
-
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
-        visitor.visit_newtype_struct(self)
-    }
-
-    fn deserialize_enum<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _variants: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
-        match self.0 {
-            Value::String(s) => visitor.visit_enum(s.as_str().into_deserializer()),
-            Value::Map(m) if m.len() == 1 => visitor.visit_enum(EnumDe(&m[0].0, &m[0].1)),
-            _ => Err(serde::de::Error::custom(
-                "an enum must be a string or a map of one entry",
-            )),
-        }
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
-        byte_buf unit unit_struct map struct identifier ignored_any
-    }
-}
-
-/// A map key: like [`ValueDe`], and a string key also reads as a number or a bool.
-#[derive(Clone, Copy)]
-struct KeyDe<'a>(&'a Value);
-
-impl<'de> IntoDeserializer<'de, DeError> for KeyDe<'_> {
-    type Deserializer = Self;
-    fn into_deserializer(self) -> Self {
-        self
-    }
-}
-
-macro_rules! key_from_str {
-    ($($method:ident => $ty:ty, $visit:ident;)*) => {$(
-        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-            match self.0 {
-                Value::String(s) => match s.parse::<$ty>() {
-                    Ok(x) => visitor.$visit(x),
-                    Err(_) => ValueDe(self.0).deserialize_any(visitor),
-                },
-                _ => ValueDe(self.0).deserialize_any(visitor),
-            }
-        }
-    )*};
-}
-
-impl<'de> Deserializer<'de> for KeyDe<'_> {
-    type Error = DeError;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        ValueDe(self.0).deserialize_any(visitor)
-    }
-
-    key_from_str! {
-        deserialize_bool => bool, visit_bool;
-        deserialize_i8 => i64, visit_i64;
-        deserialize_i16 => i64, visit_i64;
-        deserialize_i32 => i64, visit_i64;
-        deserialize_i64 => i64, visit_i64;
-        deserialize_u8 => u64, visit_u64;
-        deserialize_u16 => u64, visit_u64;
-        deserialize_u32 => u64, visit_u64;
-        deserialize_u64 => u64, visit_u64;
-        deserialize_f32 => f64, visit_f64;
-        deserialize_f64 => f64, visit_f64;
-    }
-
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        ValueDe(self.0).deserialize_option(visitor)
-    }
-
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
-        visitor.visit_newtype_struct(self)
-    }
-
-    fn deserialize_enum<V: Visitor<'de>>(
-        self,
-        name: &'static str,
-        variants: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
-        ValueDe(self.0).deserialize_enum(name, variants, visitor)
-    }
-
-    serde::forward_to_deserialize_any! {
-        i128 u128 char str string bytes byte_buf unit unit_struct seq tuple tuple_struct
-        map struct identifier ignored_any
-    }
-}
-
-/// `{variant: value}`.
-struct EnumDe<'a>(&'a Value, &'a Value);
-
-impl<'de, 'a> EnumAccess<'de> for EnumDe<'a> {
-    type Error = DeError;
-    type Variant = ValueDe<'a>;
-
-    fn variant_seed<S: DeserializeSeed<'de>>(
-        self,
-        seed: S,
-    ) -> Result<(S::Value, ValueDe<'a>), DeError> {
-        Ok((seed.deserialize(KeyDe(self.0))?, ValueDe(self.1)))
-    }
-}
-
-impl<'de> VariantAccess<'de> for ValueDe<'_> {
-    type Error = DeError;
-
-    fn unit_variant(self) -> Result<(), DeError> {
-        <()>::deserialize(self)
-    }
-
-    fn newtype_variant_seed<S: DeserializeSeed<'de>>(self, seed: S) -> Result<S::Value, DeError> {
-        seed.deserialize(self)
-    }
-
-    fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, DeError> {
-        self.deserialize_seq(visitor)
-    }
-
-    fn struct_variant<V: Visitor<'de>>(
-        self,
-        _fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
-        self.deserialize_any(visitor)
-    }
-}
-
-impl Serialize for Value {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Value::Null => s.serialize_unit(),
-            Value::Bool(b) => s.serialize_bool(*b),
-            Value::I64(i) => s.serialize_i64(*i),
-            Value::U64(u) => s.serialize_u64(*u),
-            Value::F64(f) => s.serialize_f64(*f),
-            Value::String(t) => s.serialize_str(t),
-            Value::Bytes(b) => s.serialize_bytes(b),
-            Value::Array(a) => {
-                let mut seq = s.serialize_seq(Some(a.len()))?;
-                for v in a {
-                    seq.serialize_element(v)?;
-                }
-                seq.end()
-            }
-            Value::Map(m) => {
-                let mut map = s.serialize_map(Some(m.len()))?;
-                for (k, v) in m {
-                    map.serialize_entry(k, v)?;
-                }
-                map.end()
-            }
-        }
-    }
-}
-
-struct ValueVisitor;
-
-impl<'de> Visitor<'de> for ValueVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any self-describing value")
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(if v >= 0 {
-            Value::U64(v as u64)
-        } else {
-            Value::I64(v)
-        })
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::U64(v))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::F64(v))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-    fn visit_bytes<E>(self, v: &[u8]) -> Result<Value, E> {
-        Ok(Value::Bytes(v.to_vec()))
-    }
-    fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Value, E> {
-        Ok(Value::Bytes(v))
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        Value::deserialize(d)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
-        while let Some(v) = seq.next_element()? {
-            out.push(v);
-        }
-        Ok(Value::Array(out))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0).min(4096));
-        while let Some((k, v)) = map.next_entry()? {
-            out.push((k, v));
-        }
-        Ok(Value::Map(out))
-    }
-}
-
-impl<'de> Deserialize<'de> for Value {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(ValueVisitor)
-    }
-}
-
-// ------------------------------------------------------------------------------------
-// Serializers
-
-/// Turns [`Value`]s into bytes and back. Implement it to plug in another format.
-pub trait Serializer: Send + Sync {
-    /// A short name of the format ("json", "msgpack").
-    fn name(&self) -> &str;
-    /// Encode a value.
-    fn to_bytes(&self, value: &Value) -> Result<Vec<u8>, Error>;
-    /// Decode a whole payload (trailing bytes are an error).
-    #[allow(clippy::wrong_self_convention)]
-    fn from_bytes(&self, data: &[u8]) -> Result<Value, Error>;
-    /// Check an already-serialized payload and return the bytes to send. The default
-    /// decodes it and sends it unchanged; [`JsonSerializer`] re-emits it in its form.
-    fn normalize(&self, data: &[u8]) -> Result<Vec<u8>, Error> {
-        self.from_bytes(data)?;
-        Ok(data.to_vec())
-    }
-}
-
-/// JSON exactly as pywebtransport's `JSONSerializer` writes it: Python's
-/// `json.dumps(obj)`, by default with Python's separators `(", ", ": ")`
-/// (`{"name": "\u00e9", "x": 1.0}`), or compact `(",", ":")` with
-/// [`JsonSerializer::compact`] (`{"name":"\u00e9","x":1.0}`, what
-/// `JSONSerializer(dump_kwargs={"separators": (",", ":")})` writes). Non-ASCII escaped
-/// as `\uXXXX`, floats spelled like Python's `repr`, `NaN`/`Infinity`, entries in
-/// order; see [`super::json`]. Reading accepts what Python's `json.loads` accepts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct JsonSerializer {
-    separators: Separators,
-}
-
-impl JsonSerializer {
-    /// Python's default separators `(", ", ": ")`: pywebtransport's `JSONSerializer()`.
-    pub const fn new() -> JsonSerializer {
-        JsonSerializer::with_separators(Separators::Python)
-    }
-
-    /// Compact separators `(",", ":")`.
-    pub const fn compact() -> JsonSerializer {
-        JsonSerializer::with_separators(Separators::Compact)
-    }
-
-    pub const fn with_separators(separators: Separators) -> JsonSerializer {
-        JsonSerializer { separators }
-    }
-
-    pub fn separators(&self) -> Separators {
-        self.separators
-    }
-
-    /// Serialize any `T` (as [`Value::from_serialize`] describes it).
-    pub fn encode<T: Serialize + ?Sized>(&self, v: &T) -> Result<Vec<u8>, Error> {
-        self.to_bytes(&Value::from_serialize(v)?)
-    }
-}
-
-/// MessagePack exactly as pywebtransport's `MsgPackSerializer` writes it
-/// (msgpack-python's `packb(obj)`): an object is a map of field names to values, bytes
-/// stay bin, every float is a float 64, map keys keep their type; see
-/// [`super::msgpack`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MsgPackSerializer;
-
-impl MsgPackSerializer {
-    /// Serialize any `T` (as [`Value::from_serialize`] describes it).
-    pub fn encode<T: Serialize + ?Sized>(&self, v: &T) -> Result<Vec<u8>, Error> {
-        self.to_bytes(&Value::from_serialize(v)?)
-    }
-}
-
-impl Serializer for JsonSerializer {
-    fn name(&self) -> &str {
-        "json"
-    }
-    fn to_bytes(&self, value: &Value) -> Result<Vec<u8>, Error> {
-        json::to_vec(value, self.separators)
-            .map_err(|e| Error::InvalidArgument(format!("serialization error: {e}")))
-    }
-    fn from_bytes(&self, data: &[u8]) -> Result<Value, Error> {
-        json::from_slice(data).map_err(|e| Error::InvalidData(format!("invalid JSON: {e}")))
-    }
-    fn normalize(&self, data: &[u8]) -> Result<Vec<u8>, Error> {
-        let v = self
-            .from_bytes(data)
-            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        self.to_bytes(&v)
-    }
-}
-
-impl Serializer for MsgPackSerializer {
-    fn name(&self) -> &str {
-        "msgpack"
-    }
-    fn to_bytes(&self, value: &Value) -> Result<Vec<u8>, Error> {
-        msgpack::to_vec(value).map_err(Error::InvalidArgument)
-    }
-    fn from_bytes(&self, data: &[u8]) -> Result<Value, Error> {
-        msgpack::from_slice(data).map_err(Error::InvalidData)
-    }
-    fn normalize(&self, data: &[u8]) -> Result<Vec<u8>, Error> {
-        self.from_bytes(data)
-            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        Ok(data.to_vec())
-    }
-}
-
-// ------------------------------------------------------------------------------------
-// Registry
-
-type DecodeFn = fn(&Value) -> Result<Box<dyn Any + Send>, Error>;
-
-#[derive(Clone)]
-struct Entry {
-    /// None for an untyped registration (the object is the [`Value`] itself).
-    rust_type: Option<(TypeId, &'static str)>,
-    decode: DecodeFn,
-}
-
-fn decode_as<T: DeserializeOwned + Send + 'static>(
-    v: &Value,
-) -> Result<Box<dyn Any + Send>, Error> {
-    Ok(Box::new(v.to_typed::<T>()?))
-}
-
-fn decode_untyped(v: &Value) -> Result<Box<dyn Any + Send>, Error> {
-    Ok(Box::new(v.clone()))
-}
-
-/// Maps type ids to Rust types, one to one.
-#[derive(Clone, Default)]
-pub struct TypeRegistry {
-    by_id: HashMap<u16, Entry>,
-    by_type: HashMap<TypeId, u16>,
-}
-
-impl fmt::Debug for TypeRegistry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut ids: Vec<_> = self
-            .by_id
-            .iter()
-            .map(|(id, e)| (*id, e.rust_type.map_or("<untyped>", |t| t.1)))
-            .collect();
-        ids.sort();
-        f.debug_struct("TypeRegistry").field("types", &ids).finish()
-    }
-}
-
-impl TypeRegistry {
-    pub fn new() -> TypeRegistry {
-        TypeRegistry::default()
-    }
-
-    /// Register `T` under `id`. [`Error::InvalidArgument`] if the id or the type is
-    /// already registered.
-    pub fn register<T>(&mut self, id: u16) -> Result<(), Error>
-    where
-        T: Serialize + DeserializeOwned + Send + 'static,
-    {
-        let tid = TypeId::of::<T>();
-        self.check_id(id)?;
-        if let Some(other) = self.by_type.get(&tid) {
-            return Err(Error::InvalidArgument(format!(
-                "type {} is already registered with id {other}",
-                std::any::type_name::<T>()
-            )));
-        }
-        self.by_id.insert(
-            id,
-            Entry {
-                rust_type: Some((tid, std::any::type_name::<T>())),
-                decode: decode_as::<T>,
-            },
-        );
-        self.by_type.insert(tid, id);
-        Ok(())
-    }
-
-    /// Register `id` without a Rust type: its objects are sent and received as
-    /// [`Value`]s (what the C ABI uses). [`Error::InvalidArgument`] if already taken.
-    pub fn register_untyped(&mut self, id: u16) -> Result<(), Error> {
-        self.check_id(id)?;
-        self.by_id.insert(
-            id,
-            Entry {
-                rust_type: None,
-                decode: decode_untyped,
-            },
-        );
-        Ok(())
-    }
-
-    fn check_id(&self, id: u16) -> Result<(), Error> {
-        if self.by_id.contains_key(&id) {
-            return Err(Error::InvalidArgument(format!(
-                "type id {id} is already registered"
-            )));
-        }
-        Ok(())
-    }
-
-    /// The id `T` is registered under.
-    pub fn id_of<T: 'static>(&self) -> Option<u16> {
-        self.by_type.get(&TypeId::of::<T>()).copied()
-    }
-
-    pub fn contains(&self, id: u16) -> bool {
-        self.by_id.contains_key(&id)
-    }
-
-    pub fn len(&self) -> usize {
-        self.by_id.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
-    }
+/// Split a datagram into its type id and payload (without copying); `None` when it is
+/// shorter than [`HEADER_SIZE`].
+pub fn decode_frame(data: &Bytes) -> Option<(u16, Bytes)> {
+    let id = data.get(..HEADER_SIZE)?;
+    Some((
+        u16::from_be_bytes([id[0], id[1]]),
+        data.slice(HEADER_SIZE..),
+    ))
 }
 
 // ------------------------------------------------------------------------------------
@@ -834,7 +267,7 @@ impl Inner {
             message,
             data: data.clone(),
         };
-        if data.len() < HEADER_SIZE {
+        let Some((type_id, payload)) = decode_frame(data) else {
             return Err(fail(
                 StructuredErrorKind::TooShort,
                 None,
@@ -843,21 +276,19 @@ impl Inner {
                     data.len()
                 ),
             ));
-        }
-        let type_id = u16::from_be_bytes([data[0], data[1]]);
-        let entry = self.registry.read().by_id.get(&type_id).cloned();
-        let Some(entry) = entry else {
+        };
+        let decoder = self.registry.read().decoder(type_id);
+        let Some(decode) = decoder else {
             return Err(fail(
                 StructuredErrorKind::UnknownType,
                 Some(type_id),
                 format!("unknown type id {type_id}"),
             ));
         };
-        let payload = data.slice(HEADER_SIZE..);
         let decoded = self
             .serializer
             .from_bytes(&payload)
-            .and_then(|value| (entry.decode)(&value).map(|object| (value, object)));
+            .and_then(|value| decode(&value).map(|object| (value, object)));
         match decoded {
             Ok((value, object)) => Ok(ReceivedObject {
                 type_id,
@@ -1062,9 +493,7 @@ impl StructuredDatagramTransport {
         if self.inner.is_closed() {
             return Err(self.inner.closed_error());
         }
-        let mut data = Vec::with_capacity(HEADER_SIZE + payload.len());
-        data.extend_from_slice(&type_id.to_be_bytes());
-        data.extend_from_slice(payload);
+        let data = encode_frame(type_id, payload);
         self.inner.stream.send(&data, priority, ttl)?;
         self.inner.stats.lock().sent += 1;
         Ok(())
@@ -1079,7 +508,7 @@ impl StructuredDatagramTransport {
     /// when none came; [`Error::Closed`] once closed and drained.
     pub async fn receive_obj(&self, timeout: Option<Duration>) -> Result<ReceivedObject, Error> {
         let i = &self.inner;
-        super::wait_on(&i.arrived, timeout, || match self.try_receive_obj() {
+        wait_on(&i.arrived, timeout, || match self.try_receive_obj() {
             Some(o) => Some(Ok(o)),
             None if i.is_closed() => Some(Err(i.closed_error())),
             None => None,
@@ -1101,8 +530,9 @@ impl StructuredDatagramTransport {
         })
     }
 
-    /// Put an object back at the front of the queue.
-    pub(crate) fn unreceive(&self, o: ReceivedObject) {
+    /// Put a received object back at the front of the queue, to be received again
+    /// first (e.g. a caller's buffer was too small for it).
+    pub fn unreceive(&self, o: ReceivedObject) {
         self.inner.state.lock().objects.push_front(o);
         self.inner.arrived.notify_one();
     }
@@ -1121,7 +551,7 @@ impl StructuredDatagramTransport {
     /// [`Error::Timeout`] when none came; [`Error::Closed`] once closed and drained.
     pub async fn next_error(&self, timeout: Option<Duration>) -> Result<StructuredError, Error> {
         let i = &self.inner;
-        super::wait_on(&i.error_arrived, timeout, || match self.try_next_error() {
+        wait_on(&i.error_arrived, timeout, || match self.try_next_error() {
             Some(e) => Some(Ok(e)),
             None if i.is_closed() => Some(Err(i.closed_error())),
             None => None,
@@ -1160,6 +590,7 @@ impl StructuredDatagramTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::datagram::json::Separators;
     use serde::Deserialize;
 
     #[derive(Serialize, Deserialize, Debug, PartialEq)]
