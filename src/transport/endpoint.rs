@@ -7,7 +7,7 @@ use std::sync::Arc;
 use quinn::{IdleTimeout, VarInt};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::config::TransportOptions;
+use super::config::{CongestionControl, TransportOptions, MAX_INITIAL_RTT, MAX_MTU, MIN_MTU};
 use super::error::Error;
 
 /// Socket buffer sizes the kernel actually granted (Linux reports twice the request).
@@ -90,6 +90,7 @@ pub fn transport_config(
     t.datagram_send_buffer_size(opts.datagram_send_buffer);
     t.datagram_receive_buffer_size(Some(opts.datagram_recv_buffer.max(1)));
     t.enable_segmentation_offload(opts.segmentation_offload);
+    apply_tuning(&mut t, opts)?;
     // Each session is one bidirectional CONNECT stream; allow a few more for probes.
     // A server starts small and raises the limit as sessions come (see
     // `bidi_stream_limits`): quinn keeps state for every stream the peer may open, about
@@ -110,6 +111,47 @@ pub fn transport_config(
     t.stream_receive_window(VarInt::from_u32(STREAM_RECEIVE_WINDOW));
     t.receive_window(VarInt::from_u32(CONNECTION_RECEIVE_WINDOW));
     Ok(Arc::new(t))
+}
+
+/// The tuning knobs of [`TransportOptions`]: congestion controller, initial RTT, initial
+/// MTU and path MTU discovery. Out-of-range values are refused (quinn would clamp some
+/// silently).
+fn apply_tuning(t: &mut quinn::TransportConfig, opts: &TransportOptions) -> Result<(), Error> {
+    if opts.initial_rtt.is_zero() || opts.initial_rtt > MAX_INITIAL_RTT {
+        return Err(Error::InvalidArgument(format!(
+            "initial RTT {:?} is outside 1 us..=60 s",
+            opts.initial_rtt
+        )));
+    }
+    if !(MIN_MTU..=MAX_MTU).contains(&opts.initial_mtu) {
+        return Err(Error::InvalidArgument(format!(
+            "initial MTU {} is outside {MIN_MTU}..={MAX_MTU}",
+            opts.initial_mtu
+        )));
+    }
+    t.initial_rtt(opts.initial_rtt);
+    t.initial_mtu(opts.initial_mtu);
+    // min_mtu stays 1200: a path that cannot carry a larger initial MTU falls back to it.
+    if opts.mtu_discovery {
+        let mut mtud = quinn::MtuDiscoveryConfig::default();
+        // quinn's default upper bound is 1452; probing starts above the initial MTU.
+        mtud.upper_bound(opts.initial_mtu.max(1452));
+        t.mtu_discovery_config(Some(mtud));
+    } else {
+        t.mtu_discovery_config(None);
+    }
+    match opts.congestion {
+        CongestionControl::Cubic => {
+            t.congestion_controller_factory(Arc::new(quinn::congestion::CubicConfig::default()))
+        }
+        CongestionControl::NewReno => {
+            t.congestion_controller_factory(Arc::new(quinn::congestion::NewRenoConfig::default()))
+        }
+        CongestionControl::Bbr => {
+            t.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()))
+        }
+    };
+    Ok(())
 }
 
 /// Unread stream data quinn accepts per stream, and per connection over all streams.
@@ -134,4 +176,36 @@ pub fn endpoint(
         Arc::new(quinn::TokioRuntime),
     )
     .map_err(|e| Error::Io(format!("endpoint: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// quinn's TransportConfig has no getters: its Debug text shows what it was given.
+    fn quinn_text(opts: &TransportOptions) -> String {
+        format!(
+            "{:?}",
+            transport_config(opts, false).expect("valid options")
+        )
+    }
+
+    #[test]
+    fn tuning_reaches_quinn() {
+        let d = quinn_text(&TransportOptions::default());
+        assert!(d.contains("initial_rtt: 333ms"), "{d}");
+        assert!(d.contains("initial_mtu: 1200"), "{d}");
+        assert!(d.contains("mtu_discovery_config: Some("), "{d}");
+        let opts = TransportOptions {
+            initial_rtt: Duration::from_millis(900),
+            initial_mtu: 1400,
+            mtu_discovery: false,
+            ..Default::default()
+        };
+        let d = quinn_text(&opts);
+        assert!(d.contains("initial_rtt: 900ms"), "{d}");
+        assert!(d.contains("initial_mtu: 1400"), "{d}");
+        assert!(d.contains("mtu_discovery_config: None"), "{d}");
+    }
 }
