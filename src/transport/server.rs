@@ -313,7 +313,6 @@ async fn accept_loop(
                     conns.add(&conn);
                 }
                 Err(e) => {
-                    ServerLimits::count(&router.limits.handshakes_failed);
                     let (reason, tls_alert) = close::describe_handshake_error(&e);
                     tracing::info!(%remote, "handshake failed: {reason}");
                     // No receiver is no error: the failure is counted and logged.
@@ -322,6 +321,9 @@ async fn accept_loop(
                         reason,
                         tls_alert,
                     });
+                    // Counted last: whoever sees the count finds the failure logged and
+                    // sent already.
+                    ServerLimits::count(&router.limits.handshakes_failed);
                 }
             }
         });

@@ -67,7 +67,8 @@ pub struct ConnectionStats {
     /// Slow-start threshold in bytes, once the controller has one (CUBIC, NewReno
     /// after the first congestion event).
     pub slow_start_threshold: Option<u64>,
-    /// The controller's pacing rate in bits/s, for those that set one (BBR).
+    /// The controller's pacing rate in bits/s, for those that set one (BBR: 0 until it
+    /// has a bandwidth estimate).
     pub pacing_rate: Option<u64>,
     /// Bytes sent and not yet acknowledged nor declared lost. Not exposed by quinn 0.11:
     /// always `None`.
