@@ -573,6 +573,7 @@ fn log_connection_end(quic: &quinn::Connection, e: &quinn::ConnectionError, ours
                 String::from_utf8_lossy(&c.reason)
             )
         }
+        E::LocallyClosed => tracing::debug!(%remote, "connection closed by this side"),
         _ => tracing::debug!(%remote, "connection closed: {e}"),
     }
 }

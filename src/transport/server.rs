@@ -619,7 +619,7 @@ impl SessionRequest {
             remote = %self.conn.quic.remote_address(),
             session = shared.stream_id,
             path = %self.info.path,
-            dialect = self.info.dialect.name(),
+            dialect = %self.info.dialect.name(),
             "session opened"
         );
         Ok(Session::new(shared, None))

@@ -20,11 +20,26 @@ const BENCH_MAX_SECS: f64 = 86_400.0;
                       [--count N [--size BYTES]]\n       \
                       wtd bench URL [--hash HEX | --insecure | --ca PEM] [--duration SECS] \
                       [--size BYTES]",
-    after_help = "EXIT STATUS: 0 success, 1 runtime failure, 2 bad usage."
+    after_help = "LOGS: the library's log records go to stderr (stdout stays the command's \
+                  output): warnings and errors by default, -v adds INFO (failed handshakes, \
+                  refused requests, protocol errors), -vv DEBUG of wtd and the library \
+                  (connections and sessions opened and closed), -vvv DEBUG of everything \
+                  (quinn, rustls), -vvvv TRACE. RUST_LOG, when set, decides instead \
+                  (tracing-subscriber's EnvFilter syntax, e.g. \
+                  RUST_LOG=wtdatagram=debug,quinn=info).\n\n\
+                  EXIT STATUS: 0 success, 1 runtime failure, 2 bad usage."
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// More log records on stderr: -v INFO, -vv DEBUG of wtd and the library, -vvv
+    /// DEBUG of all, -vvvv TRACE (RUST_LOG, when set, decides instead)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Write the TLS secrets of every connection to the file SSLKEYLOGFILE names (NSS
+    /// key log format, for Wireshark); anyone with it can read the traffic
+    #[arg(long, global = true)]
+    pub keylog: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -33,19 +48,24 @@ pub enum Command {
     ///
     /// Accepts every session and echoes its datagrams. Prints 'listening https://ADDR/'
     /// and 'cert-sha256 HEX' at start, then one 'session ...' and one 'closed ...' line
-    /// per session.
+    /// per session, and a 'handshake-failed ADDR REASON' line for every connection whose
+    /// QUIC/TLS handshake failed (all on stdout).
     Serve(ServeArgs),
     /// Send stdin lines (or a counted burst) as datagrams, print what comes back
     ///
     /// Each stdin line is sent as one datagram and every datagram received is printed
     /// as '< TEXT'. At end of input it waits up to 1 s for echoes, closes the session
-    /// and prints 'stats sent=N received=M dropped=D'. With --count, a burst instead.
+    /// and prints 'stats sent=N received=M dropped=D rtt_ms=R min_rtt_ms=R
+    /// packets_sent=P packets_lost=L congestion_events=C cwnd=BYTES path_mtu=BYTES'
+    /// (the connection's figures from QUIC). With --count, a burst instead.
     Connect(ConnectArgs),
     /// Datagram throughput test against an echo server such as 'wtd serve'
     ///
     /// Sends as fast as the connection takes them, showing progress on stderr once a
     /// second; echoes are discarded. Then prints one line:
-    /// 'bench duration=S sent=N errors=E rate=DGRAM/S throughput=MBIT/S error_rate=R'.
+    /// 'bench duration=S sent=N errors=E rate=DGRAM/S throughput=MBIT/S error_rate=R
+    /// rtt_ms=R min_rtt_ms=R packets_sent=P packets_lost=L congestion_events=C
+    /// cwnd=BYTES path_mtu=BYTES' (the last seven: the connection's figures from QUIC).
     Bench(BenchArgs),
 }
 
