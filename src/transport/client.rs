@@ -371,7 +371,7 @@ pub(crate) async fn open_session(
         remote = %inner.quic.remote_address(),
         session = shared.stream_id,
         path = %shared.info.path,
-        dialect = dialect.name(),
+        dialect = %dialect.name(),
         "session opened"
     );
     inner.rt.spawn(connect_stream::run(
