@@ -143,10 +143,9 @@ impl Client {
                 }
                 e => Error::Connect(e.to_string()),
             })?;
-        let quic = connecting.await.map_err(|e| {
-            let (reason, _) = close::describe_handshake_error(&e);
+        let quic = connecting.await.inspect_err(|e| {
+            let (reason, _) = close::describe_handshake_error(e);
             tracing::info!(remote = %addr, "handshake failed: {reason}");
-            e
         });
         let quic = quic.map_err(|e| match e {
             // QUIC carries TLS alerts as transport error codes 0x100..=0x1ff (RFC 9001 §4.8).
