@@ -359,7 +359,8 @@ fn call(cb: &AppLog, r: &Record) {
 /// Process-wide: one callback for the whole library, whatever runtime emits the
 /// record. Registering again replaces the callback (and level); a NULL `callback`, or
 /// `level` WTD_LOG_OFF, removes it (the given `userdata_free`, if any, then runs at once
-/// on `userdata`). A `level` outside wtd_log_level is WTD_ERR_INVALID_ARGUMENT.
+/// on `userdata`). A `level` outside wtd_log_level is WTD_ERR_INVALID_ARGUMENT; on an
+/// error nothing changes and `userdata_free` is not called.
 ///
 /// Threading: the callback runs on a thread the library owns ("wtd-log"), one record at
 /// a time, in the order they were emitted, never while the library holds a lock, so
