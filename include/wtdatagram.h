@@ -750,7 +750,7 @@ enum wtd_result wtd_connection_get_stats(const struct wtd_connection *connection
 // queue 65536 datagrams and 16 MiB per session, 256 sessions per connection, field
 // sections of at most 16384 bytes and 128 fields, datagrams as events, CUBIC congestion
 // control, initial RTT 333 ms, initial MTU 1200 with path MTU discovery on (up to 1452),
-// no TLS key log.
+// no TLS key log, no qlog.
 enum wtd_result wtd_transport_config_new(struct wtd_transport_config **out_config);
 
 // Free transport options; NULL is a no-op.
@@ -856,6 +856,17 @@ enum wtd_result wtd_transport_config_set_initial_mtu(struct wtd_transport_config
 // Default false. With SSLKEYLOGFILE unset nothing is written; a file that cannot be
 // opened is logged at WARN. Anyone with the file can decrypt the traffic: debugging only.
 enum wtd_result wtd_transport_config_set_key_log(struct wtd_transport_config *config, bool enabled);
+
+// Write a qlog trace of every connection made with these options into the directory
+// `dir` (which must exist): one JSON-SEQ file per connection,
+// `<client|server>-<unix ms>-<peer address>-<n>.sqlog`, with quinn's events (packets
+// sent, received and lost; RTT, congestion window and bytes in flight as they change),
+// for qvis or other qlog tools. NULL turns it off (the default). A path that is not a
+// directory is WTD_ERR_INVALID_ARGUMENT; a file that cannot be created later is logged
+// at WARN and the connection goes on without a trace. For debugging: a trace grows with
+// every packet.
+enum wtd_result wtd_transport_config_set_qlog_dir(struct wtd_transport_config *config,
+                                                  const char *dir);
 
 // Create server options: bind 127.0.0.1:0, self-signed certificate for localhost,
 // 127.0.0.1 and ::1, default transport options, request backlog 256, at most 10000

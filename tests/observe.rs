@@ -244,3 +244,64 @@ async fn failed_handshakes_are_reported_with_the_peer_and_the_tls_reason() {
     assert_eq!(server.stats().handshakes_failed, 1);
     assert_eq!(failures.missed(), 0);
 }
+
+#[tokio::test]
+async fn qlog_traces_one_file_per_connection() {
+    let dir = std::env::temp_dir().join(format!("wtd-qlog-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let opts = TransportOptions {
+        qlog_dir: Some(dir.clone()),
+        ..Default::default()
+    };
+    let (_server, _client, ss, cs) = pair_with(opts.clone(), opts).await;
+    exchange(&cs, &ss, 20, 500).await;
+    exchange(&ss, &cs, 20, 500).await;
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let names: Vec<String> = files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names[0].starts_with("client-") && names[0].ends_with(".sqlog"),
+        "{names:?}"
+    );
+    assert!(
+        names[1].starts_with("server-") && names[1].ends_with(".sqlog"),
+        "{names:?}"
+    );
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        // JSON-SEQ: records start with RS (0x1e); the first is the trace header.
+        let records: Vec<&str> = text
+            .split('\u{1e}')
+            .filter(|r| !r.trim().is_empty())
+            .collect();
+        assert!(
+            records[0].contains("\"qlog_version\""),
+            "{}",
+            &text[..text.len().min(400)]
+        );
+        for r in &records {
+            let _: serde_json::Value = serde_json::from_str(r.trim())
+                .unwrap_or_else(|e| panic!("{}: {e}: {r}", f.display()));
+        }
+        // Packets both ways, more than the 40 datagrams' worth one way.
+        let sent = records.iter().filter(|r| r.contains("packet_sent")).count();
+        let received = records
+            .iter()
+            .filter(|r| r.contains("packet_received"))
+            .count();
+        assert!(
+            sent >= 20 && received >= 20,
+            "{}: {sent} sent, {received} received",
+            f.display()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -58,6 +58,9 @@ type TransportConfig struct {
 	// KeyLog writes the TLS secrets of every connection to the file SSLKEYLOGFILE
 	// names (NSS key log format, for Wireshark). Default off; debugging only.
 	KeyLog bool
+	// QlogDir, when set, is an existing directory that gets a qlog trace (JSON-SEQ,
+	// .sqlog) of every connection; for debugging.
+	QlogDir string
 }
 
 func (t *TransportConfig) build() (*C.wtd_transport_config, error) {

@@ -2,6 +2,7 @@ package wtd
 
 /*
 #include <stdint.h>
+#include <stdlib.h>
 #include "wtdatagram.h"
 */
 import "C"
@@ -145,6 +146,14 @@ func (t *TransportConfig) tuningSteps(c *C.wtd_transport_config) []func() C.enum
 		}
 		steps = append(steps, func() C.enum_wtd_result {
 			return C.wtd_transport_config_set_initial_mtu(c, C.uint32_t(mtu))
+		})
+	}
+	if t.QlogDir != "" {
+		dir := t.QlogDir
+		steps = append(steps, func() C.enum_wtd_result {
+			cdir := C.CString(dir)
+			defer C.free(unsafe.Pointer(cdir))
+			return C.wtd_transport_config_set_qlog_dir(c, cdir)
 		})
 	}
 	if t.KeyLog {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -258,4 +260,33 @@ func TestLogHandlerGetsTheLibrarysRecords(t *testing.T) {
 		}
 	}
 	h.mu.Unlock()
+}
+
+func TestQlogDirGetsATracePerConnection(t *testing.T) {
+	dir := t.TempDir()
+	c, s := tunedPair(t, TransportConfig{QlogDir: dir})
+	echoBoth(t, recvCtx(t), c, s, 5, 100)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+		text, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil || !strings.Contains(string(text), "qlog_version") || !strings.Contains(string(text), "packet_sent") {
+			t.Fatalf("%s: %v %.200q", e.Name(), err, text)
+		}
+	}
+	if len(names) != 2 || !strings.HasPrefix(names[0], "client-") || !strings.HasPrefix(names[1], "server-") {
+		t.Fatalf("one trace per connection and side: %v", names)
+	}
+	rt, err := NewRuntime(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	if _, err := NewClient(rt, &ClientConfig{Transport: &TransportConfig{QlogDir: filepath.Join(dir, "missing")}}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("missing directory: %v", err)
+	}
 }

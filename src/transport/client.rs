@@ -129,10 +129,15 @@ impl Client {
             .find(|a| local_v6 || a.is_ipv4())
             .copied()
             .ok_or_else(|| Error::Connect(format!("no usable address for {}", t.host)))?;
+        let mut quic_config = self.shared.quic_config.clone();
+        // With qlog, each connection gets a transport configuration (and trace) of its own.
+        if let Some(t) = endpoint::qlog_transport(&self.shared.cfg.transport, false, addr) {
+            quic_config.transport_config(t);
+        }
         let connecting = self
             .shared
             .endpoint
-            .connect_with(self.shared.quic_config.clone(), addr, &t.host)
+            .connect_with(quic_config, addr, &t.host)
             .map_err(|e| match e {
                 // `Client::close` stopped the endpoint: the client is closed.
                 quinn::ConnectError::EndpointStopping => {

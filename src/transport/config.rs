@@ -58,6 +58,13 @@ pub struct TransportOptions {
     /// decrypt QUIC). Default off; with it on and the variable unset nothing is written.
     /// Anyone with the file can read the traffic: for debugging only.
     pub key_log: bool,
+    /// Write a qlog trace (JSON-SEQ, `.sqlog`, for qvis and other qlog tools) of every
+    /// connection into this directory: one file per connection, named
+    /// `<client|server>-<unix ms>-<peer address>-<n>.sqlog`. Default `None` (off).
+    /// quinn's qlog: packets sent, received and lost, and recovery metrics (RTT,
+    /// congestion window, bytes in flight). Needs the `qlog` cargo feature (on by
+    /// default); without it a directory is [`Error::NotSupported`](super::error::Error).
+    pub qlog_dir: Option<std::path::PathBuf>,
 }
 
 /// A connection's congestion controller (quinn's implementations).
@@ -128,6 +135,7 @@ impl Default for TransportOptions {
             mtu_discovery: true,
             initial_mtu: MIN_MTU,
             key_log: false,
+            qlog_dir: None,
         }
     }
 }

@@ -82,6 +82,59 @@ pub fn transport_config(
     opts: &TransportOptions,
     server: bool,
 ) -> Result<Arc<quinn::TransportConfig>, Error> {
+    Ok(Arc::new(build_transport(opts, server)?))
+}
+
+/// The transport configuration of one connection with a qlog trace of its own, in
+/// `opts.qlog_dir` (see [`TransportOptions::qlog_dir`]); `None` when no directory is
+/// set, or when the file cannot be created (logged at WARN: the connection goes on
+/// without a trace).
+pub(crate) fn qlog_transport(
+    opts: &TransportOptions,
+    server: bool,
+    remote: SocketAddr,
+) -> Option<Arc<quinn::TransportConfig>> {
+    let dir = opts.qlog_dir.as_ref()?;
+    #[cfg(feature = "qlog")]
+    {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let role = if server { "server" } else { "client" };
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let peer = remote.to_string().replace([':', '[', ']'], "_");
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!("{role}-{ms}-{peer}-{n}.sqlog"));
+        let file = match std::fs::File::create(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "qlog trace not written: {e}");
+                return None;
+            }
+        };
+        let mut q = quinn::QlogConfig::default();
+        // A record per line, written as it comes (a trace is readable while it grows).
+        q.writer(Box::new(std::io::LineWriter::new(file)))
+            .title(Some(format!("wtdatagram {role}, peer {remote}")));
+        let mut t = build_transport(opts, server).ok()?;
+        t.qlog_stream(q.into_stream());
+        tracing::debug!(path = %path.display(), %remote, "qlog trace");
+        Some(Arc::new(t))
+    }
+    #[cfg(not(feature = "qlog"))]
+    {
+        let _ = (dir, server, remote);
+        None
+    }
+}
+
+fn build_transport(opts: &TransportOptions, server: bool) -> Result<quinn::TransportConfig, Error> {
+    if opts.qlog_dir.is_some() && !cfg!(feature = "qlog") {
+        return Err(Error::NotSupported(
+            "qlog traces need the library built with its `qlog` feature".into(),
+        ));
+    }
     let mut t = quinn::TransportConfig::default();
     let idle = IdleTimeout::try_from(opts.idle_timeout)
         .map_err(|_| Error::InvalidArgument("idle timeout out of range".into()))?;
@@ -110,7 +163,7 @@ pub fn transport_config(
     // them quinn allows 1.25 MB per stream and no connection-wide limit.
     t.stream_receive_window(VarInt::from_u32(STREAM_RECEIVE_WINDOW));
     t.receive_window(VarInt::from_u32(CONNECTION_RECEIVE_WINDOW));
-    Ok(Arc::new(t))
+    Ok(t)
 }
 
 /// The tuning knobs of [`TransportOptions`]: congestion controller, initial RTT, initial

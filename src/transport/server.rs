@@ -146,6 +146,7 @@ impl Server {
         let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         server_config.transport_config(endpoint::transport_config(&cfg.transport, true)?);
         let (socket, buffers) = endpoint::bind_socket(cfg.bind, &cfg.transport)?;
+        let base_config = Arc::new(server_config.clone());
         let endpoint = endpoint::endpoint(socket, Some(server_config))?;
         let local_addr = endpoint
             .local_addr()
@@ -162,6 +163,7 @@ impl Server {
         let (handshake_failures, _) = broadcast::channel(HANDSHAKE_FAILURES_KEPT);
         tokio::spawn(accept_loop(
             endpoint.clone(),
+            base_config,
             cfg.transport.clone(),
             router,
             conns.clone(),
@@ -267,6 +269,7 @@ impl Drop for Server {
 
 async fn accept_loop(
     endpoint: quinn::Endpoint,
+    base_config: Arc<quinn::ServerConfig>,
     opts: super::config::TransportOptions,
     router: Arc<RequestRouter>,
     conns: Arc<Conns>,
@@ -296,9 +299,21 @@ async fn accept_loop(
         let router = router.clone();
         let conns = conns.clone();
         let failures = failures.clone();
+        // With qlog, each connection gets a transport configuration (and trace) of its own.
+        let qlog = endpoint::qlog_transport(&opts, true, incoming.remote_address()).map(|t| {
+            let mut sc = (*base_config).clone();
+            sc.transport_config(t);
+            Arc::new(sc)
+        });
         tokio::spawn(async move {
             let remote = incoming.remote_address();
-            match incoming.await {
+            let handshake = async {
+                match qlog {
+                    Some(sc) => incoming.accept_with(sc)?.await,
+                    None => incoming.await,
+                }
+            };
+            match handshake.await {
                 Ok(quic) => {
                     ServerLimits::count(&router.limits.connections_accepted);
                     tracing::debug!(%remote, "connection established");

@@ -392,6 +392,9 @@ static void test_tuning_arguments(void) {
     CHECK_RC(wtd_transport_config_set_mtu_discovery(NULL, true), WTD_ERR_INVALID_ARGUMENT);
     CHECK_OK(wtd_transport_config_set_key_log(t, false));
     CHECK_RC(wtd_transport_config_set_key_log(NULL, true), WTD_ERR_INVALID_ARGUMENT);
+    CHECK_RC(wtd_transport_config_set_qlog_dir(t, "/nonexistent/wtd-qlog"), WTD_ERR_INVALID_ARGUMENT);
+    CHECK_OK(wtd_transport_config_set_qlog_dir(t, "/tmp"));
+    CHECK_OK(wtd_transport_config_set_qlog_dir(t, NULL)); /* off again */
     wtd_transport_config_free(t);
 }
 
@@ -402,6 +405,7 @@ typedef struct {
     uint32_t initial_mtu; /* 0: default */
     uint32_t initial_rtt_ms; /* 0: default */
     int key_log;
+    const char *qlog_dir; /* NULL: none */
 } tuning_t;
 
 static void apply(wtd_transport_config *t, const tuning_t *k) {
@@ -411,6 +415,7 @@ static void apply(wtd_transport_config *t, const tuning_t *k) {
     if (k->initial_mtu) CHECK_OK(wtd_transport_config_set_initial_mtu(t, k->initial_mtu));
     if (k->initial_rtt_ms) CHECK_OK(wtd_transport_config_set_initial_rtt_ms(t, k->initial_rtt_ms));
     if (k->key_log) CHECK_OK(wtd_transport_config_set_key_log(t, true));
+    if (k->qlog_dir) CHECK_OK(wtd_transport_config_set_qlog_dir(t, k->qlog_dir));
 }
 
 /* A server (datagrams as events, echoed) and a client (datagrams queued), both tuned
@@ -504,6 +509,43 @@ static void test_key_log(void) {
     unsetenv("SSLKEYLOGFILE");
 }
 
+/* ---- qlog ------------------------------------------------------------------------------ */
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+static void test_qlog(void) {
+    char dir[256];
+    snprintf(dir, sizeof dir, "/tmp/wtd-test-observe-qlog-%d", (int)getpid());
+    mkdir(dir, 0700);
+    tuning_t k = {.controller = -1, .mtu_discovery = -1, .qlog_dir = dir};
+    tuned_pair(&k, check_exchange);
+    DIR *d = opendir(dir);
+    if (!CHECK(d != NULL)) return;
+    int client = 0, server = 0, with_packets = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        client += strncmp(e->d_name, "client-", 7) == 0;
+        server += strncmp(e->d_name, "server-", 7) == 0;
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            static char text[1 << 16];
+            size_t n = fread(text, 1, sizeof text - 1, f);
+            text[n] = 0;
+            with_packets += strstr(text, "qlog_version") && strstr(text, "packet_sent");
+            fclose(f);
+        }
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+    CHECK(client == 1 && server == 1); /* one trace per connection, per side */
+    CHECK(with_packets == 2);
+}
+
 int main(void) {
     harness_begin("test_observe", 120);
     g_main = pthread_self();
@@ -513,5 +555,6 @@ int main(void) {
     test_tuning_arguments();
     test_tuning_shows_in_stats();
     test_key_log();
+    test_qlog();
     return harness_finish();
 }

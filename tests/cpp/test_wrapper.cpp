@@ -645,6 +645,8 @@ static void test_observe() {
     }
     CHECK_THROWS(wtd::TransportConfig().initial_mtu(1000), WTD_ERR_INVALID_ARGUMENT);
     CHECK_THROWS(wtd::TransportConfig().initial_rtt_ms(0), WTD_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(wtd::TransportConfig().qlog_dir("/nonexistent/wtd-qlog"), WTD_ERR_INVALID_ARGUMENT);
+    wtd::TransportConfig().qlog_dir("/tmp").qlog_dir("");  // set, then off again
     CHECK_THROWS(wtd::TransportConfig().congestion_controller(static_cast<wtd_congestion_controller>(7)),
                  WTD_ERR_INVALID_ARGUMENT);
 }

@@ -254,6 +254,10 @@ public:
     TransportConfig &initial_mtu(uint32_t bytes) { return chk(wtd_transport_config_set_initial_mtu(raw(), bytes)); }
     // TLS secrets to the file SSLKEYLOGFILE names (Wireshark); default off.
     TransportConfig &key_log(bool on) { return chk(wtd_transport_config_set_key_log(raw(), on)); }
+    // A qlog trace per connection in this existing directory; empty turns it off.
+    TransportConfig &qlog_dir(const std::string &dir) {
+        return chk(wtd_transport_config_set_qlog_dir(raw(), dir.empty() ? nullptr : dir.c_str()));
+    }
     const wtd_transport_config *get() const noexcept { return h_.get(); }
 
 private:

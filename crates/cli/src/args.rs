@@ -40,6 +40,10 @@ pub struct Cli {
     /// key log format, for Wireshark); anyone with it can read the traffic
     #[arg(long, global = true)]
     pub keylog: bool,
+    /// Write a qlog trace of every connection into DIR (an existing directory; one
+    /// .sqlog file per connection, for qvis)
+    #[arg(long, value_name = "DIR", global = true, value_parser = existing_dir)]
+    pub qlog: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -158,6 +162,15 @@ fn https_url(s: &str) -> Result<String, String> {
         Ok(s.to_string())
     } else {
         Err("the URL must start with https://".into())
+    }
+}
+
+fn existing_dir(s: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(s);
+    if p.is_dir() {
+        Ok(p)
+    } else {
+        Err("not an existing directory".into())
     }
 }
 

@@ -144,20 +144,21 @@ fn init_logging(verbose: u8) {
         .try_init();
 }
 
-/// Transport options of every command: the defaults, with `--keylog`.
-fn transport(keylog: bool) -> TransportOptions {
+/// Transport options of every command: the defaults, with `--keylog` and `--qlog`.
+fn transport(keylog: bool, qlog: Option<PathBuf>) -> TransportOptions {
     if keylog && std::env::var_os("SSLKEYLOGFILE").is_none() {
         warn("--keylog: SSLKEYLOGFILE is not set, no TLS secrets will be written");
     }
     TransportOptions {
         key_log: keylog,
+        qlog_dir: qlog,
         ..Default::default()
     }
 }
 
 async fn run(cli: args::Cli) -> Result<i32, Fail> {
     init_logging(cli.verbose);
-    let transport = transport(cli.keylog);
+    let transport = transport(cli.keylog, cli.qlog);
     match cli.command {
         args::Command::Serve(a) => {
             serve(ServeOpts {

@@ -634,3 +634,38 @@ fn keylog_writes_the_tls_secrets_where_sslkeylogfile_says() {
     assert!(err.contains("SSLKEYLOGFILE is not set"), "{err}");
     let _ = server.finish();
 }
+
+#[test]
+fn qlog_writes_a_trace_per_connection() {
+    let dir = std::env::temp_dir().join(format!("wtd-cli-qlog-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let server = serve_with(1, &["--qlog", d], &[]);
+    let out = wtd(
+        &[
+            "connect",
+            &server.url("/q"),
+            "--hash",
+            &server.hash,
+            "--count",
+            "20",
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}{}", out.stdout, out.stderr);
+    let (status, log, err) = server.finish();
+    assert!(status.success(), "{log}{err}");
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "the server's trace: {names:?}");
+    assert!(names[0].starts_with("server-") && names[0].ends_with(".sqlog"));
+    let text = std::fs::read_to_string(dir.join(&names[0])).unwrap();
+    assert!(text.contains("qlog_version") && text.contains("packet_received"));
+    let _ = std::fs::remove_dir_all(&dir);
+    // Not a directory: bad usage.
+    let out = wtd(&["--qlog", "/nonexistent/dir", "serve"], "");
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+}

@@ -54,7 +54,7 @@ impl Default for TransportConfig {
 /// queue 65536 datagrams and 16 MiB per session, 256 sessions per connection, field
 /// sections of at most 16384 bytes and 128 fields, datagrams as events, CUBIC congestion
 /// control, initial RTT 333 ms, initial MTU 1200 with path MTU discovery on (up to 1452),
-/// no TLS key log.
+/// no TLS key log, no qlog.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_transport_config_new(
     out_config: *mut *mut wtd_transport_config,
@@ -389,6 +389,39 @@ pub unsafe extern "C" fn wtd_transport_config_set_key_log(
         // header's contract).
         let c = unsafe { handle::borrow_mut(config, "config") }?;
         c.opts.key_log = enabled;
+        Ok(())
+    })
+}
+
+/// Write a qlog trace of every connection made with these options into the directory
+/// `dir` (which must exist): one JSON-SEQ file per connection,
+/// `<client|server>-<unix ms>-<peer address>-<n>.sqlog`, with quinn's events (packets
+/// sent, received and lost; RTT, congestion window and bytes in flight as they change),
+/// for qvis or other qlog tools. NULL turns it off (the default). A path that is not a
+/// directory is WTD_ERR_INVALID_ARGUMENT; a file that cannot be created later is logged
+/// at WARN and the connection goes on without a trace. For debugging: a trace grows with
+/// every packet.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_transport_config_set_qlog_dir(
+    config: *mut wtd_transport_config,
+    dir: *const c_char,
+) -> wtd_result {
+    guard(|| {
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the
+        // header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
+        if dir.is_null() {
+            c.opts.qlog_dir = None;
+            return Ok(());
+        }
+        // SAFETY: `dir` is a NUL-terminated string (the header's contract).
+        let d = unsafe { cstr(dir, "dir") }?;
+        if !std::path::Path::new(d).is_dir() {
+            return Err(FfiError::arg(format!(
+                "qlog directory {d:?} is not a directory"
+            )));
+        }
+        c.opts.qlog_dir = Some(d.into());
         Ok(())
     })
 }
