@@ -80,6 +80,21 @@ typedef enum wtd_dialect {
   WTD_DIALECT_DRAFT15 = 15,
 } wtd_dialect;
 
+// A connection's congestion controller (wtd_transport_config_set_congestion_controller,
+// wtd_connection_stats).
+typedef enum wtd_congestion_controller {
+  // CUBIC (RFC 9438), the default.
+  WTD_CONGESTION_CUBIC = 0,
+  // NewReno (RFC 9002 §7).
+  WTD_CONGESTION_NEW_RENO = 1,
+  // BBR, EXPERIMENTAL: quinn's 2021 port of BBR v1 from Google's quiche, which quinn
+  // marks "use at your own risk". It predates the IETF BBR drafts (no v2/v3 loss and
+  // ECN response), is unfair to CUBIC/NewReno flows and lossy on shallow buffers,
+  // handles application-limited traffic (most datagram workloads) poorly, and is not
+  // tested against the specification. Only to experiment with, and measure.
+  WTD_CONGESTION_BBR = 2,
+} wtd_congestion_controller;
+
 // What happened. Applications must ignore kinds they do not know (new ones may come).
 typedef enum wtd_event_kind {
   // Not an event (a released or zeroed `wtd_event`).
@@ -111,6 +126,28 @@ typedef enum wtd_close_kind {
   // The peer violated the protocol (code = the HTTP/3 error code we closed with).
   WTD_CLOSE_PROTOCOL_ERROR = 6,
 } wtd_close_kind;
+
+// Log levels, most severe first. A callback registered at a level receives the records
+// of that level and of every more severe one.
+typedef enum wtd_log_level {
+  // No records (registering with it removes the callback).
+  WTD_LOG_OFF = 0,
+  // The library failed at something it was asked to do.
+  WTD_LOG_ERROR = 1,
+  // Something went wrong locally that the library worked around (e.g. a key log file
+  // that cannot be opened, log records dropped).
+  WTD_LOG_WARN = 2,
+  // What a peer did wrong: failed handshakes (peer address and TLS reason), refused
+  // and reset requests (and why), protocol errors (with their code), connections
+  // and sessions closed with an error.
+  WTD_LOG_INFO = 3,
+  // Lifecycle: connections established and closed, sessions opened and closed,
+  // requests sent and refused, the peer's SETTINGS; quinn's and rustls' own
+  // debug records.
+  WTD_LOG_DEBUG = 4,
+  // Everything, including quinn's per-packet records: very verbose.
+  WTD_LOG_TRACE = 5,
+} wtd_log_level;
 
 // Which rule raised an alert.
 typedef enum wtd_alert_kind {
@@ -239,6 +276,69 @@ typedef struct wtd_header {
   const char *value;
 } wtd_header;
 
+// Transport statistics of a QUIC connection (shared by all its sessions), read with
+// wtd_session_connection_stats or wtd_connection_get_stats. Set `size` to
+// sizeof(wtd_connection_stats) before the call; the library fills only the fields that
+// fit in `size` bytes, so programs built against an older, shorter version keep working
+// when fields are added at the end.
+//
+// Figures quinn 0.11 does not expose read UINT64_MAX (documented per field).
+typedef struct wtd_connection_stats {
+  // Set by the caller: sizeof(wtd_connection_stats).
+  size_t size;
+  // Smoothed round-trip time in microseconds (RFC 9002 §5.3); the initial RTT
+  // (wtd_transport_config_set_initial_rtt_ms) until the first sample.
+  uint64_t rtt_us;
+  // RTT variance in microseconds: UINT64_MAX, quinn 0.11 does not expose it.
+  uint64_t rtt_variance_us;
+  // Smallest RTT sample in microseconds.
+  uint64_t min_rtt_us;
+  // Congestion window in bytes.
+  uint64_t congestion_window;
+  // Bytes sent and neither acknowledged nor declared lost: UINT64_MAX, quinn 0.11 does
+  // not expose it.
+  uint64_t bytes_in_flight;
+  // QUIC packets sent.
+  uint64_t packets_sent;
+  // UDP datagrams received (quinn counts datagrams, not packets; a datagram carries
+  // several coalesced QUIC packets only during the handshake).
+  uint64_t packets_received;
+  // QUIC packets declared lost.
+  uint64_t packets_lost;
+  // Bytes of the packets declared lost.
+  uint64_t bytes_lost;
+  // UDP payload bytes sent.
+  uint64_t bytes_sent;
+  // UDP payload bytes received.
+  uint64_t bytes_received;
+  // Congestion events (loss or ECN signals that reduced the congestion window).
+  uint64_t congestion_events;
+  // Current path MTU: the largest UDP payload sent now (path MTU discovery moves it
+  // from the initial MTU; see wtd_transport_config_set_mtu_discovery).
+  uint64_t path_mtu;
+  // Path MTU black holes detected (the path MTU fell back to 1200).
+  uint64_t black_holes_detected;
+  // QUIC DATAGRAM frames sent on the connection (all sessions together).
+  uint64_t datagrams_sent;
+  // QUIC DATAGRAM frames received on the connection (all sessions together).
+  uint64_t datagrams_received;
+  // Received datagrams the transport dropped before the library read them (quinn's
+  // datagram receive buffer was full; wtd_transport_config_set_datagram_buffers): frames
+  // received minus datagrams read, so a datagram waiting in that buffer at the moment
+  // of the call counts until it is read. Datagrams the library then dropped from a full
+  // session queue are in wtd_session_stats.recv_dropped.
+  uint64_t datagrams_dropped;
+  // Slow-start threshold in bytes; UINT64_MAX while the controller has none (CUBIC and
+  // NewReno before their first congestion event, BBR always).
+  uint64_t slow_start_threshold;
+  // The controller's pacing rate in bits/s (BBR: 0 until it has a bandwidth
+  // estimate); UINT64_MAX for controllers that set none (CUBIC, NewReno: quinn paces
+  // them by congestion window and RTT).
+  uint64_t pacing_rate;
+  // The congestion controller in use on the connection, as quinn reports it.
+  enum wtd_congestion_controller congestion_controller;
+} wtd_connection_stats;
+
 // Counters of a cluster's connection (wtd_cluster_get_stats).
 typedef struct wtd_cluster_stats {
   // Successful connections, the first included.
@@ -320,6 +420,32 @@ typedef struct wtd_event {
   void *internal;
 } wtd_event;
 
+// One log record, borrowed for the duration of the callback (copy what you keep).
+// Fields may be added at the end in later versions: `size` says how many bytes of it
+// this library version filled.
+typedef struct wtd_log_record {
+  // sizeof(wtd_log_record) as the library knows it.
+  size_t size;
+  enum wtd_log_level level;
+  // Where the record comes from: a Rust module path, e.g.
+  // "wtdatagram::transport::server", "quinn_proto::connection", "rustls::...".
+  // NUL-terminated, never NULL.
+  const char *target;
+  // The message followed by its fields as ` key=value` (e.g. "handshake failed: the
+  // peer aborted the handshake with TLS alert BadCertificate (42)
+  // remote=127.0.0.1:50000"), preceded by the span context if any (`span{a=1}: `).
+  // One line, NUL-terminated, never NULL.
+  const char *message;
+  // When the record was emitted (not delivered): microseconds since the Unix epoch.
+  uint64_t timestamp_us;
+} wtd_log_record;
+
+// Receives log records on the library's log thread (see wtd_set_log_callback).
+typedef void (*wtd_log_callback)(const struct wtd_log_record *record, void *userdata);
+
+// Frees callback userdata; called exactly once, after the last callback.
+typedef void (*wtd_userdata_free)(void *userdata);
+
 // One sample of a stream (times in seconds).
 typedef struct wtd_monitor_sample {
   // Unix seconds.
@@ -349,9 +475,6 @@ typedef struct wtd_monitor_alert {
 
 // Receives each alert (borrowed for the call) and the callback's userdata.
 typedef void (*wtd_alert_callback)(const struct wtd_monitor_alert *alert, void *userdata);
-
-// Frees callback userdata; called exactly once, after the last callback.
-typedef void (*wtd_userdata_free)(void *userdata);
 
 // The end of one message sent with wtd_reliability_send.
 typedef struct wtd_delivery_report {
@@ -686,6 +809,11 @@ enum wtd_result wtd_connection_close(const struct wtd_connection *connection,
 // too. NULL is a no-op.
 void wtd_connection_free(struct wtd_connection *connection);
 
+// Read the connection's transport statistics (see wtd_connection_stats) into
+// `out_stats`, whose `size` the caller set; as wtd_session_connection_stats.
+enum wtd_result wtd_connection_get_stats(const struct wtd_connection *connection,
+                                         struct wtd_connection_stats *out_stats);
+
 // Create cluster options with defaults: no URL yet (add at least one), subject prefix
 // "wtd.bcast", no credentials, TLS only for tls:// URLs, connect timeout 2000 ms,
 // reconnect delay backing off up to 2000 ms (attempts never stop), wait for the first
@@ -848,7 +976,9 @@ uint64_t wtd_cluster_broadcaster_origin(const struct wtd_cluster_broadcaster *br
 // Create transport options with defaults: idle timeout 30 s, keep-alive 5 s, socket
 // buffers 4 MiB each, quinn datagram buffers 1 MiB send / 4 MiB receive, GSO on, receive
 // queue 65536 datagrams and 16 MiB per session, 256 sessions per connection, field
-// sections of at most 16384 bytes and 128 fields, datagrams as events.
+// sections of at most 16384 bytes and 128 fields, datagrams as events, CUBIC congestion
+// control, initial RTT 333 ms, initial MTU 1200 with path MTU discovery on (up to 1452),
+// no TLS key log, no qlog.
 enum wtd_result wtd_transport_config_new(struct wtd_transport_config **out_config);
 
 // Free transport options; NULL is a no-op.
@@ -917,6 +1047,54 @@ enum wtd_result wtd_transport_config_set_max_header_fields(struct wtd_transport_
 // wait in each session's queue for wtd_session_recv (SESSION_CLOSED is still an event).
 enum wtd_result wtd_transport_config_set_datagram_events(struct wtd_transport_config *config,
                                                          bool enabled);
+
+// The congestion controller of each connection: WTD_CONGESTION_CUBIC (default),
+// WTD_CONGESTION_NEW_RENO, or WTD_CONGESTION_BBR (experimental: see its documentation).
+// The one in use shows in wtd_connection_stats. A value outside wtd_congestion_controller
+// is WTD_ERR_INVALID_ARGUMENT.
+enum wtd_result wtd_transport_config_set_congestion_controller(struct wtd_transport_config *config,
+                                                               enum wtd_congestion_controller controller);
+
+// The round-trip time assumed until the first sample (it sets the handshake's first
+// retransmission timeouts), in milliseconds: 1..=60000, default 333 (RFC 9002). Lower it
+// on networks known to be fast so a lost first packet is resent sooner; raise it on
+// long paths (satellite) to avoid spurious retransmissions.
+enum wtd_result wtd_transport_config_set_initial_rtt_ms(struct wtd_transport_config *config,
+                                                        uint32_t ms);
+
+// Path MTU discovery on (default) or off. On, quinn probes for larger packets after the
+// handshake, up to 1452 bytes of UDP payload (or the initial MTU if larger), and the
+// maximum datagram size grows with it; off, the path MTU stays at the initial MTU
+// (wtd_transport_config_set_initial_mtu), which suits paths that drop probes.
+enum wtd_result wtd_transport_config_set_mtu_discovery(struct wtd_transport_config *config,
+                                                       bool enabled);
+
+// The UDP payload size used from the start, in bytes: 1200..=65527, default 1200 (what
+// QUIC guarantees every path carries). Larger values allow larger datagrams at once
+// (visible in wtd_connection_stats.path_mtu and wtd_session_max_datagram_size); on a
+// path that cannot carry them packets are lost until quinn's black-hole detection falls
+// back to 1200.
+enum wtd_result wtd_transport_config_set_initial_mtu(struct wtd_transport_config *config,
+                                                     uint32_t bytes);
+
+// TLS key logging for Wireshark: true writes the TLS secrets of every connection made
+// with these options (client and server) to the file named by the SSLKEYLOGFILE
+// environment variable when the client or server is created (NSS key log format:
+// lines such as "CLIENT_HANDSHAKE_TRAFFIC_SECRET <client random> <secret>", appended).
+// Default false. With SSLKEYLOGFILE unset nothing is written; a file that cannot be
+// opened is logged at WARN. Anyone with the file can decrypt the traffic: debugging only.
+enum wtd_result wtd_transport_config_set_key_log(struct wtd_transport_config *config, bool enabled);
+
+// Write a qlog trace of every connection made with these options into the directory
+// `dir` (which must exist): one JSON-SEQ file per connection,
+// `<client|server>-<unix ms>-<peer address>-<n>.sqlog`, with quinn's events (packets
+// sent, received and lost; RTT, congestion window and bytes in flight as they change),
+// for qvis or other qlog tools. NULL turns it off (the default). A path that is not a
+// directory is WTD_ERR_INVALID_ARGUMENT; a file that cannot be created later is logged
+// at WARN and the connection goes on without a trace. For debugging: a trace grows with
+// every packet.
+enum wtd_result wtd_transport_config_set_qlog_dir(struct wtd_transport_config *config,
+                                                  const char *dir);
 
 // Create server options: bind 127.0.0.1:0, self-signed certificate for localhost,
 // 127.0.0.1 and ::1, default transport options, request backlog 256, at most 10000
@@ -1041,6 +1219,40 @@ const char *wtd_version(void);
 // WTD_EVENT_NONE). NULL, or an event already released, is a no-op. Never call it on
 // the event passed to a callback. Does not free `request` (the application owns it).
 void wtd_event_release(struct wtd_event *event);
+
+// Deliver the library's log records at `level` and more severe to
+// `callback(record, userdata)`.
+//
+// Process-wide: one callback for the whole library, whatever runtime emits the
+// record. Registering again replaces the callback (and level); a NULL `callback`, or
+// `level` WTD_LOG_OFF, removes it (the given `userdata_free`, if any, then runs at once
+// on `userdata`). A `level` outside wtd_log_level is WTD_ERR_INVALID_ARGUMENT; on an
+// error nothing changes and `userdata_free` is not called.
+//
+// Threading: the callback runs on a thread the library owns ("wtd-log"), one record at
+// a time, in the order they were emitted, never while the library holds a lock, so
+// any wtd_ call is allowed inside it (wtd_set_log_callback too). Records wait in a
+// queue of 8192; when the callback falls that far behind, further records are dropped
+// (the library never waits for the callback) and the next delivery is preceded by a
+// WARN record with the count. A record is delivered to whichever callback is
+// registered when the log thread takes it.
+//
+// When this call returns, the previous callback is not running and will not be called
+// again (unless this is called from inside that callback, which returns at once);
+// its `userdata_free` has run, or runs after that last call.
+//
+// The first registration installs the library's tracing subscriber for the process;
+// WTD_ERR_INVALID_STATE if another one was installed before in this copy of the
+// library (only possible when it is linked into a Rust program that set its own).
+// No callback registered (the default): the library formats nothing.
+enum wtd_result wtd_set_log_callback(enum wtd_log_level level,
+                                     wtd_log_callback callback,
+                                     void *userdata,
+                                     wtd_userdata_free userdata_free);
+
+// The name of a log level ("ERROR", "WARN", "INFO", "DEBUG", "TRACE", "OFF"); static,
+// never NULL; "UNKNOWN" for a value outside wtd_log_level.
+const char *wtd_log_level_name(enum wtd_log_level level);
 
 // Create monitor options: a sample every 5000 ms, 100 samples and 50 alerts kept,
 // alerts at a send queue over 90% full, a send success rate under 0.8, and an average
@@ -1468,6 +1680,14 @@ void *wtd_session_userdata(const struct wtd_session *session);
 // Close the session (code 0) if it is open and release the handle. Events of this
 // session still queued are discarded, so no callback sees it afterwards. NULL: no-op.
 void wtd_session_free(struct wtd_session *session);
+
+// Read the transport statistics of the session's QUIC connection (RTT, congestion
+// window, loss, path MTU; see wtd_connection_stats) into `out_stats`, whose `size` the
+// caller set. Works after the session closed too (the connection's last figures).
+// WTD_ERR_INVALID_ARGUMENT if `size` is smaller than the first version of the struct
+// (`size` plus `rtt_us`).
+enum wtd_result wtd_session_connection_stats(const struct wtd_session *session,
+                                             struct wtd_connection_stats *out_stats);
 
 // Create stream options: queues of 100 datagrams each way, arrivals refused when the
 // receive queue is full, diagnostics thresholds 0.9 / 0.1 / 0.9 / 100 ms.

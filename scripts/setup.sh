@@ -7,9 +7,9 @@ cd "$root"
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# C/C++ build tools for the examples and ctest.
+# C/C++ build tools for the examples and ctest; doxygen for the API documentation step.
 missing=()
-for tool in cmake ninja gcc g++; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+for tool in cmake ninja gcc g++ doxygen; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   pkgs=()

@@ -90,6 +90,7 @@ s_fmt() {
 s_layers() { python3 scripts/check-layers.py; }
 s_clippy() { cargo clippy --workspace --all-targets --quiet -- -D warnings -D clippy::undocumented_unsafe_blocks -D unsafe_op_in_unsafe_fn; }
 s_header() { bash scripts/check-header.sh; }
+s_docs() { bash scripts/docs.sh; }
 s_rust() { cargo test --workspace --all-targets --no-fail-fast; }
 s_ctest() {
     cmake -S . -B build -G Ninja -DWTD_CARGO_PROFILE=debug >/dev/null
@@ -123,6 +124,7 @@ s_matrix() { bash scripts/interop-matrix.sh --require-cells; }
 step "format" check s_fmt
 step "lints (clippy -D warnings)" check s_clippy
 step "generated header" check s_header
+step "API documentation (doxygen from the headers, no warnings: scripts/docs.sh)" check s_docs
 step "layers (no import cycles; the protocol crate has no I/O dependencies)" check s_layers
 step "Rust tests (unit, integration; interop: Chromium, aioquic, pywebtransport, wtransport, web-transport-quinn, h3-webtransport)" cargo s_rust
 step "C and C++ (ctest)" ctest s_ctest

@@ -13,7 +13,7 @@ pub mod transport;
 pub use wtdatagram_proto as wire;
 
 pub use transport::{
-    Client, ClientConfig, CloseReason, Connection, DatagramHandler, Dialect, Error, RequestInfo,
-    Server, ServerConfig, ServerTls, Session, SessionRequest, SessionStats, TransportOptions,
-    Verify,
+    Client, ClientConfig, CloseReason, CongestionControl, Connection, ConnectionStats,
+    DatagramHandler, Dialect, Error, RequestInfo, Server, ServerConfig, ServerTls, Session,
+    SessionRequest, SessionStats, TransportOptions, Verify,
 };

@@ -41,6 +41,26 @@ type TransportConfig struct {
 	// ReceiveBatch. Datagrams that arrive before a Stream or layer takes the session
 	// over stay queued for it.
 	DirectReceive bool
+	// CongestionController of each connection: CongestionCubic (the zero value and
+	// default), CongestionNewReno, or CongestionBBR (experimental, see there). The one
+	// in use shows in Session.ConnectionStats.
+	CongestionController CongestionController
+	// InitialRTT is the RTT assumed before the first sample (it sets the handshake's
+	// first retransmission timeouts): 1 ms ..= 60 s, rounded up to whole milliseconds;
+	// default 333 ms.
+	InitialRTT time.Duration
+	// DisableMTUDiscovery keeps the path MTU at InitialMTU (discovery is on by
+	// default and raises it up to 1452 bytes).
+	DisableMTUDiscovery bool
+	// InitialMTU is the UDP payload size used from the start, 1200 ..= 65527 bytes;
+	// default 1200. A path that cannot carry it loses packets until quinn falls back.
+	InitialMTU int
+	// KeyLog writes the TLS secrets of every connection to the file SSLKEYLOGFILE
+	// names (NSS key log format, for Wireshark). Default off; debugging only.
+	KeyLog bool
+	// QlogDir, when set, is an existing directory that gets a qlog trace (JSON-SEQ,
+	// .sqlog) of every connection; for debugging.
+	QlogDir string
 }
 
 func (t *TransportConfig) build() (*C.wtd_transport_config, error) {
@@ -92,6 +112,7 @@ func (t *TransportConfig) build() (*C.wtd_transport_config, error) {
 			return C.wtd_transport_config_set_max_header_fields(c, C.size_t(t.MaxHeaderFields))
 		})
 	}
+	steps = append(steps, t.tuningSteps(c)...)
 	for _, s := range steps {
 		if err := call(s); err != nil {
 			C.wtd_transport_config_free(c)

@@ -14,6 +14,7 @@ use super::endpoint::{self, SocketBuffers};
 use super::error::Error;
 use super::http::{self, ReadError};
 use super::session::{RequestInfo, Session, SessionShared};
+use super::stats::ConnectionStats;
 use super::tls;
 use wtdatagram_proto::codes::*;
 use wtdatagram_proto::request::{self, HeadersError, HeadersReader, Response, Start};
@@ -82,7 +83,7 @@ impl Client {
                 "Client::new needs a tokio runtime".into(),
             ));
         }
-        let crypto = tls::client_crypto(&cfg.verify)?;
+        let crypto = tls::client_crypto_with_key_log(&cfg.verify, cfg.transport.key_log)?;
         let mut quic_config = quinn::ClientConfig::new(Arc::new(crypto));
         quic_config.transport_config(endpoint::transport_config(&cfg.transport, false)?);
         let (socket, buffers) = match cfg.bind {
@@ -128,10 +129,15 @@ impl Client {
             .find(|a| local_v6 || a.is_ipv4())
             .copied()
             .ok_or_else(|| Error::Connect(format!("no usable address for {}", t.host)))?;
+        let mut quic_config = self.shared.quic_config.clone();
+        // With qlog, each connection gets a transport configuration (and trace) of its own.
+        if let Some(t) = endpoint::qlog_transport(&self.shared.cfg.transport, false, addr) {
+            quic_config.transport_config(t);
+        }
         let connecting = self
             .shared
             .endpoint
-            .connect_with(self.shared.quic_config.clone(), addr, &t.host)
+            .connect_with(quic_config, addr, &t.host)
             .map_err(|e| match e {
                 // `Client::close` stopped the endpoint: the client is closed.
                 quinn::ConnectError::EndpointStopping => {
@@ -142,7 +148,11 @@ impl Client {
                 }
                 e => Error::Connect(e.to_string()),
             })?;
-        let quic = connecting.await.map_err(|e| match e {
+        let quic = connecting.await.inspect_err(|e| {
+            let (reason, _) = close::describe_handshake_error(e);
+            tracing::info!(remote = %addr, "handshake failed: {reason}");
+        });
+        let quic = quic.map_err(|e| match e {
             // QUIC carries TLS alerts as transport error codes 0x100..=0x1ff (RFC 9001 §4.8).
             quinn::ConnectionError::TransportError(te)
                 if (0x100..=0x1ff).contains(&u64::from(te.code)) =>
@@ -344,7 +354,14 @@ pub(crate) async fn open_session(
         match request::classify_response(&fields) {
             Ok(Response::Informational) => continue,
             Ok(Response::Established) => break,
-            Ok(Response::Refused(status)) => return Err(Error::Rejected(status)),
+            Ok(Response::Refused(status)) => {
+                tracing::debug!(
+                    remote = %inner.quic.remote_address(),
+                    path = %shared.info.path,
+                    "session request refused by the server: {status}"
+                );
+                return Err(Error::Rejected(status));
+            }
             Err(e) => {
                 if let Some(s) = shared.send.lock().await.as_mut() {
                     http::abort(s, &mut recv, e.code);
@@ -354,6 +371,13 @@ pub(crate) async fn open_session(
         }
     }
     pending.0 = None;
+    tracing::debug!(
+        remote = %inner.quic.remote_address(),
+        session = shared.stream_id,
+        path = %shared.info.path,
+        dialect = %dialect.name(),
+        "session opened"
+    );
     inner.rt.spawn(connect_stream::run(
         shared.clone(),
         recv,
@@ -383,6 +407,11 @@ impl Connection {
     /// The WebTransport dialect the server announced.
     pub fn peer_dialect(&self) -> Option<Dialect> {
         self.inner.peer_dialect()
+    }
+
+    /// Transport statistics of the connection (RTT, congestion window, loss, path MTU).
+    pub fn stats(&self) -> ConnectionStats {
+        self.inner.stats()
     }
 
     /// Sessions currently open on this connection.

@@ -40,7 +40,71 @@ pub struct TransportOptions {
     pub max_field_section_size: u64,
     /// Most fields in one field section (a server answers 431 beyond).
     pub max_header_fields: usize,
+    /// The congestion controller of each connection (default [`CongestionControl::Cubic`]).
+    pub congestion: CongestionControl,
+    /// The round-trip time assumed before the first sample is taken (it sets the first
+    /// retransmission timeouts of the handshake). Default 333 ms (RFC 9002 §6.2.2).
+    pub initial_rtt: Duration,
+    /// Path MTU discovery (RFC 8899 DPLPMTUD, quinn's): probes for larger packets after
+    /// the handshake, up to 1452 bytes of UDP payload, and with them larger datagrams.
+    /// Default on. Off, the path MTU stays at `initial_mtu`.
+    pub mtu_discovery: bool,
+    /// UDP payload size used from the start (1200..=65527; default 1200, the size QUIC
+    /// guarantees). Larger saves packets, but a path that cannot carry it loses packets
+    /// until quinn's black-hole detection falls back to 1200.
+    pub initial_mtu: u16,
+    /// Write the TLS secrets of every connection to the file named by the
+    /// `SSLKEYLOGFILE` environment variable (NSS key log format, what Wireshark reads to
+    /// decrypt QUIC). Default off; with it on and the variable unset nothing is written.
+    /// Anyone with the file can read the traffic: for debugging only.
+    pub key_log: bool,
+    /// Write a qlog trace (JSON-SEQ, `.sqlog`, for qvis and other qlog tools) of every
+    /// connection into this directory: one file per connection, named
+    /// `<client|server>-<unix ms>-<peer address>-<n>.sqlog`. Default `None` (off).
+    /// quinn's qlog: packets sent, received and lost, and recovery metrics (RTT,
+    /// congestion window, bytes in flight). Needs the `qlog` cargo feature (on by
+    /// default); without it a directory is [`Error::NotSupported`](super::error::Error).
+    pub qlog_dir: Option<std::path::PathBuf>,
 }
+
+/// A connection's congestion controller (quinn's implementations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CongestionControl {
+    /// CUBIC (RFC 9438), quinn's default.
+    #[default]
+    Cubic,
+    /// NewReno (RFC 9002 §7).
+    NewReno,
+    /// BBR, EXPERIMENTAL: quinn's 2021 port of BBR (v1) from Google's quiche, which quinn
+    /// itself marks "Experimental! Use at your own risk". Known limits: it predates the
+    /// IETF BBR drafts (no BBRv2/v3 loss and ECN response), is known to be unfair to
+    /// CUBIC/NewReno flows and to cause heavy loss on shallow buffers, handles
+    /// application-limited traffic (most datagram workloads) poorly, and has no tests
+    /// in quinn that compare its behaviour to the specification. Use it only to
+    /// experiment, and measure.
+    Bbr,
+}
+
+impl CongestionControl {
+    /// The name used in logs and statistics: "cubic", "newreno", "bbr".
+    pub fn name(self) -> &'static str {
+        match self {
+            CongestionControl::Cubic => "cubic",
+            CongestionControl::NewReno => "newreno",
+            CongestionControl::Bbr => "bbr",
+        }
+    }
+}
+
+/// quinn's (and RFC 9002's) initial RTT.
+pub const DEFAULT_INITIAL_RTT: Duration = Duration::from_millis(333);
+/// The smallest UDP payload QUIC guarantees (RFC 9000 §14): the initial MTU's default and
+/// lower bound.
+pub const MIN_MTU: u16 = 1200;
+/// The largest UDP payload (65535 - 8 bytes of UDP header): the initial MTU's upper bound.
+pub const MAX_MTU: u16 = 65527;
+/// The longest initial RTT accepted (quinn computes timeouts from it).
+pub const MAX_INITIAL_RTT: Duration = Duration::from_secs(60);
 
 impl TransportOptions {
     pub(crate) fn field_limits(&self) -> wtdatagram_proto::qpack::FieldLimits {
@@ -66,6 +130,12 @@ impl Default for TransportOptions {
             max_sessions_per_connection: 256,
             max_field_section_size: 16 * 1024,
             max_header_fields: 128,
+            congestion: CongestionControl::Cubic,
+            initial_rtt: DEFAULT_INITIAL_RTT,
+            mtu_discovery: true,
+            initial_mtu: MIN_MTU,
+            key_log: false,
+            qlog_dir: None,
         }
     }
 }

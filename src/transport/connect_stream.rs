@@ -100,7 +100,12 @@ async fn end(
             }
         }
         Then::ResetBoth(code) => {
-            tracing::debug!(stream = s.stream_id, "session protocol error: {reason}");
+            tracing::info!(
+                remote = %s.conn.quic.remote_address(),
+                session = s.stream_id,
+                code = format_args!("{code:#x}"),
+                "session reset for a protocol error: {reason}"
+            );
             let code = VarInt::from_u64(code).unwrap_or(VarInt::from_u32(0x101));
             let _ = recv.stop(code);
             if let Some(mut send) = s.send.lock().await.take() {

@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 use super::close::{self, CloseReason};
 use super::config::TransportOptions;
 use super::error::Error;
+use super::stats::{self, ConnectionStats};
 use super::util::poll_once;
 use wtdatagram_proto::codes::*;
 use wtdatagram_proto::control::{ControlEvent, ControlStreamReader};
@@ -71,6 +72,8 @@ pub(crate) struct ConnInner {
     peer_streams: Mutex<PeerStreams>,
     pub(crate) goaway: AtomicBool,
     pub(crate) unknown_datagrams: AtomicU64,
+    /// Datagrams the reader took from quinn (for the transport's drop count).
+    datagrams_read: AtomicU64,
     /// The protocol error we closed the connection with, if we did.
     failure: OnceLock<WireError>,
     /// Our SETTINGS are queued on the control stream.
@@ -153,6 +156,7 @@ impl ConnInner {
             peer_streams: Mutex::new(PeerStreams::default()),
             goaway: AtomicBool::new(false),
             unknown_datagrams: AtomicU64::new(0),
+            datagrams_read: AtomicU64::new(0),
             failure: OnceLock::new(),
             settings_sent: AtomicBool::new(false),
             settings_sent_notify: Notify::new(),
@@ -173,7 +177,7 @@ impl ConnInner {
         tracing::info!(
             remote = %self.quic.remote_address(),
             code = format_args!("{:#x}", err.code),
-            "closing the connection: {err}"
+            "closing the connection for a protocol error: {err}"
         );
         let _ = self.failure.set(err.clone());
         let sessions: Vec<_> = self.sessions.lock().values().cloned().collect();
@@ -188,6 +192,11 @@ impl ConnInner {
         }
         let code = VarInt::from_u64(err.code).unwrap_or(VarInt::from_u32(0x101));
         self.quic.close(code, err.msg.as_bytes());
+    }
+
+    /// The connection's transport statistics.
+    pub(crate) fn stats(&self) -> ConnectionStats {
+        stats::connection_stats(&self.quic, self.datagrams_read.load(Relaxed))
     }
 
     pub(crate) fn register(&self, s: Arc<dyn SessionSink>) {
@@ -527,18 +536,45 @@ impl ConnInner {
             if let Some((_, Some(s))) = &target {
                 s.deliver(&mut run);
             }
+            self.datagrams_read.fetch_add(taken as u64, Relaxed);
         }
     }
 
     async fn run_closed(self: Arc<Self>) {
         let e = self.quic.closed().await;
         drop(self.held.lock().take());
+        log_connection_end(&self.quic, &e, self.failure.get().is_some());
         let reason = close::from_connection(&e);
         let sessions: Vec<_> = self.sessions.lock().drain().map(|(_, s)| s).collect();
         for s in sessions {
             s.connection_ended(reason.clone(), false);
         }
         self.settings_notify.notify_waiters();
+    }
+}
+
+/// Log how a connection ended: at INFO when the peer closed it with an error code (a
+/// protocol error it saw in us), else at DEBUG. `ours`: we closed it for a protocol
+/// error (already logged by [`ConnInner::fail`]).
+fn log_connection_end(quic: &quinn::Connection, e: &quinn::ConnectionError, ours: bool) {
+    use quinn::ConnectionError as E;
+    let remote = quic.remote_address();
+    match e {
+        E::ConnectionClosed(c) if !ours => tracing::info!(
+            %remote,
+            code = format_args!("{:#x}", u64::from(c.error_code)),
+            "the peer closed the connection with a transport error: {c}"
+        ),
+        E::ApplicationClosed(c) if !ours && c.error_code.into_inner() != H3_NO_ERROR => {
+            tracing::info!(
+                %remote,
+                code = format_args!("{:#x}", c.error_code.into_inner()),
+                "the peer closed the connection with an error: {}",
+                String::from_utf8_lossy(&c.reason)
+            )
+        }
+        E::LocallyClosed => tracing::debug!(%remote, "connection closed by this side"),
+        _ => tracing::debug!(%remote, "connection closed: {e}"),
     }
 }
 

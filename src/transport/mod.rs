@@ -28,13 +28,18 @@ mod util;
 pub use client::{Client, Connection};
 pub use close::CloseReason;
 pub use closing::{finish_closing, finish_closing_on};
-pub use config::{ClientConfig, ServerConfig, ServerTls, TransportOptions, Verify};
+pub use config::{
+    ClientConfig, CongestionControl, ServerConfig, ServerTls, TransportOptions, Verify,
+    DEFAULT_INITIAL_RTT, MAX_INITIAL_RTT, MAX_MTU, MIN_MTU,
+};
 pub use endpoint::SocketBuffers;
 pub use error::Error;
 pub use handler::{release_outside_lock, DatagramHandler};
 pub use limits::ServerStats;
-pub use server::{Server, SessionRequest};
+pub use server::{
+    HandshakeFailure, HandshakeFailures, Server, SessionRequest, HANDSHAKE_FAILURES_KEPT,
+};
 pub use session::{RequestInfo, Session};
-pub use stats::SessionStats;
+pub use stats::{ConnectionStats, SessionStats};
 pub use util::poll_once;
 pub use wtdatagram_proto::settings::Dialect;

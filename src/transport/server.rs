@@ -7,8 +7,9 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
+use super::close;
 use super::closing::ClosingGuard;
 use super::config::{ServerConfig, ServerTls};
 use super::connect_stream;
@@ -35,7 +36,50 @@ pub struct Server {
     rt: tokio::runtime::Handle,
     conns: Arc<Conns>,
     limits: Arc<ServerLimits>,
+    handshake_failures: broadcast::Sender<HandshakeFailure>,
 }
+
+/// A connection attempt whose QUIC/TLS handshake failed (see
+/// [`Server::handshake_failures`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandshakeFailure {
+    /// The peer's address.
+    pub remote: SocketAddr,
+    /// What went wrong, e.g. "the peer aborted the handshake with TLS alert
+    /// BadCertificate (42)".
+    pub reason: String,
+    /// The TLS alert that ended the handshake (sent or received), if one did.
+    pub tls_alert: Option<u8>,
+}
+
+/// Failed handshakes as they happen: [`Server::handshake_failures`].
+pub struct HandshakeFailures {
+    rx: broadcast::Receiver<HandshakeFailure>,
+    missed: u64,
+}
+
+impl HandshakeFailures {
+    /// The next failed handshake; `None` once the server is gone. A receiver that falls
+    /// more than [`HANDSHAKE_FAILURES_KEPT`] behind skips the oldest (see
+    /// [`missed`](Self::missed)).
+    pub async fn recv(&mut self) -> Option<HandshakeFailure> {
+        loop {
+            match self.rx.recv().await {
+                Ok(f) => return Some(f),
+                Err(broadcast::error::RecvError::Lagged(n)) => self.missed += n,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// Failures skipped because this receiver fell behind.
+    pub fn missed(&self) -> u64 {
+        self.missed
+    }
+}
+
+/// Failed handshakes a slow [`HandshakeFailures`] receiver may fall behind by.
+pub const HANDSHAKE_FAILURES_KEPT: usize = 64;
 
 /// How long a closing server keeps its connections open for the close capsules of its
 /// sessions (and the peers' answers); the CONNECTION_CLOSE then gets the rest of
@@ -98,10 +142,11 @@ impl Server {
             ServerTls::SelfSigned { names } => tls::self_signed(names)?,
             ServerTls::Pem { cert_chain, key } => tls::from_pem(cert_chain, key)?,
         };
-        let crypto = tls::server_crypto(&identity)?;
+        let crypto = tls::server_crypto_with_key_log(&identity, cfg.transport.key_log)?;
         let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         server_config.transport_config(endpoint::transport_config(&cfg.transport, true)?);
         let (socket, buffers) = endpoint::bind_socket(cfg.bind, &cfg.transport)?;
+        let base_config = Arc::new(server_config.clone());
         let endpoint = endpoint::endpoint(socket, Some(server_config))?;
         let local_addr = endpoint
             .local_addr()
@@ -115,12 +160,16 @@ impl Server {
             limits: limits.clone(),
             timeout: cfg.request_timeout,
         });
+        let (handshake_failures, _) = broadcast::channel(HANDSHAKE_FAILURES_KEPT);
         tokio::spawn(accept_loop(
             endpoint.clone(),
+            base_config,
             cfg.transport.clone(),
             router,
             conns.clone(),
+            handshake_failures.clone(),
         ));
+        tracing::debug!(addr = %local_addr, "server listening");
         Ok(Server {
             endpoint,
             requests: tokio::sync::Mutex::new(rx),
@@ -130,7 +179,17 @@ impl Server {
             rt,
             conns,
             limits,
+            handshake_failures,
         })
+    }
+
+    /// Every failed handshake from now on (each is also counted in
+    /// [`ServerStats::handshakes_failed`] and logged at INFO). Any number of receivers.
+    pub fn handshake_failures(&self) -> HandshakeFailures {
+        HandshakeFailures {
+            rx: self.handshake_failures.subscribe(),
+            missed: 0,
+        }
     }
 
     /// What the server holds now and what it refused so far.
@@ -210,12 +269,18 @@ impl Drop for Server {
 
 async fn accept_loop(
     endpoint: quinn::Endpoint,
+    base_config: Arc<quinn::ServerConfig>,
     opts: super::config::TransportOptions,
     router: Arc<RequestRouter>,
     conns: Arc<Conns>,
+    failures: broadcast::Sender<HandshakeFailure>,
 ) {
     while let Some(incoming) = endpoint.accept().await {
         if conns.closing.load(Ordering::Acquire) {
+            tracing::debug!(
+                remote = %incoming.remote_address(),
+                "connection refused: the server is closing"
+            );
             incoming.refuse();
             continue;
         }
@@ -233,11 +298,25 @@ async fn accept_loop(
         let opts = opts.clone();
         let router = router.clone();
         let conns = conns.clone();
+        let failures = failures.clone();
+        // With qlog, each connection gets a transport configuration (and trace) of its own.
+        let qlog = endpoint::qlog_transport(&opts, true, incoming.remote_address()).map(|t| {
+            let mut sc = (*base_config).clone();
+            sc.transport_config(t);
+            Arc::new(sc)
+        });
         tokio::spawn(async move {
             let remote = incoming.remote_address();
-            match incoming.await {
+            let handshake = async {
+                match qlog {
+                    Some(sc) => incoming.accept_with(sc)?.await,
+                    None => incoming.await,
+                }
+            };
+            match handshake.await {
                 Ok(quic) => {
                     ServerLimits::count(&router.limits.connections_accepted);
+                    tracing::debug!(%remote, "connection established");
                     let handler: Arc<dyn RequestHandler> = router;
                     let conn = ConnInner::start(
                         quic,
@@ -249,8 +328,17 @@ async fn accept_loop(
                     conns.add(&conn);
                 }
                 Err(e) => {
+                    let (reason, tls_alert) = close::describe_handshake_error(&e);
+                    tracing::info!(%remote, "handshake failed: {reason}");
+                    // No receiver is no error: the failure is counted and logged.
+                    let _ = failures.send(HandshakeFailure {
+                        remote,
+                        reason,
+                        tls_alert,
+                    });
+                    // Counted last: whoever sees the count finds the failure logged and
+                    // sent already.
                     ServerLimits::count(&router.limits.handshakes_failed);
-                    tracing::info!(%remote, "handshake failed: {e}");
                 }
             }
         });
@@ -316,6 +404,11 @@ async fn handle_request(
         }
         Ok(Err(ReadError::Peer(HeadersError::Malformed(e)))) => {
             if request::is_stream_error(e.code) {
+                tracing::info!(
+                    remote = %conn.quic.remote_address(),
+                    code = format_args!("{:#x}", e.code),
+                    "request stream reset: malformed request: {e}"
+                );
                 return http::abort(&mut send, &mut recv, e.code);
             }
             return conn.fail(&e);
@@ -336,16 +429,32 @@ async fn handle_request(
     drop(fields);
     let req = match req {
         Ok(r) => r,
-        Err(RequestError::Malformed(e)) => return http::abort(&mut send, &mut recv, e.code),
+        Err(RequestError::Malformed(e)) => {
+            tracing::info!(
+                remote = %conn.quic.remote_address(),
+                code = format_args!("{:#x}", e.code),
+                "request stream reset: malformed request: {e}"
+            );
+            return http::abort(&mut send, &mut recv, e.code);
+        }
         Err(RequestError::Respond(status, why)) => {
-            tracing::debug!("answering {status}: {why}");
+            tracing::info!(
+                remote = %conn.quic.remote_address(),
+                "request answered {status}: {why}"
+            );
             return respond_and_finish(send, Some(&mut recv), status).await;
         }
     };
     // RFC 9220 / WebTransport: do not process the request before the peer's SETTINGS.
     let settings = match tokio::time::timeout_at(deadline, conn.peer_settings()).await {
         Ok(Ok(s)) => s,
-        Ok(Err(_)) => return http::abort(&mut send, &mut recv, H3_REQUEST_REJECTED),
+        Ok(Err(e)) => {
+            tracing::debug!(
+                remote = %conn.quic.remote_address(),
+                "request dropped: the connection ended before the peer's SETTINGS: {e}"
+            );
+            return http::abort(&mut send, &mut recv, H3_REQUEST_REJECTED);
+        }
         Err(_) => return late(&mut send, &mut recv),
     };
     let (dialect, draft02_response, exclusive) =
@@ -356,7 +465,11 @@ async fn handle_request(
                 exclusive,
             } => (dialect, draft02_response, exclusive),
             Admission::Respond(status, why) => {
-                tracing::debug!("answering {status}: {why}");
+                tracing::info!(
+                    remote = %conn.quic.remote_address(),
+                    path = %req.path,
+                    "request answered {status}: {why}"
+                );
                 return respond_and_finish(send, Some(&mut recv), status).await;
             }
         };
@@ -373,7 +486,12 @@ async fn handle_request(
             return respond_and_finish(send, Some(&mut recv), 429).await;
         }
         Err(Busy::Open | Busy::Closing) => {
-            tracing::debug!("second draft-15 session without flow control: rejected");
+            tracing::info!(
+                remote = %conn.quic.remote_address(),
+                code = format_args!("{H3_REQUEST_REJECTED:#x}"),
+                "request stream reset: a second draft-15 session on a connection without \
+                 flow control (draft-ietf-webtrans-http3-15 §5.1)"
+            );
             return http::abort(&mut send, &mut recv, H3_REQUEST_REJECTED);
         }
     };
@@ -512,6 +630,13 @@ impl SessionRequest {
             std::mem::take(&mut self.leftover),
             slot,
         ));
+        tracing::debug!(
+            remote = %self.conn.quic.remote_address(),
+            session = shared.stream_id,
+            path = %self.info.path,
+            dialect = %self.info.dialect.name(),
+            "session opened"
+        );
         Ok(Session::new(shared, None))
     }
 
@@ -523,6 +648,11 @@ impl SessionRequest {
             )));
         }
         if let Some((send, mut recv)) = self.streams.take() {
+            tracing::debug!(
+                remote = %self.conn.quic.remote_address(),
+                path = %self.info.path,
+                "session request rejected by the application: {status}"
+            );
             respond_and_finish(send, Some(&mut recv), status).await;
         }
         Ok(())
@@ -532,6 +662,11 @@ impl SessionRequest {
 impl Drop for SessionRequest {
     fn drop(&mut self) {
         if let Some((send, mut recv)) = self.streams.take() {
+            tracing::debug!(
+                remote = %self.conn.quic.remote_address(),
+                path = %self.info.path,
+                "session request dropped unanswered: answered 503"
+            );
             self.conn.rt.spawn(async move {
                 respond_and_finish(send, Some(&mut recv), 503).await;
             });

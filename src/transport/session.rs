@@ -19,7 +19,7 @@ use super::driver::{CloseOnDrop, ConnInner, SessionSink};
 use super::error::Error;
 use super::handler::DatagramHandler;
 use super::inbox::Inbox;
-use super::stats::{Counters, SessionStats};
+use super::stats::{ConnectionStats, Counters, SessionStats};
 use super::util::poll_once;
 use wtdatagram_proto::datagram::Prefix;
 use wtdatagram_proto::session as proto_session;
@@ -194,6 +194,12 @@ impl SessionShared {
                 hook(&reason);
             }
         }
+        tracing::debug!(
+            remote = %self.conn.quic.remote_address(),
+            session = self.stream_id,
+            path = %self.info.path,
+            "session closed: {reason}"
+        );
         self.conn
             .unregister(self.stream_id, self as *const Self as *const ());
         self.notify.notify_waiters();
@@ -226,7 +232,12 @@ impl SessionShared {
     /// (the reader stops its side with it), as an HTTP/3 error code cannot travel in a
     /// CLOSE_WEBTRANSPORT_SESSION capsule.
     pub(crate) fn abort(self: &Arc<Self>, code: u64, reason: String) {
-        tracing::debug!(stream = self.stream_id, "closing session: {reason}");
+        tracing::info!(
+            remote = %self.conn.quic.remote_address(),
+            session = self.stream_id,
+            code = format_args!("{code:#x}"),
+            "closing the session for a protocol error: {reason}"
+        );
         if !self.set_closed(CloseReason::Protocol { code, reason }) {
             return;
         }
@@ -627,6 +638,13 @@ impl Session {
 
     pub fn stats(&self) -> SessionStats {
         self.shared.counters.snapshot()
+    }
+
+    /// Transport statistics of the session's QUIC connection (RTT, congestion window,
+    /// loss, path MTU), shared by every session on that connection. Readable after the
+    /// session closed too (the figures of the connection then, or at its end).
+    pub fn connection_stats(&self) -> ConnectionStats {
+        self.shared.conn.stats()
     }
 
     /// The transport options of the session's connection.

@@ -87,7 +87,28 @@ pub fn from_pem(cert_chain: &[u8], key: &[u8]) -> Result<Identity, Error> {
     })
 }
 
+/// rustls' key log to the file `SSLKEYLOGFILE` names (opened, for appending, now; a
+/// variable that is unset, or a file that cannot be opened, writes nothing: rustls logs
+/// a warning for the latter).
+fn key_log(enabled: bool) -> Arc<dyn rustls::KeyLog> {
+    if enabled {
+        Arc::new(rustls::KeyLogFile::new())
+    } else {
+        Arc::new(rustls::NoKeyLog)
+    }
+}
+
+/// The server's rustls configuration (no key log).
 pub fn server_crypto(id: &Identity) -> Result<QuicServerConfig, Error> {
+    server_crypto_with_key_log(id, false)
+}
+
+/// The server's rustls configuration; `key_log_enabled`: write its TLS secrets to
+/// `SSLKEYLOGFILE` (see [`TransportOptions::key_log`](super::config::TransportOptions)).
+pub fn server_crypto_with_key_log(
+    id: &Identity,
+    key_log_enabled: bool,
+) -> Result<QuicServerConfig, Error> {
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| Error::Tls(e.to_string()))?
@@ -95,10 +116,21 @@ pub fn server_crypto(id: &Identity) -> Result<QuicServerConfig, Error> {
         .with_single_cert(id.certs.clone(), id.key.clone_key())
         .map_err(|e| Error::Tls(format!("certificate and key: {e}")))?;
     cfg.alpn_protocols = vec![b"h3".to_vec()];
+    cfg.key_log = key_log(key_log_enabled);
     QuicServerConfig::try_from(cfg).map_err(|e| Error::Tls(e.to_string()))
 }
 
+/// The client's rustls configuration (no key log).
 pub fn client_crypto(verify: &Verify) -> Result<QuicClientConfig, Error> {
+    client_crypto_with_key_log(verify, false)
+}
+
+/// The client's rustls configuration; `key_log_enabled` as for
+/// [`server_crypto_with_key_log`].
+pub fn client_crypto_with_key_log(
+    verify: &Verify,
+    key_log_enabled: bool,
+) -> Result<QuicClientConfig, Error> {
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| Error::Tls(e.to_string()))?;
@@ -143,6 +175,7 @@ pub fn client_crypto(verify: &Verify) -> Result<QuicClientConfig, Error> {
             .with_no_client_auth(),
     };
     cfg.alpn_protocols = vec![b"h3".to_vec()];
+    cfg.key_log = key_log(key_log_enabled);
     QuicClientConfig::try_from(cfg).map_err(|e| Error::Tls(e.to_string()))
 }
 

@@ -11,6 +11,8 @@
 //     no stream or layer on a closed session
 //  5. Structured transport round trip; Reliability TimeoutError when the window is full
 //  6. move semantics
+//  7. observe and tune: log records through wtd::set_log_callback (a refused request,
+//     level filter), connection statistics after an exchange, tuning in the stats
 // The last line is "N passed, M failed".
 #include <atomic>
 #include <chrono>
@@ -550,8 +552,108 @@ static void test_limits() {
     CHECK_THROWS(wtd::TransportConfig().max_field_section_size(10), WTD_ERR_INVALID_ARGUMENT);
 }
 
+// Log records kept by a wtd::set_log_callback callback.
+struct LogSink {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<std::pair<wtd_log_level, std::string>> records;  // level, "target: message"
+
+    bool wait_for(const std::string &needle, wtd_log_level *level) {
+        std::unique_lock<std::mutex> lock(mu);
+        return cv.wait_for(lock, std::chrono::seconds(10), [&] {
+            for (const auto &r : records)
+                if (r.second.find(needle) != std::string::npos) {
+                    *level = r.first;
+                    return true;
+                }
+            return false;
+        });
+    }
+};
+
+static void test_observe() {
+    // Logs: a request refused by the server's session limit, seen at INFO.
+    auto sink = std::make_shared<LogSink>();
+    std::atomic<int> destroyed{0};
+    struct Guard {
+        std::atomic<int> *n;
+        explicit Guard(std::atomic<int> *p) : n(p) {}
+        ~Guard() { n->fetch_add(1); }
+    };
+    auto guard = std::make_shared<Guard>(&destroyed);
+    wtd::set_log_callback(WTD_LOG_INFO, [sink, guard](const wtd::LogRecord &r) {
+        std::lock_guard<std::mutex> lock(sink->mu);
+        sink->records.emplace_back(r.level, std::string(r.target) + ": " + std::string(r.message));
+        sink->cv.notify_all();
+    });
+    guard.reset();
+    CHECK_THROWS(wtd::set_log_callback(static_cast<wtd_log_level>(9), [](const wtd::LogRecord &) {}),
+                 WTD_ERR_INVALID_ARGUMENT);
+    {
+        EchoServer es;
+        wtd::Runtime srt([&es](const wtd_event &ev) { es.on_event(ev); });
+        wtd::Server server(srt, wtd::ServerConfig().bind("127.0.0.1:0").max_sessions(1));
+        const std::string base = "https://127.0.0.1:" + std::to_string(server.port());
+        wtd::Runtime crt;
+        wtd::Client client(crt, wtd::ClientConfig().add_cert_hash(server.cert_hash()).transport(
+                                    wtd::TransportConfig().datagram_events(false)));
+        wtd::Session s = client.open_session(base + "/stats", {}, 5000);
+        CHECK_THROWS(client.open_session(base + "/second", {}, 5000), WTD_ERR_REJECTED);
+        wtd_log_level level = WTD_LOG_OFF;
+        CHECK(sink->wait_for("request answered 503", &level));
+        CHECK(level == WTD_LOG_INFO);
+
+        // Statistics after an exchange.
+        for (int i = 0; i < 50; i++) {
+            s.send_wait(std::string(800, char('a' + i % 26)), 2000);
+            CHECK(s.recv(5000).has_value());
+        }
+        wtd_connection_stats st = s.connection_stats();
+        CHECK(st.size == sizeof st);
+        CHECK(st.rtt_us > 0 && st.packets_sent >= 50 && st.packets_received >= 50);
+        CHECK(st.datagrams_sent == 50 && st.datagrams_received == 50);
+        CHECK(st.congestion_window > 0 && st.path_mtu >= 1200);
+        CHECK(st.rtt_variance_us == UINT64_MAX && st.bytes_in_flight == UINT64_MAX);
+        CHECK(st.congestion_controller == WTD_CONGESTION_CUBIC);
+    }
+    // DEBUG records (the sessions' ends above) were filtered out at INFO.
+    {
+        std::lock_guard<std::mutex> lock(sink->mu);
+        for (const auto &r : sink->records) CHECK(r.first <= WTD_LOG_INFO);
+    }
+    wtd::clear_log_callback();
+    CHECK(destroyed.load() == 1);  // the callback (and what it held) destroyed once, now
+
+    // Tuning shows in the statistics: NewReno, initial MTU 1400 without discovery.
+    {
+        EchoServer es;
+        wtd::Runtime srt([&es](const wtd_event &ev) { es.on_event(ev); });
+        auto tuned = [] {
+            wtd::TransportConfig t;
+            t.congestion_controller(WTD_CONGESTION_NEW_RENO).mtu_discovery(false).initial_mtu(1400).initial_rtt_ms(100);
+            return t;
+        };
+        wtd::Server server(srt, wtd::ServerConfig().bind("127.0.0.1:0").transport(tuned()));
+        wtd::Runtime crt;
+        wtd::Client client(crt, wtd::ClientConfig().add_cert_hash(server.cert_hash()).transport(tuned().datagram_events(false)));
+        wtd::Session s = client.open_session("https://127.0.0.1:" + std::to_string(server.port()) + "/tuned", {}, 5000);
+        s.send_wait(std::string(1300, 'm'), 2000);
+        CHECK(s.recv(5000).has_value());
+        wtd_connection_stats st = s.connection_stats();
+        CHECK(st.congestion_controller == WTD_CONGESTION_NEW_RENO);
+        CHECK(st.path_mtu == 1400);
+    }
+    CHECK_THROWS(wtd::TransportConfig().initial_mtu(1000), WTD_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(wtd::TransportConfig().initial_rtt_ms(0), WTD_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(wtd::TransportConfig().qlog_dir("/nonexistent/wtd-qlog"), WTD_ERR_INVALID_ARGUMENT);
+    wtd::TransportConfig().qlog_dir("/tmp").qlog_dir("");  // set, then off again
+    CHECK_THROWS(wtd::TransportConfig().congestion_controller(static_cast<wtd_congestion_controller>(7)),
+                 WTD_ERR_INVALID_ARGUMENT);
+}
+
 int main() {
     try {
+        test_observe();
         test_errors();
         test_limits();
         test_callback_ownership();

@@ -243,6 +243,22 @@ public:
         return chk(wtd_transport_config_set_max_field_section_size(raw(), bytes));
     }
     TransportConfig &max_header_fields(size_t n) { return chk(wtd_transport_config_set_max_header_fields(raw(), n)); }
+    // WTD_CONGESTION_CUBIC (default), _NEW_RENO, _BBR (experimental: see the header).
+    TransportConfig &congestion_controller(wtd_congestion_controller c) {
+        return chk(wtd_transport_config_set_congestion_controller(raw(), c));
+    }
+    // 1..=60000 ms; default 333.
+    TransportConfig &initial_rtt_ms(uint32_t ms) { return chk(wtd_transport_config_set_initial_rtt_ms(raw(), ms)); }
+    // Path MTU discovery, default on (up to 1452 bytes).
+    TransportConfig &mtu_discovery(bool on) { return chk(wtd_transport_config_set_mtu_discovery(raw(), on)); }
+    // 1200..=65527 bytes; default 1200.
+    TransportConfig &initial_mtu(uint32_t bytes) { return chk(wtd_transport_config_set_initial_mtu(raw(), bytes)); }
+    // TLS secrets to the file SSLKEYLOGFILE names (Wireshark); default off.
+    TransportConfig &key_log(bool on) { return chk(wtd_transport_config_set_key_log(raw(), on)); }
+    // A qlog trace per connection in this existing directory; empty turns it off.
+    TransportConfig &qlog_dir(const std::string &dir) {
+        return chk(wtd_transport_config_set_qlog_dir(raw(), dir.empty() ? nullptr : dir.c_str()));
+    }
     const wtd_transport_config *get() const noexcept { return h_.get(); }
 
 private:
@@ -566,6 +582,14 @@ public:
         detail::check(wtd_session_get_stats(raw(), &st));
         return st;
     }
+    // Transport statistics of the session's QUIC connection (RTT, loss, cwnd, path MTU);
+    // fields quinn cannot provide read UINT64_MAX (see wtd_connection_stats).
+    wtd_connection_stats connection_stats() const {
+        wtd_connection_stats st{};
+        st.size = sizeof st;
+        detail::check(wtd_session_connection_stats(raw(), &st));
+        return st;
+    }
     uint64_t id() const noexcept { return wtd_session_id(h_); }
     std::string path() const { return detail::str_or_empty(wtd_session_path(h_)); }
     wtd_dialect dialect() const noexcept { return wtd_session_dialect(h_); }
@@ -733,6 +757,13 @@ public:
         return Session::adopt(s);
     }
     wtd_dialect dialect() const { return wtd_connection_dialect(raw()); }
+    // The connection's transport statistics (see wtd_connection_stats).
+    wtd_connection_stats stats() const {
+        wtd_connection_stats st{};
+        st.size = sizeof st;
+        detail::check(wtd_connection_get_stats(raw(), &st));
+        return st;
+    }
     bool is_closed() const noexcept { return wtd_connection_is_closed(h_.get()); }
     void close(uint64_t code = 0x100, std::string_view reason = {}) const {
         bytes_view r(reason);
@@ -1386,6 +1417,57 @@ private:
     wtd_cluster *raw() const { return detail::need(h_.get(), "cluster"); }
     detail::Owned<wtd_cluster, wtd_cluster_free> h_;
 };
+// Logs
+
+// One log record, borrowed for the duration of the callback (copy what you keep).
+struct LogRecord {
+    wtd_log_level level;
+    std::string_view target;   // e.g. "wtdatagram::transport::server"
+    std::string_view message;  // the message with its fields (" key=value")
+    uint64_t timestamp_us;     // when it was emitted, microseconds since the Unix epoch
+};
+
+using LogCallback = std::function<void(const LogRecord &)>;
+
+namespace detail {
+struct LogCB {
+    LogCallback fn;
+    static void call(const wtd_log_record *r, void *userdata) noexcept {
+        try {
+            auto *self = static_cast<LogCB *>(userdata);
+            if (!self->fn || !r) return;
+            LogRecord rec{r->level, r->target ? r->target : "", r->message ? r->message : "", r->timestamp_us};
+            self->fn(rec);
+        } catch (...) {
+            // Exceptions cannot cross the C ABI; they are discarded.
+        }
+    }
+    static void free(void *userdata) noexcept { delete static_cast<LogCB *>(userdata); }
+};
+}  // namespace detail
+
+// Deliver the library's log records at `level` and more severe to `cb`, process-wide
+// (wtd_set_log_callback): on the library's log thread, never under a library lock, so
+// every wtd call is allowed inside. Replaces the previous callback, which is destroyed
+// once it cannot run any more. An empty `cb` or WTD_LOG_OFF removes it.
+inline void set_log_callback(wtd_log_level level, LogCallback cb) {
+    if (!cb || level == WTD_LOG_OFF) {
+        detail::check(wtd_set_log_callback(WTD_LOG_OFF, nullptr, nullptr, nullptr));
+        return;
+    }
+    auto *ud = new detail::LogCB{std::move(cb)};
+    wtd_result r = wtd_set_log_callback(level, &detail::LogCB::call, ud, &detail::LogCB::free);
+    if (r != WTD_OK) {
+        delete ud;  // not registered: the library did not take it
+        detail::check(r);
+    }
+}
+
+// Stop delivering log records (waits for a callback call in progress, unless called
+// from inside the callback).
+inline void clear_log_callback() { set_log_callback(WTD_LOG_OFF, nullptr); }
+
+inline const char *log_level_name(wtd_log_level level) noexcept { return wtd_log_level_name(level); }
 
 }  // namespace wtd
 

@@ -21,11 +21,30 @@ const BENCH_MAX_SECS: f64 = 86_400.0;
                       [--count N [--size BYTES]]\n       \
                       wtd bench URL [--hash HEX | --insecure | --ca PEM] [--duration SECS] \
                       [--size BYTES]",
-    after_help = "EXIT STATUS: 0 success, 1 runtime failure, 2 bad usage."
+    after_help = "LOGS: the library's log records go to stderr (stdout stays the command's \
+                  output): warnings and errors by default, -v adds INFO (failed handshakes, \
+                  refused requests, protocol errors), -vv DEBUG of wtd and the library \
+                  (connections and sessions opened and closed), -vvv DEBUG of everything \
+                  (quinn, rustls), -vvvv TRACE. RUST_LOG, when set, decides instead \
+                  (tracing-subscriber's EnvFilter syntax, e.g. \
+                  RUST_LOG=wtdatagram=debug,quinn=info).\n\n\
+                  EXIT STATUS: 0 success, 1 runtime failure, 2 bad usage."
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// More log records on stderr: -v INFO, -vv DEBUG of wtd and the library, -vvv
+    /// DEBUG of all, -vvvv TRACE (RUST_LOG, when set, decides instead)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Write the TLS secrets of every connection to the file SSLKEYLOGFILE names (NSS
+    /// key log format, for Wireshark); anyone with it can read the traffic
+    #[arg(long, global = true)]
+    pub keylog: bool,
+    /// Write a qlog trace of every connection into DIR (an existing directory; one
+    /// .sqlog file per connection, for qvis)
+    #[arg(long, value_name = "DIR", global = true, value_parser = existing_dir)]
+    pub qlog: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -34,7 +53,8 @@ pub enum Command {
     ///
     /// Accepts every session and echoes its datagrams. Prints 'listening https://ADDR/'
     /// and 'cert-sha256 HEX' at start, then one 'session ...' and one 'closed ...' line
-    /// per session.
+    /// per session, and a 'handshake-failed ADDR REASON' line for every connection whose
+    /// QUIC/TLS handshake failed (all on stdout).
     ///
     /// With --nats URL --relay CHANNEL (README 'Scaling'), instead of echoing, every
     /// datagram a client sends reaches every client of CHANNEL on every node joined to
@@ -46,13 +66,17 @@ pub enum Command {
     ///
     /// Each stdin line is sent as one datagram and every datagram received is printed
     /// as '< TEXT'. At end of input it waits up to 1 s for echoes, closes the session
-    /// and prints 'stats sent=N received=M dropped=D'. With --count, a burst instead.
+    /// and prints 'stats sent=N received=M dropped=D rtt_ms=R min_rtt_ms=R
+    /// packets_sent=P packets_lost=L congestion_events=C cwnd=BYTES path_mtu=BYTES'
+    /// (the connection's figures from QUIC). With --count, a burst instead.
     Connect(ConnectArgs),
     /// Datagram throughput test against an echo server such as 'wtd serve'
     ///
     /// Sends as fast as the connection takes them, showing progress on stderr once a
     /// second; echoes are discarded. Then prints one line:
-    /// 'bench duration=S sent=N errors=E rate=DGRAM/S throughput=MBIT/S error_rate=R'.
+    /// 'bench duration=S sent=N errors=E rate=DGRAM/S throughput=MBIT/S error_rate=R
+    /// rtt_ms=R min_rtt_ms=R packets_sent=P packets_lost=L congestion_events=C
+    /// cwnd=BYTES path_mtu=BYTES' (the last seven: the connection's figures from QUIC).
     Bench(BenchArgs),
 }
 
@@ -193,6 +217,15 @@ fn https_url(s: &str) -> Result<String, String> {
         Ok(s.to_string())
     } else {
         Err("the URL must start with https://".into())
+    }
+}
+
+fn existing_dir(s: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(s);
+    if p.is_dir() {
+        Ok(p)
+    } else {
+        Err("not an existing directory".into())
     }
 }
 

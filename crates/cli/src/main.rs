@@ -24,7 +24,7 @@ use wtdatagram::datagram::{
 use wtdatagram::transport::tls;
 use wtdatagram::{
     Client, ClientConfig, CloseReason, Connection, Error, Server, ServerConfig, ServerTls, Session,
-    Verify,
+    TransportOptions, Verify,
 };
 
 use output::{runtime, say, warn, Fail};
@@ -106,11 +106,47 @@ fn parse(argv: &[String]) -> Result<args::Cli, i32> {
     }
 }
 
+/// Log records to stderr (stdout is the commands' output): RUST_LOG when set, else the
+/// level `-v` asks for.
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => EnvFilter::new(spec),
+        _ => EnvFilter::new(match verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "wtd=debug,wtdatagram=debug,info",
+            3 => "debug",
+            _ => "trace",
+        }),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// Transport options of every command: the defaults, with `--keylog` and `--qlog`.
+fn transport(keylog: bool, qlog: Option<PathBuf>) -> TransportOptions {
+    if keylog && std::env::var_os("SSLKEYLOGFILE").is_none() {
+        warn("--keylog: SSLKEYLOGFILE is not set, no TLS secrets will be written");
+    }
+    TransportOptions {
+        key_log: keylog,
+        qlog_dir: qlog,
+        ..Default::default()
+    }
+}
+
 async fn run(cli: args::Cli) -> Result<i32, Fail> {
+    init_logging(cli.verbose);
+    let transport = transport(cli.keylog, cli.qlog);
     match cli.command {
         args::Command::Serve(a) => {
             let relay = a.relay().map_err(Fail::Usage)?;
             serve(ServeOpts {
+                transport,
                 bind: a.bind,
                 cert: a.cert.zip(a.key),
                 max: a.max,
@@ -123,6 +159,7 @@ async fn run(cli: args::Cli) -> Result<i32, Fail> {
         }
         args::Command::Connect(a) => {
             connect(ConnectOpts {
+                transport,
                 url: a.url,
                 verify: verify(a.trust)?,
                 origin: a.origin,
@@ -133,6 +170,7 @@ async fn run(cli: args::Cli) -> Result<i32, Fail> {
         }
         args::Command::Bench(a) => {
             bench(BenchOpts {
+                transport,
                 url: a.url,
                 verify: verify(a.trust)?,
                 duration: a.duration,
@@ -157,6 +195,7 @@ fn verify(t: args::TrustArgs) -> Result<Verify, Fail> {
 // serve
 
 struct ServeOpts {
+    transport: TransportOptions,
     bind: SocketAddr,
     cert: Option<(PathBuf, PathBuf)>,
     max: Option<u64>,
@@ -189,6 +228,7 @@ async fn serve(opts: ServeOpts) -> Result<i32, Fail> {
         max_connections: opts.max_connections.unwrap_or(defaults.max_connections),
         max_sessions: opts.max_sessions.unwrap_or(defaults.max_sessions),
         request_timeout: opts.request_timeout.unwrap_or(defaults.request_timeout),
+        transport: opts.transport.clone(),
         ..defaults
     })
     .map_err(|e| runtime(format!("cannot serve on {}: {e}", opts.bind)))?;
@@ -200,6 +240,14 @@ async fn serve(opts: ServeOpts) -> Result<i32, Fail> {
     if let Some(r) = opts.relay {
         return relay::relay(server, r, opts.max).await;
     }
+
+    // One line per failed handshake, with the peer and the TLS reason.
+    let mut failures = server.handshake_failures();
+    tokio::spawn(async move {
+        while let Some(f) = failures.recv().await {
+            say(format!("handshake-failed {} {}", f.remote, f.reason));
+        }
+    });
 
     let closed = Arc::new(AtomicU64::new(0));
     let all_done = Arc::new(Notify::new());
@@ -267,6 +315,7 @@ async fn echo(session: &Session) -> CloseReason {
 // connect
 
 struct ConnectOpts {
+    transport: TransportOptions,
     url: String,
     verify: Verify,
     origin: Option<String>,
@@ -289,10 +338,12 @@ async fn open(
     url: &str,
     verify: Verify,
     headers: Vec<(String, String)>,
+    transport: TransportOptions,
 ) -> Result<(Client, Connection, Session), Fail> {
     let client = Client::new(ClientConfig {
         verify,
         headers,
+        transport,
         ..Default::default()
     })
     .map_err(|e| match e {
@@ -328,7 +379,8 @@ async fn connect(opts: ConnectOpts) -> Result<i32, Fail> {
         None => Vec::new(),
     };
     let url = opts.url.as_str();
-    let (client, conn, session) = open(url, opts.verify.clone(), headers).await?;
+    let (client, conn, session) =
+        open(url, opts.verify.clone(), headers, opts.transport.clone()).await?;
     let max = session.max_datagram_size().unwrap_or(0);
     say(format!(
         "connected {url} dialect={} max-datagram={max}",
@@ -444,10 +496,29 @@ async fn interactive(session: &Session) -> Result<i32, Fail> {
     let received = *rx.borrow();
     stop_receiver(task).await;
     say(format!(
-        "stats sent={sent} received={received} dropped={}",
-        session.stats().recv_dropped
+        "stats sent={sent} received={received} dropped={} {}",
+        session.stats().recv_dropped,
+        connection_fields(session)
     ));
     Ok(0)
+}
+
+/// The connection's figures from QUIC, as `key=value` fields: smoothed and smallest
+/// RTT, packets sent and lost, congestion events, congestion window and path MTU.
+fn connection_fields(session: &Session) -> String {
+    let c = session.connection_stats();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    format!(
+        "rtt_ms={:.3} min_rtt_ms={:.3} packets_sent={} packets_lost={} congestion_events={} \
+         cwnd={} path_mtu={}",
+        ms(c.rtt),
+        ms(c.min_rtt),
+        c.packets_sent,
+        c.packets_lost,
+        c.congestion_events,
+        c.congestion_window,
+        c.path_mtu
+    )
 }
 
 /// Wait (up to PMTUD_WAIT) until datagrams of `size` bytes fit the session's limit:
@@ -517,8 +588,9 @@ async fn burst(session: &Session, n: u64, size: usize) -> Result<i32, Fail> {
         None
     };
     say(format!(
-        "stats sent={sent} received={received} dropped={}",
-        session.stats().recv_dropped
+        "stats sent={sent} received={received} dropped={} {}",
+        session.stats().recv_dropped,
+        connection_fields(session)
     ));
     if let Some(f) = failure {
         return Err(runtime(f));
@@ -545,6 +617,7 @@ async fn finish(client: &Client, conn: Connection, session: Session) {
 // bench
 
 struct BenchOpts {
+    transport: TransportOptions,
     url: String,
     verify: Verify,
     duration: Duration,
@@ -553,7 +626,8 @@ struct BenchOpts {
 
 async fn bench(opts: BenchOpts) -> Result<i32, Fail> {
     let url = opts.url.as_str();
-    let (client, conn, session) = open(url, opts.verify.clone(), Vec::new()).await?;
+    let (client, conn, session) =
+        open(url, opts.verify.clone(), Vec::new(), opts.transport.clone()).await?;
     let result = bench_session(&session, &opts).await;
     finish(&client, conn, session).await;
     result
@@ -592,13 +666,14 @@ async fn bench_session(session: &Session, opts: &BenchOpts) -> Result<i32, Fail>
         other => runtime(format!("throughput test: {other}")),
     })?;
     say(format!(
-        "bench duration={:.3} sent={} errors={} rate={:.1} throughput={:.2} error_rate={:.4}",
+        "bench duration={:.3} sent={} errors={} rate={:.1} throughput={:.2} error_rate={:.4} {}",
         r.duration.as_secs_f64(),
         r.datagrams_sent,
         r.errors,
         r.datagrams_per_second,
         r.bits_per_second / 1e6,
-        r.error_rate
+        r.error_rate,
+        connection_fields(session)
     ));
     Ok(0)
 }

@@ -86,10 +86,24 @@ struct Serve {
 }
 
 fn serve(max: u32) -> Serve {
-    let mut proc = Proc::spawn(
-        "wtd serve",
-        Command::new(WTD).args(["serve", "--bind", "127.0.0.1:0", "--max", &max.to_string()]),
-    );
+    serve_with(max, &[], &[])
+}
+
+/// `wtd [pre...] serve --bind 127.0.0.1:0 --max N` with `env` set (and RUST_LOG unset
+/// unless given).
+fn serve_with(max: u32, pre: &[&str], env: &[(&str, &str)]) -> Serve {
+    let mut cmd = Command::new(WTD);
+    cmd.env_remove("RUST_LOG").args(pre).args([
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--max",
+        &max.to_string(),
+    ]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut proc = Proc::spawn("wtd serve", &mut cmd);
     let lines = line_reader(proc.child.stdout.take().expect("stdout"));
     let stderr = collect(proc.child.stderr.take().expect("stderr"));
     let first = lines.recv_timeout(LIMIT).expect("serve's first line");
@@ -185,12 +199,13 @@ fn lines_from_stdin_are_echoed_and_the_server_logs_the_session() {
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert!(lines.contains(&"< hello"), "{}", out.stdout);
     assert!(lines.contains(&"< world"), "{}", out.stdout);
-    assert_eq!(
-        lines.last(),
-        Some(&"stats sent=2 received=2 dropped=0"),
+    let last = lines.last().copied().unwrap_or_default();
+    assert!(
+        last.starts_with("stats sent=2 received=2 dropped=0 "),
         "{}",
         out.stdout
     );
+    check_connection_fields(last, 10);
 
     // --max 1: the server exits 0 once this session has closed.
     let (status, log, err) = server.finish();
@@ -236,11 +251,12 @@ fn counted_burst_comes_back_complete() {
         out.stdout,
         out.stderr
     );
-    assert!(
-        out.stdout.contains("stats sent=500 received=500"),
-        "{}",
-        out.stdout
-    );
+    let stats = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("stats sent=500 received=500 dropped="))
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    check_connection_fields(stats, 500 * 1000);
     let (status, log, err) = server.finish();
     assert!(status.success(), "serve: {status:?}\n{log}{err}");
     assert!(
@@ -389,6 +405,34 @@ fn fields(line: &str) -> Vec<(&str, f64)> {
         .collect()
 }
 
+/// The connection's figures at the end of a `stats` or `bench` line: the keys in order,
+/// a measured RTT, and enough packets sent to have carried `payload` bytes.
+fn check_connection_fields(line: &str, payload: u64) {
+    let f = fields(line);
+    let tail: Vec<(&str, f64)> = f[f.len() - 7..].to_vec();
+    let keys: Vec<&str> = tail.iter().map(|(k, _)| *k).collect();
+    assert_eq!(
+        keys,
+        [
+            "rtt_ms",
+            "min_rtt_ms",
+            "packets_sent",
+            "packets_lost",
+            "congestion_events",
+            "cwnd",
+            "path_mtu"
+        ],
+        "{line}"
+    );
+    let [rtt, min_rtt, sent, lost, events, cwnd, mtu] =
+        <[f64; 7]>::try_from(tail.iter().map(|(_, v)| *v).collect::<Vec<_>>()).unwrap();
+    assert!(rtt > 0.0 && min_rtt > 0.0 && min_rtt <= rtt * 4.0, "{line}");
+    assert!(sent > 0.0 && sent * mtu >= payload as f64, "{line}");
+    assert!(lost >= 0.0 && events >= 0.0 && lost <= sent, "{line}");
+    assert!(cwnd > 0.0, "{line}");
+    assert!((1200.0..=65527.0).contains(&mtu), "{line}");
+}
+
 /// |a - b| within `rel` of b, plus `abs` for the rounding of printed figures.
 fn close_to(a: f64, b: f64, rel: f64, abs: f64) -> bool {
     (a - b).abs() <= b.abs() * rel + abs
@@ -424,7 +468,7 @@ fn bench_prints_one_consistent_result_line() {
     let f = fields(line);
     let keys: Vec<&str> = f.iter().map(|(k, _)| *k).collect();
     assert_eq!(
-        keys,
+        keys[..6],
         [
             "duration",
             "sent",
@@ -436,7 +480,8 @@ fn bench_prints_one_consistent_result_line() {
         "{line}"
     );
     let [duration, sent, errors, rate, throughput, error_rate] =
-        <[f64; 6]>::try_from(f.iter().map(|(_, v)| *v).collect::<Vec<_>>()).unwrap();
+        <[f64; 6]>::try_from(f[..6].iter().map(|(_, v)| *v).collect::<Vec<_>>()).unwrap();
+    check_connection_fields(line, sent as u64 * 500);
     // Sends for 0.5 s, then lets the queue drain: never shorter.
     assert!(duration >= 0.5, "{line}");
     assert!(sent > 0.0 && sent.fract() == 0.0, "{line}");
@@ -468,4 +513,163 @@ fn bench_prints_one_consistent_result_line() {
         "{log}"
     );
     assert!(!err.contains("warning"), "{err}");
+}
+
+#[test]
+fn serve_prints_failed_handshakes_and_logs_go_to_stderr_by_level() {
+    // -v: INFO records (a failed handshake among them) on stderr; stdout keeps its lines.
+    let server = serve_with(1, &["-v"], &[]);
+    let zeros = "0".repeat(64);
+    let bad = wtd(&["connect", &server.url("/"), "--hash", &zeros], "");
+    assert_eq!(bad.status.code(), Some(1), "{}{}", bad.stdout, bad.stderr);
+    let failed = server
+        .lines
+        .recv_timeout(LIMIT)
+        .expect("a line for the failed handshake");
+    let rest = failed
+        .strip_prefix("handshake-failed 127.0.0.1:")
+        .unwrap_or_else(|| panic!("{failed:?}"));
+    let (port, reason) = rest.split_once(' ').expect("address and reason");
+    assert!(port.parse::<u16>().is_ok(), "{failed}");
+    assert!(reason.contains("TLS alert"), "{failed}");
+    let good = wtd(
+        &["connect", &server.url("/ok"), "--hash", &server.hash],
+        "hi\n",
+    );
+    assert!(good.status.success(), "{}{}", good.stdout, good.stderr);
+    let (status, log, err) = server.finish();
+    assert!(status.success(), "serve: {status:?}\n{log}{err}");
+    assert!(log.lines().any(|l| l.starts_with("session ")), "{log}");
+    let record = err
+        .lines()
+        .find(|l| l.contains("handshake failed"))
+        .unwrap_or_else(|| panic!("no INFO record of the failed handshake: {err}"));
+    assert!(
+        record.contains("INFO") && record.contains("remote=127.0.0.1:"),
+        "{record}"
+    );
+    assert!(!err.contains("session opened"), "DEBUG needs -vv: {err}");
+
+    // RUST_LOG decides when set: DEBUG of the library shows the sessions.
+    let server = serve_with(1, &[], &[("RUST_LOG", "wtdatagram=debug")]);
+    let good = wtd(
+        &["connect", &server.url("/dbg"), "--hash", &server.hash],
+        "hi\n",
+    );
+    assert!(good.status.success(), "{}{}", good.stdout, good.stderr);
+    let (status, log, err) = server.finish();
+    assert!(status.success(), "serve: {status:?}\n{log}{err}");
+    assert!(
+        err.lines().any(|l| l.contains("DEBUG")
+            && l.contains("session opened")
+            && l.contains("path=/dbg")),
+        "{err}"
+    );
+
+    // By default only warnings: a failed handshake is on stdout, not on stderr.
+    let server = serve(1);
+    let bad = wtd(&["connect", &server.url("/"), "--hash", &zeros], "");
+    assert_eq!(bad.status.code(), Some(1));
+    let failed = server.lines.recv_timeout(LIMIT).expect("handshake line");
+    assert!(failed.starts_with("handshake-failed "), "{failed}");
+    let good = wtd(&["connect", &server.url("/"), "--hash", &server.hash], "");
+    assert!(good.status.success(), "{}{}", good.stdout, good.stderr);
+    let (_, _, err) = server.finish();
+    assert!(!err.contains("handshake failed"), "{err}");
+}
+
+#[test]
+fn keylog_writes_the_tls_secrets_where_sslkeylogfile_says() {
+    let dir = std::env::temp_dir().join(format!("wtd-cli-keylog-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("keys.log");
+    let _ = std::fs::remove_file(&path);
+    let server = serve(1);
+    let mut proc = Proc::spawn(
+        "wtd connect --keylog",
+        Command::new(WTD).env("SSLKEYLOGFILE", &path).args([
+            "connect",
+            "--keylog",
+            &server.url("/k"),
+            "--hash",
+            &server.hash,
+        ]),
+    );
+    let stdout = collect(proc.child.stdout.take().expect("stdout"));
+    let stderr = collect(proc.child.stderr.take().expect("stderr"));
+    drop(proc.child.stdin.take()); // end of input at once
+    let status = proc.wait(LIMIT);
+    let (out, err) = (stdout.join().unwrap(), stderr.join().unwrap());
+    assert!(status.success(), "{out}{err}");
+    let keys = std::fs::read_to_string(&path).expect("key log file");
+    for label in [
+        "CLIENT_HANDSHAKE_TRAFFIC_SECRET ",
+        "SERVER_HANDSHAKE_TRAFFIC_SECRET ",
+        "CLIENT_TRAFFIC_SECRET_0 ",
+        "SERVER_TRAFFIC_SECRET_0 ",
+    ] {
+        assert_eq!(
+            keys.lines().filter(|l| l.starts_with(label)).count(),
+            1,
+            "{label}in {keys}"
+        );
+    }
+    let _ = server.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Without SSLKEYLOGFILE: a warning, and the command works.
+    let server = serve(1);
+    let mut cmd = Command::new(WTD);
+    cmd.env_remove("SSLKEYLOGFILE");
+    let mut proc = Proc::spawn(
+        "wtd connect --keylog",
+        cmd.args([
+            "connect",
+            "--keylog",
+            &server.url("/k"),
+            "--hash",
+            &server.hash,
+        ]),
+    );
+    let stderr = collect(proc.child.stderr.take().expect("stderr"));
+    drop(proc.child.stdin.take());
+    assert!(proc.wait(LIMIT).success());
+    let err = stderr.join().unwrap();
+    assert!(err.contains("SSLKEYLOGFILE is not set"), "{err}");
+    let _ = server.finish();
+}
+
+#[test]
+fn qlog_writes_a_trace_per_connection() {
+    let dir = std::env::temp_dir().join(format!("wtd-cli-qlog-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let server = serve_with(1, &["--qlog", d], &[]);
+    let out = wtd(
+        &[
+            "connect",
+            &server.url("/q"),
+            "--hash",
+            &server.hash,
+            "--count",
+            "20",
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}{}", out.stdout, out.stderr);
+    let (status, log, err) = server.finish();
+    assert!(status.success(), "{log}{err}");
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "the server's trace: {names:?}");
+    assert!(names[0].starts_with("server-") && names[0].ends_with(".sqlog"));
+    let text = std::fs::read_to_string(dir.join(&names[0])).unwrap();
+    assert!(text.contains("qlog_version") && text.contains("packet_received"));
+    let _ = std::fs::remove_dir_all(&dir);
+    // Not a directory: bad usage.
+    let out = wtd(&["--qlog", "/nonexistent/dir", "serve"], "");
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
 }

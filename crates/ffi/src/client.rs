@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::error::*;
 use super::handle::{self, Boxed, Castable};
 use super::runtime::RuntimeInner;
-use super::session::make_session;
+use super::session::{fill_connection_stats, make_session, wtd_connection_stats};
 use super::types::{
     wtd_client, wtd_client_config, wtd_connection, wtd_dialect, wtd_runtime, wtd_session,
 };
@@ -262,4 +262,20 @@ pub unsafe extern "C" fn wtd_connection_close(
 pub unsafe extern "C" fn wtd_connection_free(connection: *mut wtd_connection) {
     // SAFETY: NULL or a live connection the caller gives up (the header's contract).
     guard_value((), || drop(unsafe { handle::take_box(connection) }));
+}
+
+/// Read the connection's transport statistics (see wtd_connection_stats) into
+/// `out_stats`, whose `size` the caller set; as wtd_session_connection_stats.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_connection_get_stats(
+    connection: *const wtd_connection,
+    out_stats: *mut wtd_connection_stats,
+) -> wtd_result {
+    guard(|| {
+        // SAFETY: `connection` is NULL or a live handle (the header's contract).
+        let c = unsafe { handle::borrow(connection, "connection") }?;
+        let st = c.conn.stats();
+        // SAFETY: `out_stats` is NULL or a caller-owned struct as the header requires.
+        unsafe { fill_connection_stats(out_stats, &st) }
+    })
 }

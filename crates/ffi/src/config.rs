@@ -7,9 +7,24 @@ use std::time::Duration;
 
 use super::error::*;
 use super::handle::{self, Boxed, Castable};
-use super::types::{wtd_client_config, wtd_server_config, wtd_transport_config};
+use super::types::{
+    wtd_client_config, wtd_congestion_controller, wtd_server_config, wtd_transport_config,
+};
 use wtd_result::*;
 use wtdatagram::transport::{tls, ClientConfig, ServerConfig, ServerTls, TransportOptions, Verify};
+
+c_enum!(wtd_congestion_controller {
+    WTD_CONGESTION_CUBIC,
+    WTD_CONGESTION_NEW_RENO,
+    WTD_CONGESTION_BBR,
+});
+
+/// The C enum types of this module as exported functions receive them (see [`CEnum`]).
+pub mod c {
+    /// cbindgen:ignore
+    pub type wtd_congestion_controller =
+        crate::error::CEnum<crate::types::wtd_congestion_controller>;
+}
 
 /// What `wtd_transport_config` holds.
 #[derive(Clone)]
@@ -37,7 +52,9 @@ impl Default for TransportConfig {
 /// Create transport options with defaults: idle timeout 30 s, keep-alive 5 s, socket
 /// buffers 4 MiB each, quinn datagram buffers 1 MiB send / 4 MiB receive, GSO on, receive
 /// queue 65536 datagrams and 16 MiB per session, 256 sessions per connection, field
-/// sections of at most 16384 bytes and 128 fields, datagrams as events.
+/// sections of at most 16384 bytes and 128 fields, datagrams as events, CUBIC congestion
+/// control, initial RTT 333 ms, initial MTU 1200 with path MTU discovery on (up to 1452),
+/// no TLS key log, no qlog.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_transport_config_new(
     out_config: *mut *mut wtd_transport_config,
@@ -263,6 +280,148 @@ pub unsafe extern "C" fn wtd_transport_config_set_datagram_events(
         // header's contract).
         let c = unsafe { handle::borrow_mut(config, "config") }?;
         c.datagram_events = enabled;
+        Ok(())
+    })
+}
+
+/// The congestion controller of each connection: WTD_CONGESTION_CUBIC (default),
+/// WTD_CONGESTION_NEW_RENO, or WTD_CONGESTION_BBR (experimental: see its documentation).
+/// The one in use shows in wtd_connection_stats. A value outside wtd_congestion_controller
+/// is WTD_ERR_INVALID_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_transport_config_set_congestion_controller(
+    config: *mut wtd_transport_config,
+    controller: c::wtd_congestion_controller,
+) -> wtd_result {
+    guard(|| {
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the
+        // header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
+        c.opts.congestion = controller.get("controller")?.into();
+        Ok(())
+    })
+}
+
+/// The round-trip time assumed until the first sample (it sets the handshake's first
+/// retransmission timeouts), in milliseconds: 1..=60000, default 333 (RFC 9002). Lower it
+/// on networks known to be fast so a lost first packet is resent sooner; raise it on
+/// long paths (satellite) to avoid spurious retransmissions.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_transport_config_set_initial_rtt_ms(
+    config: *mut wtd_transport_config,
+    ms: u32,
+) -> wtd_result {
+    guard(|| {
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the
+        // header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
+        if !(1..=60_000).contains(&ms) {
+            return Err(FfiError::arg(format!(
+                "initial RTT must be 1..=60000 ms, got {ms}"
+            )));
+        }
+        c.opts.initial_rtt = Duration::from_millis(u64::from(ms));
+        Ok(())
+    })
+}
+
+/// Path MTU discovery on (default) or off. On, quinn probes for larger packets after the
+/// handshake, up to 1452 bytes of UDP payload (or the initial MTU if larger), and the
+/// maximum datagram size grows with it; off, the path MTU stays at the initial MTU
+/// (wtd_transport_config_set_initial_mtu), which suits paths that drop probes.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_transport_config_set_mtu_discovery(
+    config: *mut wtd_transport_config,
+    enabled: bool,
+) -> wtd_result {
+    guard(|| {
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the
+        // header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
+        c.opts.mtu_discovery = enabled;
+        Ok(())
+    })
+}
+
+/// The UDP payload size used from the start, in bytes: 1200..=65527, default 1200 (what
+/// QUIC guarantees every path carries). Larger values allow larger datagrams at once
+/// (visible in wtd_connection_stats.path_mtu and wtd_session_max_datagram_size); on a
+/// path that cannot carry them packets are lost until quinn's black-hole detection falls
+/// back to 1200.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_transport_config_set_initial_mtu(
+    config: *mut wtd_transport_config,
+    bytes: u32,
+) -> wtd_result {
+    guard(|| {
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the
+        // header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
+        let (min, max) = (
+            wtdatagram::transport::MIN_MTU,
+            wtdatagram::transport::MAX_MTU,
+        );
+        match u16::try_from(bytes) {
+            Ok(b) if (min..=max).contains(&b) => c.opts.initial_mtu = b,
+            _ => {
+                return Err(FfiError::arg(format!(
+                    "initial MTU must be {min}..={max} bytes, got {bytes}"
+                )))
+            }
+        }
+        Ok(())
+    })
+}
+
+/// TLS key logging for Wireshark: true writes the TLS secrets of every connection made
+/// with these options (client and server) to the file named by the SSLKEYLOGFILE
+/// environment variable when the client or server is created (NSS key log format:
+/// lines such as "CLIENT_HANDSHAKE_TRAFFIC_SECRET <client random> <secret>", appended).
+/// Default false. With SSLKEYLOGFILE unset nothing is written; a file that cannot be
+/// opened is logged at WARN. Anyone with the file can decrypt the traffic: debugging only.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_transport_config_set_key_log(
+    config: *mut wtd_transport_config,
+    enabled: bool,
+) -> wtd_result {
+    guard(|| {
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the
+        // header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
+        c.opts.key_log = enabled;
+        Ok(())
+    })
+}
+
+/// Write a qlog trace of every connection made with these options into the directory
+/// `dir` (which must exist): one JSON-SEQ file per connection,
+/// `<client|server>-<unix ms>-<peer address>-<n>.sqlog`, with quinn's events (packets
+/// sent, received and lost; RTT, congestion window and bytes in flight as they change),
+/// for qvis or other qlog tools. NULL turns it off (the default). A path that is not a
+/// directory is WTD_ERR_INVALID_ARGUMENT; a file that cannot be created later is logged
+/// at WARN and the connection goes on without a trace. For debugging: a trace grows with
+/// every packet.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_transport_config_set_qlog_dir(
+    config: *mut wtd_transport_config,
+    dir: *const c_char,
+) -> wtd_result {
+    guard(|| {
+        // SAFETY: `config` is NULL or a live builder used by this thread only (the
+        // header's contract).
+        let c = unsafe { handle::borrow_mut(config, "config") }?;
+        if dir.is_null() {
+            c.opts.qlog_dir = None;
+            return Ok(());
+        }
+        // SAFETY: `dir` is a NUL-terminated string (the header's contract).
+        let d = unsafe { cstr(dir, "dir") }?;
+        if !std::path::Path::new(d).is_dir() {
+            return Err(FfiError::arg(format!(
+                "qlog directory {d:?} is not a directory"
+            )));
+        }
+        c.opts.qlog_dir = Some(d.into());
         Ok(())
     })
 }

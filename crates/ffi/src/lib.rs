@@ -15,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 mod handle;
+pub mod logging;
 pub mod monitor;
 mod queue;
 pub mod reliability;

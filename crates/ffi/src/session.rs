@@ -11,9 +11,11 @@ use super::error::*;
 use super::events::{Event, EventSource};
 use super::handle::{self, Castable, Shared};
 use super::runtime::RuntimeInner;
-use super::types::{close_parts, wtd_buffer, wtd_close_kind, wtd_dialect, wtd_session};
+use super::types::{
+    close_parts, wtd_buffer, wtd_close_kind, wtd_congestion_controller, wtd_dialect, wtd_session,
+};
 use wtd_result::*;
-use wtdatagram::transport::{CloseReason, DatagramHandler, Session};
+use wtdatagram::transport::{CloseReason, ConnectionStats, DatagramHandler, Session};
 
 /// What `wtd_session` holds.
 pub(crate) struct SessionHandle {
@@ -647,5 +649,147 @@ pub unsafe extern "C" fn wtd_session_free(session: *mut wtd_session) {
             s.freed.store(true, Ordering::Release);
             s.session.close(0, "");
         }
+    })
+}
+
+/// Transport statistics of a QUIC connection (shared by all its sessions), read with
+/// wtd_session_connection_stats or wtd_connection_get_stats. Set `size` to
+/// sizeof(wtd_connection_stats) before the call; the library fills only the fields that
+/// fit in `size` bytes, so programs built against an older, shorter version keep working
+/// when fields are added at the end.
+///
+/// Figures quinn 0.11 does not expose read UINT64_MAX (documented per field).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct wtd_connection_stats {
+    /// Set by the caller: sizeof(wtd_connection_stats).
+    pub size: usize,
+    /// Smoothed round-trip time in microseconds (RFC 9002 §5.3); the initial RTT
+    /// (wtd_transport_config_set_initial_rtt_ms) until the first sample.
+    pub rtt_us: u64,
+    /// RTT variance in microseconds: UINT64_MAX, quinn 0.11 does not expose it.
+    pub rtt_variance_us: u64,
+    /// Smallest RTT sample in microseconds.
+    pub min_rtt_us: u64,
+    /// Congestion window in bytes.
+    pub congestion_window: u64,
+    /// Bytes sent and neither acknowledged nor declared lost: UINT64_MAX, quinn 0.11 does
+    /// not expose it.
+    pub bytes_in_flight: u64,
+    /// QUIC packets sent.
+    pub packets_sent: u64,
+    /// UDP datagrams received (quinn counts datagrams, not packets; a datagram carries
+    /// several coalesced QUIC packets only during the handshake).
+    pub packets_received: u64,
+    /// QUIC packets declared lost.
+    pub packets_lost: u64,
+    /// Bytes of the packets declared lost.
+    pub bytes_lost: u64,
+    /// UDP payload bytes sent.
+    pub bytes_sent: u64,
+    /// UDP payload bytes received.
+    pub bytes_received: u64,
+    /// Congestion events (loss or ECN signals that reduced the congestion window).
+    pub congestion_events: u64,
+    /// Current path MTU: the largest UDP payload sent now (path MTU discovery moves it
+    /// from the initial MTU; see wtd_transport_config_set_mtu_discovery).
+    pub path_mtu: u64,
+    /// Path MTU black holes detected (the path MTU fell back to 1200).
+    pub black_holes_detected: u64,
+    /// QUIC DATAGRAM frames sent on the connection (all sessions together).
+    pub datagrams_sent: u64,
+    /// QUIC DATAGRAM frames received on the connection (all sessions together).
+    pub datagrams_received: u64,
+    /// Received datagrams the transport dropped before the library read them (quinn's
+    /// datagram receive buffer was full; wtd_transport_config_set_datagram_buffers): frames
+    /// received minus datagrams read, so a datagram waiting in that buffer at the moment
+    /// of the call counts until it is read. Datagrams the library then dropped from a full
+    /// session queue are in wtd_session_stats.recv_dropped.
+    pub datagrams_dropped: u64,
+    /// Slow-start threshold in bytes; UINT64_MAX while the controller has none (CUBIC and
+    /// NewReno before their first congestion event, BBR always).
+    pub slow_start_threshold: u64,
+    /// The controller's pacing rate in bits/s (BBR: 0 until it has a bandwidth
+    /// estimate); UINT64_MAX for controllers that set none (CUBIC, NewReno: quinn paces
+    /// them by congestion window and RTT).
+    pub pacing_rate: u64,
+    /// The congestion controller in use on the connection, as quinn reports it.
+    pub congestion_controller: wtd_congestion_controller,
+}
+
+/// Write `st` into the caller's `out`, at most the `size` bytes it announced.
+///
+/// # Safety
+/// `out` must be NULL or point to a caller-owned wtd_connection_stats of this or an
+/// older, shorter version, writable for the `size` it holds.
+pub(crate) unsafe fn fill_connection_stats(
+    out: *mut wtd_connection_stats,
+    st: &ConnectionStats,
+) -> FfiResult<()> {
+    if out.is_null() {
+        return Err(FfiError::arg("out_stats is NULL"));
+    }
+    // SAFETY: non-NULL and, per the documented contract, a caller-owned struct that
+    // always begins with its aligned `size` field.
+    let size = unsafe { std::ptr::addr_of!((*out).size).read() };
+    let min = std::mem::offset_of!(wtd_connection_stats, rtt_us) + 8;
+    if size < min {
+        return Err(FfiError::arg(format!(
+            "out_stats->size is {size}: set it to sizeof(wtd_connection_stats)"
+        )));
+    }
+    let us = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    let full = wtd_connection_stats {
+        size,
+        rtt_us: us(st.rtt),
+        rtt_variance_us: st.rtt_variance.map_or(u64::MAX, us),
+        min_rtt_us: us(st.min_rtt),
+        congestion_window: st.congestion_window,
+        bytes_in_flight: st.bytes_in_flight.unwrap_or(u64::MAX),
+        packets_sent: st.packets_sent,
+        packets_received: st.packets_received,
+        packets_lost: st.packets_lost,
+        bytes_lost: st.bytes_lost,
+        bytes_sent: st.bytes_sent,
+        bytes_received: st.bytes_received,
+        congestion_events: st.congestion_events,
+        path_mtu: u64::from(st.path_mtu),
+        black_holes_detected: st.black_holes_detected,
+        datagrams_sent: st.datagrams_sent,
+        datagrams_received: st.datagrams_received,
+        datagrams_dropped: st.datagrams_dropped,
+        slow_start_threshold: st.slow_start_threshold.unwrap_or(u64::MAX),
+        pacing_rate: st.pacing_rate.unwrap_or(u64::MAX),
+        congestion_controller: st.congestion_controller.into(),
+    };
+    let n = size.min(std::mem::size_of::<wtd_connection_stats>());
+    // SAFETY: `full` is a live value of n <= its size bytes, and the caller promised
+    // `size` >= n writable bytes at `out`; the regions cannot overlap.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            (&full as *const wtd_connection_stats).cast::<u8>(),
+            out.cast::<u8>(),
+            n,
+        )
+    };
+    Ok(())
+}
+
+/// Read the transport statistics of the session's QUIC connection (RTT, congestion
+/// window, loss, path MTU; see wtd_connection_stats) into `out_stats`, whose `size` the
+/// caller set. Works after the session closed too (the connection's last figures).
+/// WTD_ERR_INVALID_ARGUMENT if `size` is smaller than the first version of the struct
+/// (`size` plus `rtt_us`).
+#[no_mangle]
+pub unsafe extern "C" fn wtd_session_connection_stats(
+    session: *const wtd_session,
+    out_stats: *mut wtd_connection_stats,
+) -> wtd_result {
+    guard(|| {
+        // SAFETY: `session` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::borrow(session, "session") }?;
+        let st = s.session.connection_stats();
+        // SAFETY: `out_stats` is NULL or a caller-owned struct as the header requires.
+        unsafe { fill_connection_stats(out_stats, &st) }
     })
 }

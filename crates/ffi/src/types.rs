@@ -5,7 +5,7 @@
 
 use std::ffi::c_void;
 
-use wtdatagram::transport::{CloseReason, Dialect};
+use wtdatagram::transport::{CloseReason, CongestionControl, Dialect};
 
 // The opaque handle types (cbindgen declares each as an incomplete struct): zero-sized
 // on the Rust side and never constructed, since C only holds pointers to them. Written
@@ -188,6 +188,44 @@ impl From<Dialect> for wtd_dialect {
             Dialect::Draft02 => wtd_dialect::WTD_DIALECT_DRAFT02,
             Dialect::Draft07 => wtd_dialect::WTD_DIALECT_DRAFT07,
             Dialect::Draft15 => wtd_dialect::WTD_DIALECT_DRAFT15,
+        }
+    }
+}
+
+/// A connection's congestion controller (wtd_transport_config_set_congestion_controller,
+/// wtd_connection_stats).
+#[repr(C)]
+#[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum wtd_congestion_controller {
+    /// CUBIC (RFC 9438), the default.
+    WTD_CONGESTION_CUBIC = 0,
+    /// NewReno (RFC 9002 §7).
+    WTD_CONGESTION_NEW_RENO = 1,
+    /// BBR, EXPERIMENTAL: quinn's 2021 port of BBR v1 from Google's quiche, which quinn
+    /// marks "use at your own risk". It predates the IETF BBR drafts (no v2/v3 loss and
+    /// ECN response), is unfair to CUBIC/NewReno flows and lossy on shallow buffers,
+    /// handles application-limited traffic (most datagram workloads) poorly, and is not
+    /// tested against the specification. Only to experiment with, and measure.
+    WTD_CONGESTION_BBR = 2,
+}
+
+impl From<CongestionControl> for wtd_congestion_controller {
+    fn from(c: CongestionControl) -> Self {
+        match c {
+            CongestionControl::Cubic => wtd_congestion_controller::WTD_CONGESTION_CUBIC,
+            CongestionControl::NewReno => wtd_congestion_controller::WTD_CONGESTION_NEW_RENO,
+            CongestionControl::Bbr => wtd_congestion_controller::WTD_CONGESTION_BBR,
+        }
+    }
+}
+
+impl From<wtd_congestion_controller> for CongestionControl {
+    fn from(c: wtd_congestion_controller) -> Self {
+        match c {
+            wtd_congestion_controller::WTD_CONGESTION_CUBIC => CongestionControl::Cubic,
+            wtd_congestion_controller::WTD_CONGESTION_NEW_RENO => CongestionControl::NewReno,
+            wtd_congestion_controller::WTD_CONGESTION_BBR => CongestionControl::Bbr,
         }
     }
 }
