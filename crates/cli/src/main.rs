@@ -237,17 +237,16 @@ async fn serve(opts: ServeOpts) -> Result<i32, Fail> {
         "cert-sha256 {}",
         tls::sha256_hex(&server.cert_sha256())
     ));
-    if let Some(r) = opts.relay {
-        return relay::relay(server, r, opts.max).await;
-    }
-
-    // One line per failed handshake, with the peer and the TLS reason.
+    // One line per failed handshake, with the peer and the TLS reason (both modes).
     let mut failures = server.handshake_failures();
     tokio::spawn(async move {
         while let Some(f) = failures.recv().await {
             say(format!("handshake-failed {} {}", f.remote, f.reason));
         }
     });
+    if let Some(r) = opts.relay {
+        return relay::relay(server, r, opts.max).await;
+    }
 
     let closed = Arc::new(AtomicU64::new(0));
     let all_done = Arc::new(Notify::new());
