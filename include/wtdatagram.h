@@ -339,8 +339,12 @@ typedef struct wtd_connection_stats {
   enum wtd_congestion_controller congestion_controller;
 } wtd_connection_stats;
 
-// Counters of a cluster's connection (wtd_cluster_get_stats).
+// Counters of a cluster's connection (wtd_cluster_get_stats). Versioned by its size,
+// as wtd_server_stats: set `size` to sizeof(wtd_cluster_stats) before the call; the
+// library fills only the fields that fit, so the struct can grow at the end.
 typedef struct wtd_cluster_stats {
+  // Set by the caller: sizeof(wtd_cluster_stats).
+  size_t size;
   // Successful connections, the first included.
   uint64_t connects;
   // Connections after the first (each followed a disconnection).
@@ -353,8 +357,11 @@ typedef struct wtd_cluster_stats {
   bool connected;
 } wtd_cluster_stats;
 
-// Counters of a joined channel (wtd_cluster_broadcaster_get_stats).
+// Counters of a joined channel (wtd_cluster_broadcaster_get_stats). Versioned by its
+// size, as wtd_server_stats: set `size` to sizeof(wtd_cluster_broadcaster_stats) first.
 typedef struct wtd_cluster_broadcaster_stats {
+  // Set by the caller: sizeof(wtd_cluster_broadcaster_stats).
+  size_t size;
   // Broadcast calls carried out.
   uint64_t broadcasts;
   // Broadcasts handed to the NATS client for sending.
@@ -918,12 +925,11 @@ void wtd_cluster_free(struct wtd_cluster *cluster);
 // Whether the connection to NATS is up now (false for NULL).
 bool wtd_cluster_is_connected(const struct wtd_cluster *cluster);
 
-// Read the connection's counters into `out_stats`, of `stats_size` bytes (pass
-// sizeof(wtd_cluster_stats)): at most that many bytes are written, so the struct may
-// grow in later versions.
+// Read the connection's counters into `out_stats`, whose `size` the caller set to
+// sizeof(wtd_cluster_stats). WTD_ERR_INVALID_ARGUMENT for a NULL `out_stats` or a
+// smaller `size`.
 enum wtd_result wtd_cluster_get_stats(const struct wtd_cluster *cluster,
-                                      struct wtd_cluster_stats *out_stats,
-                                      size_t stats_size);
+                                      struct wtd_cluster_stats *out_stats);
 
 // Join `broadcaster` to `channel` (dot-separated tokens of A-Z a-z 0-9 _ -, at most
 // 256 bytes): its subject is "<prefix>.<channel>". The broadcaster keeps its members;
@@ -954,11 +960,11 @@ enum wtd_result wtd_cluster_broadcaster_broadcast(const struct wtd_cluster_broad
                                                   int32_t ttl_ms,
                                                   size_t *out_accepted);
 
-// Read the channel's counters into `out_stats`, of `stats_size` bytes (pass
-// sizeof(wtd_cluster_broadcaster_stats)): at most that many bytes are written.
+// Read the channel's counters into `out_stats`, whose `size` the caller set to
+// sizeof(wtd_cluster_broadcaster_stats). WTD_ERR_INVALID_ARGUMENT for a NULL
+// `out_stats` or a smaller `size`.
 enum wtd_result wtd_cluster_broadcaster_get_stats(const struct wtd_cluster_broadcaster *broadcaster,
-                                                  struct wtd_cluster_broadcaster_stats *out_stats,
-                                                  size_t stats_size);
+                                                  struct wtd_cluster_broadcaster_stats *out_stats);
 
 // Whether an own message came back since the connection was last made: the
 // subscription is live on the server (false for NULL).

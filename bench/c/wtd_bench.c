@@ -697,8 +697,8 @@ static int cmd_cluster(size_t n, size_t rounds, const char *nats_url) {
             char c;
             while (read(down[k][0], &c, 1) > 0) {
                 if (c != 's') continue;
-                wtd_cluster_broadcaster_stats st;
-                TRY(wtd_cluster_broadcaster_get_stats(nd->cb, &st, sizeof st));
+                wtd_cluster_broadcaster_stats st = {.size = sizeof st};
+                TRY(wtd_cluster_broadcaster_get_stats(nd->cb, &st));
                 len = snprintf(line, sizeof line, "%" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
                                st.latency_samples, st.latency_avg_us, st.latency_min_us,
                                st.latency_max_us);
@@ -817,8 +817,8 @@ static int cmd_cluster(size_t n, size_t rounds, const char *nats_url) {
         }
         sleep_ms(2);
     }
-    wtd_cluster_broadcaster_stats st;
-    TRY(wtd_cluster_broadcaster_get_stats(n0->cb, &st, sizeof st));
+    wtd_cluster_broadcaster_stats st = {.size = sizeof st};
+    TRY(wtd_cluster_broadcaster_get_stats(n0->cb, &st));
     /* The other nodes' one-way bus latency (same machine, same clock: exact). */
     uint64_t lat_n = 0, lat_sum = 0, lat_min = UINT64_MAX, lat_max = 0;
     for (int k = 1; k < CLUSTER_NODES; k++) {

@@ -277,8 +277,9 @@ func (c *Cluster) IsConnected() bool {
 // Stats reads the connection's counters.
 func (c *Cluster) Stats() (ClusterStats, error) {
 	var st C.wtd_cluster_stats
+	st.size = C.size_t(unsafe.Sizeof(st))
 	err := c.use(func(h *C.wtd_cluster) error {
-		return call(func() C.enum_wtd_result { return C.wtd_cluster_get_stats(h, &st, C.size_t(unsafe.Sizeof(st))) })
+		return call(func() C.enum_wtd_result { return C.wtd_cluster_get_stats(h, &st) })
 	})
 	return ClusterStats{
 		Connects: uint64(st.connects), Reconnects: uint64(st.reconnects),
@@ -366,10 +367,9 @@ func (cb *ClusterBroadcaster) Broadcast(data []byte, prio Priority, ttl time.Dur
 // Stats reads the channel's counters.
 func (cb *ClusterBroadcaster) Stats() (ChannelStats, error) {
 	var st C.wtd_cluster_broadcaster_stats
+	st.size = C.size_t(unsafe.Sizeof(st))
 	err := cb.use(func(h *C.wtd_cluster_broadcaster) error {
-		return call(func() C.enum_wtd_result {
-			return C.wtd_cluster_broadcaster_get_stats(h, &st, C.size_t(unsafe.Sizeof(st)))
-		})
+		return call(func() C.enum_wtd_result { return C.wtd_cluster_broadcaster_get_stats(h, &st) })
 	})
 	us := func(v C.uint64_t) time.Duration { return time.Duration(v) * time.Microsecond }
 	return ChannelStats{

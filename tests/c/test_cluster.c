@@ -105,10 +105,21 @@ static void case_a_arguments(wtd_cluster *c, wtd_broadcaster *b) {
     CHECK(j == NULL);
     size_t n = 7;
     CHECK_RC(wtd_cluster_broadcaster_broadcast(NULL, U("x"), 1, 0, 0, &n), WTD_ERR_INVALID_ARGUMENT);
-    CHECK_RC(wtd_cluster_broadcaster_get_stats(NULL, NULL, 0), WTD_ERR_INVALID_ARGUMENT);
+    CHECK_RC(wtd_cluster_broadcaster_get_stats(NULL, NULL), WTD_ERR_INVALID_ARGUMENT);
     CHECK_RC(wtd_cluster_broadcaster_wait_bus_ready(NULL, 0), WTD_ERR_INVALID_ARGUMENT);
-    CHECK_RC(wtd_cluster_get_stats(NULL, NULL, 0), WTD_ERR_INVALID_ARGUMENT);
-    CHECK_RC(wtd_cluster_get_stats(c, NULL, sizeof(wtd_cluster_stats)), WTD_ERR_INVALID_ARGUMENT);
+    CHECK_RC(wtd_cluster_get_stats(NULL, NULL), WTD_ERR_INVALID_ARGUMENT);
+    CHECK_RC(wtd_cluster_get_stats(c, NULL), WTD_ERR_INVALID_ARGUMENT);
+    {
+        /* A size below the struct's first version is refused; nothing is written. */
+        wtd_cluster_stats small;
+        memset(&small, 0xcd, sizeof small);
+        small.size = sizeof small - 1;
+        CHECK_RC(wtd_cluster_get_stats(c, &small), WTD_ERR_INVALID_ARGUMENT);
+        char msg[256];
+        wtd_last_error_message(msg, sizeof msg);
+        CHECK(strstr(msg, "sizeof(wtd_cluster_stats)") != NULL);
+        CHECK_U64(small.connects, 0xcdcdcdcdcdcdcdcdULL);
+    }
     CHECK(!wtd_cluster_is_connected(NULL));
     CHECK(!wtd_cluster_broadcaster_is_bus_ready(NULL));
     CHECK_U64(wtd_cluster_broadcaster_origin(NULL), 0);
@@ -181,7 +192,8 @@ static void run(const char *nats_url, wtd_client *client) {
     int64_t end = now_ms() + 20000;
     do {
         memset(&st, 0xab, sizeof st);
-        CHECK_OK(wtd_cluster_broadcaster_get_stats(ja, &st, sizeof st));
+        st.size = sizeof st;
+        CHECK_OK(wtd_cluster_broadcaster_get_stats(ja, &st));
     } while (st.delivered_local < 2 && now_ms() < end && (sleep_ms(2), 1));
     CHECK_U64(st.broadcasts, 1);
     CHECK_U64(st.published, 1);
@@ -199,22 +211,28 @@ static void run(const char *nats_url, wtd_client *client) {
     CHECK(st.latency_min_us <= st.latency_avg_us && st.latency_avg_us <= st.latency_max_us);
 
     wtd_cluster_stats cs;
-    CHECK_OK(wtd_cluster_get_stats(ca, &cs, sizeof cs));
+    cs.size = sizeof cs;
+    CHECK_OK(wtd_cluster_get_stats(ca, &cs));
+    CHECK_U64(cs.size, sizeof cs);
     CHECK_U64(cs.connects, 1);
     CHECK_U64(cs.reconnects, 0);
     CHECK_U64(cs.disconnects, 0);
     CHECK_U64(cs.max_payload, 1024 * 1024);
     CHECK(cs.connected);
 
-    /* C: a caller with a shorter struct gets only what it asked for. */
-    unsigned char buf[sizeof(wtd_cluster_broadcaster_stats) + 8];
+    /* C: a caller compiled against a later, longer struct gets this version's fields
+     * and its extra bytes are left alone; its size field stays as it set it. */
+    unsigned char buf[sizeof(wtd_cluster_broadcaster_stats) + 16];
     memset(buf, 0xee, sizeof buf);
-    CHECK_OK(wtd_cluster_broadcaster_get_stats(ja, (wtd_cluster_broadcaster_stats *)(void *)buf, 8));
-    uint64_t first;
-    memcpy(&first, buf, 8);
-    CHECK_U64(first, 1); /* broadcasts */
+    size_t big = sizeof buf;
+    memcpy(buf, &big, sizeof big);
+    CHECK_OK(wtd_cluster_broadcaster_get_stats(ja, (wtd_cluster_broadcaster_stats *)(void *)buf));
+    wtd_cluster_broadcaster_stats got;
+    memcpy(&got, buf, sizeof got);
+    CHECK_U64(got.size, sizeof buf);
+    CHECK_U64(got.broadcasts, 1);
     int untouched = 1;
-    for (size_t i = 8; i < sizeof buf; i++) untouched &= buf[i] == 0xee;
+    for (size_t i = sizeof got; i < sizeof buf; i++) untouched &= buf[i] == 0xee;
     CHECK(untouched);
 
     /* D: a bus that is not there, not waited for: local delivery, counted failure. */
@@ -238,7 +256,8 @@ static void run(const char *nats_url, wtd_client *client) {
         CHECK(pull_until(3, 2, 20000)); /* client 0 only: the bus is not there */
         CHECK_U64(g_got[0], 3);
         CHECK_STR(g_last[0], "alone");
-        CHECK_OK(wtd_cluster_broadcaster_get_stats(jx, &st, sizeof st));
+        st.size = sizeof st;
+        CHECK_OK(wtd_cluster_broadcaster_get_stats(jx, &st));
         CHECK_U64(st.published, 0);
         CHECK_U64(st.bus_failures, 1);
         CHECK(!st.bus_ready);

@@ -1370,8 +1370,9 @@ public:
         return n;
     }
     wtd_cluster_broadcaster_stats stats() const {
-        wtd_cluster_broadcaster_stats st;
-        detail::check(wtd_cluster_broadcaster_get_stats(raw(), &st, sizeof st));
+        wtd_cluster_broadcaster_stats st{};
+        st.size = sizeof st;
+        detail::check(wtd_cluster_broadcaster_get_stats(raw(), &st));
         return st;
     }
     bool is_bus_ready() const noexcept { return wtd_cluster_broadcaster_is_bus_ready(h_.get()); }
@@ -1406,8 +1407,9 @@ public:
     }
     bool is_connected() const noexcept { return wtd_cluster_is_connected(h_.get()); }
     wtd_cluster_stats stats() const {
-        wtd_cluster_stats st;
-        detail::check(wtd_cluster_get_stats(raw(), &st, sizeof st));
+        wtd_cluster_stats st{};
+        st.size = sizeof st;
+        detail::check(wtd_cluster_get_stats(raw(), &st));
         return st;
     }
     wtd_cluster *get() const noexcept { return h_.get(); }

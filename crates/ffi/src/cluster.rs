@@ -13,6 +13,7 @@ use super::runtime::RuntimeInner;
 use super::types::{
     wtd_broadcaster, wtd_cluster, wtd_cluster_broadcaster, wtd_cluster_config, wtd_runtime,
 };
+use super::versioned::{self, versioned};
 use wtdatagram::cluster::{
     ChannelStats, Cluster, ClusterAuth, ClusterBroadcaster, ClusterConfig, ClusterStats,
 };
@@ -64,10 +65,14 @@ unsafe impl Castable for wtd_cluster_broadcaster {
     }
 }
 
-/// Counters of a cluster's connection (wtd_cluster_get_stats).
+/// Counters of a cluster's connection (wtd_cluster_get_stats). Versioned by its size,
+/// as wtd_server_stats: set `size` to sizeof(wtd_cluster_stats) before the call; the
+/// library fills only the fields that fit, so the struct can grow at the end.
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy)]
 pub struct wtd_cluster_stats {
+    /// Set by the caller: sizeof(wtd_cluster_stats).
+    pub size: usize,
     /// Successful connections, the first included.
     pub connects: u64,
     /// Connections after the first (each followed a disconnection).
@@ -79,11 +84,18 @@ pub struct wtd_cluster_stats {
     /// Whether the connection is up now.
     pub connected: bool,
 }
+versioned!(
+    wtd_cluster_stats,
+    first_version = std::mem::size_of::<wtd_cluster_stats>()
+);
 
-/// Counters of a joined channel (wtd_cluster_broadcaster_get_stats).
+/// Counters of a joined channel (wtd_cluster_broadcaster_get_stats). Versioned by its
+/// size, as wtd_server_stats: set `size` to sizeof(wtd_cluster_broadcaster_stats) first.
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy)]
 pub struct wtd_cluster_broadcaster_stats {
+    /// Set by the caller: sizeof(wtd_cluster_broadcaster_stats).
+    pub size: usize,
     /// Broadcast calls carried out.
     pub broadcasts: u64,
     /// Broadcasts handed to the NATS client for sending.
@@ -125,22 +137,10 @@ pub struct wtd_cluster_broadcaster_stats {
     /// subscription is live on the server).
     pub bus_ready: bool,
 }
-
-/// Write `v` into the caller's struct of `size` bytes: the first `min(size, sizeof v)`
-/// bytes, so a program built against an older, shorter struct keeps working.
-///
-/// # Safety
-/// `out` must be NULL or valid for writes of `size` bytes.
-unsafe fn write_sized<T: Copy>(out: *mut T, size: usize, v: T) -> FfiResult<()> {
-    if out.is_null() {
-        return Err(FfiError::arg("out_stats is NULL"));
-    }
-    let n = size.min(std::mem::size_of::<T>());
-    // SAFETY: `out` is valid for `size` >= `n` bytes (this function's contract), `v` is a
-    // live local of at least `n` bytes, and the two do not overlap (`v` is ours).
-    unsafe { std::ptr::copy_nonoverlapping((&v as *const T).cast::<u8>(), out.cast::<u8>(), n) };
-    Ok(())
-}
+versioned!(
+    wtd_cluster_broadcaster_stats,
+    first_version = std::mem::size_of::<wtd_cluster_broadcaster_stats>()
+);
 
 /// The options behind a builder handle, for the setters.
 ///
@@ -524,29 +524,29 @@ pub unsafe extern "C" fn wtd_cluster_is_connected(cluster: *const wtd_cluster) -
     })
 }
 
-/// Read the connection's counters into `out_stats`, of `stats_size` bytes (pass
-/// sizeof(wtd_cluster_stats)): at most that many bytes are written, so the struct may
-/// grow in later versions.
+/// Read the connection's counters into `out_stats`, whose `size` the caller set to
+/// sizeof(wtd_cluster_stats). WTD_ERR_INVALID_ARGUMENT for a NULL `out_stats` or a
+/// smaller `size`.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_cluster_get_stats(
     cluster: *const wtd_cluster,
     out_stats: *mut wtd_cluster_stats,
-    stats_size: usize,
 ) -> wtd_result {
     guard(|| {
         // SAFETY: `cluster` is NULL or a live handle (the header's contract).
         let c = unsafe { handle::borrow(cluster, "cluster") }?;
         let s: ClusterStats = c.cluster.stats();
         let v = wtd_cluster_stats {
+            size: 0,
             connects: s.connects,
             reconnects: s.reconnects,
             disconnects: s.disconnects,
             max_payload: s.max_payload,
             connected: s.connected && !c.runtime.is_closed(),
         };
-        // SAFETY: `out_stats` is NULL or writable for `stats_size` bytes (the header's
-        // contract).
-        unsafe { write_sized(out_stats, stats_size, v) }
+        // SAFETY: `out_stats` is NULL or a caller-owned struct of this version, writable
+        // for the size it holds (the header's contract).
+        unsafe { versioned::write(out_stats, v) }
     })
 }
 
@@ -624,13 +624,13 @@ pub unsafe extern "C" fn wtd_cluster_broadcaster_broadcast(
     })
 }
 
-/// Read the channel's counters into `out_stats`, of `stats_size` bytes (pass
-/// sizeof(wtd_cluster_broadcaster_stats)): at most that many bytes are written.
+/// Read the channel's counters into `out_stats`, whose `size` the caller set to
+/// sizeof(wtd_cluster_broadcaster_stats). WTD_ERR_INVALID_ARGUMENT for a NULL
+/// `out_stats` or a smaller `size`.
 #[no_mangle]
 pub unsafe extern "C" fn wtd_cluster_broadcaster_get_stats(
     broadcaster: *const wtd_cluster_broadcaster,
     out_stats: *mut wtd_cluster_broadcaster_stats,
-    stats_size: usize,
 ) -> wtd_result {
     guard(|| {
         // SAFETY: `broadcaster` is NULL or a live handle (the header's contract).
@@ -638,6 +638,7 @@ pub unsafe extern "C" fn wtd_cluster_broadcaster_get_stats(
         let s: ChannelStats = b.b.stats();
         let closed = b.runtime.is_closed();
         let v = wtd_cluster_broadcaster_stats {
+            size: 0,
             broadcasts: s.broadcasts,
             published: s.published,
             bus_failures: s.bus_failures,
@@ -660,9 +661,9 @@ pub unsafe extern "C" fn wtd_cluster_broadcaster_get_stats(
             bus_connected: s.bus_connected && !closed,
             bus_ready: s.bus_ready && !closed,
         };
-        // SAFETY: `out_stats` is NULL or writable for `stats_size` bytes (the header's
-        // contract).
-        unsafe { write_sized(out_stats, stats_size, v) }
+        // SAFETY: `out_stats` is NULL or a caller-owned struct of this version, writable
+        // for the size it holds (the header's contract).
+        unsafe { versioned::write(out_stats, v) }
     })
 }
 

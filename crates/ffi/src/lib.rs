@@ -25,3 +25,4 @@ pub mod session;
 pub mod stream;
 pub mod structured;
 pub mod types;
+mod versioned;

@@ -12,6 +12,7 @@ use super::session::make_session;
 use super::types::{
     wtd_dialect, wtd_runtime, wtd_server, wtd_server_config, wtd_session, wtd_session_request,
 };
+use super::versioned::{self, versioned};
 use wtd_result::*;
 use wtdatagram::transport::{Server, SessionRequest};
 
@@ -460,6 +461,10 @@ pub struct wtd_server_stats {
     /// request timeout.
     pub requests_timed_out: u64,
 }
+versioned!(
+    wtd_server_stats,
+    first_version = std::mem::offset_of!(wtd_server_stats, connections) + 8
+);
 
 /// Read the server's counts and counters into `out_stats`, whose `size` the caller set
 /// (see wtd_server_stats). WTD_ERR_INVALID_ARGUMENT if `size` is smaller than the first
@@ -472,22 +477,9 @@ pub unsafe extern "C" fn wtd_server_get_stats(
     guard(|| {
         // SAFETY: `server` is NULL or a live handle (the header's contract).
         let s = unsafe { handle::borrow(server, "server") }?;
-        if out_stats.is_null() {
-            return Err(FfiError::arg("out_stats is NULL"));
-        }
-        // SAFETY: out_stats is non-NULL and, per the documented contract, points to a
-        // caller-owned wtd_server_stats (of this or an older, shorter version), which
-        // always begins with its aligned `size` field.
-        let size = unsafe { std::ptr::addr_of!((*out_stats).size).read() };
-        let min = std::mem::offset_of!(wtd_server_stats, connections) + 8;
-        if size < min {
-            return Err(FfiError::arg(format!(
-                "out_stats->size is {size}: set it to sizeof(wtd_server_stats)"
-            )));
-        }
         let st = s.server.stats();
         let full = wtd_server_stats {
-            size,
+            size: 0,
             connections: st.connections,
             sessions: st.sessions,
             pending_requests: st.pending_requests,
@@ -501,16 +493,8 @@ pub unsafe extern "C" fn wtd_server_get_stats(
             requests_too_large: st.requests_too_large,
             requests_timed_out: st.requests_timed_out,
         };
-        let n = size.min(std::mem::size_of::<wtd_server_stats>());
-        // SAFETY: `full` is a live value of n <= its size bytes, and the caller promised
-        // `size` >= n writable bytes at out_stats; the regions cannot overlap.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                (&full as *const wtd_server_stats).cast::<u8>(),
-                out_stats.cast::<u8>(),
-                n,
-            )
-        };
-        Ok(())
+        // SAFETY: `out_stats` is NULL or a caller-owned wtd_server_stats of this or an
+        // older version, writable for the size it holds (the header's contract).
+        unsafe { versioned::write(out_stats, full) }
     })
 }

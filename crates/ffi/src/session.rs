@@ -14,6 +14,7 @@ use super::runtime::RuntimeInner;
 use super::types::{
     close_parts, wtd_buffer, wtd_close_kind, wtd_congestion_controller, wtd_dialect, wtd_session,
 };
+use super::versioned::{self, versioned};
 use wtd_result::*;
 use wtdatagram::transport::{CloseReason, ConnectionStats, DatagramHandler, Session};
 
@@ -716,6 +717,10 @@ pub struct wtd_connection_stats {
     /// The congestion controller in use on the connection, as quinn reports it.
     pub congestion_controller: wtd_congestion_controller,
 }
+versioned!(
+    wtd_connection_stats,
+    first_version = std::mem::offset_of!(wtd_connection_stats, rtt_us) + 8
+);
 
 /// Write `st` into the caller's `out`, at most the `size` bytes it announced.
 ///
@@ -726,21 +731,9 @@ pub(crate) unsafe fn fill_connection_stats(
     out: *mut wtd_connection_stats,
     st: &ConnectionStats,
 ) -> FfiResult<()> {
-    if out.is_null() {
-        return Err(FfiError::arg("out_stats is NULL"));
-    }
-    // SAFETY: non-NULL and, per the documented contract, a caller-owned struct that
-    // always begins with its aligned `size` field.
-    let size = unsafe { std::ptr::addr_of!((*out).size).read() };
-    let min = std::mem::offset_of!(wtd_connection_stats, rtt_us) + 8;
-    if size < min {
-        return Err(FfiError::arg(format!(
-            "out_stats->size is {size}: set it to sizeof(wtd_connection_stats)"
-        )));
-    }
     let us = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     let full = wtd_connection_stats {
-        size,
+        size: 0,
         rtt_us: us(st.rtt),
         rtt_variance_us: st.rtt_variance.map_or(u64::MAX, us),
         min_rtt_us: us(st.min_rtt),
@@ -762,17 +755,8 @@ pub(crate) unsafe fn fill_connection_stats(
         pacing_rate: st.pacing_rate.unwrap_or(u64::MAX),
         congestion_controller: st.congestion_controller.into(),
     };
-    let n = size.min(std::mem::size_of::<wtd_connection_stats>());
-    // SAFETY: `full` is a live value of n <= its size bytes, and the caller promised
-    // `size` >= n writable bytes at `out`; the regions cannot overlap.
-    unsafe {
-        std::ptr::copy_nonoverlapping(
-            (&full as *const wtd_connection_stats).cast::<u8>(),
-            out.cast::<u8>(),
-            n,
-        )
-    };
-    Ok(())
+    // SAFETY: this function's contract is `versioned::write`'s.
+    unsafe { versioned::write(out, full) }
 }
 
 /// Read the transport statistics of the session's QUIC connection (RTT, congestion
