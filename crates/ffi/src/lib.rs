@@ -22,4 +22,5 @@ pub mod server;
 pub mod session;
 pub mod stream;
 pub mod structured;
+pub mod transcode;
 pub mod types;
