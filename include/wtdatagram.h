@@ -2000,6 +2000,34 @@ enum wtd_result wtd_structured_close(const struct wtd_structured *structured);
 // Whether the transport, or its session, is closed (false for NULL).
 bool wtd_structured_is_closed(const struct wtd_structured *structured);
 
+// Convert one serialized value: `data`/`len` is read as format `from` reads it (one
+// whole value: JSON as Python's json.loads reads it, NaN and Infinity allowed;
+// MessagePack as msgpack-python's unpackb reads it, no extension types) and written into
+// `out` as format `to` writes it, byte-identical to what a wtd_structured transport of
+// that format sends (WTD_SERIALIZER_JSON: Python's `json.dumps(obj)`,
+// WTD_SERIALIZER_JSON_COMPACT: with separators `(",", ":")`, WTD_SERIALIZER_MSGPACK:
+// msgpack-python's `packb(obj)`). E.g. MessagePack `82 a1 61 cb 3ff0000000000000 a1 62
+// c4 01 ff` (`{"a": 1.0, "b": b"\xff"}`) becomes the JSON `{"a": 1.0, "b": [255]}`
+// (bytes as an array of their values; Python cannot write bytes as JSON). `from` equal
+// to `to` re-emits the value in that format's form (MessagePack: a float 32 becomes the
+// float 64 of the same value, integers and lengths their most compact form).
+//
+// On success `*out_len` gets the size written. If the result does not fit in `cap`
+// bytes, nothing is written to `out`, `*out_len` gets the size needed and
+// WTD_ERR_BUFFER_TOO_SMALL is returned (`out` may be NULL when `cap` is 0: a size
+// query). WTD_ERR_INVALID_DATA if `data` does not decode in `from`;
+// WTD_ERR_INVALID_ARGUMENT if the value cannot be written in `to` (a JSON map key that
+// is bytes, an array or a map; arrays and maps nested deeper than 128), for a `from` or
+// `to` that is no wtd_serializer, or NULL `data` (with `len` > 0), `out` (with `cap` >
+// 0) or `out_len`. Stateless and thread-safe; needs no runtime.
+enum wtd_result wtd_serializer_transcode(enum wtd_serializer from,
+                                         enum wtd_serializer to,
+                                         const uint8_t *data,
+                                         size_t len,
+                                         uint8_t *out,
+                                         size_t cap,
+                                         size_t *out_len);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -136,55 +136,71 @@ func typedVectors() map[string]any {
 	}
 }
 
-func mustJSON(t *testing.T, n *node, sep separators) string {
-	t.Helper()
-	b, err := appendJSON(nil, n, sep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
+// TestSharedVectorsGeneric checks the library's serializers as the binding reaches
+// them (wtd_serializer_transcode): every vector's MessagePack, and a JSON-sourced
+// vector's JSON texts, to every format.
 func TestSharedVectorsGeneric(t *testing.T) {
 	for name, v := range loadVectors(t) {
-		var n node
+		mp := mustHex(t, v.MsgPack)
+		type source struct {
+			f    Format
+			data []byte
+		}
+		sources := []source{{FormatMsgPack, mp}}
 		if v.Input != "" {
-			var err error
-			if n, err = parseJSON([]byte(v.Input)); err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
+			sources = append(sources, source{FormatJSON, []byte(v.Input)}, source{FormatJSON, []byte(v.JSON)},
+				source{FormatJSONCompact, []byte(v.JSONCompact)})
 			if got, _ := FormatJSON.Normalize([]byte(v.Input)); string(got) != v.JSON {
 				t.Errorf("%s: normalize %s", name, got)
 			}
 			if got, _ := FormatJSONCompact.Normalize([]byte(v.Input)); string(got) != v.JSONCompact {
 				t.Errorf("%s: normalize compact %s", name, got)
 			}
-		} else {
-			// MessagePack-sourced: reading and writing it again gives the same bytes.
-			var err error
-			if n, err = decodeMsgPack(mustHex(t, v.MsgPack)); err != nil {
-				t.Fatalf("%s: %v", name, err)
+		}
+		if got, err := FormatMsgPack.Normalize(mp); err != nil || !bytes.Equal(got, mp) {
+			t.Errorf("%s: normalize msgpack %x %v", name, got, err)
+		}
+		for _, src := range sources {
+			var buf []byte
+			if got, err := transcode(src.f, FormatMsgPack, src.data, &buf); err != nil || !bytes.Equal(got, mp) {
+				t.Errorf("%s: %s -> msgpack\n got %x (%v)\nwant %s", name, src.f, got, err, v.MsgPack)
+			}
+			if v.JSON == "" {
+				continue // Python cannot write it as JSON
+			}
+			if got, err := transcode(src.f, FormatJSON, src.data, &buf); err != nil || string(got) != v.JSON {
+				t.Errorf("%s: %s -> json\n got %s (%v)\nwant %s", name, src.f, got, err, v.JSON)
+			}
+			if got, err := transcode(src.f, FormatJSONCompact, src.data, &buf); err != nil || string(got) != v.JSONCompact {
+				t.Errorf("%s: %s -> json compact\n got %s (%v)\nwant %s", name, src.f, got, err, v.JSONCompact)
 			}
 		}
-		if v.JSON != "" {
-			if got := mustJSON(t, &n, pySeps); got != v.JSON {
-				t.Errorf("%s: json\n got %s\nwant %s", name, got, v.JSON)
-			}
-			if got := mustJSON(t, &n, compactSeps); got != v.JSONCompact {
-				t.Errorf("%s: json compact\n got %s\nwant %s", name, got, v.JSONCompact)
-			}
-		}
-		mp, err := encodeMsgPack(&n)
-		if err != nil || hex.EncodeToString(mp) != v.MsgPack {
-			t.Errorf("%s: msgpack\n got %x (%v)\nwant %s", name, mp, err, v.MsgPack)
-		}
-		// MessagePack reads back to the same value.
-		back, err := decodeMsgPack(mp)
+	}
+}
+
+// TestTranscodeBuffer: results larger than the first guess (4x the input) and than
+// the kept buffer (64 KiB) come back whole.
+func TestTranscodeBuffer(t *testing.T) {
+	for _, n := range []int{1000, 20000} {
+		raw := bytes.Repeat([]byte{0xff}, n)
+		mp, err := FormatMsgPack.Marshal(raw)
 		if err != nil {
-			t.Fatalf("%s: %v", name, err)
+			t.Fatal(err)
 		}
-		if again, _ := encodeMsgPack(&back); !bytes.Equal(again, mp) {
-			t.Errorf("%s: msgpack read back as %x", name, again)
+		var buf []byte
+		js, err := transcode(FormatMsgPack, FormatJSON, mp, &buf)
+		if err != nil || len(js) != 5*n || !strings.HasPrefix(string(js), "[255, 255") {
+			t.Fatalf("%d: %d bytes %v", n, len(js), err)
+		}
+		if n == 1000 && len(buf) != len(js) {
+			t.Fatalf("buffer of %d kept for %d", len(buf), len(js))
+		}
+		if n == 20000 && len(buf) >= len(js) {
+			t.Fatalf("a buffer of %d bytes was kept", len(buf))
+		}
+		var back []byte
+		if err := FormatMsgPack.Unmarshal(mp, &back); err != nil || !bytes.Equal(back, raw) {
+			t.Fatalf("%d: unmarshal %d bytes %v", n, len(back), err)
 		}
 	}
 }
@@ -270,6 +286,9 @@ func TestSerializerRules(t *testing.T) {
 		Omit     string           `json:"omit,omitempty"`
 		OmitZero time.Time        `json:"oz,omitzero"`
 		Quoted   int              `json:"q,string"`
+		QuotedF  float64          `json:"qf,string"`
+		QuotedS  string           `json:"qs,string"`
+		QuotedN  *int             `json:"qn,string"`
 		Raw      []byte           `json:"raw"`
 		NilSlice []int            `json:"nil_slice"`
 		F32      float32          `json:"f32"`
@@ -283,9 +302,10 @@ func TestSerializerRules(t *testing.T) {
 		Iface    map[string]any   `json:"iface"`
 		NoTag    bool
 		Unicode  string `json:"ü"`
+		Invalid  string `json:"bad"`
 	}
 	v := rules{
-		Skip: 1, Quoted: 42, Raw: []byte{0, 1, 0xff}, F32: 0.1, NaN: math.NaN(),
+		Skip: 1, Quoted: 42, QuotedF: 1, QuotedS: "é", Invalid: "a\xffb", Raw: []byte{0, 1, 0xff}, F32: 0.1, NaN: math.NaN(),
 		Keys: map[textKey]bool{{1, 2}: true, {0, 0}: false}, IntKeys: map[int]string{10: "x", 9: "y"},
 		Custom: custom{"é"}, Time: time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC), Ptr: &inner{3},
 		Any: 2.0, Iface: map[string]any{"b": []any{1, "<&>"}, "a": nil}, NoTag: true, Unicode: "ß",
@@ -296,9 +316,9 @@ func TestSerializerRules(t *testing.T) {
 	}
 	// Python's json.dumps of the same dict (default separators; NaN as NaN; int keys
 	// as their text, Go's map keys sorted by that text).
-	want := `{"q": "42", "raw": "AAH/", "nil_slice": null, "f32": 0.1, "nan": NaN, "keys": {"aa": false, "bc": true}, ` +
+	want := `{"q": "42", "qf": "1.0", "qs": "\"\\u00e9\"", "qn": null, "raw": "AAH/", "nil_slice": null, "f32": 0.1, "nan": NaN, "keys": {"aa": false, "bc": true}, ` +
 		`"int_keys": {"10": "x", "9": "y"}, "custom": {"z": 1.5, "a": ["\u00e9"]}, "time": "2024-05-06T07:08:09Z", ` +
-		`"ptr": {"a": 3}, "any": 2.0, "iface": {"a": null, "b": [1, "<&>"]}, "NoTag": true, "\u00fc": "\u00df"}`
+		`"ptr": {"a": 3}, "any": 2.0, "iface": {"a": null, "b": [1, "<&>"]}, "NoTag": true, "\u00fc": "\u00df", "bad": "a\ufffdb"}`
 	if string(js) != want {
 		t.Fatalf("json\n got %s\nwant %s", js, want)
 	}
@@ -311,7 +331,8 @@ func TestSerializerRules(t *testing.T) {
 	if !bytes.Contains(mp, []byte("\xa3raw\xc4\x03\x00\x01\xff")) ||
 		!bytes.Contains(mp, []byte("\xa3f32\xcb\x3f\xb9\x99\x99\x99\x99\x99\x9a")) ||
 		!bytes.Contains(mp, []byte("\xa3nan\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00")) ||
-		!bytes.Contains(mp, []byte("\xa8int_keys\x82\x0a\xa1x\x09\xa1y")) {
+		!bytes.Contains(mp, []byte("\xa8int_keys\x82\x0a\xa1x\x09\xa1y")) ||
+		!bytes.Contains(mp, []byte("\xa3bad\xa5a\xef\xbf\xbdb")) { // U+FFFD for the invalid byte
 		t.Fatalf("msgpack %x", mp)
 	}
 	var back struct {

@@ -168,17 +168,14 @@ func (st *Stream) SendWait(ctx context.Context, b []byte, prio Priority, ttl tim
 // SendJSON sends v as pywebtransport's send_json does, Python's
 // json.dumps(data, separators=(",", ":")): v is converted with encoding/json's
 // field rules (FormatJSONCompact.Marshal: struct fields in declaration order, map
-// keys sorted, floats spelled like Python, "1.0" and "1e-05", NaN as NaN) and
-// the library sends it with non-ASCII escaped as \uXXXX.
+// keys sorted, floats spelled like Python, "1.0" and "1e-05", NaN as NaN,
+// non-ASCII escaped as \uXXXX). The text is the library's JSON writer's, so it is
+// sent as it is (what wtd_stream_send_json would send for it).
 func (st *Stream) SendJSON(v any, prio Priority, ttl time.Duration) error {
-	b, err := FormatJSONCompact.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return st.use(func(h *C.wtd_stream) error {
-		p, n := bytesPtr(b)
-		return call(func() C.enum_wtd_result {
-			return C.wtd_stream_send_json(h, (*C.char)(unsafe.Pointer(p)), n, C.uint8_t(prio), ttlMs(ttl))
+	return FormatJSONCompact.marshal(v, func(b []byte) error {
+		return st.use(func(h *C.wtd_stream) error {
+			p, n := bytesPtr(b)
+			return call(func() C.enum_wtd_result { return C.wtd_stream_send(h, p, n, C.uint8_t(prio), ttlMs(ttl)) })
 		})
 	})
 }

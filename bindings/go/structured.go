@@ -256,11 +256,7 @@ func (t *Structured) Send(v any) error {
 	if !ok {
 		return &Error{Code: CodeInvalidArgument, Msg: fmt.Sprintf("serialization error: type not registered: %T", v)}
 	}
-	payload, err := t.format.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return t.SendRaw(id, payload)
+	return t.format.marshal(v, func(payload []byte) error { return t.SendRaw(id, payload) })
 }
 
 // SendRaw queues an already-serialized payload under a registered id (JSON is

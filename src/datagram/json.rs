@@ -34,8 +34,8 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use super::value::Value;
 pub use super::value::MAX_DEPTH;
+use super::value::{Value, WRITE_CAPACITY};
 
 /// The item and key separators of JSON text (Python's `separators` argument).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -78,7 +78,7 @@ pub struct JsonError(String);
 /// `value` as JSON text, UTF-8 (ASCII in fact), exactly as Python's `json.dumps`
 /// writes it with `separators`.
 pub fn to_vec(value: &Value, separators: Separators) -> Result<Vec<u8>, JsonError> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(WRITE_CAPACITY);
     write_value(&mut out, value, separators, 0)?;
     Ok(out)
 }
@@ -93,9 +93,9 @@ fn write_value(
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::I64(i) => out.extend_from_slice(i.to_string().as_bytes()),
-        Value::U64(u) => out.extend_from_slice(u.to_string().as_bytes()),
-        Value::F64(f) => out.extend_from_slice(json_float(*f).as_bytes()),
+        Value::I64(i) => write_int(out, *i),
+        Value::U64(u) => write_uint(out, *u),
+        Value::F64(f) => write_json_float(out, *f),
         Value::String(s) => write_string(out, s),
         Value::Bytes(b) => {
             out.push(b'[');
@@ -103,7 +103,7 @@ fn write_value(
                 if i > 0 {
                     out.extend_from_slice(sep.item().as_bytes());
                 }
-                out.extend_from_slice(byte.to_string().as_bytes());
+                write_uint(out, u64::from(*byte));
             }
             out.push(b']');
         }
@@ -181,10 +181,21 @@ pub(crate) fn key_text(k: &Value) -> Result<Cow<'_, str>, JsonError> {
 
 /// `s` quoted and escaped like Python's `json.dumps` with `ensure_ascii`.
 fn write_string(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, c) in s.char_indices() {
+    let (mut start, mut i) = (0, 0);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\' {
+            i += 1; // printable ASCII: copied as a run
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        let c = s[i..]
+            .chars()
+            .next()
+            .expect("a char starts at a char boundary");
         let short: &[u8] = match c {
             '"' => b"\\\"",
             '\\' => b"\\\\",
@@ -193,33 +204,61 @@ fn write_string(out: &mut Vec<u8>, s: &str) {
             '\t' => b"\\t",
             '\u{8}' => b"\\b",
             '\u{c}' => b"\\f",
-            ' '..='~' => continue,
             _ => b"",
         };
-        out.extend_from_slice(&bytes[start..i]);
         if short.is_empty() {
             let mut units = [0u16; 2];
-            for u in c.encode_utf16(&mut units) {
-                out.extend_from_slice(format!("\\u{u:04x}").as_bytes());
+            for &u in c.encode_utf16(&mut units).iter() {
+                let h = |shift: u16| HEX[usize::from((u >> shift) & 0xf)];
+                out.extend_from_slice(&[b'\\', b'u', h(12), h(8), h(4), h(0)]);
             }
         } else {
             out.extend_from_slice(short);
         }
-        start = i + c.len_utf8();
+        i += c.len_utf8();
+        start = i;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
 }
 
+/// An integer in decimal, without allocating.
+fn write_uint(out: &mut Vec<u8>, mut u: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (u % 10) as u8;
+        u /= 10;
+        if u == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+fn write_int(out: &mut Vec<u8>, i: i64) {
+    if i < 0 {
+        out.push(b'-');
+    }
+    write_uint(out, i.unsigned_abs());
+}
+
 /// A float as Python's JSON encoder writes it: `repr` for finite values, `NaN`,
 /// `Infinity` and `-Infinity` otherwise.
 pub(crate) fn json_float(v: f64) -> String {
+    let mut out = Vec::new();
+    write_json_float(&mut out, v);
+    String::from_utf8(out).expect("ASCII")
+}
+
+fn write_json_float(out: &mut Vec<u8>, v: f64) {
     if v.is_nan() {
-        "NaN".into()
+        out.extend_from_slice(b"NaN");
     } else if v.is_infinite() {
-        if v > 0.0 { "Infinity" } else { "-Infinity" }.into()
+        out.extend_from_slice(if v > 0.0 { b"Infinity" } else { b"-Infinity" });
     } else {
-        python_float_repr(v)
+        write_python_float(out, v);
     }
 }
 
@@ -227,32 +266,69 @@ pub(crate) fn json_float(v: f64) -> String {
 /// decimal exponents -4..16 (always with a fraction, `1.0`), scientific otherwise
 /// with a signed exponent of at least two digits (`1e-05`, `1e+16`).
 pub fn python_float_repr(v: f64) -> String {
-    let sci = format!("{:e}", v.abs()); // shortest digits: "1.5e-5", "1e16", "0e0"
-    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let digits: String = mant.chars().filter(|c| *c != '.').collect();
-    let sign = if v.is_sign_negative() { "-" } else { "" };
+    let mut out = Vec::new();
+    write_python_float(&mut out, v);
+    String::from_utf8(out).expect("ASCII")
+}
+
+/// [`python_float_repr`] appended to `out`, without allocating.
+fn write_python_float(out: &mut Vec<u8>, v: f64) {
+    use std::io::Write;
+    // Rust's `{:e}` has the shortest round-trip digits: "1.5e-5", "1e16", "0e0". It is
+    // written at the end of `out`, read into `digits` and `exp`, and replaced.
+    let start = out.len();
+    write!(out, "{:e}", v.abs()).expect("writing to a Vec");
+    let mut digits = [0u8; 24];
+    let mut n = 0;
+    let mut exp: i32 = 0;
+    let mut exp_sign = 1;
+    let mut in_exp = false;
+    for &b in &out[start..] {
+        match b {
+            b'e' => in_exp = true,
+            b'-' => exp_sign = -1,
+            b'.' => {}
+            d if in_exp => exp = exp * 10 + i32::from(d - b'0'),
+            d => {
+                digits[n] = d;
+                n += 1;
+            }
+        }
+    }
+    out.truncate(start);
+    let (digits, exp) = (&digits[..n], exp * exp_sign);
+    if v.is_sign_negative() {
+        out.push(b'-');
+    }
     if (-4..16).contains(&exp) {
         if exp >= 0 {
             let e = exp as usize;
-            let (int, frac) = if digits.len() > e + 1 {
-                (digits[..e + 1].to_string(), digits[e + 1..].to_string())
+            if digits.len() > e + 1 {
+                out.extend_from_slice(&digits[..e + 1]);
+                out.push(b'.');
+                out.extend_from_slice(&digits[e + 1..]);
             } else {
-                (format!("{digits:0<width$}", width = e + 1), "0".to_string())
-            };
-            format!("{sign}{int}.{frac}")
+                out.extend_from_slice(digits);
+                out.resize(out.len() + (e + 1 - digits.len()), b'0');
+                out.extend_from_slice(b".0");
+            }
         } else {
-            let zeros = "0".repeat((-exp - 1) as usize);
-            format!("{sign}0.{zeros}{digits}")
+            out.extend_from_slice(b"0.");
+            out.resize(out.len() + (-exp - 1) as usize, b'0');
+            out.extend_from_slice(digits);
         }
     } else {
-        let m = if digits.len() > 1 {
-            format!("{}.{}", &digits[..1], &digits[1..])
-        } else {
-            digits
-        };
-        let es = if exp < 0 { '-' } else { '+' };
-        format!("{sign}{m}e{es}{:02}", exp.abs())
+        out.push(digits[0]);
+        if digits.len() > 1 {
+            out.push(b'.');
+            out.extend_from_slice(&digits[1..]);
+        }
+        out.push(b'e');
+        out.push(if exp < 0 { b'-' } else { b'+' });
+        if exp.abs() < 10 {
+            out.push(b'0');
+        }
+        write_uint(out, u64::from(exp.unsigned_abs()));
     }
 }
 
@@ -366,7 +442,9 @@ impl Parser<'_> {
         self.enter(depth)?;
         self.pos += 1; // {
         let mut entries: Vec<(Value, Value)> = Vec::new();
-        let mut index: HashMap<String, usize> = HashMap::new();
+        // Where each key is, for a repeated key: a scan while the object is small, an
+        // index once it is not (a hostile object of many members stays linear).
+        let mut index: Option<HashMap<String, usize>> = None;
         self.skip_ws();
         if self.peek() == Some(b'}') {
             self.pos += 1;
@@ -386,10 +464,27 @@ impl Parser<'_> {
             self.skip_ws();
             let v = self.value(depth + 1)?;
             // A Python dict: a repeated key keeps its place and takes the last value.
-            match index.get(&key) {
-                Some(&i) => entries[i].1 = v,
+            const SCAN: usize = 16;
+            let found = if entries.len() < SCAN {
+                entries
+                    .iter()
+                    .position(|(k, _)| matches!(k, Value::String(k) if *k == key))
+            } else {
+                let index = index.get_or_insert_with(|| {
+                    let key_of = |(i, (k, _)): (usize, &(Value, Value))| match k {
+                        Value::String(k) => Some((k.clone(), i)),
+                        _ => None, // never: JSON keys are strings
+                    };
+                    entries.iter().enumerate().filter_map(key_of).collect()
+                });
+                index.get(&key).copied()
+            };
+            match found {
+                Some(i) => entries[i].1 = v,
                 None => {
-                    index.insert(key.clone(), entries.len());
+                    if let Some(index) = index.as_mut() {
+                        index.insert(key.clone(), entries.len());
+                    }
                     entries.push((Value::String(key), v));
                 }
             }
@@ -573,6 +668,20 @@ mod tests {
             py(r#"{"a":1,"b":2,"a":3}"#, Separators::Compact),
             r#"{"a":3,"b":2}"#
         );
+        // Also in an object too big to scan (repeats before and after the 16th member).
+        let members: Vec<String> = (0..40).map(|i| format!("\"k{i}\":{i}")).collect();
+        let text = format!("{{{},\"k3\":-3,\"k30\":-30,\"k3\":-4}}", members.join(","));
+        let want: Vec<String> = (0..40)
+            .map(|i| match i {
+                3 => "\"k3\":-4".to_string(),
+                30 => "\"k30\":-30".to_string(),
+                _ => format!("\"k{i}\":{i}"),
+            })
+            .collect();
+        assert_eq!(
+            py(&text, Separators::Compact),
+            format!("{{{}}}", want.join(","))
+        );
     }
 
     #[test]
@@ -623,6 +732,60 @@ mod tests {
             (5e-324, "5e-324"),
         ] {
             assert_eq!(python_float_repr(v), want, "{v:e}");
+        }
+    }
+
+    /// The allocating spelling the writer had before it wrote into the output
+    /// directly: `{:e}`'s shortest digits laid out as Python's repr.
+    fn reference_repr(v: f64) -> String {
+        let sci = format!("{:e}", v.abs());
+        let (mant, exp) = sci.split_once('e').unwrap();
+        let exp: i32 = exp.parse().unwrap();
+        let digits: String = mant.chars().filter(|c| *c != '.').collect();
+        let sign = if v.is_sign_negative() { "-" } else { "" };
+        if (-4..16).contains(&exp) {
+            if exp >= 0 {
+                let e = exp as usize;
+                if digits.len() > e + 1 {
+                    format!("{sign}{}.{}", &digits[..e + 1], &digits[e + 1..])
+                } else {
+                    format!("{sign}{digits:0<width$}.0", width = e + 1)
+                }
+            } else {
+                format!("{sign}0.{}{digits}", "0".repeat((-exp - 1) as usize))
+            }
+        } else {
+            let m = if digits.len() > 1 {
+                format!("{}.{}", &digits[..1], &digits[1..])
+            } else {
+                digits
+            };
+            let es = if exp < 0 { '-' } else { '+' };
+            format!("{sign}{m}e{es}{:02}", exp.abs())
+        }
+    }
+
+    #[test]
+    fn float_spelling_over_many_values() {
+        // Random bit patterns (every exponent) and random decimals near the
+        // positional/scientific boundaries, deterministic.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for i in 0..200_000 {
+            let v = if i % 2 == 0 {
+                f64::from_bits(next())
+            } else {
+                (next() % 1_000_000) as f64 * 10f64.powi((next() % 44) as i32 - 22)
+            };
+            if !v.is_finite() {
+                continue;
+            }
+            assert_eq!(python_float_repr(v), reference_repr(v), "{v:e}");
         }
     }
 

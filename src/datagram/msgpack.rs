@@ -19,12 +19,12 @@ use std::io;
 
 use serde::Serialize;
 
-use super::value::{Value, MAX_DEPTH};
+use super::value::{Value, MAX_DEPTH, WRITE_CAPACITY};
 use crate::transport::Error;
 
 /// `value` as MessagePack.
 pub fn to_vec(value: &Value) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(WRITE_CAPACITY);
     write(&mut out, value).map_err(|e| format!("serialization error: {e}"))?;
     Ok(out)
 }

@@ -18,6 +18,10 @@ use crate::transport::Error;
 /// MessagePack alike): deeper input is an error, not a stack overflow.
 pub const MAX_DEPTH: usize = 128;
 
+/// Room the JSON and MessagePack writers start with: a datagram's worth of bytes
+/// without regrowing the output on the way.
+pub(crate) const WRITE_CAPACITY: usize = 256;
+
 // ------------------------------------------------------------------------------------
 // Value
 

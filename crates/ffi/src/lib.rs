@@ -24,5 +24,6 @@ pub mod server;
 pub mod session;
 pub mod stream;
 pub mod structured;
+pub mod transcode;
 pub mod types;
 mod versioned;

@@ -39,7 +39,7 @@ pub enum wtd_serializer {
 }
 
 /// This module's C enums as exported functions receive them (see `error::CEnum`).
-mod c {
+pub(crate) mod c {
     /// cbindgen:ignore
     pub type wtd_serializer = crate::error::CEnum<super::wtd_serializer>;
 }
