@@ -436,6 +436,30 @@ static void test_loopback() {
         CHECK_THROWS(wtd::Structured(s2, WTD_SERIALIZER_JSON, 16), WTD_ERR_CLOSED);
     }
 
+    // 5a'. transcode: MessagePack {"a": 1.0, "b": b"\xff"} as Python's json.dumps and
+    // packb write it; a result larger than the first guess; bad input and bad enums.
+    {
+        const uint8_t mp[] = {0x82, 0xa1, 'a', 0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0,
+                              0xa1, 'b', 0xc4, 0x01, 0xff};
+        std::vector<uint8_t> j = wtd::transcode(WTD_SERIALIZER_MSGPACK, WTD_SERIALIZER_JSON,
+                                                wtd::bytes_view(mp, sizeof mp));
+        CHECK(wtd::bytes_view(j) == wtd::bytes_view("{\"a\": 1.0, \"b\": [255]}"));
+        std::vector<uint8_t> c = wtd::transcode(WTD_SERIALIZER_JSON, WTD_SERIALIZER_JSON_COMPACT, j);
+        CHECK(wtd::bytes_view(c) == wtd::bytes_view("{\"a\":1.0,\"b\":[255]}"));
+        // MessagePack [1, 1, ..., 1] (103 bytes) is 300 bytes of JSON: more than the
+        // wrapper's first guess, so it asks again with the size the library needs.
+        std::vector<uint8_t> ones = {0xdc, 0x00, 100};
+        ones.insert(ones.end(), 100, 0x01);
+        std::vector<uint8_t> spaced = wtd::transcode(WTD_SERIALIZER_MSGPACK, WTD_SERIALIZER_JSON, ones);
+        std::string want = "[";
+        for (int i = 0; i < 100; i++) want += i ? ", 1" : "1";
+        want += "]";
+        CHECK(wtd::bytes_view(spaced) == wtd::bytes_view(want));
+        CHECK_THROWS(wtd::transcode(WTD_SERIALIZER_JSON, WTD_SERIALIZER_MSGPACK, "{"), WTD_ERR_INVALID_DATA);
+        CHECK_THROWS(wtd::transcode(static_cast<wtd_serializer>(9), WTD_SERIALIZER_JSON, "1"),
+                     WTD_ERR_INVALID_ARGUMENT);
+    }
+
     // 5a. Structured transport (JSON) through the echo.
     {
         wtd::Session s = client.open_session(base + "/structured", {}, 5000);

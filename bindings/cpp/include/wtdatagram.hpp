@@ -1238,6 +1238,23 @@ private:
 // ------------------------------------------------------------------------------------
 // Structured transport
 
+// Convert one serialized value from one format to another (wtd_serializer_transcode):
+// JSON as Python's json.dumps writes it, compact JSON, MessagePack as packb writes it.
+// Throws wtd::Error with WTD_ERR_INVALID_DATA if `data` does not decode in `from`, with
+// WTD_ERR_INVALID_ARGUMENT if the value cannot be written in `to`. Needs no runtime.
+inline std::vector<uint8_t> transcode(wtd_serializer from, wtd_serializer to, bytes_view data) {
+    std::vector<uint8_t> out(data.size() + data.size() / 2 + 16);
+    size_t n = 0;
+    wtd_result r = wtd_serializer_transcode(from, to, data.data(), data.size(), out.data(), out.size(), &n);
+    if (r == WTD_ERR_BUFFER_TOO_SMALL) {
+        out.resize(n);
+        r = wtd_serializer_transcode(from, to, data.data(), data.size(), out.data(), out.size(), &n);
+    }
+    detail::check(r);
+    out.resize(n);
+    return out;
+}
+
 struct StructuredObject {
     uint16_t type_id = 0;
     std::vector<uint8_t> payload;
