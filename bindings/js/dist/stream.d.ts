@@ -111,6 +111,7 @@ export declare class DatagramStream {
     private readonly room;
     private readonly arrived;
     private nextSeq;
+    private sessionClosedPromise;
     private inFlight;
     private heartbeatTimer;
     private readonly s;

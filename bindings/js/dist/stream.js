@@ -12,7 +12,7 @@
 import { invalidArgument, WtdError } from "./errors.js";
 import * as message from "./message.js";
 import { PRIORITIES, RecvQueue, SendQueue } from "./queue.js";
-import { Signal, waitOn } from "./signal.js";
+import { Signal, sleep, waitOn } from "./signal.js";
 function isSession(s) {
     return s.datagrams !== undefined;
 }
@@ -59,6 +59,7 @@ export class DatagramStream {
         this.room = new Signal();
         this.arrived = new Signal();
         this.nextSeq = 0;
+        this.sessionClosedPromise = null;
         this.inFlight = 0;
         this.heartbeatTimer = null;
         this.s = {
@@ -110,7 +111,7 @@ export class DatagramStream {
         this.sendQ = new SendQueue(this.config.sendQueue);
         this.recvQ = new RecvQueue(this.config.recvQueue, this.config.recvOverflow);
         if (isSession(source) && source.closed !== undefined) {
-            source.closed.then((info) => this.sessionClosed({ closeCode: info?.closeCode ?? 0, reason: info?.reason ?? "", local: false }), (e) => this.sessionClosed({ closeCode: 0, reason: `session failed: ${String(e)}`, local: false }));
+            this.sessionClosedPromise = source.closed.then((info) => this.sessionClosed({ closeCode: info?.closeCode ?? 0, reason: info?.reason ?? "", local: false }), (e) => this.sessionClosed({ closeCode: 0, reason: `session failed: ${String(e)}`, local: false }));
         }
         void this.runReceiver();
         void this.runSender();
@@ -189,6 +190,10 @@ export class DatagramStream {
             /* the session failed or the lock was released */
         }
         this.readEnded = true;
+        // The datagrams end with the session: wait (briefly) for its close code and reason.
+        if (this.closedInfo === null && this.sessionClosedPromise !== null) {
+            await Promise.race([this.sessionClosedPromise, sleep(1000)]);
+        }
         try {
             this.reader.releaseLock();
         }

@@ -14,7 +14,7 @@ import { type CloseInfo, invalidArgument, WtdError } from "./errors.js";
 import * as message from "./message.js";
 import type { DecodeOptions } from "./json.js";
 import { PRIORITIES, RecvQueue, SendQueue, type Overflow } from "./queue.js";
-import { Signal, waitOn } from "./signal.js";
+import { Signal, sleep, waitOn } from "./signal.js";
 import type { Value } from "./value.js";
 
 /** What the stream needs of `WebTransport.datagrams` (a WebTransportDatagramDuplexStream). */
@@ -157,6 +157,7 @@ export class DatagramStream {
   private readonly room = new Signal();
   private readonly arrived = new Signal();
   private nextSeq = 0;
+  private sessionClosedPromise: Promise<void> | null = null;
   private inFlight = 0;
   private heartbeatTimer: ReturnType<typeof setInterval> | null = null;
   private readonly s = {
@@ -214,7 +215,7 @@ export class DatagramStream {
     this.sendQ = new SendQueue(this.config.sendQueue);
     this.recvQ = new RecvQueue(this.config.recvQueue, this.config.recvOverflow);
     if (isSession(source) && source.closed !== undefined) {
-      source.closed.then(
+      this.sessionClosedPromise = source.closed.then(
         (info) => this.sessionClosed({ closeCode: info?.closeCode ?? 0, reason: info?.reason ?? "", local: false }),
         (e: unknown) => this.sessionClosed({ closeCode: 0, reason: `session failed: ${String(e)}`, local: false }),
       );
@@ -297,6 +298,10 @@ export class DatagramStream {
       /* the session failed or the lock was released */
     }
     this.readEnded = true;
+    // The datagrams end with the session: wait (briefly) for its close code and reason.
+    if (this.closedInfo === null && this.sessionClosedPromise !== null) {
+      await Promise.race([this.sessionClosedPromise, sleep(1000)]);
+    }
     try {
       this.reader.releaseLock();
     } catch {
