@@ -20,11 +20,14 @@ use wtdatagram::{
     Verify,
 };
 
+#[path = "wtd/web.rs"]
+mod web;
+
 const USAGE: &str = "\
 wtd: WebTransport datagrams over HTTP/3
 
 USAGE:
-    wtd serve [--bind ADDR] [--cert PEM --key PEM] [--max N] [LIMITS]
+    wtd serve [--bind ADDR] [--cert PEM --key PEM] [--max N] [--web ADDR] [LIMITS]
     wtd connect URL [--hash HEX | --insecure | --ca PEM] [--origin ORIGIN]
                     [--count N [--size BYTES]]
     wtd bench URL [--hash HEX | --insecure | --ca PEM] [--duration SECS]
@@ -37,6 +40,10 @@ SERVE (echo server):
                       self-signed certificate, valid 13 days
     --key PEM         private key (PEM: PKCS#8, PKCS#1 or SEC1)
     --max N           exit after N sessions have closed (default: run until killed)
+    --web ADDR        also serve, over plain HTTP on ADDR (IP:PORT, or a PORT on
+                      127.0.0.1), a page that connects to this server with the
+                      JavaScript module and shows sessions, echoes, RTT, throughput
+                      and statistics; prints 'web http://ADDR/' at start
   LIMITS (what peers may make the server hold; defaults in the README's Limits section):
     --max-connections N      connections at once, handshakes included (10000)
     --max-sessions N         sessions at once over all connections (10000)
@@ -248,6 +255,7 @@ struct ServeOpts {
     max_connections: Option<usize>,
     max_sessions: Option<usize>,
     request_timeout: Option<Duration>,
+    web: Option<SocketAddr>,
 }
 
 /// `None`: `--help` was asked for.
@@ -255,6 +263,7 @@ fn parse_serve(mut args: Args) -> Result<Option<ServeOpts>, Fail> {
     let mut bind: SocketAddr = "127.0.0.1:4433".parse().expect("literal address");
     let (mut cert, mut key, mut max) = (None, None, None);
     let (mut max_connections, mut max_sessions, mut request_timeout) = (None, None, None);
+    let mut web = None;
     while let Some(arg) = args.next() {
         match arg {
             Arg::Opt(n, v) => match n.as_str() {
@@ -293,6 +302,7 @@ fn parse_serve(mut args: Args) -> Result<Option<ServeOpts>, Fail> {
                     }
                     request_timeout = Some(Duration::from_millis(ms));
                 }
+                "web" => web = Some(web::parse_addr(&args.value(&n, v)?).map_err(Fail::Usage)?),
                 "help" => return Ok(None),
                 _ => return usage(format!("serve: unknown option --{n}")),
             },
@@ -312,6 +322,7 @@ fn parse_serve(mut args: Args) -> Result<Option<ServeOpts>, Fail> {
         max_connections,
         max_sessions,
         request_timeout,
+        web,
     }))
 }
 
@@ -331,6 +342,7 @@ async fn serve(opts: ServeOpts) -> Result<i32, Fail> {
         }
     };
     let defaults = ServerConfig::default();
+    let self_signed = opts.cert.is_none();
     let server = Server::bind(ServerConfig {
         bind: opts.bind,
         tls,
@@ -340,8 +352,16 @@ async fn serve(opts: ServeOpts) -> Result<i32, Fail> {
         ..defaults
     })
     .map_err(|e| runtime(format!("cannot serve on {}: {e}", opts.bind)))?;
+    let server = Arc::new(server);
     say(format!("listening https://{}/", server.local_addr()));
     say(format!("cert-sha256 {}", hex(&server.cert_sha256())));
+    let sessions = web::Sessions::default();
+    if let Some(addr) = opts.web {
+        let at = web::serve(addr, server.clone(), sessions.clone(), self_signed)
+            .await
+            .map_err(|e| runtime(format!("cannot serve the web page on {addr}: {e}")))?;
+        say(format!("web http://{at}/"));
+    }
 
     let closed = Arc::new(AtomicU64::new(0));
     let all_done = Arc::new(Notify::new());
@@ -357,6 +377,7 @@ async fn serve(opts: ServeOpts) -> Result<i32, Fail> {
         next_id += 1;
         let id = next_id;
         let (closed, all_done, max) = (closed.clone(), all_done.clone(), opts.max);
+        let sessions = sessions.clone();
         tokio::spawn(async move {
             let path = req.path().to_string();
             let origin = req.origin().unwrap_or("-").to_string();
@@ -367,7 +388,9 @@ async fn serve(opts: ServeOpts) -> Result<i32, Fail> {
                     say(format!(
                         "session {id} path={path} origin={origin} dialect={dialect}"
                     ));
+                    let shown = sessions.track(id, &session);
                     let reason = echo(&session).await;
+                    drop(shown);
                     say(format!("closed {id} {reason}"));
                 }
                 Err(e) => warn(format!("accepting a session from {remote}: {e}")),
