@@ -8,8 +8,9 @@ export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
 step() { printf '\n==== %s\n' "$*"; }
 log=$(mktemp)
 golog=$(mktemp)
+jslog=$(mktemp)
 # On failure the interop matrix is still printed: it says which peer pair broke.
-trap 'rc=$?; if ((rc != 0)); then bash scripts/interop-matrix.sh || true; fi; rm -f "$log" "$golog"' EXIT
+trap 'rc=$?; if ((rc != 0)); then bash scripts/interop-matrix.sh || true; fi; rm -f "$log" "$golog" "$jslog"' EXIT
 
 # Interop matrix cells are written by this run only (setup may add "skip" cells).
 rm -rf target/interop-matrix
@@ -25,7 +26,11 @@ cargo clippy --all-targets --quiet -- -D warnings
 step "generated header"
 bash scripts/check-header.sh
 
-step "Rust tests (unit, integration; interop: Chromium, aioquic, pywebtransport, wtransport, web-transport-quinn, h3-webtransport)"
+step "JS module (bindings/js: compile, dist drift, node --test)"
+bash scripts/check-js.sh 2>&1 | tee "$jslog"
+js_passed=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$jslog" | tail -1)
+
+step "Rust tests (unit, integration; interop: Chromium, Firefox ESR, aioquic, pywebtransport, wtransport, web-transport-quinn, h3-webtransport; JS module in both browsers)"
 cargo test --all-targets 2>&1 | tee -a "$log"
 
 step "C and C++ (ctest)"
@@ -55,4 +60,4 @@ CARGO_TARGET_DIR=target/bench/check cargo check -j2 --locked --quiet --manifest-
 step "interoperability matrix"
 bash scripts/interop-matrix.sh
 step "summary"
-echo "$((rust_passed + ctest_total + go_passed)) passed, 0 failed"
+echo "$((rust_passed + ctest_total + go_passed + ${js_passed:-0})) passed, 0 failed"
