@@ -39,19 +39,55 @@ const APP_JS: &str = include_str!("../../../web/app.js");
 /// The compiled module, file by file (`tests/web.rs` checks that every file of
 /// `bindings/js/dist` is here).
 pub const MODULE: &[(&str, &str)] = &[
-    ("connect.js", include_str!("../../../bindings/js/dist/connect.js")),
-    ("errors.js", include_str!("../../../bindings/js/dist/errors.js")),
-    ("index.js", include_str!("../../../bindings/js/dist/index.js")),
+    (
+        "connect.js",
+        include_str!("../../../bindings/js/dist/connect.js"),
+    ),
+    (
+        "errors.js",
+        include_str!("../../../bindings/js/dist/errors.js"),
+    ),
+    (
+        "index.js",
+        include_str!("../../../bindings/js/dist/index.js"),
+    ),
     ("json.js", include_str!("../../../bindings/js/dist/json.js")),
-    ("message.js", include_str!("../../../bindings/js/dist/message.js")),
-    ("msgpack.js", include_str!("../../../bindings/js/dist/msgpack.js")),
-    ("queue.js", include_str!("../../../bindings/js/dist/queue.js")),
-    ("reliability.js", include_str!("../../../bindings/js/dist/reliability.js")),
-    ("signal.js", include_str!("../../../bindings/js/dist/signal.js")),
-    ("stream.js", include_str!("../../../bindings/js/dist/stream.js")),
-    ("structured.js", include_str!("../../../bindings/js/dist/structured.js")),
-    ("throughput.js", include_str!("../../../bindings/js/dist/throughput.js")),
-    ("value.js", include_str!("../../../bindings/js/dist/value.js")),
+    (
+        "message.js",
+        include_str!("../../../bindings/js/dist/message.js"),
+    ),
+    (
+        "msgpack.js",
+        include_str!("../../../bindings/js/dist/msgpack.js"),
+    ),
+    (
+        "queue.js",
+        include_str!("../../../bindings/js/dist/queue.js"),
+    ),
+    (
+        "reliability.js",
+        include_str!("../../../bindings/js/dist/reliability.js"),
+    ),
+    (
+        "signal.js",
+        include_str!("../../../bindings/js/dist/signal.js"),
+    ),
+    (
+        "stream.js",
+        include_str!("../../../bindings/js/dist/stream.js"),
+    ),
+    (
+        "structured.js",
+        include_str!("../../../bindings/js/dist/structured.js"),
+    ),
+    (
+        "throughput.js",
+        include_str!("../../../bindings/js/dist/throughput.js"),
+    ),
+    (
+        "value.js",
+        include_str!("../../../bindings/js/dist/value.js"),
+    ),
 ];
 
 /// What `wtd serve` tells the page about a session.
@@ -142,9 +178,8 @@ pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
     if let Ok(port) = s.parse::<u16>() {
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
-    s.parse().map_err(|_| {
-        format!("--web {s:?}: expected IP:PORT or PORT, e.g. 127.0.0.1:8080 or 8080")
-    })
+    s.parse()
+        .map_err(|_| format!("--web {s:?}: expected IP:PORT or PORT, e.g. 127.0.0.1:8080 or 8080"))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -204,7 +239,14 @@ async fn handle(mut stream: TcpStream, state: &State) -> std::io::Result<()> {
             break p;
         }
         if buf.len() >= MAX_HEAD {
-            return respond(&mut stream, "431 Request Header Fields Too Large", "text/plain", b"", true).await;
+            return respond(
+                &mut stream,
+                "431 Request Header Fields Too Large",
+                "text/plain",
+                b"",
+                true,
+            )
+            .await;
         }
         let mut chunk = [0u8; 2048];
         let want = chunk.len().min(MAX_HEAD - buf.len());
@@ -221,20 +263,39 @@ async fn handle(mut stream: TcpStream, state: &State) -> std::io::Result<()> {
         "GET" => true,
         "HEAD" => false,
         _ => {
-            return respond(&mut stream, "405 Method Not Allowed", "text/plain", b"GET or HEAD only\n", true).await
+            return respond(
+                &mut stream,
+                "405 Method Not Allowed",
+                "text/plain",
+                b"GET or HEAD only\n",
+                true,
+            )
+            .await
         }
     };
     let path = target.split('?').next().unwrap_or("");
     let (status, ctype, body): (&str, &str, Vec<u8>) = match path {
         "/" | "/index.html" => ("200 OK", "text/html; charset=utf-8", INDEX_HTML.into()),
         "/app.js" => ("200 OK", "text/javascript; charset=utf-8", APP_JS.into()),
-        "/config.json" => ("200 OK", "application/json", config(state).to_string().into()),
-        "/stats.json" => ("200 OK", "application/json", stats(state).to_string().into()),
+        "/config.json" => (
+            "200 OK",
+            "application/json",
+            config(state).to_string().into(),
+        ),
+        "/stats.json" => (
+            "200 OK",
+            "application/json",
+            stats(state).to_string().into(),
+        ),
         p => match p
             .strip_prefix("/wtdatagram/")
             .and_then(|name| MODULE.iter().find(|(n, _)| *n == name))
         {
-            Some((_, js)) => ("200 OK", "text/javascript; charset=utf-8", js.as_bytes().to_vec()),
+            Some((_, js)) => (
+                "200 OK",
+                "text/javascript; charset=utf-8",
+                js.as_bytes().to_vec(),
+            ),
             None => ("404 Not Found", "text/plain", b"not found\n".to_vec()),
         },
     };
