@@ -41,7 +41,11 @@ fn serve() -> (Wtd, String, String) {
             hash = Some(h.to_string());
         }
     }
-    (Wtd(child), web.expect("a 'web http://ADDR/' line"), hash.expect("cert line"))
+    (
+        Wtd(child),
+        web.expect("a 'web http://ADDR/' line"),
+        hash.expect("cert line"),
+    )
 }
 
 /// One raw HTTP/1.1 exchange: (status line, body).
@@ -52,11 +56,17 @@ fn http(addr: &str, request: &str) -> (String, String) {
     let mut text = String::new();
     let _ = s.read_to_string(&mut text);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (head.lines().next().unwrap_or("").to_string(), body.to_string())
+    (
+        head.lines().next().unwrap_or("").to_string(),
+        body.to_string(),
+    )
 }
 
 fn get(addr: &str, path: &str) -> (String, String) {
-    http(addr, &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n"))
+    http(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n"),
+    )
 }
 
 #[test]
@@ -71,8 +81,14 @@ fn web_serves_the_page_the_module_config_and_stats() {
     // Every file of the compiled module is served, byte for byte.
     for (name, content) in browser::module_files() {
         let (status, body) = get(&web, &format!("/wtdatagram/{name}"));
-        assert_eq!(status, "HTTP/1.1 200 OK", "{name} is not served (add it to web.rs MODULE)");
-        assert_eq!(body, content, "{name} differs from bindings/js/dist (rebuild wtd)");
+        assert_eq!(
+            status, "HTTP/1.1 200 OK",
+            "{name} is not served (add it to web.rs MODULE)"
+        );
+        assert_eq!(
+            body, content,
+            "{name} differs from bindings/js/dist (rebuild wtd)"
+        );
     }
     let (_, cfg) = get(&web, "/config.json");
     let cfg: serde_json::Value = serde_json::from_str(&cfg).expect("config JSON");
@@ -89,7 +105,10 @@ fn web_serves_the_page_the_module_config_and_stats() {
     );
     // A request head beyond 16 KiB is refused, not buffered.
     let huge = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000));
-    assert_eq!(http(&web, &huge).0, "HTTP/1.1 431 Request Header Fields Too Large");
+    assert_eq!(
+        http(&web, &huge).0,
+        "HTTP/1.1 431 Request Header Fields Too Large"
+    );
 }
 
 #[test]
@@ -120,7 +139,10 @@ fn the_page_connects_in_chromium_and_a_screenshot_is_kept() {
         "the page did not report connected: {}",
         &dom[..dom.len().min(2000)]
     );
-    assert!(dom.contains("maxDatagramSize"), "the page shows the session's limit");
+    assert!(
+        dom.contains("maxDatagramSize"),
+        "the page shows the session's limit"
+    );
     run(&[format!("--screenshot={}", shot.display())]);
     let png = std::fs::read(&shot).expect("screenshot written");
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
