@@ -17,7 +17,7 @@ export * as msgpack from "./msgpack.js";
 export { createHeartbeat, decodeJson, decodeStructured, encodeJson, encodeStructured, heartbeatTime, HEARTBEAT_PREFIX, isHeartbeat, MAX_TYPE_LEN, } from "./message.js";
 export { PRIORITIES } from "./queue.js";
 export { DatagramStream, } from "./stream.js";
-export { ACK_TYPE, DATA_OVERHEAD, DATA_TYPE, decodeFrame, DedupWindow, encodeAck, encodeData, ReliabilityLayer, unwrapSequence, } from "./reliability.js";
+export { ACK_TYPE, DATA_OVERHEAD, DATA_TYPE, decodeFrame, DedupWindow, encodeAck, encodeData, INITIAL_FLIGHT, ReliabilityLayer, unwrapSequence, } from "./reliability.js";
 export { HEADER_SIZE, JsonSerializer, MsgPackSerializer, StructuredDatagramTransport, } from "./structured.js";
 export { throughputTest } from "./throughput.js";
 export { connect, hashFromHex } from "./connect.js";

@@ -11,10 +11,18 @@
  *
  * The receiver acknowledges every DATA it accepts (duplicates too, so a lost ACK is
  * repaired by the retransmission it causes) and hands each sequence to the application
- * at most once. The sender retransmits a message every `ackTimeoutMs` until it is
- * acknowledged or `maxRetries` retransmissions went unanswered; then it gives up. Each
- * message ends with one {@link DeliveryReport}. Sequences are 32-bit on the wire and wrap;
- * they are unwrapped with serial-number arithmetic (RFC 1982).
+ * at most once. A transmission not acknowledged within `ackTimeoutMs` counts as lost and
+ * its message is retransmitted, until it is acknowledged or `maxRetries` retransmissions
+ * went unanswered; then it gives up. Each message ends with one {@link DeliveryReport}.
+ * Sequences are 32-bit on the wire and wrap; they are unwrapped with serial-number
+ * arithmetic (RFC 1982).
+ *
+ * Pacing (as in the Rust layer; nothing of it is on the wire): a transmission budget
+ * ({@link TransmissionBudget}) bounds the DATA transmissions awaiting an ACK, starting at
+ * {@link INITIAL_FLIGHT}; due messages go out oldest first as ACKs and losses make room.
+ * A QUIC stack packs what is queued at once into few packets, and Firefox keeps only the
+ * newest 10 datagrams of a packet: a whole window, or a whole retransmission round, sent
+ * at once lost its oldest messages every round until they were given up.
  */
 import { type Bytes, DatagramStream, type DatagramSource } from "./stream.js";
 export declare const DATA_TYPE = "DATA";
@@ -105,6 +113,32 @@ export interface ReliabilityStats {
     /** Messages sent and not yet acknowledged or given up. */
     inFlight: number;
 }
+/** DATA transmissions that may await an ACK at once when a layer starts, and the least
+ * its transmission budget ever allows (as in the Rust layer). */
+export declare const INITIAL_FLIGHT = 4;
+/**
+ * How many DATA transmissions may await an ACK at once (a congestion window counted in
+ * transmissions, Reno style, as in the Rust layer): it starts at {@link INITIAL_FLIGHT},
+ * grows by one per ACK until the first loss and by one per flight after it, halves once
+ * per flight in which a transmission was lost (never below INITIAL_FLIGHT), and never
+ * exceeds the window. Each frame handed to the browser is clocked by an ACK or a loss, so
+ * the peer never gets a retransmission round or a run of sends as one burst: a QUIC
+ * stack packs the datagrams queued at once into few packets, and a receiver may keep only
+ * part of a packet (Firefox keeps the newest 10 datagrams of each).
+ */
+export declare class TransmissionBudget {
+    cwnd: number;
+    private ssthresh;
+    /** Losses of transmissions made before this time (performance.now()) do not halve it again. */
+    private recoveryStart;
+    get limit(): number;
+    /** An ACK arrived while the budget was in use. */
+    grow(window: number): void;
+    /** A transmission made at `sent` was lost: the budget halves, or drops to its floor
+     * when the lost one was a retransmission (the same message lost again: flights of this
+     * size keep losing it). */
+    lost(sent: number, retransmission: boolean, now: number): void;
+}
 /**
  * Acknowledged, retransmitted, de-duplicated messages over a session's datagrams. It
  * owns the session's datagrams (through its own {@link DatagramStream}).
@@ -116,6 +150,17 @@ export declare class ReliabilityLayer {
     private nextId;
     /** id -> pending message, in id order (ids only grow). */
     private pending;
+    /** Pending messages waiting for a transmission go out oldest first as the budget
+     * allows: those due again after a loss (ascending ids), then those never sent yet
+     * (ids from `unsent` up to `nextId`; transmissions go oldest first, so every id a
+     * never-sent message has is above every id a transmitted one has). */
+    private resend;
+    private unsent;
+    /** The transmissions counted against the budget (not yet acknowledged nor taken for
+     * lost): transmission number -> message id, in transmission order. */
+    private flight;
+    private nextTx;
+    private readonly budget;
     private recv;
     private dedup;
     private reports;
@@ -135,8 +180,10 @@ export declare class ReliabilityLayer {
     get maxMessageSize(): number;
     /**
      * Send `data` reliably. Waits while the window is full (backpressure), then queues the
-     * DATA frame and returns the message id (its wire sequence is the id mod 2^32). Its
-     * outcome comes later as a {@link DeliveryReport}. Throws `"TooLarge"`, `"Closed"`.
+     * DATA frame and returns the message id (its wire sequence is the id mod 2^32). The
+     * frame goes out at once when the transmission budget allows, else as soon as an ACK or
+     * a loss makes room. Its outcome comes later as a {@link DeliveryReport}. Throws
+     * `"TooLarge"`, `"Closed"`.
      */
     send(data: Bytes): Promise<number>;
     /** The next received message, waiting up to `timeoutMs` (null: no limit).
@@ -157,8 +204,23 @@ export declare class ReliabilityLayer {
     private report;
     private onData;
     private onAck;
+    /** Transmit due messages, oldest first, while the budget allows: [id, frame] pairs for
+     * the stream. */
+    private transmit;
+    /** Hand frames to the stream; a full queue (or any failure) is like a lost datagram:
+     * the transmission's deadline brings the next attempt. */
+    private handOver;
+    /** Messages waiting for a transmission. */
+    private dueCount;
+    /** Due again after a loss: into `resend`, in id order. */
+    private redue;
+    /** Drop a pending message (no report): out of the flight or the due messages (a
+     * never-sent one is skipped when its turn comes). */
+    private forget;
     private runReceiver;
-    /** Keep one timer armed for the earliest retransmission deadline. */
+    /** Keep one timer armed for the earliest deadline of a transmission in flight. */
     private armTimer;
+    /** Transmissions whose deadline passed count as lost: their messages are due again, or
+     * given up after `maxRetries` retransmissions. Then whatever the budget allows goes. */
     private onTimer;
 }

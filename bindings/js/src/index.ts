@@ -47,6 +47,7 @@ export {
   DedupWindow,
   encodeAck,
   encodeData,
+  INITIAL_FLIGHT,
   ReliabilityLayer,
   unwrapSequence,
   type DeliveryOutcome,

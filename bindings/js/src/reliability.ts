@@ -11,10 +11,18 @@
  *
  * The receiver acknowledges every DATA it accepts (duplicates too, so a lost ACK is
  * repaired by the retransmission it causes) and hands each sequence to the application
- * at most once. The sender retransmits a message every `ackTimeoutMs` until it is
- * acknowledged or `maxRetries` retransmissions went unanswered; then it gives up. Each
- * message ends with one {@link DeliveryReport}. Sequences are 32-bit on the wire and wrap;
- * they are unwrapped with serial-number arithmetic (RFC 1982).
+ * at most once. A transmission not acknowledged within `ackTimeoutMs` counts as lost and
+ * its message is retransmitted, until it is acknowledged or `maxRetries` retransmissions
+ * went unanswered; then it gives up. Each message ends with one {@link DeliveryReport}.
+ * Sequences are 32-bit on the wire and wrap; they are unwrapped with serial-number
+ * arithmetic (RFC 1982).
+ *
+ * Pacing (as in the Rust layer; nothing of it is on the wire): a transmission budget
+ * ({@link TransmissionBudget}) bounds the DATA transmissions awaiting an ACK, starting at
+ * {@link INITIAL_FLIGHT}; due messages go out oldest first as ACKs and losses make room.
+ * A QUIC stack packs what is queued at once into few packets, and Firefox keeps only the
+ * newest 10 datagrams of a packet: a whole window, or a whole retransmission round, sent
+ * at once lost its oldest messages every round until they were given up.
  */
 
 import { type CloseInfo, invalidArgument, WtdError } from "./errors.js";
@@ -183,10 +191,62 @@ export interface ReliabilityStats {
   inFlight: number;
 }
 
+/** DATA transmissions that may await an ACK at once when a layer starts, and the least
+ * its transmission budget ever allows (as in the Rust layer). */
+export const INITIAL_FLIGHT = 4;
+
+/**
+ * How many DATA transmissions may await an ACK at once (a congestion window counted in
+ * transmissions, Reno style, as in the Rust layer): it starts at {@link INITIAL_FLIGHT},
+ * grows by one per ACK until the first loss and by one per flight after it, halves once
+ * per flight in which a transmission was lost (never below INITIAL_FLIGHT), and never
+ * exceeds the window. Each frame handed to the browser is clocked by an ACK or a loss, so
+ * the peer never gets a retransmission round or a run of sends as one burst: a QUIC
+ * stack packs the datagrams queued at once into few packets, and a receiver may keep only
+ * part of a packet (Firefox keeps the newest 10 datagrams of each).
+ */
+export class TransmissionBudget {
+  cwnd = INITIAL_FLIGHT;
+  private ssthresh = Infinity;
+  /** Losses of transmissions made before this time (performance.now()) do not halve it again. */
+  private recoveryStart = -Infinity;
+
+  get limit(): number {
+    return Math.floor(this.cwnd);
+  }
+
+  /** An ACK arrived while the budget was in use. */
+  grow(window: number): void {
+    this.cwnd += this.cwnd < this.ssthresh ? 1 : 1 / this.cwnd;
+    this.cwnd = Math.min(this.cwnd, Math.max(window, INITIAL_FLIGHT));
+  }
+
+  /** A transmission made at `sent` was lost: the budget halves, or drops to its floor
+   * when the lost one was a retransmission (the same message lost again: flights of this
+   * size keep losing it). */
+  lost(sent: number, retransmission: boolean, now: number): void {
+    if (sent < this.recoveryStart) return; // a loss of the flight that already reduced it
+    this.ssthresh = Math.max(this.cwnd / 2, INITIAL_FLIGHT);
+    this.cwnd = retransmission ? INITIAL_FLIGHT : this.ssthresh;
+    this.recoveryStart = now;
+  }
+}
+
+/** A transmission counts as lost (and leaves the flight) once this many transmissions
+ * made after it were acknowledged, without waiting for its deadline (RFC 9002's packet
+ * threshold). Its message is still retransmitted only at the deadline. */
+const REORDER_THRESHOLD = 3;
+
 interface Pending {
   frame: Uint8Array;
+  /** Transmissions made (0 while it waits for its first). */
   attempts: number;
+  /** While a transmission awaits its ACK: when it was made (performance.now())... */
+  sentAt: number | null;
+  /** ... when it counts as lost and the message is due again ... */
   deadline: number;
+  /** ... and its transmission number (layer-wide, increasing). */
+  tx: number;
 }
 
 function intOption(name: string, v: number | undefined, dflt: number, min: number, max: number): number {
@@ -208,6 +268,17 @@ export class ReliabilityLayer {
   private nextId: number;
   /** id -> pending message, in id order (ids only grow). */
   private pending = new Map<number, Pending>();
+  /** Pending messages waiting for a transmission go out oldest first as the budget
+   * allows: those due again after a loss (ascending ids), then those never sent yet
+   * (ids from `unsent` up to `nextId`; transmissions go oldest first, so every id a
+   * never-sent message has is above every id a transmitted one has). */
+  private resend: number[] = [];
+  private unsent: number;
+  /** The transmissions counted against the budget (not yet acknowledged nor taken for
+   * lost): transmission number -> message id, in transmission order. */
+  private flight = new Map<number, number>();
+  private nextTx = 0;
+  private readonly budget = new TransmissionBudget();
   private recv = new Fifo<Uint8Array>();
   private dedup: DedupWindow;
   private reports = new Fifo<DeliveryReport>();
@@ -248,6 +319,7 @@ export class ReliabilityLayer {
       initialSequence: intOption("initialSequence", config.initialSequence, 0, 0, 0xffffffff),
     };
     this.nextId = this.config.initialSequence;
+    this.unsent = this.nextId;
     this.dedup = new DedupWindow(this.config.dedupMemory);
     this.stream = new DatagramStream(source, {
       sendQueue: this.config.window * 2 + 256,
@@ -272,8 +344,10 @@ export class ReliabilityLayer {
 
   /**
    * Send `data` reliably. Waits while the window is full (backpressure), then queues the
-   * DATA frame and returns the message id (its wire sequence is the id mod 2^32). Its
-   * outcome comes later as a {@link DeliveryReport}. Throws `"TooLarge"`, `"Closed"`.
+   * DATA frame and returns the message id (its wire sequence is the id mod 2^32). The
+   * frame goes out at once when the transmission budget allows, else as soon as an ACK or
+   * a loss makes room. Its outcome comes later as a {@link DeliveryReport}. Throws
+   * `"TooLarge"`, `"Closed"`.
    */
   async send(data: Bytes): Promise<number> {
     const bytes = typeof data === "string" ? new TextEncoder().encode(data) : toBytes(data);
@@ -297,20 +371,30 @@ export class ReliabilityLayer {
       }
       await this.room.wait();
     }
-    const frame = encodeData(id % 0x100000000, bytes);
-    this.pending.set(id, { frame, attempts: 1, deadline: performance.now() + this.config.ackTimeoutMs });
+    this.pending.set(id, {
+      frame: encodeData(id % 0x100000000, bytes),
+      attempts: 0,
+      sentAt: null,
+      deadline: Infinity,
+      tx: -1,
+    });
     this.st.messagesSent++;
-    this.armTimer();
-    try {
-      // A full stream queue is like a lost datagram: the timer retransmits.
-      this.stream.send(frame, DATA_PRIORITY, this.config.ackTimeoutMs);
-    } catch (e) {
-      if (!(e instanceof WtdError && e.code === "QueueFull")) {
-        if (this.pending.delete(id)) this.st.messagesSent--;
-        this.room.notify();
-        if (e instanceof WtdError && e.code === "Closed") throw this.closedError();
-        throw e;
+    // The frame goes out now if the budget allows, else when an ACK or a loss makes room.
+    const frames = this.transmit();
+    let failed: unknown = null;
+    for (const [fid, f] of frames) {
+      try {
+        this.stream.send(f, DATA_PRIORITY, this.config.ackTimeoutMs);
+      } catch (e) {
+        // A full stream queue is like a lost datagram: the deadline brings the next attempt.
+        if (fid === id && !(e instanceof WtdError && e.code === "QueueFull")) failed = e;
       }
+    }
+    if (failed !== null) {
+      if (this.forget(id) !== undefined) this.st.messagesSent--;
+      this.room.notify();
+      if (failed instanceof WtdError && failed.code === "Closed") throw this.closedError();
+      throw failed;
     }
     return id;
   }
@@ -364,6 +448,9 @@ export class ReliabilityLayer {
     if (this.closed) return;
     this.closed = true;
     this.pending.clear();
+    this.resend = [];
+    this.unsent = this.nextId;
+    this.flight.clear();
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     this.stream.close();
@@ -416,12 +503,89 @@ export class ReliabilityLayer {
   private onAck(sequence: number): void {
     this.st.acksReceived++;
     const id = unwrapSequence(sequence, this.nextId);
-    if (id === null) return;
-    const p = this.pending.get(id);
-    if (p === undefined) return;
-    this.pending.delete(id);
+    if (id === null || !this.pending.has(id)) return;
+    const busy = this.flight.size >= this.budget.limit || this.dueCount() > 0;
+    const p = this.forget(id)!;
+    if (busy) this.budget.grow(this.config.window);
+    // Transmissions made well before this one and still unacknowledged were lost
+    // (datagrams are rarely reordered): their places in the flight are free. Their
+    // messages wait for their deadlines as usual.
+    if (p.sentAt !== null) {
+      const now = performance.now();
+      for (const [tx, lostId] of this.flight) {
+        if (tx + REORDER_THRESHOLD > p.tx) break;
+        this.flight.delete(tx);
+        const lost = this.pending.get(lostId);
+        if (lost !== undefined && lost.sentAt !== null) this.budget.lost(lost.sentAt, lost.attempts > 1, now);
+      }
+    }
     this.st.messagesDelivered++;
+    // The ACK freed a place in the flight: the next due message may go.
+    this.handOver(this.transmit());
     this.report([{ id, outcome: "delivered", attempts: p.attempts }]);
+  }
+
+  /** Transmit due messages, oldest first, while the budget allows: [id, frame] pairs for
+   * the stream. */
+  private transmit(): Array<[number, Uint8Array]> {
+    const out: Array<[number, Uint8Array]> = [];
+    if (this.closed) return out;
+    const now = performance.now();
+    while (this.flight.size < this.budget.limit) {
+      let id: number;
+      if (this.resend.length > 0) id = this.resend.shift()!;
+      else if (this.unsent < this.nextId) id = this.unsent++;
+      else break;
+      const p = this.pending.get(id);
+      if (p === undefined) continue;
+      p.attempts++;
+      if (p.attempts > 1) this.st.retransmissions++;
+      p.sentAt = now;
+      p.deadline = now + this.config.ackTimeoutMs;
+      p.tx = this.nextTx++;
+      this.flight.set(p.tx, id);
+      out.push([id, p.frame]);
+    }
+    // New deadlines are never earlier than an armed timer's.
+    if (out.length > 0 && this.timer === null) this.armTimer();
+    return out;
+  }
+
+  /** Hand frames to the stream; a full queue (or any failure) is like a lost datagram:
+   * the transmission's deadline brings the next attempt. */
+  private handOver(frames: Array<[number, Uint8Array]>): void {
+    for (const [, f] of frames) this.stream.trySend(f, DATA_PRIORITY, this.config.ackTimeoutMs);
+  }
+
+  /** Messages waiting for a transmission. */
+  private dueCount(): number {
+    return this.resend.length + (this.nextId - this.unsent);
+  }
+
+  /** Due again after a loss: into `resend`, in id order. */
+  private redue(id: number): void {
+    let lo = 0;
+    let hi = this.resend.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.resend[mid]! < id) lo = mid + 1;
+      else hi = mid;
+    }
+    this.resend.splice(lo, 0, id);
+  }
+
+  /** Drop a pending message (no report): out of the flight or the due messages (a
+   * never-sent one is skipped when its turn comes). */
+  private forget(id: number): Pending | undefined {
+    const p = this.pending.get(id);
+    if (p === undefined) return undefined;
+    this.pending.delete(id);
+    if (p.sentAt !== null) this.flight.delete(p.tx);
+    else {
+      const i = this.resend.indexOf(id);
+      if (i >= 0) this.resend.splice(i, 1);
+    }
+    return p;
   }
 
   private async runReceiver(): Promise<void> {
@@ -441,11 +605,11 @@ export class ReliabilityLayer {
     this.close();
   }
 
-  /** Keep one timer armed for the earliest retransmission deadline. */
+  /** Keep one timer armed for the earliest deadline of a transmission in flight. */
   private armTimer(): void {
     if (this.closed) return;
     let next = Infinity;
-    for (const p of this.pending.values()) if (p.deadline < next) next = p.deadline;
+    for (const p of this.pending.values()) if (p.sentAt !== null && p.deadline < next) next = p.deadline;
     if (next === Infinity) {
       if (this.timer !== null) clearTimeout(this.timer);
       this.timer = null;
@@ -462,28 +626,26 @@ export class ReliabilityLayer {
     }, Math.max(0, next - performance.now()));
   }
 
+  /** Transmissions whose deadline passed count as lost: their messages are due again, or
+   * given up after `maxRetries` retransmissions. Then whatever the budget allows goes. */
   private onTimer(): void {
     if (this.closed) return;
     const now = performance.now();
-    const resend: Uint8Array[] = [];
     const gaveUp: DeliveryReport[] = [];
     for (const [id, p] of this.pending) {
-      if (p.deadline > now) continue;
+      if (p.sentAt === null || p.deadline > now) continue;
+      if (this.flight.delete(p.tx)) this.budget.lost(p.sentAt, p.attempts > 1, now);
+      p.sentAt = null;
+      p.deadline = Infinity;
       if (p.attempts > this.config.maxRetries) {
         this.pending.delete(id);
         gaveUp.push({ id, outcome: "gave-up", attempts: p.attempts });
-        continue;
+      } else {
+        this.redue(id);
       }
-      p.attempts++;
-      p.deadline = now + this.config.ackTimeoutMs;
-      resend.push(p.frame);
     }
-    this.st.retransmissions += resend.length;
     this.st.messagesGivenUp += gaveUp.length;
-    for (const f of resend) {
-      // A full send queue loses this attempt; the next timeout retries.
-      this.stream.trySend(f, DATA_PRIORITY, this.config.ackTimeoutMs);
-    }
+    this.handOver(this.transmit());
     this.report(gaveUp);
     this.armTimer();
   }

@@ -18,8 +18,14 @@ export function rng(seed) {
  * Two connected fake sessions `a` and `b` ({ datagrams, closed, close() }). `lossAB` /
  * `lossBA`: share of datagrams dropped in each direction (seeded). Each side records
  * what it wrote in `sent` (copies). `close(code, reason)` on either side ends both.
+ *
+ * `keepNewest` models a QUIC stack that packs every datagram written before it next
+ * runs into one packet (quinn does) and a receiver that keeps only the newest
+ * `keepNewest` datagrams of a packet (Firefox's neqo keeps 10): what one side writes
+ * within one turn of the event loop is delivered together at the next turn, minus all
+ * but the newest `keepNewest` (counted in `dropped`).
  */
-export function sessionPair({ max = 1200, lossAB = 0, lossBA = 0, seed = 1 } = {}) {
+export function sessionPair({ max = 1200, lossAB = 0, lossBA = 0, seed = 1, keepNewest = Infinity } = {}) {
   const random = rng(seed);
   const mk = (name) => {
     const side = { name, sent: [], dropped: 0, ctrl: null, isClosed: false };
@@ -35,8 +41,15 @@ export function sessionPair({ max = 1200, lossAB = 0, lossBA = 0, seed = 1 } = {
   };
   const a = mk("a");
   const b = mk("b");
-  const wire = (from, to, loss) =>
-    new WritableStream({
+  const wire = (from, to, loss) => {
+    let packet = null;
+    const flush = () => {
+      const p = packet;
+      packet = null;
+      from.dropped += Math.max(0, p.length - keepNewest);
+      for (const d of p.slice(-keepNewest)) if (!to.isClosed) to.ctrl.enqueue(d);
+    };
+    return new WritableStream({
       write(chunk) {
         if (from.isClosed) throw new Error("session closed");
         const copy = new Uint8Array(chunk);
@@ -45,9 +58,18 @@ export function sessionPair({ max = 1200, lossAB = 0, lossBA = 0, seed = 1 } = {
           from.dropped++;
           return;
         }
-        if (!to.isClosed) to.ctrl.enqueue(copy.slice());
+        if (keepNewest === Infinity) {
+          if (!to.isClosed) to.ctrl.enqueue(copy.slice());
+          return;
+        }
+        if (packet === null) {
+          packet = [];
+          setTimeout(flush, 0);
+        }
+        packet.push(copy.slice());
       },
     });
+  };
   const end = (code, reason) => {
     for (const s of [a, b]) {
       if (s.isClosed) continue;
