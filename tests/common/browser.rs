@@ -238,10 +238,45 @@ pub fn module_files() -> HashMap<String, String> {
 
 /// A plain-HTTP server on 127.0.0.1 for test pages: GET serves `pages` (path -> HTML)
 /// and `/wtdatagram/NAME.js` (the module); POST /result sends its body to the test;
-/// POST /log prints it.
+/// POST /signal raises the signal named by its body (see [`Signals`]); POST /log prints
+/// it.
 pub struct PageHost {
     pub addr: SocketAddr,
+    /// What the page signalled so far.
+    pub signals: std::sync::Arc<Signals>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// Named signals a page raises (POST /signal) and the test waits for: how a page tells
+/// our side "I am done with this part" outside the connection under test.
+#[derive(Default)]
+pub struct Signals {
+    raised: parking_lot::Mutex<std::collections::HashSet<String>>,
+    notify: tokio::sync::Notify,
+}
+
+impl Signals {
+    fn raise(&self, name: &str) {
+        self.raised.lock().insert(name.to_string());
+        self.notify.notify_waiters();
+    }
+
+    /// Wait until the page raised `name`; false if it did not within `limit`.
+    pub async fn wait(&self, name: &str, limit: Duration) -> bool {
+        tokio::time::timeout(limit, async {
+            loop {
+                let notified = self.notify.notified();
+                let mut notified = std::pin::pin!(notified);
+                notified.as_mut().enable();
+                if self.raised.lock().contains(name) {
+                    return;
+                }
+                notified.await;
+            }
+        })
+        .await
+        .is_ok()
+    }
 }
 
 impl Drop for PageHost {
@@ -266,22 +301,31 @@ impl PageHost {
             );
         }
         let files = std::sync::Arc::new(files);
+        let signals = std::sync::Arc::new(Signals::default());
+        let sig = signals.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     break;
                 };
-                let (tx, files) = (tx.clone(), files.clone());
+                let (tx, files, sig) = (tx.clone(), files.clone(), sig.clone());
                 tokio::spawn(async move {
                     let _ = tokio::time::timeout(
                         Duration::from_secs(10),
-                        serve_http(stream, tx, &files),
+                        serve_http(stream, tx, &files, &sig),
                     )
                     .await;
                 });
             }
         });
-        (PageHost { addr, task }, rx)
+        (
+            PageHost {
+                addr,
+                signals,
+                task,
+            },
+            rx,
+        )
     }
 }
 
@@ -289,6 +333,7 @@ async fn serve_http(
     mut stream: TcpStream,
     results: mpsc::Sender<String>,
     files: &HashMap<String, (&'static str, String)>,
+    signals: &Signals,
 ) -> std::io::Result<()> {
     let mut buf = Vec::new();
     let header_end = loop {
@@ -334,6 +379,10 @@ async fn serve_http(
         },
         ("POST", "/result") => {
             let _ = results.send(body).await;
+            ("204 No Content", "text/plain", "")
+        }
+        ("POST", "/signal") => {
+            signals.raise(body.trim());
             ("204 No Content", "text/plain", "")
         }
         ("POST", "/log") => {
