@@ -1,7 +1,9 @@
 //! `wtd serve --web ADDR`: the page, its script, the JS module, the configuration and
 //! the statistics over plain HTTP, the responder's bounds, and the page in headless
-//! Chromium: it reports "connected" in its DOM, and a screenshot is kept as
-//! `target/web-page.png` (the README's picture is docs/wtd-serve-web.png).
+//! Chromium driven through the DevTools protocol: it connects, echoes flow (pings with
+//! their RTT, heartbeats, a JSON message from the text box, a throughput test), both
+//! sides' statistics show, and then a screenshot is kept as `target/web-page.png` (the
+//! README's picture, docs/wtd-serve-web.png, is a copy of one).
 
 #[path = "common/browser.rs"]
 mod browser;
@@ -111,40 +113,90 @@ fn web_serves_the_page_the_module_config_and_stats() {
     );
 }
 
+/// What the page shows once echoes flowed: checked in the page (window.wtdStatus and the
+/// DOM) every 50 ms until all of it holds, at most 60 s by the page's own clock.
+const ECHOES_FLOWED: &str = r#"
+new Promise((resolve, reject) => {
+  const started = Date.now();
+  const text = (id) => document.getElementById(id)?.textContent ?? "";
+  const check = () => {
+    const s = window.wtdStatus;
+    const seen = {
+      state: s?.state,
+      echoed: s?.echoed ?? 0,
+      rttSamples: s?.rtt?.length ?? 0,
+      heartbeats: s?.beats ?? 0,
+      maxDatagramSize: text("maxdg"),
+      jsonEcho: text("log").includes("⇠ JSON message"),
+      throughput: text("tt-result"),
+      serverStats: text("server-stats"),
+      sessionStats: text("session-stats"),
+      shownEchoed: Number(text("echoed")),
+      throughputSamples: window.wtdSeries?.tin?.length ?? 0,
+    };
+    if (seen.state === "failed" || seen.state === "closed") return reject(new Error("page " + JSON.stringify(seen)));
+    if (seen.state === "connected" && seen.echoed >= 20 && seen.rttSamples >= 10 && seen.heartbeats >= 2 &&
+        seen.jsonEcho && /datagrams of \d+ B/.test(seen.throughput) &&
+        seen.serverStats.includes("sessions") && seen.sessionStats.includes("datagrams_received") &&
+        seen.shownEchoed >= 20 && seen.throughputSamples >= 5) {
+      return resolve(seen);
+    }
+    if (Date.now() - started > 60000) return reject(new Error("not within 60 s: " + JSON.stringify(seen)));
+    setTimeout(check, 50);
+  };
+  check();
+})
+"#;
+
+/// Once connected: send the text box's JSON message and run a one-second throughput
+/// test, as a person would with the buttons.
+const USE_THE_BUTTONS: &str = r#"
+new Promise((resolve, reject) => {
+  const started = Date.now();
+  const wait = () => {
+    if (window.wtdStatus?.state === "connected") {
+      document.getElementById("msg-kind").value = "json";
+      document.getElementById("msg-send").click();
+      document.getElementById("tt-secs").value = "1";
+      document.getElementById("tt-run").click();
+      return resolve(true);
+    }
+    if (Date.now() - started > 60000) return reject(new Error("not connected within 60 s: " + window.wtdStatus?.state));
+    setTimeout(wait, 50);
+  };
+  wait();
+})
+"#;
+
 #[test]
-fn the_page_connects_in_chromium_and_a_screenshot_is_kept() {
-    browser::Kind::Chromium.assert_installed();
-    let (_wtd, web, _) = serve();
-    let dir = std::env::temp_dir().join(format!("wtd-web-{}", std::process::id()));
-    let _ = std::fs::create_dir_all(&dir);
+fn the_page_connects_echoes_flow_in_chromium_and_a_screenshot_is_kept() {
+    let (_wtd, web, hash) = serve();
     let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/web-page.png");
     let _ = std::fs::remove_file(&shot);
-    // Virtual time lets the page load, connect and draw before the capture.
-    let run = |extra: &[String]| {
-        Command::new(browser::CHROMIUM)
-            .args(browser::CHROMIUM_FLAGS)
-            .arg(format!("--user-data-dir={}", dir.join("profile").display()))
-            .args(["--window-size=1280,1100", "--virtual-time-budget=8000"])
-            .args(extra)
-            .arg(format!("http://{web}/"))
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output()
-            .expect("run chromium")
-    };
-    let dom = run(&["--dump-dom".to_string()]);
-    let dom = String::from_utf8_lossy(&dom.stdout);
-    assert!(
-        dom.contains("data-state=\"connected\""),
-        "the page did not report connected: {}",
-        &dom[..dom.len().min(2000)]
+    let mut cdp = browser::Devtools::chromium(&[]);
+    // The whole page (header to log) in the picture.
+    cdp.call(
+        "Emulation.setDeviceMetricsOverride",
+        serde_json::json!({"width": 1280, "height": 1180, "deviceScaleFactor": 1, "mobile": false}),
+        Duration::from_secs(30),
     );
+    cdp.open(&format!("http://{web}/"));
+    assert_eq!(cdp.eval(USE_THE_BUTTONS, Duration::from_secs(90)), true);
+    let seen = cdp.eval(ECHOES_FLOWED, Duration::from_secs(90));
+    eprintln!("the page: {seen}");
+    assert_eq!(seen["state"], "connected");
+    assert!(seen["echoed"].as_u64().unwrap() >= 20, "{seen}");
     assert!(
-        dom.contains("maxDatagramSize"),
-        "the page shows the session's limit"
+        seen["maxDatagramSize"]
+            .as_str()
+            .unwrap()
+            .starts_with("maxDatagramSize "),
+        "the page shows the session's limit: {seen}"
     );
-    run(&[format!("--screenshot={}", shot.display())]);
-    let png = std::fs::read(&shot).expect("screenshot written");
-    assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    let _ = std::fs::remove_dir_all(&dir);
+    // The page connected to this server: its certificate hash came from /config.json.
+    let (_, cfg) = get(&web, "/config.json");
+    assert!(cfg.contains(&hash));
+    let png = cdp.screenshot();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
+    std::fs::write(&shot, &png).expect("write the screenshot");
 }

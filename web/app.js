@@ -1,7 +1,8 @@
 // The page `wtd serve --web` serves: one WebTransport session to this server through
 // the JavaScript module (bindings/js), pings for the RTT plot, heartbeats, a throughput
 // test, messages of every kind, and the statistics of both sides. The state is also on
-// document.body.dataset (state, echoed, rttSamples) for tests and scripts.
+// document.body.dataset (state, echoed, rttSamples), window.wtdStatus and
+// window.wtdSeries (the plots' samples) for tests and scripts.
 import {
   connect, DatagramStream, StructuredDatagramTransport, JsonSerializer, MsgPackSerializer,
   throughputTest, isHeartbeat, decodeStructured, decodeJson, json, WtdError,
@@ -14,6 +15,7 @@ const WINDOW_S = 60;
 const status = { state: "starting", sent: 0, echoed: 0, beats: 0, rtt: [], bytesIn: 0, bytesOut: 0 };
 window.wtdStatus = status;
 const series = { rtt: [], tin: [], tout: [] }; // [t seconds, value]
+window.wtdSeries = series;
 const t0 = performance.now();
 const now = () => (performance.now() - t0) / 1000;
 
@@ -99,7 +101,8 @@ function trim(arr) {
 
 function redraw() {
   $("echoed").textContent = String(status.echoed);
-  $("echoed-s").textContent = `of ${status.sent} sent`;
+  // Everything the page's stream put on the wire: pings, heartbeats, messages, tests.
+  $("echoed-s").textContent = `of ${stream ? stream.stats().datagramsSent : 0} sent`;
   $("beats").textContent = String(status.beats);
   document.body.dataset.echoed = String(status.echoed);
   document.body.dataset.rttSamples = String(status.rtt.length);

@@ -218,6 +218,243 @@ impl Drop for Browser {
     }
 }
 
+/// Headless Chromium driven through the DevTools protocol over `--remote-debugging-pipe`
+/// (Chromium reads NUL-terminated JSON commands on fd 3 and writes answers and events on
+/// fd 4; here both are one end of a socket pair): open a page, wait in the page for a
+/// condition, take a screenshot. Every call is bounded by its own deadline.
+pub struct Devtools {
+    /// The browser process (its process group is killed, its profile removed on drop).
+    pub browser: Browser,
+    commands: std::os::unix::net::UnixStream,
+    answers: std::sync::mpsc::Receiver<serde_json::Value>,
+    next_id: u64,
+    /// The page target's session, once attached.
+    session: Option<String>,
+}
+
+impl Devtools {
+    /// Start headless Chromium with the DevTools pipe and a blank page attached.
+    pub fn chromium(extra: &[&str]) -> Devtools {
+        use std::io::Read;
+        use std::os::fd::AsRawFd;
+        Kind::Chromium.assert_installed();
+        let dir = temp_dir("chromium-cdp");
+        let log = std::fs::File::create(dir.join("browser.log")).expect("create browser log");
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("socket pair");
+        let fd = theirs.as_raw_fd();
+        let mut cmd = Command::new(CHROMIUM);
+        cmd.args(CHROMIUM_FLAGS)
+            .arg(format!(
+                "--user-data-dir={}",
+                dir.join("profile").to_string_lossy()
+            ))
+            .arg("--remote-debugging-pipe")
+            .args(extra)
+            .arg("about:blank")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .process_group(0);
+        // SAFETY: runs in the forked child before exec and calls only async-signal-safe
+        // functions (fcntl, dup2, close) on a descriptor this process owns: Chromium's end
+        // of the pair is first copied above fd 10 (it may itself be 3 or 4), then placed
+        // at 3 and 4 without close-on-exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let a = libc::fcntl(fd, libc::F_DUPFD, 10);
+                if a < 0 || libc::dup2(a, 3) < 0 || libc::dup2(a, 4) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(a);
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {CHROMIUM}: {e}"));
+        // Chromium's end stays with Chromium only: EOF on ours when it exits.
+        drop(theirs);
+        let ans_r = ours.try_clone().expect("clone the socket");
+        let browser = Browser {
+            kind: Kind::Chromium,
+            child,
+            dir,
+        };
+        let (tx, answers) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut r = std::io::BufReader::new(ans_r);
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 65536];
+            loop {
+                let n = match r.read(&mut chunk) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                buf.extend_from_slice(&chunk[..n]);
+                while let Some(end) = buf.iter().position(|&b| b == 0) {
+                    let msg: Vec<u8> = buf.drain(..=end).collect();
+                    if let Ok(v) = serde_json::from_slice(&msg[..end]) {
+                        if tx.send(v).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        let mut dt = Devtools {
+            browser,
+            commands: ours,
+            answers,
+            next_id: 0,
+            session: None,
+        };
+        let targets = dt.browser_call("Target.getTargets", serde_json::json!({}));
+        let page = targets["targetInfos"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["type"] == "page"))
+            .and_then(|t| t["targetId"].as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no page target: {targets}"));
+        let attached = dt.browser_call(
+            "Target.attachToTarget",
+            serde_json::json!({"targetId": page, "flatten": true}),
+        );
+        dt.session = Some(
+            attached["sessionId"]
+                .as_str()
+                .expect("a session id")
+                .to_string(),
+        );
+        dt
+    }
+
+    fn send_and_wait(
+        &mut self,
+        method: &str,
+        params: serde_json::Value,
+        session: Option<String>,
+        within: Duration,
+    ) -> serde_json::Value {
+        use std::io::Write;
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut msg = serde_json::json!({"id": id, "method": method, "params": params});
+        if let Some(s) = session {
+            msg["sessionId"] = serde_json::Value::String(s);
+        }
+        let mut bytes = serde_json::to_vec(&msg).expect("json");
+        bytes.push(0);
+        if let Err(e) = self.commands.write_all(&bytes) {
+            panic!(
+                "DevTools {method}: {e}\n--- browser log ---\n{}",
+                self.browser.log_tail()
+            );
+        }
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.answers.recv_timeout(left) {
+                Ok(v) if v["id"] == id => {
+                    if let Some(err) = v.get("error") {
+                        panic!("DevTools {method} failed: {err}");
+                    }
+                    return v["result"].clone();
+                }
+                Ok(_) => {} // an event, or an answer to an earlier call
+                Err(e) => panic!(
+                    "DevTools {method}: no answer within {within:?} ({e})\n--- browser log ---\n{}",
+                    self.browser.log_tail()
+                ),
+            }
+        }
+    }
+
+    /// A browser-level command (bounded by 30 s).
+    pub fn browser_call(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        self.send_and_wait(method, params, None, Duration::from_secs(30))
+    }
+
+    /// A command to the page (bounded by `within`).
+    pub fn call(
+        &mut self,
+        method: &str,
+        params: serde_json::Value,
+        within: Duration,
+    ) -> serde_json::Value {
+        let session = self.session.clone();
+        self.send_and_wait(method, params, session, within)
+    }
+
+    /// Navigate the page to `url` and wait for its load event (bounded by 30 s).
+    pub fn open(&mut self, url: &str) {
+        self.call(
+            "Page.enable",
+            serde_json::json!({}),
+            Duration::from_secs(30),
+        );
+        let nav = self.call(
+            "Page.navigate",
+            serde_json::json!({"url": url}),
+            Duration::from_secs(30),
+        );
+        assert!(nav.get("errorText").is_none(), "navigating to {url}: {nav}");
+    }
+
+    /// Evaluate `expression` in the page; a promise is awaited. Its value (JSON), or a
+    /// panic with the page's exception. `within` bounds the wait here; the expression
+    /// should bound itself too (a promise that rejects after its own deadline).
+    pub fn eval(&mut self, expression: &str, within: Duration) -> serde_json::Value {
+        let r = self.call(
+            "Runtime.evaluate",
+            serde_json::json!({
+                "expression": expression,
+                "awaitPromise": true,
+                "returnByValue": true,
+            }),
+            within,
+        );
+        if let Some(e) = r.get("exceptionDetails") {
+            panic!("the page threw: {e}");
+        }
+        r["result"]["value"].clone()
+    }
+
+    /// A PNG of the page as it is now.
+    pub fn screenshot(&mut self) -> Vec<u8> {
+        let r = self.call(
+            "Page.captureScreenshot",
+            serde_json::json!({"format": "png"}),
+            Duration::from_secs(30),
+        );
+        base64_decode(r["data"].as_str().expect("screenshot data"))
+    }
+}
+
+/// Standard base64 (with padding), as DevTools sends binary data.
+pub fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => panic!("not base64: {:?}", c as char),
+        }
+    };
+    let clean: Vec<u8> = text.bytes().filter(|&c| c != b'=').collect();
+    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
+    for chunk in clean.chunks(4) {
+        let mut n = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            n |= value(c) << (18 - 6 * i);
+        }
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&bytes[..chunk.len().saturating_sub(1)]);
+    }
+    out
+}
+
 /// The JS module's compiled files (`bindings/js/dist/*.js`), by name.
 pub fn module_files() -> HashMap<String, String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bindings/js/dist");

@@ -356,6 +356,8 @@ fn stats(state: &State) -> serde_json::Value {
 mod tests {
     use super::*;
 
+    // Read only through Debug, which is what debug_fields takes apart.
+    #[allow(dead_code)]
     #[derive(Debug)]
     struct S {
         a: u64,
