@@ -65,7 +65,8 @@ def main() -> int:
             and all(r.get(k) == v for k, v in kw.items())
         ]
 
-    summary = {"oneway": {}, "rtt": {}, "fanout": None, "sessions": []}
+    summary = {"oneway": {}, "rtt": {}, "fanout": None, "cluster": None, "timeout": None,
+               "sessions": []}
     for impl, _ in ONEWAY_ROWS:
         for size in SIZES:
             rs = pick("oneway", impl, size)
@@ -102,6 +103,29 @@ def main() -> int:
             "deliver_p50_ms": median([r["deliver_p50_ms"] for r in fo]),
             "deliver_p99_ms": median([r["deliver_p99_ms"] for r in fo]),
             "loss_pct": median([r["loss_pct"] for r in fo]),
+        }
+    cl = pick("cluster", "c-abi")
+    if cl:
+        keys = ["deliver_p50_ms", "deliver_p99_ms", "local_p50_ms", "local_p99_ms",
+                "remote_p50_ms", "remote_p99_ms", "bus_added_p50_ms", "bus_added_p99_ms",
+                "bus_hop_p50_ms", "bus_hop_p99_ms", "bus_latency_avg_us", "bus_latency_min_us",
+                "bus_latency_max_us",
+                "bus_rtt_avg_us", "bus_rtt_min_us", "bus_failures", "loss_pct"]
+        summary["cluster"] = {"sessions": cl[0]["sessions"], "nodes": cl[0]["nodes"], "runs": len(cl)}
+        summary["cluster"].update({k: median([r[k] for r in cl]) for k in keys})
+        if summary["fanout"]:
+            summary["cluster"]["vs_single_node_p50"] = (
+                summary["cluster"]["deliver_p50_ms"] / summary["fanout"]["deliver_p50_ms"]
+                if summary["fanout"]["deliver_p50_ms"] else None)
+    to = pick("timeout", "go")
+    if to:
+        summary["timeout"] = {
+            "timeout_ms": to[0]["timeout_ms"],
+            "runs": len(to),
+            "count": to[0]["count"],
+            "late_p50_ms": median([r["late_p50_ms"] for r in to]),
+            "late_p99_ms": median([r["late_p99_ms"] for r in to]),
+            "late_max_ms": max(r["late_max_ms"] for r in to),
         }
     for r in pick("sessions", "c-abi"):
         summary["sessions"].append({k: r[k] for k in r if k not in ("impl", "case")})
@@ -226,6 +250,30 @@ def main() -> int:
           f" call p50 {f['call_p50_ms']:.2f} ms, p99 {f['call_p99_ms']:.2f} ms;"
           f" all delivered p50 {f['deliver_p50_ms']:.2f} ms, p99 {f['deliver_p99_ms']:.2f} ms;"
           f" loss {f['loss_pct']:.3f} %")
+    if summary["cluster"]:
+        c = summary["cluster"]
+        single = summary["fanout"]
+        p(f"cluster (C ABI over NATS): one 64 B broadcast to {c['sessions']} sessions over {c['nodes']} nodes"
+          f" ({c['nodes']} processes, one NATS server, medians of {c['runs']} runs):")
+        p(f"  all delivered p50 {c['deliver_p50_ms']:.2f} ms, p99 {c['deliver_p99_ms']:.2f} ms"
+          + (f"  (single node, same run: p50 {single['deliver_p50_ms']:.2f} ms, p99 {single['deliver_p99_ms']:.2f} ms;"
+             f" x{fmt(c.get('vs_single_node_p50'), '.2f')} at p50)" if single else "  (single node: not measured)"))
+        p(f"  broadcasting node's own clients p50 {c['local_p50_ms']:.2f} ms, p99 {c['local_p99_ms']:.2f} ms;"
+          f" other nodes' clients p50 {c['remote_p50_ms']:.2f} ms, p99 {c['remote_p99_ms']:.2f} ms")
+        p(f"  bus added latency: all of the other nodes' clients minus all of its own, p50"
+          f" {c['bus_added_p50_ms']:.2f} ms, p99 {c['bus_added_p99_ms']:.2f} ms; first datagram on"
+          f" another node minus first on its own (the hop through NATS), p50 {c['bus_hop_p50_ms']:.2f} ms,"
+          f" p99 {c['bus_hop_p99_ms']:.2f} ms")
+        p(f"  bus one-way latency (publish to the other nodes' receipt, before their fan-out) avg"
+          f" {c['bus_latency_avg_us']:.0f} us, min {c['bus_latency_min_us']:.0f} us, max"
+          f" {c['bus_latency_max_us']:.0f} us")
+        p(f"  bus round trip (publish to own echo) avg {c['bus_rtt_avg_us']:.0f} us, min"
+          f" {c['bus_rtt_min_us']:.0f} us; loss {c['loss_pct']:.3f} %, bus failures {c['bus_failures']:.0f}")
+    if summary["timeout"]:
+        t = summary["timeout"]
+        p(f"receive timeouts (Go, Session.Receive with a {t['timeout_ms']} ms context deadline,"
+          f" {t['count']} per run): returned after the deadline by p50 {t['late_p50_ms']:.2f} ms,"
+          f" p99 {t['late_p99_ms']:.2f} ms, max {t['late_max_ms']:.2f} ms")
     for s in summary["sessions"]:
         p(f"idle sessions (C ABI server): {s['sessions']} sessions on {s['connections']} connections:"
           f" server RSS {s['server_rss_before_kib']} -> {s['server_rss_after_kib']} KiB,"

@@ -7,7 +7,7 @@
 #
 #   bash scripts/bench.sh              # all cases, 3 runs each (medians): a few minutes
 #   WTD_BENCH_RUNS=5 WTD_BENCH_SECS=3 bash scripts/bench.sh
-#   WTD_BENCH_ONLY="oneway rtt" bash scripts/bench.sh   # a subset: oneway rtt fanout sessions
+#   WTD_BENCH_ONLY="oneway rtt" bash scripts/bench.sh   # a subset: oneway rtt fanout cluster timeout sessions
 #
 # Every program runs client and server in one process (the sessions case forks its
 # server) with the library's default settings; each run is bounded by `timeout`.
@@ -19,7 +19,7 @@ cd "$root"
 runs=${WTD_BENCH_RUNS:-3}
 secs=${WTD_BENCH_SECS:-2}
 pings=${WTD_BENCH_PINGS:-10000}
-only=${WTD_BENCH_ONLY:-oneway rtt fanout sessions}
+only=${WTD_BENCH_ONLY:-oneway rtt fanout cluster timeout sessions}
 out=$root/target/bench
 mkdir -p "$out"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
@@ -32,7 +32,7 @@ want() { [[ " $only " == *" $1 "* ]]; }
 
 # ---- build (release)
 log "building (release)"
-cargo build --release -j2 --lib --quiet
+cargo build --release -j2 -p wtdatagram-ffi --quiet
 CARGO_TARGET_DIR=$out/cargo cargo build --release -j2 --locked --quiet \
     --manifest-path bench/rust/Cargo.toml
 quinn_bin=$out/cargo/release/bench-quinn
@@ -65,6 +65,24 @@ if [ -f .peers/trixie/.wtd-pywebtransport-ready ] && [ -f scripts/run-in-trixie.
     pwt=1
 else
     skipped+=(--skipped "pywebtransport=no Debian trixie root with pywebtransport 0.21 (.peers/trixie: run scripts/setup-pywebtransport.sh as root)")
+fi
+# The cluster case (issue 16): a nats-server on a free loopback port for this run.
+nats_url=
+if want cluster; then
+    if nats_bin=$(bash scripts/setup-nats.sh 2>/dev/null); then
+        nats_log=$out/nats-$stamp.log
+        "$nats_bin" -a 127.0.0.1 -p -1 2>"$nats_log" &
+        nats_pid=$!
+        trap 'kill "$nats_pid" 2>/dev/null || true' EXIT
+        for _ in $(seq 1 200); do
+            port=$(sed -n 's/.*Listening for client connections on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$nats_log" | head -n 1)
+            [ -n "$port" ] && break
+            sleep 0.05
+        done
+        if [ -n "${port:-}" ]; then nats_url=nats://127.0.0.1:$port; else skipped+=(--skipped "cluster=nats-server did not start (see $nats_log)"); fi
+    else
+        skipped+=(--skipped "cluster=no nats-server (scripts/setup-nats.sh failed)")
+    fi
 fi
 export LD_LIBRARY_PATH=$root/target/release${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 
@@ -109,6 +127,19 @@ for ((r = 1; r <= runs; r++)); do
     if want fanout; then
         log "run $r/$runs: broadcast to 1000 sessions"
         run 120 "$c_bin" fanout 1000 50
+    fi
+    if want cluster && [ -n "$nats_url" ]; then
+        # The single-node figure it is compared with comes from the same run.
+        if ! want fanout; then
+            log "run $r/$runs: broadcast to 1000 sessions (single node, for the cluster case)"
+            run 120 "$c_bin" fanout 1000 50
+        fi
+        log "run $r/$runs: broadcast to 1000 sessions over 3 nodes joined through NATS"
+        run 120 "$c_bin" cluster 1000 50 "$nats_url"
+    fi
+    if want timeout && [ -n "$go_bin" ]; then
+        log "run $r/$runs: Go receive timeouts of 150 ms"
+        run 120 "$go_bin" timeout 150 20
     fi
 done
 if want sessions; then

@@ -40,4 +40,6 @@ bash "$root/scripts/setup-python-peers.sh"
 bash "$root/scripts/setup-pywebtransport.sh"
 bash "$root/scripts/setup-go-peers.sh"
 bash "$root/scripts/setup-rust-peers.sh"
+# nats-server for the cluster tests and benchmark (issue 16).
+bash "$root/scripts/setup-nats.sh" >/dev/null
 echo "setup: done"

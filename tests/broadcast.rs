@@ -8,16 +8,16 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use common::relay::Relay;
 use common::*;
-use tokio::net::UdpSocket;
 use wtdatagram::datagram::broadcast::DatagramBroadcaster;
 use wtdatagram::datagram::{DatagramStream, StreamConfig};
-use wtdatagram::{Client, ClientConfig, Error, Server, Session, TransportOptions, Verify};
+use wtdatagram::{
+    Client, ClientConfig, CloseReason, Error, Server, Session, TransportOptions, Verify,
+};
 
 async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + LIMIT;
@@ -136,37 +136,6 @@ async fn closed_sessions_leave_by_themselves() {
     assert_eq!(&d[..], b"before");
 }
 
-/// A UDP relay between one client and the server; `pass` false drops everything the
-/// server sends to the client (the client then never acknowledges anything: the server's
-/// congestion window, then its datagram send buffer for that connection fill up).
-async fn relay(server: SocketAddr, pass: Arc<AtomicBool>) -> SocketAddr {
-    let front = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let back = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    back.connect(server).await.unwrap();
-    let addr = front.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut peer: Option<SocketAddr> = None;
-        let mut a = vec![0u8; 65536];
-        let mut b = vec![0u8; 65536];
-        loop {
-            tokio::select! {
-                r = front.recv_from(&mut a) => {
-                    let Ok((n, from)) = r else { return };
-                    peer = Some(from);
-                    let _ = back.send(&a[..n]).await;
-                }
-                r = back.recv(&mut b) => {
-                    let Ok(n) = r else { return };
-                    if let (true, Some(p)) = (pass.load(Ordering::Acquire), peer) {
-                        let _ = front.send_to(&b[..n], p).await;
-                    }
-                }
-            }
-        }
-    });
-    addr
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_peer_that_never_reads_blocks_nobody() {
     // A small per-connection datagram send buffer so the stalled peer's fills quickly.
@@ -177,17 +146,18 @@ async fn a_peer_that_never_reads_blocks_nobody() {
     let client = client_for(&server);
     let mut ps = pairs(&server, &client, 19).await;
 
-    // The stalled peer: its own client, through the relay.
-    let pass = Arc::new(AtomicBool::new(true));
-    let front = relay(server.local_addr(), pass.clone()).await;
+    // The stalled peer: its own client, through a relay that then drops everything the
+    // server sends it (the client never acknowledges anything: the server's congestion
+    // window, then its datagram send buffer for that connection fill up).
+    let relay = Relay::start(server.local_addr()).await;
     let stalled_client = Client::new(ClientConfig {
         verify: Verify::Hashes(vec![server.cert_sha256()]),
         ..Default::default()
     })
     .unwrap();
-    let stalled_url = format!("https://127.0.0.1:{}/stalled", front.port());
+    let stalled_url = format!("https://127.0.0.1:{}/stalled", relay.addr.port());
     let (stalled_ss, _stalled_cs) = within(pair(&server, &stalled_client, &stalled_url)).await;
-    pass.store(false, Ordering::Release);
+    relay.to_client.store(false, Ordering::Release);
 
     let b = DatagramBroadcaster::new();
     for (ss, _) in &ps {
@@ -200,15 +170,12 @@ async fn a_peer_that_never_reads_blocks_nobody() {
     const WINDOW: usize = 10;
     let mut stalled_accepted = 0usize;
     let mut saw_refusal = false;
-    let mut slowest = Duration::ZERO;
     for w in 0..N / WINDOW {
         let mut want = BTreeSet::new();
         for i in w * WINDOW..(w + 1) * WINDOW {
             let d = payload(i, 1000);
             let before = stalled_ss.stats().datagrams_sent;
-            let t = Instant::now();
             let n = b.broadcast(&d, 0, None).unwrap();
-            slowest = slowest.max(t.elapsed());
             let stalled_took = stalled_ss.stats().datagrams_sent - before;
             stalled_accepted += stalled_took as usize;
             // Everyone but the stalled peer always accepts.
@@ -225,12 +192,13 @@ async fn a_peer_that_never_reads_blocks_nobody() {
         stalled_accepted < N,
         "stalled peer accepted {stalled_accepted}"
     );
+    // Refused, not waited for: every refusal is a non-blocking send that found the
+    // stalled connection's buffer full (a broadcast that waited for room would never
+    // have returned: nothing the server sends reaches that client). How long a
+    // broadcast call takes is measured by the benchmarks (scripts/bench.sh, fanout:
+    // call_p50_ms / call_p99_ms), not asserted here.
     assert!(stalled_ss.stats().send_would_block > 0);
-    // Generous: a broadcast never waits for a peer (it is a few non-blocking calls).
-    assert!(
-        slowest < Duration::from_secs(2),
-        "a broadcast took {slowest:?}"
-    );
+    assert!(relay.dropped.load(Ordering::Relaxed) > 0);
     // The stalled session is still open and still a member.
     assert!(!stalled_ss.is_closed());
     assert_eq!(b.session_count(), 20);
@@ -316,10 +284,17 @@ async fn dropping_the_broadcaster_then_closing_members_is_harmless() {
         b.add_session(ss.clone()).unwrap();
     }
     drop(b);
-    // The close hooks find the broadcaster gone.
-    for (ss, cs) in &ps {
-        ss.close(0, "");
-        cs.close(0, "");
+    // The close hooks find the broadcaster gone: closing members still works as
+    // always, and each close reaches its peer with its code and reason.
+    for (i, (ss, cs)) in ps.iter().enumerate() {
+        let code = 10 + i as u32;
+        ss.close(code, "after the broadcaster");
+        assert_eq!(
+            within(cs.closed()).await,
+            CloseReason::Remote {
+                code,
+                reason: "after the broadcaster".into()
+            }
+        );
     }
-    assert!(ps.iter().all(|(ss, _)| ss.is_closed()));
 }

@@ -369,7 +369,7 @@ async fn run(kind: Kind) {
                         "/structured" => {
                             let v = structured(
                                 session,
-                                Arc::new(JsonSerializer),
+                                Arc::new(JsonSerializer::new()),
                                 [
                                     r#"{"id": 7, "name": "Zo\u00eb", "pos": [1.5, -2.0]}"#,
                                     r#"{"tick": 1024, "big": 9223372036854775808, "ok": true, "nothing": null}"#,

@@ -63,16 +63,22 @@ async fn amplified_field_section_is_answered_431() {
     let server = server();
     let mut raw = RawClient::connect(&server).await;
     raw.control_ok().await;
-    let (_send, mut recv) = raw.bidi(&amplified_request(&raw.authority, 15_000)).await;
+    let (_send, mut recv) = raw
+        .bidi_stoppable(&amplified_request(&raw.authority, 15_000))
+        .await;
     assert_eq!(status_of(&mut recv).await, 431);
     // At the count limit of 128 fields (6 + 122), within the size limit: a request.
-    let (_s2, mut r2) = raw.bidi(&amplified_request(&raw.authority, 122)).await;
+    let (_s2, mut r2) = raw
+        .bidi_stoppable(&amplified_request(&raw.authority, 122))
+        .await;
     let req = within(server.accept()).await.expect("request");
     assert_eq!(req.info().headers.len(), 1 + 122);
     drop(req); // answered 503 by its Drop
     assert_eq!(status_of(&mut r2).await, 503);
     // One field too many.
-    let (_s3, mut r3) = raw.bidi(&amplified_request(&raw.authority, 123)).await;
+    let (_s3, mut r3) = raw
+        .bidi_stoppable(&amplified_request(&raw.authority, 123))
+        .await;
     assert_eq!(status_of(&mut r3).await, 431);
     raw.assert_open();
     let (ss, _s, _r) = raw.session(&server, "/fine").await;
@@ -167,7 +173,10 @@ async fn concurrent_requests_cannot_exceed_sessions_per_connection() {
         accepted.push(req.accept().await.expect("accept"));
     }
     let mut rejected = 0;
-    for (_send, mut recv) in streams {
+    // The request streams stay open (a finished CONNECT stream would end its session).
+    let mut open = Vec::new();
+    for (send, mut recv) in streams {
+        open.push(send);
         match status_of(&mut recv).await {
             200 => {}
             429 => rejected += 1,

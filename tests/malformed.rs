@@ -381,7 +381,7 @@ async fn oversize_headers_frame_is_answered_431() {
     let mut bytes = vi(frame::HEADERS);
     bytes.extend(vi(1 << 20));
     bytes.extend([0u8; 32]);
-    let (send, mut recv) = raw.bidi(&bytes).await;
+    let (send, mut recv) = raw.bidi_stoppable(&bytes).await;
     let fields = read_headers(&mut recv).await.expect("431 response");
     assert_eq!(status(&fields), 431);
     expect_fin(&mut recv).await;

@@ -5,6 +5,7 @@ mod common;
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use common::relay::Relay;
 use common::*;
 use wtdatagram::{CloseReason, Dialect, Error, TransportOptions};
 
@@ -172,21 +173,8 @@ async fn rejected_session_reports_the_status() {
 
 #[tokio::test]
 async fn connection_loss_is_detected() {
-    let server = server_with(TransportOptions {
-        idle_timeout: std::time::Duration::from_millis(600),
-        keep_alive: None,
-        ..Default::default()
-    });
-    let client = wtdatagram::Client::new(wtdatagram::ClientConfig {
-        verify: wtdatagram::Verify::Hashes(vec![server.cert_sha256()]),
-        transport: TransportOptions {
-            idle_timeout: std::time::Duration::from_millis(600),
-            keep_alive: None,
-            ..Default::default()
-        },
-        ..Default::default()
-    })
-    .unwrap();
+    let server = server();
+    let client = client_for(&server);
     let url = url(&server, "/");
     let (ss, cs) = within(pair(&server, &client, &url)).await;
     // The server closes the whole connection: the client session learns it with the code.
@@ -198,31 +186,79 @@ async fn connection_loss_is_detected() {
         CloseReason::Remote { code: 0, .. } => {}
         other => panic!("unexpected close reason {other:?}"),
     }
+}
 
-    // Silence: a peer that vanishes without a word is detected by the idle timeout.
-    let server2 = server_with(TransportOptions {
-        idle_timeout: std::time::Duration::from_millis(600),
+/// The idle timeout itself: the client talks to the server through a relay that then
+/// drops every packet both ways, with no keep-alive on either side. Nothing closes
+/// anything; quinn's idle timer is the only thing that can end the sessions, and both
+/// ends must report exactly that.
+#[tokio::test]
+async fn idle_timeout_ends_sessions_when_the_peer_goes_silent() {
+    let idle = TransportOptions {
+        idle_timeout: std::time::Duration::from_millis(500),
         keep_alive: None,
         ..Default::default()
-    });
-    let client2 = wtdatagram::Client::new(wtdatagram::ClientConfig {
-        verify: wtdatagram::Verify::Insecure,
-        transport: TransportOptions {
-            idle_timeout: std::time::Duration::from_millis(600),
-            keep_alive: None,
-            ..Default::default()
-        },
+    };
+    let server = server_with(idle.clone());
+    let client = wtdatagram::Client::new(wtdatagram::ClientConfig {
+        verify: wtdatagram::Verify::Hashes(vec![server.cert_sha256()]),
+        transport: idle,
         ..Default::default()
     })
     .unwrap();
-    let url2 = common::url(&server2, "/");
-    let (_ss, cs) = within(pair(&server2, &client2, &url2)).await;
-    // Freeze the server side: drop nothing, just make its endpoint stop answering by
-    // aborting the runtime-less path: close the client's view of the network instead.
-    client2.close();
-    let r = within(cs.closed()).await;
-    assert!(matches!(r, CloseReason::ConnectionLost { .. }), "{r:?}");
-    drop(server2);
+    let relay = Relay::start(server.local_addr()).await;
+    let url = format!("https://127.0.0.1:{}/idle", relay.addr.port());
+    let (ss, cs) = within(pair(&server, &client, &url)).await;
+    // The path works while the relay forwards.
+    cs.send_datagram(b"ping").await.unwrap();
+    assert_eq!(&within(ss.recv_datagram()).await.unwrap()[..], b"ping");
+
+    relay.go_silent();
+    assert_eq!(within(cs.closed()).await, CloseReason::TimedOut);
+    assert_eq!(within(ss.closed()).await, CloseReason::TimedOut);
+    assert!(matches!(
+        cs.try_send_datagram(b"x"),
+        Err(Error::Closed(CloseReason::TimedOut))
+    ));
+    assert!(matches!(
+        ss.recv_datagram().await,
+        Err(Error::Closed(CloseReason::TimedOut))
+    ));
+}
+
+/// `Client::close` ends every connection of the client at once: its sessions see the
+/// connection closed locally, the server's sessions see the client's close code.
+#[tokio::test]
+async fn closing_the_client_ends_its_sessions_on_both_sides() {
+    let server = server();
+    let client = client_for(&server);
+    let url = url(&server, "/");
+    let mut pairs = Vec::new();
+    for _ in 0..2 {
+        pairs.push(within(pair(&server, &client, &url)).await);
+    }
+    client.close();
+    for (ss, cs) in &pairs {
+        // Locally: the connection was closed here (quinn's LocallyClosed, no code).
+        match within(cs.closed()).await {
+            CloseReason::ConnectionLost { code: 0, reason } => {
+                assert_eq!(reason, "closed", "quinn's LocallyClosed");
+            }
+            other => panic!("client side ended with {other:?}"),
+        }
+        match within(ss.closed()).await {
+            CloseReason::ConnectionLost { code, reason } => {
+                assert_eq!(code, 0x100, "H3_NO_ERROR");
+                assert!(reason.contains("client closed"), "{reason}");
+            }
+            other => panic!("server side ended with {other:?}"),
+        }
+        assert!(matches!(cs.try_send_datagram(b"x"), Err(Error::Closed(_))));
+    }
+    assert!(matches!(
+        client.open_session(&url).await,
+        Err(Error::Closed(_))
+    ));
 }
 
 /// Sessions the server closes right before the server itself closes (or is dropped)

@@ -396,11 +396,16 @@ async fn json_and_structured_bytes_on_the_wire_match_pywebtransport() {
         .send_json(&serde_json::json!({"a": 1}), 1, None)
         .unwrap();
     assert_eq!(recv_raw(ss).await, b"{\"a\":1}");
-    // Compact (no spaces) and UTF-8 (not \u escapes).
+    // Python's json.dumps(data, separators=(",", ":")): compact, keys in their order
+    // (not sorted), non-ASCII as \u escapes, Python's float spelling.
     stream
-        .send_json(&serde_json::json!({"a": [1, 2], "b": "é"}), 1, None)
+        .send_json(
+            &serde_json::json!({"b": "é", "a": [1, 2.0, 0.00001]}),
+            1,
+            None,
+        )
         .unwrap();
-    assert_eq!(recv_raw(ss).await, "{\"a\":[1,2],\"b\":\"é\"}".as_bytes());
+    assert_eq!(recv_raw(ss).await, br#"{"b":"\u00e9","a":[1,2.0,1e-05]}"#);
     // The type length is in bytes, not characters.
     stream.send_structured("é", b"x", 1, None).unwrap();
     assert_eq!(recv_raw(ss).await, b"\x02\xc3\xa9x");
@@ -437,6 +442,13 @@ async fn receive_json_and_structured_from_raw_peer_bytes() {
     // pywebtransport's default (ensure_ascii) output decodes the same.
     ss.send_datagram(br#"{"b":"\u00e9"}"#).await.unwrap();
     assert_eq!(stream.receive_json(t).await.unwrap()["b"], "é");
+    // Members stay in their order.
+    ss.send_datagram(br#"{"z":1,"a":2}"#).await.unwrap();
+    let v = stream.receive_json(t).await.unwrap();
+    assert_eq!(
+        v.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["z", "a"]
+    );
     ss.send_datagram(b"\x04chathi").await.unwrap();
     let (ty, payload) = stream.receive_structured(t).await.unwrap();
     assert_eq!((ty.as_str(), &payload[..]), ("chat", &b"hi"[..]));
@@ -518,7 +530,7 @@ async fn receive_times_out_try_receive_and_receive_multiple() {
         stream.receive_structured(short).await,
         Err(Error::Timeout)
     ));
-    assert_eq!(stream.try_receive(), None);
+    assert_eq!(stream.try_receive(), Ok(None));
     assert_eq!(stream.stats().receive_errors, 0, "timeouts are not errors");
 
     for i in 0..5 {
@@ -529,10 +541,10 @@ async fn receive_times_out_try_receive_and_receive_multiple() {
     let first = stream.receive_multiple(3, Some(LIMIT)).await.unwrap();
     assert_eq!(first, vec!["m0", "m1", "m2"]);
     assert_eq!(stream.receive_buffer_size(), 2);
-    assert_eq!(stream.try_receive().as_deref(), Some(&b"m3"[..]));
+    assert_eq!(stream.try_receive().unwrap().as_deref(), Some(&b"m3"[..]));
     let rest = stream.receive_multiple(10, Some(LIMIT)).await.unwrap();
     assert_eq!(rest, vec!["m4"]);
-    assert_eq!(stream.try_receive(), None);
+    assert_eq!(stream.try_receive(), Ok(None));
     // receive waits for a datagram that is not there yet.
     let waiter = {
         let s = stream.clone();
@@ -594,9 +606,11 @@ async fn full_receive_queue_drop_newest_refuses_arrivals() {
     eventually("2 receive drops", || stream.stats().receive_drops == 2).await;
     assert_eq!(stream.receive_buffer_size(), 3);
     assert_eq!(stream.queue_stats().receive_limit, 3);
-    let got: Vec<_> = (0..3).map(|_| stream.try_receive().unwrap()).collect();
+    let got: Vec<_> = (0..3)
+        .map(|_| stream.try_receive().unwrap().unwrap())
+        .collect();
     assert_eq!(got, vec!["d0", "d1", "d2"]);
-    assert_eq!(stream.try_receive(), None);
+    assert_eq!(stream.try_receive(), Ok(None));
     let st = stream.stats();
     assert_eq!(st.receive_drops, 2);
     // Every arrival counts as received; 3 of the 5 reached the application.
@@ -629,7 +643,7 @@ async fn full_receive_queue_drop_oldest_keeps_the_freshest() {
         assert_eq!(m.data, format!("d{i}"));
         assert_eq!(m.sequence, i, "arrival numbers of the kept datagrams");
     }
-    assert_eq!(stream.try_receive(), None);
+    assert_eq!(stream.try_receive(), Ok(None));
     let st = stream.stats();
     assert_eq!(st.receive_drops, 2);
     assert!(
@@ -679,7 +693,7 @@ async fn close_session_and_max_datagram_size() {
     );
     assert!(!stream.is_closed());
 
-    // A datagram queued before the close is still handed out, then Closed.
+    // A datagram queued before the close is discarded by it (as documented).
     ss.send_datagram(b"before close").await.unwrap();
     eventually("the datagram queued", || stream.receive_buffer_size() == 1).await;
     // A receiver waiting on an empty queue is woken by the close.
@@ -707,14 +721,42 @@ async fn close_session_and_max_datagram_size() {
         stream.send_json(&serde_json::json!(1), 1, None),
         Err(Error::Closed(_))
     ));
-    assert_eq!(
-        &stream.receive(Some(LIMIT)).await.unwrap()[..],
-        b"before close"
-    );
+    // Discarded, and every receive says Closed at once: a polling loop learns it.
+    assert_eq!(stream.receive_buffer_size(), 0);
+    assert_eq!(stream.queue_stats().receive, 0);
+    assert!(matches!(stream.try_receive(), Err(Error::Closed(_))));
+    assert!(matches!(stream.receive_now(), Err(Error::Closed(_))));
     assert!(matches!(
         stream.receive(Some(LIMIT)).await,
         Err(Error::Closed(_))
     ));
+    assert!(matches!(
+        stream.receive(Some(Duration::ZERO)).await,
+        Err(Error::Closed(_))
+    ));
+    assert!(matches!(
+        stream.receive_with_metadata(Some(LIMIT)).await,
+        Err(Error::Closed(_))
+    ));
+    assert!(matches!(
+        stream.receive_multiple(4, Some(LIMIT)).await,
+        Err(Error::Closed(_))
+    ));
+    assert!(matches!(
+        stream.receive_json(Some(LIMIT)).await,
+        Err(Error::Closed(_))
+    ));
+    assert!(matches!(
+        stream.receive_structured(Some(LIMIT)).await,
+        Err(Error::Closed(_))
+    ));
+    // Nothing the peer sends after the close is queued either.
+    ss.send_datagram(b"after close").await.unwrap();
+    assert!(matches!(
+        stream.receive(Some(Duration::from_millis(50))).await,
+        Err(Error::Closed(_))
+    ));
+    assert_eq!(stream.receive_buffer_size(), 0);
     assert!(matches!(
         stream.start_heartbeat(Duration::from_millis(10)),
         Err(Error::Closed(_))
@@ -742,8 +784,88 @@ async fn session_close_closes_the_stream_with_the_reason() {
         Err(Error::Closed(expect.clone()))
     );
     assert!(stream.is_closed());
-    assert_eq!(stream.send(b"x", 1, None), Err(Error::Closed(expect)));
+    assert_eq!(
+        stream.send(b"x", 1, None),
+        Err(Error::Closed(expect.clone()))
+    );
     assert!(!stream.try_send(b"x", 1, None));
+    assert_eq!(stream.try_receive(), Err(Error::Closed(expect.clone())));
+    assert_eq!(
+        stream.receive(Some(Duration::ZERO)).await,
+        Err(Error::Closed(expect))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datagrams_queued_before_the_session_closed_are_still_received() {
+    let lp = loopback().await;
+    let (ss, cs) = (&lp.ss, &lp.cs);
+    let stream = DatagramStream::new(cs, StreamConfig::default()).unwrap();
+    // A heartbeat that only the stream's shutdown stops (its next tick is an hour
+    // away): once it is gone, the stream has handled the session's end.
+    stream.start_heartbeat(Duration::from_secs(3600)).unwrap();
+    ss.send_datagram(b"one").await.unwrap();
+    ss.send_datagram(b"two").await.unwrap();
+    eventually("2 datagrams queued", || stream.receive_buffer_size() == 2).await;
+    ss.close(7, "done");
+    eventually("the stream stopped", || {
+        stream.debug_state()["heartbeat_running"] == false
+    })
+    .await;
+    // Unlike a close of the stream itself, the session's end keeps what arrived.
+    assert!(stream.is_closed());
+    assert_eq!(stream.try_receive().unwrap().as_deref(), Some(&b"one"[..]));
+    assert_eq!(&stream.receive(Some(LIMIT)).await.unwrap()[..], b"two");
+    let expect = CloseReason::Remote {
+        code: 7,
+        reason: "done".into(),
+    };
+    assert_eq!(stream.try_receive(), Err(Error::Closed(expect.clone())));
+    assert_eq!(
+        stream.receive(Some(LIMIT)).await,
+        Err(Error::Closed(expect))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_stream_or_layer_on_a_closed_session() {
+    use std::sync::Arc;
+    use wtdatagram::datagram::reliability::{ReliabilityConfig, ReliabilityLayer};
+    use wtdatagram::datagram::structured::{
+        JsonSerializer, StructuredDatagramTransport, TypeRegistry,
+    };
+
+    let lp = loopback().await;
+    let cs = &lp.cs;
+    cs.close(3, "gone");
+    let expect = Error::Closed(CloseReason::Local {
+        code: 3,
+        reason: "gone".into(),
+    });
+    assert_eq!(
+        DatagramStream::new(cs, StreamConfig::default()).unwrap_err(),
+        expect
+    );
+    assert_eq!(
+        ReliabilityLayer::new(cs, ReliabilityConfig::default()).unwrap_err(),
+        expect
+    );
+    assert_eq!(
+        StructuredDatagramTransport::new(
+            cs,
+            Arc::new(JsonSerializer::new()),
+            TypeRegistry::new(),
+            10
+        )
+        .unwrap_err(),
+        expect
+    );
+    // The peer's side closes too (it got the close): the same there, with its reason.
+    eventually("the peer saw the close", || lp.ss.is_closed()).await;
+    assert!(matches!(
+        DatagramStream::new(&lp.ss, StreamConfig::default()),
+        Err(Error::Closed(CloseReason::Remote { code: 3, .. }))
+    ));
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -845,7 +967,7 @@ async fn stats_queue_stats_and_debug_state_after_a_known_sequence() {
     assert!(st.max_send_time >= st.avg_send_time);
     assert_eq!(st.avg_receive_time, Duration::ZERO, "nothing taken yet");
 
-    assert_eq!(stream.try_receive().unwrap().len(), 5);
+    assert_eq!(stream.try_receive().unwrap().unwrap().len(), 5);
     stream.receive(Some(LIMIT)).await.unwrap();
     let st = stream.stats();
     assert!(st.max_receive_time >= st.avg_receive_time);
@@ -1310,4 +1432,55 @@ fn runtime_shutdown_during_delivery_does_not_deadlock() {
             panic!("a round failed (see the panic above)")
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_handler_never_takes_datagrams_from_a_stream() {
+    use bytes::Bytes;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use wtdatagram::DatagramHandler;
+
+    struct Count(Arc<AtomicUsize>);
+    impl DatagramHandler for Count {
+        fn on_datagram(&self, _payload: Bytes) -> bool {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            true
+        }
+        fn on_closed(&self, _reason: &CloseReason) {}
+    }
+
+    let lp = loopback().await;
+    let (ss, cs) = (&lp.ss, &lp.cs);
+    // A plain handler is the session's default route...
+    let plain = Arc::new(AtomicUsize::new(0));
+    cs.set_datagram_handler(Arc::new(Count(plain.clone())))
+        .unwrap();
+    ss.send_datagram(b"to the handler").await.unwrap();
+    eventually("the handler got it", || plain.load(Ordering::SeqCst) == 1).await;
+    // ...which a stream claims from it (as the C ABI's event mode relies on).
+    let stream = DatagramStream::new(cs, StreamConfig::default()).unwrap();
+    // Once claimed, a handler cannot take the datagrams: refused, nothing changes.
+    let thief = Arc::new(AtomicUsize::new(0));
+    assert!(matches!(
+        cs.set_datagram_handler(Arc::new(Count(thief.clone()))),
+        Err(Error::InvalidState(_))
+    ));
+    ss.send_datagram(b"to the stream").await.unwrap();
+    assert_eq!(
+        &stream.receive(Some(LIMIT)).await.unwrap()[..],
+        b"to the stream"
+    );
+    assert_eq!(thief.load(Ordering::SeqCst), 0);
+    assert_eq!(plain.load(Ordering::SeqCst), 1);
+    // Nor can a second owner claim them; a closed stream keeps its claim too.
+    assert!(matches!(
+        DatagramStream::new(cs, StreamConfig::default()),
+        Err(Error::InvalidState(_))
+    ));
+    stream.close();
+    assert!(matches!(
+        cs.set_datagram_handler(Arc::new(Count(thief.clone()))),
+        Err(Error::InvalidState(_))
+    ));
 }

@@ -135,7 +135,7 @@ async fn round_trip(ser: Arc<dyn Serializer>) {
 
 #[tokio::test]
 async fn round_trip_json() {
-    round_trip(Arc::new(JsonSerializer)).await;
+    round_trip(Arc::new(JsonSerializer::new())).await;
 }
 
 #[tokio::test]
@@ -146,17 +146,29 @@ async fn round_trip_msgpack() {
 #[tokio::test]
 async fn exact_json_wire_bytes() {
     let lb = loopback().await;
-    let t = transport(&lb.cs, Arc::new(JsonSerializer));
+    let t = transport(&lb.cs, Arc::new(JsonSerializer::new()));
     t.send_obj(&chat()).unwrap();
     t.send_obj(&mv(1)).unwrap();
     let d = within(lb.ss.recv_datagram()).await.unwrap();
-    // b"\x00\x01" + json.dumps(asdict(Chat("zoë", "héllo 😀", 1.5)), separators=(",", ":"))
+    // pywebtransport's JSONSerializer(): b"\x00\x01" +
+    // json.dumps(asdict(Chat("zoë", "héllo 😀", 1.5))), Python's default separators.
     let mut want = b"\x00\x01".to_vec();
-    want.extend_from_slice(br#"{"user":"zo\u00eb","text":"h\u00e9llo \ud83d\ude00","ts":1.5}"#);
+    want.extend_from_slice(
+        br#"{"user": "zo\u00eb", "text": "h\u00e9llo \ud83d\ude00", "ts": 1.5}"#,
+    );
     assert_eq!(&d[..], &want[..]);
     let d = within(lb.ss.recv_datagram()).await.unwrap();
     let mut want = b"\x00\x02".to_vec();
-    want.extend_from_slice(br#"{"x":1,"y":-1,"tags":["a","\u00fc"]}"#);
+    want.extend_from_slice(br#"{"x": 1, "y": -1, "tags": ["a", "\u00fc"]}"#);
+    assert_eq!(&d[..], &want[..]);
+
+    // JSONSerializer(dump_kwargs={"separators": (",", ":")})
+    let lb = loopback().await;
+    let t = transport(&lb.cs, Arc::new(JsonSerializer::compact()));
+    t.send_obj(&chat()).unwrap();
+    let d = within(lb.ss.recv_datagram()).await.unwrap();
+    let mut want = b"\x00\x01".to_vec();
+    want.extend_from_slice(br#"{"user":"zo\u00eb","text":"h\u00e9llo \ud83d\ude00","ts":1.5}"#);
     assert_eq!(&d[..], &want[..]);
 }
 
@@ -181,7 +193,7 @@ async fn exact_msgpack_wire_bytes() {
 #[tokio::test]
 async fn unregistered_send_is_rejected() {
     let lb = loopback().await;
-    let t = transport(&lb.cs, Arc::new(JsonSerializer));
+    let t = transport(&lb.cs, Arc::new(JsonSerializer::new()));
     match t.send_obj(&NotRegistered { a: 1 }) {
         Err(Error::InvalidArgument(m)) => {
             assert!(
@@ -204,18 +216,18 @@ async fn unregistered_send_is_rejected() {
     ));
     t.send_obj(&NotRegistered { a: 1 }).unwrap();
     let d = within(lb.ss.recv_datagram()).await.unwrap();
-    assert_eq!(&d[..], b"\x00\x03{\"a\":1}");
+    assert_eq!(&d[..], b"\x00\x03{\"a\": 1}");
 }
 
 #[tokio::test]
 async fn send_payload_normalizes_json_and_checks_msgpack() {
     let lb = loopback().await;
-    let t = transport(&lb.cs, Arc::new(JsonSerializer));
+    let t = transport(&lb.cs, Arc::new(JsonSerializer::new()));
     t.register_untyped(9).unwrap();
     t.send_payload(9, "{ \"b\": 1, \"a\": \"é\" }".as_bytes(), 0, None)
         .unwrap();
     let d = within(lb.ss.recv_datagram()).await.unwrap();
-    assert_eq!(&d[..], b"\x00\x09{\"b\":1,\"a\":\"\\u00e9\"}");
+    assert_eq!(&d[..], b"\x00\x09{\"b\": 1, \"a\": \"\\u00e9\"}");
     assert!(matches!(
         t.send_payload(9, b"{not json", 0, None),
         Err(Error::InvalidArgument(_))
@@ -259,7 +271,7 @@ async fn send_payload_normalizes_json_and_checks_msgpack() {
 #[tokio::test]
 async fn malformed_datagrams_are_counted_reported_and_skipped() {
     for ser in [
-        Arc::new(JsonSerializer) as Arc<dyn Serializer>,
+        Arc::new(JsonSerializer::new()) as Arc<dyn Serializer>,
         Arc::new(MsgPackSerializer),
     ] {
         let lb = loopback().await;
@@ -335,9 +347,9 @@ async fn malformed_datagrams_are_counted_reported_and_skipped() {
 #[tokio::test]
 async fn one_owner_per_session() {
     let lb = loopback().await;
-    let t = transport(&lb.cs, Arc::new(JsonSerializer));
+    let t = transport(&lb.cs, Arc::new(JsonSerializer::new()));
     let second =
-        StructuredDatagramTransport::new(&lb.cs, Arc::new(JsonSerializer), registry(), 100);
+        StructuredDatagramTransport::new(&lb.cs, Arc::new(JsonSerializer::new()), registry(), 100);
     assert!(matches!(second, Err(Error::InvalidState(_))), "{second:?}");
     assert!(matches!(
         DatagramStream::new(&lb.cs, StreamConfig::default()),
@@ -351,7 +363,7 @@ async fn one_owner_per_session() {
         Err(Error::InvalidState(_))
     ));
     assert!(matches!(
-        StructuredDatagramTransport::new(&lb.cs, Arc::new(JsonSerializer), registry(), 0),
+        StructuredDatagramTransport::new(&lb.cs, Arc::new(JsonSerializer::new()), registry(), 0),
         Err(Error::InvalidArgument(_))
     ));
 }
@@ -359,9 +371,10 @@ async fn one_owner_per_session() {
 #[tokio::test]
 async fn close_and_queue_limit() {
     let lb = loopback().await;
-    let a = transport(&lb.cs, Arc::new(JsonSerializer));
+    let a = transport(&lb.cs, Arc::new(JsonSerializer::new()));
     let b =
-        StructuredDatagramTransport::new(&lb.ss, Arc::new(JsonSerializer), registry(), 2).unwrap();
+        StructuredDatagramTransport::new(&lb.ss, Arc::new(JsonSerializer::new()), registry(), 2)
+            .unwrap();
     for i in 0..3 {
         a.send_obj(&mv(i)).unwrap();
     }
@@ -392,4 +405,42 @@ async fn close_and_queue_limit() {
         a.receive_obj(Some(LIMIT)).await,
         Err(Error::Closed(_))
     ));
+}
+
+/// Numbers read from JSON are the doubles Python reads from the same text (correctly
+/// rounded), so a value received and sent on is the value that came in. Found by the
+/// fuzz targets (fuzz/fuzz_targets/structured.rs, stream_message.rs): without serde_json's
+/// float_roundtrip, these parsed one unit in the last place off, and re-encoding changed
+/// them.
+#[test]
+fn json_numbers_read_back_exactly_what_was_written() {
+    for text in [
+        "111111111111111111111111",
+        "24444444443481E23",
+        "1.1111111111111111e+23",
+        "[0.1, 2.2250738585072014e-308, 1.7976931348623157e+308, 5e-324]",
+    ] {
+        let v = JsonSerializer::new().from_bytes(text.as_bytes()).unwrap();
+        let written = JsonSerializer::new().to_bytes(&v).unwrap();
+        assert_eq!(
+            JsonSerializer::new().from_bytes(&written).unwrap(),
+            v,
+            "{text}"
+        );
+        let m = wtdatagram::datagram::message::decode_json(text.as_bytes()).unwrap();
+        let again = wtdatagram::datagram::message::encode_json(&m).unwrap();
+        assert_eq!(
+            wtdatagram::datagram::message::decode_json(&again).unwrap(),
+            m,
+            "{text}"
+        );
+    }
+    // Python: float("24444444443481E23") == 2.4444444443481e+36
+    let v = JsonSerializer::new()
+        .from_bytes(b"24444444443481E23")
+        .unwrap();
+    assert_eq!(
+        JsonSerializer::new().to_bytes(&v).unwrap(),
+        b"2.4444444443481e+36"
+    );
 }

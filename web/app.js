@@ -1,6 +1,9 @@
 // The page `wtd serve --web` serves: one WebTransport session to this server through
 // the JavaScript module (bindings/js), pings for the RTT plot, heartbeats, a throughput
-// test, messages of every kind, and the statistics of both sides. The state is also on
+// test, messages of every kind, and the statistics of both sides. In relay mode
+// (/config.json's mode "relay") the server sends back what every client of the channel
+// sent, so the counters include other clients' datagrams; pings carry this page's own
+// tag, so only its own make RTT samples. The state is also on
 // document.body.dataset (state, echoed, rttSamples), window.wtdStatus and
 // window.wtdSeries (the plots' samples) for tests and scripts.
 import {
@@ -9,10 +12,13 @@ import {
 } from "/wtdatagram/index.js";
 
 const $ = (id) => document.getElementById(id);
-const PING = [0x50, 0x49, 0x4e, 0x47]; // "PING" [u32 seq] [f64 sent at]
+const PING = [0x50, 0x49, 0x4e, 0x47]; // "PING" [u32 page tag] [u32 seq] [f64 sent at]
+const PING_LEN = 20;
+// Another page's pings (relay mode) carry another tag: its clock is not ours.
+const TAG = crypto.getRandomValues(new Uint32Array(1))[0];
 const WINDOW_S = 60;
 
-const status = { state: "starting", sent: 0, echoed: 0, beats: 0, rtt: [], bytesIn: 0, bytesOut: 0 };
+const status = { state: "starting", sent: 0, echoed: 0, beats: 0, rtt: [], foreignPings: 0, bytesIn: 0, bytesOut: 0 };
 window.wtdStatus = status;
 const series = { rtt: [], tin: [], tout: [] }; // [t seconds, value]
 window.wtdSeries = series;
@@ -145,8 +151,10 @@ async function objectTransport(kind, url, hash) {
 }
 
 function classify(d) {
-  if (d.length === 16 && PING.every((b, i) => d[i] === b)) {
-    const sentAt = new DataView(d.buffer, d.byteOffset, 16).getFloat64(8);
+  if (d.length === PING_LEN && PING.every((b, i) => d[i] === b)) {
+    const v = new DataView(d.buffer, d.byteOffset, PING_LEN);
+    if (v.getUint32(4) !== TAG) { status.foreignPings++; return; } // another client's
+    const sentAt = v.getFloat64(12);
     const rtt = performance.now() - sentAt;
     status.rtt.push(rtt);
     if (status.rtt.length > 5000) status.rtt.splice(0, 1000);
@@ -178,7 +186,7 @@ async function main() {
   setState("connecting");
   const cfg = await (await fetch("/config.json")).json();
   const url = `https://${location.hostname}:${cfg.port}${cfg.path}`;
-  $("url").textContent = url;
+  $("url").textContent = cfg.mode === "relay" ? `${url} (relay, channel ${cfg.channel})` : url;
   wt = await connect(url, { certificateHash: cfg.certificateHash ?? undefined });
   stream = new DatagramStream(wt, { sendQueue: 1024, recvQueue: 4096 });
   setState("connected");
@@ -203,11 +211,12 @@ async function main() {
   let seq = 0;
   setInterval(() => {
     if (stream.isClosed) return;
-    const p = new Uint8Array(16);
+    const p = new Uint8Array(PING_LEN);
     p.set(PING);
     const v = new DataView(p.buffer);
-    v.setUint32(4, seq++);
-    v.setFloat64(8, performance.now());
+    v.setUint32(4, TAG);
+    v.setUint32(8, seq++);
+    v.setFloat64(12, performance.now());
     if (stream.trySend(p, 2, 1000)) status.sent++;
   }, 100);
   stream.startHeartbeat(1000);

@@ -8,6 +8,8 @@
  *   wtd_bench rtt SIZE COUNT                    echo round trips, p50/p99
  *   wtd_bench fanout SESSIONS ROUNDS            one broadcast to SESSIONS sessions
  *   wtd_bench sessions COUNT PER_CONNECTION     idle sessions on one server: memory
+ *   wtd_bench cluster SESSIONS ROUNDS NATS_URL  one broadcast to SESSIONS sessions over
+ *                                               3 nodes joined through NATS
  *
  * `single`: wtd_session_send_wait / wtd_session_recv, one datagram per call.
  * `batch`: wtd_session_send_multiple / wtd_session_recv_multiple, up to 64 per call.
@@ -596,6 +598,267 @@ static int cmd_sessions(size_t count, size_t per_conn) {
     _exit(0); /* skip tearing down 10,000 sessions one by one */
 }
 
+/* ------------------------------------------------------------------------------------ */
+/* cluster: one broadcast to N sessions spread over 3 nodes joined through NATS (issue
+ * 16). Node 0 (the broadcaster) and every client live in this process; nodes 1 and 2
+ * are forked children, each a server with its own runtime, NATS connection and
+ * broadcaster joined to the channel, adding every session it accepts. Per round: the
+ * time until all N clients had the datagram, until node 0's own clients had it (the
+ * local fan-out), and until the other nodes' clients had it (through the bus). */
+
+#define CLUSTER_NODES 3
+
+typedef struct {
+    wtd_runtime *rt;
+    wtd_server *srv;
+    wtd_broadcaster *_Atomic b;
+    wtd_cluster *cluster;
+    wtd_cluster_broadcaster *cb;
+} node_t;
+
+static void on_node_event(const wtd_event *ev, void *ud) {
+    node_t *nd = ud;
+    if (ev->kind != WTD_EVENT_SESSION_REQUEST) return;
+    wtd_session *s = NULL;
+    if (wtd_session_request_accept(ev->request, &s) != WTD_OK) {
+        fprintf(stderr, "wtd_bench: accept: %s\n", wtd_last_error());
+        return;
+    }
+    wtd_broadcaster *b = atomic_load(&nd->b);
+    if (!b || wtd_broadcaster_add_session(b, s) != WTD_OK)
+        fprintf(stderr, "wtd_bench: add_session: %s\n", wtd_last_error());
+    /* Kept until the process ends (wtd_session_free would close the session). */
+}
+
+/* A node: server on 127.0.0.1:0, broadcaster joined to "bench" and live on the bus. */
+static void node_start(node_t *nd, const char *nats_url) {
+    wtd_runtime_config *rc;
+    TRY(wtd_runtime_config_new(&rc));
+    TRY(wtd_runtime_config_set_event_callback(rc, on_node_event, nd, NULL));
+    TRY(wtd_runtime_new(rc, &nd->rt));
+    wtd_runtime_config_free(rc);
+    wtd_broadcaster *b;
+    TRY(wtd_broadcaster_new(nd->rt, &b));
+    atomic_store(&nd->b, b);
+    wtd_server_config *sc;
+    TRY(wtd_server_config_new(&sc));
+    TRY(wtd_server_config_set_bind(sc, "127.0.0.1:0"));
+    TRY(wtd_server_config_set_request_backlog(sc, 4096));
+    wtd_transport_config *t = transport(false);
+    TRY(wtd_server_config_set_transport(sc, t));
+    wtd_transport_config_free(t);
+    TRY(wtd_server_new(nd->rt, sc, &nd->srv));
+    wtd_server_config_free(sc);
+    wtd_cluster_config *cc;
+    TRY(wtd_cluster_config_new(&cc));
+    TRY(wtd_cluster_config_add_url(cc, nats_url));
+    TRY(wtd_cluster_new(nd->rt, cc, &nd->cluster));
+    wtd_cluster_config_free(cc);
+    TRY(wtd_cluster_join(nd->cluster, "bench", b, &nd->cb));
+    TRY(wtd_cluster_broadcaster_wait_bus_ready(nd->cb, 20000));
+}
+
+static void on_cluster_client_event(const wtd_event *ev, void *ud) {
+    (void)ud;
+    if (ev->kind == WTD_EVENT_DATAGRAM && ev->userdata)
+        atomic_fetch_add_explicit((atomic_uint_fast64_t *)ev->userdata, 1, memory_order_relaxed);
+}
+
+static double pct(double *v, size_t n, double q) {
+    qsort(v, n, sizeof *v, cmp_double);
+    return v[(size_t)((double)(n - 1) * q + 0.5)];
+}
+
+static int cmd_cluster(size_t n, size_t rounds, const char *nats_url) {
+    /* Children first: nothing may run threads in this process before fork(). */
+    int up[CLUSTER_NODES][2], down[CLUSTER_NODES][2];
+    pid_t pids[CLUSTER_NODES] = {0};
+    for (int k = 1; k < CLUSTER_NODES; k++) {
+        if (pipe(up[k]) || pipe(down[k])) return 1;
+        pid_t pid = fork();
+        if (pid < 0) return 1;
+        if (pid == 0) {
+            close(up[k][0]);
+            close(down[k][1]);
+            for (int j = 1; j < k; j++) { /* the earlier children's ends: theirs alone */
+                close(up[j][0]);
+                close(down[j][1]);
+            }
+            node_t *nd = calloc(1, sizeof *nd);
+            node_start(nd, nats_url);
+            uint8_t h[32];
+            TRY(wtd_server_cert_hash(nd->srv, h, sizeof h));
+            char line[128];
+            int len = snprintf(line, sizeof line, "%u ", (unsigned)wtd_server_port(nd->srv));
+            for (int i = 0; i < 32; i++) len += snprintf(line + len, sizeof line - (size_t)len, "%02x", h[i]);
+            line[len++] = '\n';
+            if (write(up[k][1], line, (size_t)len) != len) _exit(1);
+            /* Until the parent goes; 's' asks for this node's bus latency counters. */
+            char c;
+            while (read(down[k][0], &c, 1) > 0) {
+                if (c != 's') continue;
+                wtd_cluster_broadcaster_stats st;
+                TRY(wtd_cluster_broadcaster_get_stats(nd->cb, &st, sizeof st));
+                len = snprintf(line, sizeof line, "%" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
+                               st.latency_samples, st.latency_avg_us, st.latency_min_us,
+                               st.latency_max_us);
+                if (write(up[k][1], line, (size_t)len) != len) _exit(1);
+            }
+            _exit(0);
+        }
+        pids[k] = pid;
+        close(up[k][1]);
+        close(down[k][0]);
+    }
+    node_t *n0 = calloc(1, sizeof *n0);
+    node_start(n0, nats_url);
+    uint16_t port[CLUSTER_NODES];
+    uint8_t hash[CLUSTER_NODES][32];
+    port[0] = wtd_server_port(n0->srv);
+    TRY(wtd_server_cert_hash(n0->srv, hash[0], 32));
+    for (int k = 1; k < CLUSTER_NODES; k++) {
+        char line[128] = {0};
+        size_t got = 0;
+        double deadline = now_s() + 30;
+        while (got < sizeof line - 1 && now_s() < deadline) {
+            ssize_t r = read(up[k][0], line + got, 1);
+            if (r <= 0) break;
+            if (line[got++] == '\n') break;
+        }
+        unsigned p = 0;
+        char hex[65] = {0};
+        if (sscanf(line, "%u %64s", &p, hex) != 2 || strlen(hex) != 64) {
+            fprintf(stderr, "wtd_bench: node %d did not start\n", k);
+            return 1;
+        }
+        port[k] = (uint16_t)p;
+        for (int i = 0; i < 32; i++) {
+            unsigned v;
+            sscanf(hex + 2 * i, "%2x", &v);
+            hash[k][i] = (uint8_t)v;
+        }
+    }
+
+    /* Clients: one runtime, every session counting into its node's counter. */
+    static atomic_uint_fast64_t got_by[CLUSTER_NODES];
+    wtd_runtime *crt;
+    wtd_runtime_config *rc;
+    TRY(wtd_runtime_config_new(&rc));
+    TRY(wtd_runtime_config_set_event_callback(rc, on_cluster_client_event, NULL, NULL));
+    TRY(wtd_runtime_new(rc, &crt));
+    wtd_runtime_config_free(rc);
+    size_t per[CLUSTER_NODES];
+    wtd_client *clients[CLUSTER_NODES];
+    wtd_session **cs = calloc(n, sizeof *cs);
+    size_t idx = 0;
+    for (int k = 0; k < CLUSTER_NODES; k++) {
+        per[k] = n / CLUSTER_NODES + ((size_t)k < n % CLUSTER_NODES ? 1 : 0);
+        clients[k] = make_client(crt, hash[k], true);
+        char url[128];
+        snprintf(url, sizeof url, "https://127.0.0.1:%u/bench", (unsigned)port[k]);
+        for (size_t i = 0; i < per[k]; i++, idx++) {
+            TRY(wtd_client_open_session(clients[k], url, NULL, 0, 10000, &cs[idx]));
+            TRY(wtd_session_set_userdata(cs[idx], (void *)&got_by[k]));
+        }
+    }
+    double deadline = now_s() + 30;
+    while (wtd_broadcaster_session_count(atomic_load(&n0->b)) < per[0] && now_s() < deadline) sleep_ms(1);
+
+    uint8_t payload[64];
+    memset(payload, 0x43, sizeof payload);
+    double *all = calloc(rounds, sizeof *all), *local = calloc(rounds, sizeof *local),
+           *remote = calloc(rounds, sizeof *remote), *added = calloc(rounds, sizeof *added),
+           *hop = calloc(rounds, sizeof *hop);
+    size_t done = 0;
+    uint64_t lost = 0, expected = 0;
+    for (size_t r = 0; r < rounds + 5; r++) { /* 5 warm-up rounds (members joining) */
+        uint64_t before[CLUSTER_NODES];
+        for (int k = 0; k < CLUSTER_NODES; k++) before[k] = atomic_load(&got_by[k]);
+        double t_node[CLUSTER_NODES] = {0}, t_first[CLUSTER_NODES] = {0};
+        int have = 0, first = 0;
+        double t0 = now_s();
+        TRY(wtd_cluster_broadcaster_broadcast(n0->cb, payload, sizeof payload, 0, 0, NULL));
+        double end = t0 + 2;
+        while (have != (1 << CLUSTER_NODES) - 1 && now_s() < end) {
+            for (int k = 0; k < CLUSTER_NODES; k++) {
+                uint64_t g = atomic_load(&got_by[k]) - before[k];
+                if (!(first >> k & 1) && g >= 1) {
+                    t_first[k] = now_s() - t0;
+                    first |= 1 << k;
+                }
+                if (!(have >> k & 1) && g >= per[k]) {
+                    t_node[k] = now_s() - t0;
+                    have |= 1 << k;
+                }
+            }
+            struct timespec ts = {0, 20000}; /* 20 us: do not take the CPU from delivery */
+            nanosleep(&ts, NULL);
+        }
+        if (r >= 5) {
+            uint64_t got = 0;
+            for (int k = 0; k < CLUSTER_NODES; k++) {
+                uint64_t g = atomic_load(&got_by[k]) - before[k];
+                got += g < per[k] ? g : per[k];
+                if (!(have >> k & 1)) t_node[k] = end - t0;
+            }
+            double rem = 0, rem_first = end - t0;
+            for (int k = 1; k < CLUSTER_NODES; k++) {
+                rem = t_node[k] > rem ? t_node[k] : rem;
+                if (first >> k & 1) rem_first = t_first[k] < rem_first ? t_first[k] : rem_first;
+            }
+            hop[done] = rem_first - t_first[0];
+            local[done] = t_node[0];
+            remote[done] = rem;
+            all[done] = rem > t_node[0] ? rem : t_node[0];
+            added[done] = rem - t_node[0];
+            done++;
+            expected += n;
+            lost += n - got;
+        }
+        sleep_ms(2);
+    }
+    wtd_cluster_broadcaster_stats st;
+    TRY(wtd_cluster_broadcaster_get_stats(n0->cb, &st, sizeof st));
+    /* The other nodes' one-way bus latency (same machine, same clock: exact). */
+    uint64_t lat_n = 0, lat_sum = 0, lat_min = UINT64_MAX, lat_max = 0;
+    for (int k = 1; k < CLUSTER_NODES; k++) {
+        char line[128] = {0};
+        size_t got = 0;
+        if (write(down[k][1], "s", 1) != 1) continue;
+        while (got < sizeof line - 1) {
+            ssize_t r = read(up[k][0], line + got, 1);
+            if (r <= 0 || line[got++] == '\n') break;
+        }
+        uint64_t n_, avg, mn, mx;
+        if (sscanf(line, "%" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64, &n_, &avg, &mn, &mx) == 4 && n_) {
+            lat_n += n_;
+            lat_sum += avg * n_;
+            lat_min = mn < lat_min ? mn : lat_min;
+            lat_max = mx > lat_max ? mx : lat_max;
+        }
+    }
+    printf("{\"impl\":\"c-abi\",\"case\":\"cluster\",\"nodes\":%d,\"sessions\":%zu,\"rounds\":%zu,"
+           "\"deliver_p50_ms\":%.4f,\"deliver_p99_ms\":%.4f,\"local_p50_ms\":%.4f,"
+           "\"local_p99_ms\":%.4f,\"remote_p50_ms\":%.4f,\"remote_p99_ms\":%.4f,"
+           "\"bus_added_p50_ms\":%.4f,\"bus_added_p99_ms\":%.4f,\"bus_hop_p50_ms\":%.4f,"
+           "\"bus_hop_p99_ms\":%.4f,\"bus_latency_avg_us\":%" PRIu64 ",\"bus_latency_min_us\":%" PRIu64
+           ",\"bus_latency_max_us\":%" PRIu64 ",\"bus_rtt_avg_us\":%" PRIu64
+           ",\"bus_rtt_min_us\":%" PRIu64 ",\"bus_failures\":%" PRIu64 ",\"loss_pct\":%.4f}\n",
+           CLUSTER_NODES, n, done, pct(all, done, 0.5) * 1e3, pct(all, done, 0.99) * 1e3,
+           pct(local, done, 0.5) * 1e3, pct(local, done, 0.99) * 1e3, pct(remote, done, 0.5) * 1e3,
+           pct(remote, done, 0.99) * 1e3, pct(added, done, 0.5) * 1e3, pct(added, done, 0.99) * 1e3,
+           pct(hop, done, 0.5) * 1e3, pct(hop, done, 0.99) * 1e3, lat_n ? lat_sum / lat_n : 0,
+           lat_n ? lat_min : 0, lat_max,
+           st.rtt_avg_us, st.rtt_min_us, st.bus_failures,
+           expected ? 100.0 * (double)lost / (double)expected : 0.0);
+    for (int k = 1; k < CLUSTER_NODES; k++) {
+        close(down[k][1]);
+        close(up[k][0]);
+        waitpid(pids[k], NULL, 0);
+    }
+    _exit(0); /* skip tearing down 1,000 sessions one by one */
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc >= 4 && strcmp(argv[1], "oneway") == 0)
@@ -605,10 +868,13 @@ int main(int argc, char **argv) {
         return cmd_rtt((size_t)atoi(argv[2]), (size_t)atoi(argv[3]));
     if (argc >= 4 && strcmp(argv[1], "fanout") == 0)
         return cmd_fanout((size_t)atoi(argv[2]), (size_t)atoi(argv[3]));
+    if (argc >= 5 && strcmp(argv[1], "cluster") == 0)
+        return cmd_cluster((size_t)atoi(argv[2]), (size_t)atoi(argv[3]), argv[4]);
     if (argc >= 4 && strcmp(argv[1], "sessions") == 0)
         return cmd_sessions((size_t)atoi(argv[2]), (size_t)atoi(argv[3]));
     fprintf(stderr,
             "usage: wtd_bench oneway SIZE SECS [single|batch] | rtt SIZE COUNT |\n"
-            "                 fanout SESSIONS ROUNDS | sessions COUNT PER_CONNECTION\n");
+            "                 fanout SESSIONS ROUNDS | sessions COUNT PER_CONNECTION |\n"
+            "                 cluster SESSIONS ROUNDS NATS_URL\n");
     return 2;
 }

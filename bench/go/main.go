@@ -7,6 +7,8 @@
 //	    Session.Receive (datagram events); batch: Session.SendBatch and
 //	    Session.ReceiveBatch (TransportConfig.DirectReceive), 64 datagrams per call
 //	wtdbench-go rtt SIZE COUNT     sequential echo round trips, p50/p99
+//	wtdbench-go timeout MS COUNT   COUNT receives with a context deadline of MS ms on
+//	    a silent session: how late after its deadline each returns ErrTimeout, p50/p99/max
 //
 // It prints one JSON line per result (the fields of bench/README.md). Every loop is
 // bounded by a count and a deadline.
@@ -16,6 +18,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -229,7 +232,7 @@ func emit(v map[string]any) {
 
 func main() {
 	if len(os.Args) < 4 {
-		fmt.Fprintln(os.Stderr, "usage: wtdbench-go oneway SIZE SECS [single|batch] | rtt SIZE COUNT")
+		fmt.Fprintln(os.Stderr, "usage: wtdbench-go oneway SIZE SECS [single|batch] | rtt SIZE COUNT | timeout MS COUNT")
 		os.Exit(2)
 	}
 	size, _ := strconv.Atoi(os.Args[2])
@@ -285,6 +288,27 @@ func main() {
 		}
 		emit(map[string]any{"impl": impl, "case": "rtt", "size": size, "pings": count,
 			"answered": len(s), "p50_us": pct(0.5), "p99_us": pct(0.99)})
+		p.close()
+	case "timeout":
+		ms := size
+		count, _ := strconv.Atoi(os.Args[3])
+		p := open(64, false)
+		late := make([]float64, 0, count)
+		for i := 0; i < count; i++ {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(ms)*time.Millisecond)
+			deadline, _ := ctx.Deadline()
+			_, err := p.cs.Receive(ctx)
+			returned := time.Now()
+			cancel()
+			if !errors.Is(err, wtd.ErrTimeout) {
+				must(fmt.Errorf("expected ErrTimeout, got %v", err), "timeout")
+			}
+			late = append(late, returned.Sub(deadline).Seconds()*1e3)
+		}
+		sort.Float64s(late)
+		pct := func(q float64) float64 { return late[int(float64(len(late)-1)*q+0.5)] }
+		emit(map[string]any{"impl": "go", "case": "timeout", "timeout_ms": ms, "count": count,
+			"late_p50_ms": pct(0.5), "late_p99_ms": pct(0.99), "late_max_ms": late[len(late)-1]})
 		p.close()
 	default:
 		os.Exit(2)

@@ -170,7 +170,9 @@ func TestStreamExtras(t *testing.T) {
 	if err := cs.StartHeartbeat(0); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("zero interval: %v", err)
 	}
-	if IsHeartbeat([]byte("HEARTBEAT:")) || !IsHeartbeat([]byte("HEARTBEAT:1700000000")) {
+	// pywebtransport: data.startswith(b"HEARTBEAT:"), whatever follows.
+	if !IsHeartbeat([]byte("HEARTBEAT:")) || !IsHeartbeat([]byte("HEARTBEAT:1700000000")) ||
+		!IsHeartbeat([]byte("HEARTBEAT:x")) || IsHeartbeat([]byte("HEARTBEAT")) || IsHeartbeat(nil) {
 		t.Fatal("IsHeartbeat")
 	}
 	r, err := cs.ThroughputTest(50*time.Millisecond, 200)

@@ -137,10 +137,12 @@ func ExampleFormat_Marshal() {
 		Mood float64 `json:"mood"`
 	}
 	v := Chat{From: "zoë", Text: "<3", Mood: 1}
-	js, _ := wtd.FormatJSON.Marshal(v)
-	mp, _ := wtd.FormatMsgPack.Marshal(v)
-	fmt.Printf("%s\n%x\n", js, mp)
+	js, _ := wtd.FormatJSON.Marshal(v)        // pywebtransport's JSONSerializer
+	jc, _ := wtd.FormatJSONCompact.Marshal(v) // separators (",", ":")
+	mp, _ := wtd.FormatMsgPack.Marshal(v)     // msgpack.packb
+	fmt.Printf("%s\n%s\n%x\n", js, jc, mp)
 	// Output:
+	// {"from": "zo\u00eb", "text": "<3", "mood": 1.0}
 	// {"from":"zo\u00eb","text":"<3","mood":1.0}
 	// 83a466726f6da47a6fc3aba474657874a23c33a46d6f6f64cb3ff0000000000000
 }

@@ -150,7 +150,18 @@ func TestMonitorConfigErrors(t *testing.T) {
 	if err := m.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond)
+	// Running: it has taken samples by itself (no SampleNow here) when the runtime closes.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if s, err := m.Samples(); err != nil || len(s) > 0 {
+			if err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the started monitor never took a sample")
+		}
+	}
 	if err := p.rt.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -347,7 +347,7 @@ func TestReliabilityErrors(t *testing.T) {
 	// Close wakes a blocked receive; afterwards everything is ErrClosed.
 	errc := make(chan error, 1)
 	go func() { _, err := r.Receive(context.Background()); errc <- err }()
-	time.Sleep(50 * time.Millisecond)
+	waitBlockedIn(t, "wtd_reliability_receive", errc) // entered the wait and still in it
 	for i := 0; i < 2; i++ {
 		if err := r.Close(); err != nil {
 			t.Fatal(err)

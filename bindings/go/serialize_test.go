@@ -13,13 +13,16 @@ import (
 	"time"
 )
 
-// The byte vectors shared with the Rust side (src/datagram/structured.rs checks
-// the same file): what JsonSerializer and MsgPackSerializer write for each input.
+// The byte vectors written by real Python's json.dumps and msgpack-python's packb
+// (testdata/gen_structured_vectors.py), shared with the Rust side
+// (src/datagram/structured.rs checks the same file).
 type vector struct {
-	Name    string `json:"name"`
-	Input   string `json:"input"`
-	JSON    string `json:"json"`
-	MsgPack string `json:"msgpack"`
+	Name        string `json:"name"`
+	Input       string `json:"input"`  // JSON-sourced
+	Python      string `json:"python"` // MessagePack-sourced (a Python value)
+	JSON        string `json:"json"`
+	JSONCompact string `json:"json_compact"`
+	MsgPack     string `json:"msgpack"`
 }
 
 func loadVectors(t *testing.T) map[string]vector {
@@ -36,7 +39,7 @@ func loadVectors(t *testing.T) map[string]vector {
 	for _, v := range doc.Vectors {
 		out[v.Name] = v
 	}
-	if len(out) < 8 {
+	if len(out) < 12 {
 		t.Fatalf("only %d vectors", len(out))
 	}
 	return out
@@ -129,20 +132,47 @@ func typedVectors() map[string]any {
 		"nested": vNested{vPlayer{7, [2]float32{1.5, -2}, "Zoë"}, []string{"a", "b"}, map[string]int{}, []int{}, true},
 		"game_state": vGameState{Tick: 1024, Players: []vGamePlayer{
 			{ID: 1, vXY: vXY{10.5, -3.25}, HP: 100}, {ID: 2, vXY: vXY{0, 7}, HP: 0}}, Event: "hit → 🎯", secret: 9},
+		"non_finite": []float64{math.NaN(), math.Inf(1), math.Inf(-1), math.Copysign(0, -1)},
 	}
+}
+
+func mustJSON(t *testing.T, n *node, sep separators) string {
+	t.Helper()
+	b, err := appendJSON(nil, n, sep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func TestSharedVectorsGeneric(t *testing.T) {
 	for name, v := range loadVectors(t) {
-		n, err := parseJSON([]byte(v.Input))
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
+		var n node
+		if v.Input != "" {
+			var err error
+			if n, err = parseJSON([]byte(v.Input)); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if got, _ := FormatJSON.Normalize([]byte(v.Input)); string(got) != v.JSON {
+				t.Errorf("%s: normalize %s", name, got)
+			}
+			if got, _ := FormatJSONCompact.Normalize([]byte(v.Input)); string(got) != v.JSONCompact {
+				t.Errorf("%s: normalize compact %s", name, got)
+			}
+		} else {
+			// MessagePack-sourced: reading and writing it again gives the same bytes.
+			var err error
+			if n, err = decodeMsgPack(mustHex(t, v.MsgPack)); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
 		}
-		if got := string(appendJSON(nil, &n)); got != v.JSON {
-			t.Errorf("%s: json\n got %s\nwant %s", name, got, v.JSON)
-		}
-		if got, _ := FormatJSON.Normalize([]byte(v.Input)); string(got) != v.JSON {
-			t.Errorf("%s: normalize %s", name, got)
+		if v.JSON != "" {
+			if got := mustJSON(t, &n, pySeps); got != v.JSON {
+				t.Errorf("%s: json\n got %s\nwant %s", name, got, v.JSON)
+			}
+			if got := mustJSON(t, &n, compactSeps); got != v.JSONCompact {
+				t.Errorf("%s: json compact\n got %s\nwant %s", name, got, v.JSONCompact)
+			}
 		}
 		mp, err := encodeMsgPack(&n)
 		if err != nil || hex.EncodeToString(mp) != v.MsgPack {
@@ -153,8 +183,8 @@ func TestSharedVectorsGeneric(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if got := string(appendJSON(nil, &back)); got != v.JSON {
-			t.Errorf("%s: msgpack read back as %s", name, got)
+		if again, _ := encodeMsgPack(&back); !bytes.Equal(again, mp) {
+			t.Errorf("%s: msgpack read back as %x", name, again)
 		}
 	}
 }
@@ -170,18 +200,25 @@ func TestSharedVectorsTyped(t *testing.T) {
 		if err != nil || string(js) != v.JSON {
 			t.Errorf("%s: json\n got %s (%v)\nwant %s", name, js, err, v.JSON)
 		}
+		jc, err := FormatJSONCompact.Marshal(val)
+		if err != nil || string(jc) != v.JSONCompact {
+			t.Errorf("%s: json compact\n got %s (%v)\nwant %s", name, jc, err, v.JSONCompact)
+		}
 		mp, err := FormatMsgPack.Marshal(val)
 		if err != nil || hex.EncodeToString(mp) != v.MsgPack {
 			t.Errorf("%s: msgpack\n got %x (%v)\nwant %s", name, mp, err, v.MsgPack)
 		}
-		if name == "integers" || name == "floats" {
-			continue // round trips of mixed []any / -0.0 are covered below
+		if name == "integers" || name == "floats" || name == "non_finite" {
+			continue // round trips of mixed []any / -0.0 are covered below; NaN cannot be
 		}
-		// Both formats decode back into the same Go value.
-		for _, f := range []Format{FormatJSON, FormatMsgPack} {
+		// Every format decodes back into the same Go value.
+		for _, f := range []Format{FormatJSON, FormatJSONCompact, FormatMsgPack} {
 			data := js
-			if f == FormatMsgPack {
+			switch f {
+			case FormatMsgPack:
 				data = mp
+			case FormatJSONCompact:
+				data = jc
 			}
 			ptr := reflect.New(reflect.TypeOf(val))
 			if err := f.Unmarshal(data, ptr.Interface()); err != nil {
@@ -257,34 +294,54 @@ func TestSerializerRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"q":"42","raw":"AAH/","nil_slice":null,"f32":0.1,"nan":null,"keys":{"aa":false,"bc":true},` +
-		`"int_keys":{"10":"x","9":"y"},"custom":{"z":1.5,"a":["\u00e9"]},"time":"2024-05-06T07:08:09Z",` +
-		`"ptr":{"a":3},"any":2.0,"iface":{"a":null,"b":[1,"<&>"]},"NoTag":true,"\u00fc":"\u00df"}`
+	// Python's json.dumps of the same dict (default separators; NaN as NaN; int keys
+	// as their text, Go's map keys sorted by that text).
+	want := `{"q": "42", "raw": "AAH/", "nil_slice": null, "f32": 0.1, "nan": NaN, "keys": {"aa": false, "bc": true}, ` +
+		`"int_keys": {"10": "x", "9": "y"}, "custom": {"z": 1.5, "a": ["\u00e9"]}, "time": "2024-05-06T07:08:09Z", ` +
+		`"ptr": {"a": 3}, "any": 2.0, "iface": {"a": null, "b": [1, "<&>"]}, "NoTag": true, "\u00fc": "\u00df"}`
 	if string(js) != want {
 		t.Fatalf("json\n got %s\nwant %s", js, want)
 	}
-	// MessagePack: the same tree; []byte is bin, the float32 a float 64 of 0.1.
+	// MessagePack: the same tree; []byte is bin, the float32 a float 64 of 0.1, NaN a
+	// float 64, integer keys integers (msgpack.packb({10: "x", 9: "y"})).
 	mp, err := FormatMsgPack.Marshal(v)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Contains(mp, []byte("\xa3raw\xc4\x03\x00\x01\xff")) ||
 		!bytes.Contains(mp, []byte("\xa3f32\xcb\x3f\xb9\x99\x99\x99\x99\x99\x9a")) ||
-		!bytes.Contains(mp, []byte("\xa3nan\xc0")) {
+		!bytes.Contains(mp, []byte("\xa3nan\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00")) ||
+		!bytes.Contains(mp, []byte("\xa8int_keys\x82\x0a\xa1x\x09\xa1y")) {
 		t.Fatalf("msgpack %x", mp)
 	}
 	var back struct {
-		Quoted int       `json:"q,string"`
-		Raw    []byte    `json:"raw"`
-		F32    float32   `json:"f32"`
-		Time   time.Time `json:"time"`
-		Ptr    *inner    `json:"ptr"`
+		Quoted  int            `json:"q,string"`
+		Raw     []byte         `json:"raw"`
+		F32     float32        `json:"f32"`
+		Time    time.Time      `json:"time"`
+		Ptr     *inner         `json:"ptr"`
+		IntKeys map[int]string `json:"int_keys"`
+	}
+	// encoding/json cannot read NaN: without it the rest decodes.
+	v.NaN = 1.5
+	mp, err = FormatMsgPack.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if err := FormatMsgPack.Unmarshal(mp, &back); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(back.Raw, v.Raw) || back.Quoted != 42 || back.F32 != 0.1 || !back.Time.Equal(v.Time) || back.Ptr.A != 3 {
+	if !bytes.Equal(back.Raw, v.Raw) || back.Quoted != 42 || back.F32 != 0.1 || !back.Time.Equal(v.Time) ||
+		back.Ptr.A != 3 || back.IntKeys[10] != "x" || back.IntKeys[9] != "y" {
 		t.Fatalf("decoded %+v", back)
+	}
+	// A payload with NaN (what Python may send) is ErrInvalidData, in both formats.
+	var f struct{ X float64 }
+	if err := FormatJSON.Unmarshal([]byte(`{"X": NaN}`), &f); !errors.Is(err, ErrInvalidData) {
+		t.Fatalf("json NaN: %v", err)
+	}
+	if err := FormatMsgPack.Unmarshal([]byte("\x81\xa1X\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00"), &f); !errors.Is(err, ErrInvalidData) {
+		t.Fatalf("msgpack NaN: %v", err)
 	}
 
 	// Errors are typed.
@@ -304,7 +361,7 @@ func TestSerializerRules(t *testing.T) {
 	}{
 		{FormatJSON, `{"name":1}`}, {FormatJSON, `{nope`},
 		{FormatMsgPack, "\xc1"}, {FormatMsgPack, "\x01\x02"}, {FormatMsgPack, "\x92\x01"},
-		{FormatMsgPack, "\x81\x01\x02"}, // integer key
+		{FormatMsgPack, "\x81\x91\x01\x02"}, // an array as a key: no JSON form
 	} {
 		if err := c.f.Unmarshal([]byte(c.data), &n); !errors.Is(err, ErrInvalidData) {
 			t.Fatalf("%s %q: %v", c.f, c.data, err)

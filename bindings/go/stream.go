@@ -75,7 +75,8 @@ type Stream struct {
 }
 
 // NewStream creates the datagram stream of s (cfg nil means defaults). A session
-// has at most one stream; Session.Close also closes it.
+// has at most one stream (ErrInvalidState for a second); ErrClosed if the session is
+// closed. Session.Close also closes it.
 func NewStream(s *Session, cfg *StreamConfig) (*Stream, error) {
 	if s == nil {
 		return nil, &Error{Code: CodeInvalidArgument, Msg: "session is nil"}
@@ -164,9 +165,13 @@ func (st *Stream) SendWait(ctx context.Context, b []byte, prio Priority, ttl tim
 	})
 }
 
-// SendJSON marshals v with encoding/json and sends it as compact JSON text.
+// SendJSON sends v as pywebtransport's send_json does, Python's
+// json.dumps(data, separators=(",", ":")): v is converted with encoding/json's
+// field rules (FormatJSONCompact.Marshal: struct fields in declaration order, map
+// keys sorted, floats spelled like Python, "1.0" and "1e-05", NaN as NaN) and
+// the library sends it with non-ASCII escaped as \uXXXX.
 func (st *Stream) SendJSON(v any, prio Priority, ttl time.Duration) error {
-	b, err := json.Marshal(v)
+	b, err := FormatJSONCompact.Marshal(v)
 	if err != nil {
 		return err
 	}
@@ -220,7 +225,8 @@ func (st *Stream) Receive(ctx context.Context) ([]byte, error) {
 	})
 }
 
-// TryReceive returns the next datagram without waiting (ErrWouldBlock if none).
+// TryReceive returns the next datagram without waiting: ErrWouldBlock if none is
+// queued, ErrClosed if none is queued and the stream or its session is closed.
 func (st *Stream) TryReceive() ([]byte, error) {
 	buf := make([]byte, 2048)
 	var n C.size_t
@@ -258,8 +264,9 @@ func (st *Stream) ReceiveWithMetadata(ctx context.Context) ([]byte, Metadata, er
 	}, nil
 }
 
-// ReceiveJSONRaw returns the next datagram as JSON text. A datagram that is not
-// JSON is consumed and reported as ErrInvalidData; the stream keeps working.
+// ReceiveJSONRaw returns the next datagram as JSON text, as received. A datagram
+// that Python's json.loads would not read (NaN and Infinity are fine) is consumed
+// and reported as ErrInvalidData; the stream keeps working.
 func (st *Stream) ReceiveJSONRaw(ctx context.Context) (json.RawMessage, error) {
 	b, err := st.recvLoop(ctx, func(h *C.wtd_stream, buf []byte, n *C.size_t, ms C.int32_t) error {
 		p, c := bytesPtr(buf)
@@ -270,7 +277,9 @@ func (st *Stream) ReceiveJSONRaw(ctx context.Context) (json.RawMessage, error) {
 	return json.RawMessage(b), err
 }
 
-// ReceiveJSON receives the next JSON datagram and unmarshals it into v.
+// ReceiveJSON receives the next JSON datagram and unmarshals it into v with
+// encoding/json (which cannot read NaN or Infinity: such a datagram is consumed and
+// the json error returned).
 func (st *Stream) ReceiveJSON(ctx context.Context, v any) error {
 	b, err := st.ReceiveJSONRaw(ctx)
 	if err != nil {
@@ -464,7 +473,8 @@ func (st *Stream) StopHeartbeat() error {
 	})
 }
 
-// IsHeartbeat reports whether b is a heartbeat datagram.
+// IsHeartbeat reports whether b is a heartbeat datagram: it starts with
+// "HEARTBEAT:", whatever follows (pywebtransport's data.startswith(b"HEARTBEAT:")).
 func IsHeartbeat(b []byte) bool {
 	p, n := bytesPtr(b)
 	return bool(C.wtd_is_heartbeat(p, n))

@@ -97,7 +97,9 @@ func (r *Registry) IDs() []uint16 {
 
 // StructuredConfig holds structured transport options.
 type StructuredConfig struct {
-	Format Format // FormatJSON (the zero value) or FormatMsgPack
+	// FormatJSON (the zero value; pywebtransport's JSONSerializer, Python's default
+	// separators), FormatJSONCompact (separators (",", ":")) or FormatMsgPack.
+	Format Format
 	// QueueSize bounds the object and error queues and the stream's queues
 	// (default 100, pywebtransport's).
 	QueueSize int
@@ -160,7 +162,8 @@ type Structured struct {
 }
 
 // NewStructured creates a structured transport on s (cfg nil: JSON, queues of 100,
-// nothing registered).
+// nothing registered). ErrInvalidState if another layer already owns the session's
+// datagrams, ErrClosed if the session is closed.
 func NewStructured(s *Session, cfg *StructuredConfig) (*Structured, error) {
 	if s == nil {
 		return nil, &Error{Code: CodeInvalidArgument, Msg: "session is nil"}
@@ -174,6 +177,8 @@ func NewStructured(s *Session, cfg *StructuredConfig) (*Structured, error) {
 		ser = C.WTD_SERIALIZER_JSON
 	case FormatMsgPack:
 		ser = C.WTD_SERIALIZER_MSGPACK
+	case FormatJSONCompact:
+		ser = C.WTD_SERIALIZER_JSON_COMPACT
 	default:
 		return nil, &Error{Code: CodeInvalidArgument, Msg: "unknown format " + cfg.Format.String()}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 )
 
 type Chat struct {
@@ -19,7 +18,7 @@ type Move struct {
 }
 
 func TestStructuredRoundTrip(t *testing.T) {
-	for _, f := range []Format{FormatJSON, FormatMsgPack} {
+	for _, f := range []Format{FormatJSON, FormatJSONCompact, FormatMsgPack} {
 		t.Run(f.String(), func(t *testing.T) {
 			p := newPair(t, "/structured")
 			reg := NewRegistry()
@@ -182,7 +181,7 @@ func TestStructuredErrors(t *testing.T) {
 	// Close: blocked calls wake with ErrClosed, then everything is ErrClosed.
 	errc := make(chan error, 1)
 	go func() { _, err := srv.Receive(context.Background()); errc <- err }()
-	time.Sleep(50 * time.Millisecond)
+	waitBlockedIn(t, "wtd_structured_receive", errc) // entered the wait and still in it
 	for i := 0; i < 2; i++ {
 		if err := srv.Close(); err != nil {
 			t.Fatal(err)

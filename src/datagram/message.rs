@@ -1,8 +1,14 @@
-//! Payload formats of the datagram stream, byte-compatible with pywebtransport:
-//! compact JSON, structured messages `[u8 type_len][type utf8][payload]`, and
-//! heartbeats `HEARTBEAT:<unix seconds>`.
+//! Payload formats of the datagram stream, byte-compatible with pywebtransport's
+//! datagram transport: compact JSON (`json.dumps(data, separators=(",", ":"))`),
+//! structured messages `[u8 type_len][type utf8][payload]`, and heartbeats
+//! `HEARTBEAT:<unix seconds>`.
 
 use bytes::Bytes;
+use serde::Serialize;
+
+use super::json::{self, Separators};
+use super::value::Value;
+use crate::transport::Error;
 
 /// Longest structured message type, in bytes.
 pub const MAX_TYPE_LEN: usize = 255;
@@ -17,13 +23,50 @@ pub enum DecodeError {
     Structured(&'static str),
 }
 
-/// Compact JSON text of `value`, UTF-8.
-pub fn encode_json(value: &serde_json::Value) -> Vec<u8> {
-    serde_json::to_vec(value).expect("a serde_json::Value always serializes")
+/// `value` as pywebtransport's `send_json` sends it: Python's
+/// `json.dumps(data, separators=(",", ":"))` (keys in order, non-ASCII escaped as
+/// `\uXXXX`, Python's float spelling, `NaN`/`Infinity`; see [`super::json`]).
+/// InvalidArgument if `value` cannot be serialized (e.g. a map key that is an array).
+pub fn encode_json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
+    json::to_vec(&Value::from_serialize(value)?, Separators::Compact)
+        .map_err(|e| Error::InvalidArgument(format!("serialization error: {e}")))
 }
 
-pub fn decode_json(data: &[u8]) -> Result<serde_json::Value, DecodeError> {
-    serde_json::from_slice(data).map_err(|e| DecodeError::Json(e.to_string()))
+/// Read JSON as Python's `json.loads` does (`NaN`, `Infinity` and `-Infinity`
+/// included), keeping object members in order.
+pub fn decode_json(data: &[u8]) -> Result<Value, DecodeError> {
+    json::from_slice(data).map_err(|e| DecodeError::Json(e.to_string()))
+}
+
+/// A decoded JSON value as a `serde_json::Value` (members in order; a key that is not a
+/// string as Python writes it, bytes as an array). NaN and the infinities have no
+/// `serde_json` form: they are [`DecodeError::Json`].
+pub fn json_to_serde(value: &Value) -> Result<serde_json::Value, DecodeError> {
+    Ok(match value {
+        Value::Null => serde_json::Value::Null,
+        Value::Bool(b) => serde_json::Value::Bool(*b),
+        Value::I64(i) => (*i).into(),
+        Value::U64(u) => (*u).into(),
+        Value::F64(f) => serde_json::Number::from_f64(*f)
+            .map(serde_json::Value::Number)
+            .ok_or_else(|| {
+                DecodeError::Json(format!(
+                    "{} has no serde_json::Value form (decode_json keeps it)",
+                    json::json_float(*f)
+                ))
+            })?,
+        Value::String(s) => serde_json::Value::String(s.clone()),
+        Value::Bytes(b) => b.iter().map(|&x| serde_json::Value::from(x)).collect(),
+        Value::Array(a) => a.iter().map(json_to_serde).collect::<Result<_, _>>()?,
+        Value::Map(m) => {
+            let mut out = serde_json::Map::with_capacity(m.len());
+            for (k, v) in m {
+                let key = json::key_text(k).map_err(|e| DecodeError::Json(e.to_string()))?;
+                out.insert(key.into_owned(), json_to_serde(v)?);
+            }
+            serde_json::Value::Object(out)
+        }
+    })
 }
 
 /// `[u8 type_len][type][payload]`; `None` if the type is empty or longer than 255 bytes.
@@ -64,10 +107,11 @@ pub fn create_heartbeat_datagram() -> Vec<u8> {
     format!("HEARTBEAT:{secs}").into_bytes()
 }
 
-/// Whether `data` is a heartbeat datagram (`HEARTBEAT:` followed by decimal digits).
+/// Whether `data` is a heartbeat datagram: it starts with `HEARTBEAT:` (pywebtransport's
+/// `is_heartbeat_datagram`, `data.startswith(b"HEARTBEAT:")`; whatever follows, even
+/// nothing).
 pub fn is_heartbeat(data: &[u8]) -> bool {
-    data.strip_prefix(HEARTBEAT_PREFIX)
-        .is_some_and(|rest| !rest.is_empty() && rest.iter().all(u8::is_ascii_digit))
+    data.starts_with(HEARTBEAT_PREFIX)
 }
 
 #[cfg(test)]
@@ -103,20 +147,45 @@ mod tests {
     }
 
     #[test]
-    fn json_is_compact_utf8() {
-        let v = serde_json::json!({"a": [1, 2], "b": "é"});
-        let text = encode_json(&v);
+    fn json_is_pywebtransport_send_json() {
+        // Python: json.dumps({"b": "é", "a": [1, 2.0, 1e-05, None]}, separators=(",", ":"))
+        let v = serde_json::json!({"b": "é", "a": [1, 2.0, 0.00001, null]});
+        let text = encode_json(&v).unwrap();
+        assert_eq!(text, br#"{"b":"\u00e9","a":[1,2.0,1e-05,null]}"#);
+        // Structs keep their field order; NaN is written as Python writes it.
+        #[derive(serde::Serialize)]
+        struct Zebra {
+            zeta: f64,
+            alpha: f32,
+        }
         assert_eq!(
-            std::str::from_utf8(&text).unwrap(),
-            "{\"a\":[1,2],\"b\":\"é\"}"
+            encode_json(&Zebra {
+                zeta: f64::NAN,
+                alpha: 0.1
+            })
+            .unwrap(),
+            br#"{"zeta":NaN,"alpha":0.1}"#
         );
-        assert_eq!(decode_json(&text).unwrap(), v);
-        // pywebtransport's default ensure_ascii output parses the same.
-        assert_eq!(decode_json(br#"{"b":"\u00e9"}"#).unwrap()["b"], "é");
+        // Decoding keeps member order, in the Value and in serde_json's form.
+        let back = decode_json(&text).unwrap();
+        assert_eq!(json::to_vec(&back, Separators::Compact).unwrap(), text);
+        let sj = json_to_serde(&back).unwrap();
+        assert_eq!(sj, v);
+        assert_eq!(
+            sj.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["b", "a"]
+        );
+        assert_eq!(
+            decode_json(br#"{"b":"\u00e9"}"#).unwrap(),
+            decode_json("{\"b\":\"é\"}".as_bytes()).unwrap()
+        );
         assert!(matches!(
             decode_json(b"{not json"),
             Err(DecodeError::Json(_))
         ));
+        // What Python's json.loads reads, serde_json::Value cannot always hold.
+        let nan = decode_json(b"[NaN]").unwrap();
+        assert!(matches!(json_to_serde(&nan), Err(DecodeError::Json(m)) if m.starts_with("NaN")));
     }
 
     #[test]
@@ -126,8 +195,14 @@ mod tests {
         assert!(is_heartbeat(&h));
         let secs: u64 = std::str::from_utf8(&h[10..]).unwrap().parse().unwrap();
         assert!(secs > 1_700_000_000);
-        assert!(!is_heartbeat(b"HEARTBEAT:"));
-        assert!(!is_heartbeat(b"HEARTBEAT:12a"));
+        // pywebtransport: data.startswith(b"HEARTBEAT:"), whatever follows.
+        assert!(is_heartbeat(b"HEARTBEAT:"));
+        assert!(is_heartbeat(b"HEARTBEAT:12a"));
+        assert!(is_heartbeat(b"HEARTBEAT:\xff\x00"));
+        assert!(!is_heartbeat(b"HEARTBEAT"));
+        assert!(!is_heartbeat(b"heartbeat:1"));
+        assert!(!is_heartbeat(b" HEARTBEAT:1"));
         assert!(!is_heartbeat(b"hello"));
+        assert!(!is_heartbeat(b""));
     }
 }

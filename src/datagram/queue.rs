@@ -180,6 +180,12 @@ impl<T> RecvQueue<T> {
     pub fn peek(&self) -> Option<&T> {
         self.q.front()
     }
+    /// Remove everything (on close); returns how many were removed.
+    pub fn clear(&mut self) -> usize {
+        let n = self.q.len();
+        self.q = VecDeque::new();
+        n
+    }
 }
 
 #[cfg(test)]

@@ -63,6 +63,7 @@ use tokio::sync::Notify;
 
 use super::message;
 use super::stream::{DatagramStream, StreamConfig};
+use super::wait::wait_on;
 use crate::transport::{CloseReason, Error, Session};
 
 /// Structured type of data messages.
@@ -930,7 +931,7 @@ impl ReliabilityLayer {
     /// [`Error::Timeout`] if none came; [`Error::Closed`] once closed and drained.
     pub async fn receive(&self, timeout: Option<Duration>) -> Result<Bytes, Error> {
         let i = &self.inner;
-        super::wait_on(&i.arrived, timeout, || {
+        wait_on(&i.arrived, timeout, || {
             let mut st = i.state.lock();
             match st.recv.pop_front() {
                 Some(x) => Some(Ok(x)),
@@ -949,9 +950,9 @@ impl ReliabilityLayer {
         self.inner.state.lock().recv.pop_front()
     }
 
-    /// Put a message back at the front of the receive queue (the C ABI uses it when a
-    /// caller's buffer is too small).
-    pub(crate) fn unreceive(&self, data: Bytes) {
+    /// Put a received message back at the front of the receive queue, to be received
+    /// again first (e.g. a caller's buffer was too small for it).
+    pub fn unreceive(&self, data: Bytes) {
         self.inner.state.lock().recv.push_front(data);
         self.inner.arrived.notify_one();
     }
@@ -965,7 +966,7 @@ impl ReliabilityLayer {
     /// [`Error::Timeout`] if none came; [`Error::Closed`] once closed and drained.
     pub async fn next_report(&self, timeout: Option<Duration>) -> Result<DeliveryReport, Error> {
         let i = &self.inner;
-        super::wait_on(&i.reported, timeout, || {
+        wait_on(&i.reported, timeout, || {
             let mut st = i.state.lock();
             match st.reports.pop_front() {
                 Some(x) => Some(Ok(x)),

@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 
 use super::message;
 use super::queue::{Overflow, PushError, RecvQueue, SendQueue, PRIORITIES};
+use super::wait::wait_on;
 use crate::transport::{CloseReason, DatagramHandler, Error, Session};
 
 /// When `diagnose_issues` reports a finding.
@@ -178,7 +179,11 @@ struct Arrival {
 struct State {
     send: SendQueue<Bytes>,
     recv: RecvQueue<Arrival>,
+    /// No more sending or arrivals: closed by the application, or its session ended.
     closed: bool,
+    /// Closed by the application ([`DatagramStream::close`] or the last handle
+    /// dropped): received datagrams are discarded too, not only the send queue.
+    discarded: bool,
     heartbeat: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -207,9 +212,24 @@ impl Inner {
         closed || self.session.is_closed()
     }
 
+    /// Closed by the application: both queues are discarded.
     fn close(&self) {
+        self.shut(true);
+    }
+
+    /// The session ended (or refuses our datagrams): sending stops, the send queue is
+    /// discarded, and what was received stays receivable until drained.
+    fn stop(&self) {
+        self.shut(false);
+    }
+
+    fn shut(&self, discard_received: bool) {
         let hb = {
             let mut st = self.state.lock();
+            if discard_received {
+                st.discarded = true;
+                st.recv.clear();
+            }
             if st.closed {
                 return;
             }
@@ -303,7 +323,7 @@ impl Inner {
                 }
                 tokio::select! {
                     _ = notified => continue,
-                    _ = self.session.closed() => return self.close(),
+                    _ = self.session.closed() => return self.stop(),
                 }
             };
             self.room.notify_waiters();
@@ -331,7 +351,7 @@ impl Inner {
                     c.stats.send_failures += 1;
                     drop(c);
                     self.in_flight.store(0, Relaxed);
-                    return self.close();
+                    return self.stop();
                 }
                 Some(Err(_)) => c.stats.send_failures += 1,
             }
@@ -432,7 +452,9 @@ fn check_priority(priority: u8) -> Result<(), Error> {
 }
 
 impl DatagramStream {
-    /// Take over `session`'s datagrams. Fails if the session already has a stream.
+    /// Take over `session`'s datagrams. Fails with [`Error::InvalidState`] if the
+    /// session's datagrams already have an owner (a stream, or a layer built on one),
+    /// and with [`Error::Closed`] if the session is closed.
     pub fn new(session: &Session, cfg: StreamConfig) -> Result<DatagramStream, Error> {
         let rt = session.runtime_handle();
         let inner = Arc::new(Inner {
@@ -441,6 +463,7 @@ impl DatagramStream {
                 send: SendQueue::new(cfg.send_queue),
                 recv: RecvQueue::new(cfg.recv_queue, cfg.recv_overflow),
                 closed: false,
+                discarded: false,
                 heartbeat: None,
             }),
             cfg,
@@ -473,8 +496,9 @@ impl DatagramStream {
         self.inner.is_closed()
     }
 
-    /// Stop the stream: queued datagrams are discarded, waiting calls return Closed.
-    /// The session stays open (close it separately); its datagrams are dropped.
+    /// Stop the stream: queued datagrams (both ways) are discarded, waiting calls and
+    /// every receive from now on return [`Error::Closed`]. The session stays open
+    /// (close it separately); its datagrams are dropped.
     pub fn close(&self) {
         self.inner.close();
     }
@@ -539,14 +563,19 @@ impl DatagramStream {
         }
     }
 
-    /// Send `value` as compact UTF-8 JSON.
-    pub fn send_json(
+    /// Send `value` as JSON exactly as pywebtransport's `send_json` does, Python's
+    /// `json.dumps(data, separators=(",", ":"))`: keys in order, non-ASCII escaped as
+    /// `\uXXXX`, floats spelled like Python (`1e-05`, `1.0`), `NaN`/`Infinity` (see
+    /// [`message::encode_json`]). `value` is anything `Serialize`: a
+    /// `serde_json::Value` (its members in order), a [`Value`](super::value::Value),
+    /// a struct. InvalidArgument if it cannot be written as JSON.
+    pub fn send_json<T: serde::Serialize + ?Sized>(
         &self,
-        value: &serde_json::Value,
+        value: &T,
         priority: u8,
         ttl: Option<Duration>,
     ) -> Result<(), Error> {
-        self.send_bytes(message::encode_json(value).into(), priority, ttl)
+        self.send_bytes(message::encode_json(value)?.into(), priority, ttl)
     }
 
     /// Send `[u8 type_len][type][payload]` (pywebtransport's structured layout).
@@ -578,14 +607,27 @@ impl DatagramStream {
         })
     }
 
-    /// A datagram if one is queued, without waiting (None when empty or closed).
-    pub fn try_receive(&self) -> Option<Bytes> {
-        self.take().map(|m| m.data)
+    /// A datagram if one is queued, without waiting: `Ok(None)` when none is queued,
+    /// [`Error::Closed`] when none is queued and the stream or its session is closed
+    /// (so a polling loop learns of the close).
+    pub fn try_receive(&self) -> Result<Option<Bytes>, Error> {
+        Ok(self.receive_now()?.map(|m| m.data))
     }
 
     /// Like [`try_receive`](Self::try_receive), with metadata.
-    pub fn receive_now(&self) -> Option<DatagramMessage> {
-        self.take()
+    pub fn receive_now(&self) -> Result<Option<DatagramMessage>, Error> {
+        if let Some(m) = self.take() {
+            return Ok(Some(m));
+        }
+        if !self.inner.is_closed() {
+            return Ok(None);
+        }
+        // Closed: nothing arrives any more, but a datagram that arrived just before the
+        // close (after the look above) is still handed out before Closed is.
+        match self.take() {
+            Some(m) => Ok(Some(m)),
+            None => Err(self.inner.closed_error()),
+        }
     }
 
     /// Next datagram with its metadata, waiting up to `timeout` (None: no limit).
@@ -594,11 +636,8 @@ impl DatagramStream {
         &self,
         timeout: Option<Duration>,
     ) -> Result<DatagramMessage, Error> {
-        let i = &self.inner;
-        super::wait_on(&i.arrived, timeout, || match self.take() {
-            Some(m) => Some(Ok(m)),
-            None if i.is_closed() => Some(Err(i.closed_error())),
-            None => None,
+        wait_on(&self.inner.arrived, timeout, || {
+            self.receive_now().transpose()
         })
         .await
     }
@@ -619,22 +658,28 @@ impl DatagramStream {
         let first = self.receive(timeout).await?;
         let mut out = vec![first];
         while out.len() < max_count {
+            // A close after the first one ends the batch; the next call reports it.
             match self.try_receive() {
-                Some(d) => out.push(d),
-                None => break,
+                Ok(Some(d)) => out.push(d),
+                _ => break,
             }
         }
         Ok(out)
     }
 
-    /// Next datagram decoded as JSON; an undecodable one is counted in
-    /// `receive_errors` and returned as [`Error::InvalidData`] (the stream goes on).
+    /// Next datagram decoded as JSON the way Python's `json.loads` reads it (members in
+    /// order); an undecodable one is counted in `receive_errors` and returned as
+    /// [`Error::InvalidData`] (the stream goes on). That includes JSON with `NaN` or
+    /// `Infinity`, which Python writes but `serde_json::Value` cannot hold: to keep
+    /// those, [`receive`](Self::receive) and [`message::decode_json`].
     pub async fn receive_json(
         &self,
         timeout: Option<Duration>,
     ) -> Result<serde_json::Value, Error> {
         let d = self.receive(timeout).await?;
-        message::decode_json(&d).map_err(|e| self.decode_failed(e))
+        message::decode_json(&d)
+            .and_then(|v| message::json_to_serde(&v))
+            .map_err(|e| self.decode_failed(e))
     }
 
     /// Next datagram as (type, payload); malformed ones as for `receive_json`.
@@ -651,23 +696,30 @@ impl DatagramStream {
         Error::InvalidData(e.to_string())
     }
 
-    /// Count a received datagram the application could not decode.
-    pub(crate) fn count_receive_error(&self) {
+    /// Count a received datagram the application could not decode (in
+    /// [`StreamStats::receive_errors`]), for decoders outside this type.
+    pub fn count_receive_error(&self) {
         self.inner.counters.lock().stats.receive_errors += 1;
     }
 
-    /// Put a datagram back at the front of the receive queue (crate-internal: the C ABI
-    /// uses it when a caller's buffer is too small).
-    pub(crate) fn unreceive(&self, m: DatagramMessage) {
+    /// Put a received datagram back at the front of the receive queue, to be received
+    /// again first (e.g. a caller's buffer was too small for it).
+    pub fn unreceive(&self, m: DatagramMessage) {
         let at = Instant::now()
             .checked_sub(m.age)
             .unwrap_or_else(Instant::now);
-        self.inner.state.lock().recv.unpop(Arrival {
-            data: m.data,
-            at,
-            wall: m.received_at,
-            seq: m.sequence,
-        });
+        {
+            let mut st = self.inner.state.lock();
+            // Closed meanwhile by the application: it is discarded like the rest.
+            if !st.discarded {
+                st.recv.unpop(Arrival {
+                    data: m.data,
+                    at,
+                    wall: m.received_at,
+                    seq: m.sequence,
+                });
+            }
+        }
         let mut c = self.inner.counters.lock();
         c.receive_time_count = c.receive_time_count.saturating_sub(1);
         c.receive_time_total = c.receive_time_total.saturating_sub(m.age);

@@ -1,18 +1,25 @@
 //! The WebTransport client: QUIC + HTTP/3 connections to servers, and sessions on them.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
+use quinn::VarInt;
+
+use super::close::{self, CloseReason};
 use super::config::ClientConfig;
-use super::connection::{Busy, CloseOnDrop, ConnInner, Connection, Exclusive, Role, SessionSlot};
+use super::connect_stream;
+use super::driver::{CloseOnDrop, ConnInner, SessionSlot};
 use super::endpoint::{self, SocketBuffers};
-use super::http::{self, HeadersError, StreamStart};
-use super::session::{CloseReason, RequestInfo, Session, SessionShared};
-use super::{tls, Error};
-use crate::wire::codes::*;
-use crate::wire::frame::TlvReader;
-use crate::wire::headers;
-use crate::wire::settings::Dialect;
+use super::error::Error;
+use super::http::{self, ReadError};
+use super::session::{RequestInfo, Session, SessionShared};
+use super::tls;
+use wtdatagram_proto::codes::*;
+use wtdatagram_proto::request::{self, HeadersError, HeadersReader, Response, Start};
+use wtdatagram_proto::settings::Dialect;
+use wtdatagram_proto::slots::{Busy, Exclusive};
+use wtdatagram_proto::streams::Role;
 
 pub(crate) struct ClientShared {
     endpoint: quinn::Endpoint,
@@ -125,7 +132,16 @@ impl Client {
             .shared
             .endpoint
             .connect_with(self.shared.quic_config.clone(), addr, &t.host)
-            .map_err(|e| Error::Connect(e.to_string()))?;
+            .map_err(|e| match e {
+                // `Client::close` stopped the endpoint: the client is closed.
+                quinn::ConnectError::EndpointStopping => {
+                    Error::Closed(CloseReason::ConnectionLost {
+                        code: 0,
+                        reason: "client closed".into(),
+                    })
+                }
+                e => Error::Connect(e.to_string()),
+            })?;
         let quic = connecting.await.map_err(|e| match e {
             // QUIC carries TLS alerts as transport error codes 0x100..=0x1ff (RFC 9001 §4.8).
             quinn::ConnectionError::TransportError(te)
@@ -169,7 +185,8 @@ impl Client {
         conn.open_session(url, &[]).await
     }
 
-    /// Close every connection of this client.
+    /// Close every connection of this client. Later connects and session opens fail
+    /// with [`Error::Closed`].
     pub fn close(&self) {
         self.shared.endpoint.close(
             quinn::VarInt::from_u64(H3_NO_ERROR).unwrap_or_default(),
@@ -230,7 +247,7 @@ async fn reserve(inner: &Arc<ConnInner>, dialect: Dialect) -> Result<SessionSlot
                 }
             }
             if let Some(e) = inner.quic.close_reason() {
-                return Err(Error::Closed(CloseReason::from_connection(&e)));
+                return Err(Error::Closed(close::from_connection(&e)));
             }
         }
     })
@@ -251,80 +268,70 @@ pub(crate) async fn open_session(
 ) -> Result<Session, Error> {
     let inner = &conn.inner;
     let settings = inner.peer_settings().await?;
-    let dialect = settings
-        .dialect()
-        .ok_or_else(|| Error::NotSupported("server does not announce WebTransport".into()))?;
     let (authority, path) = if target.starts_with('/') {
         (conn.authority.clone(), target.to_string())
     } else {
         let t = parse_url(target)?;
         (t.authority, t.path)
     };
-    let protocol = if dialect == Dialect::Draft15 {
-        headers::PROTOCOL_H3
-    } else {
-        headers::PROTOCOL_DRAFT
-    };
-    let mut regular: Vec<(String, String)> = Vec::new();
-    if dialect != Dialect::Draft15 {
-        regular.push((headers::DRAFT02_REQUEST_HEADER.into(), "1".into()));
-    }
-    for (n, v) in conn.client.cfg.headers.iter().chain(extra) {
-        let n = n.to_ascii_lowercase();
-        if n.is_empty() || n.starts_with(':') || v.contains(['\r', '\n', '\0']) {
-            return Err(Error::InvalidArgument(format!(
-                "invalid request header {n:?}"
-            )));
-        }
-        regular.push((n, v.clone()));
-    }
-    let mut fields: Vec<(&str, &str)> = vec![
-        (":method", "CONNECT"),
-        (":protocol", protocol),
-        (":scheme", "https"),
-        (":authority", &authority),
-        (":path", &path),
-    ];
-    fields.extend(regular.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+    let headers: Vec<(String, String)> = conn
+        .client
+        .cfg
+        .headers
+        .iter()
+        .chain(extra)
+        .cloned()
+        .collect();
+    let (dialect, req) = request::client_request(&settings, &authority, &path, &headers).map_err(
+        |e| match settings.dialect() {
+            None => Error::NotSupported(e),
+            Some(_) => Error::InvalidArgument(e),
+        },
+    )?;
 
     let mut slot = reserve(inner, dialect).await?;
     let (send, mut recv) = inner
         .quic
         .open_bi()
         .await
-        .map_err(|e| Error::Closed(CloseReason::from_connection(&e)))?;
+        .map_err(|e| Error::Closed(close::from_connection(&e)))?;
     let info = RequestInfo {
-        path: path.clone(),
-        authority: authority.clone(),
-        protocol: protocol.to_string(),
-        headers: regular.clone(),
+        path: req.path.clone(),
+        authority: req.authority.clone(),
+        protocol: req.protocol.clone(),
+        headers: req.headers.clone(),
         dialect,
     };
     let shared = SessionShared::new(inner.clone(), send, info);
     // Registered now, so datagrams the server sends right after its 200 are kept.
-    inner.register(&shared);
+    inner.register(shared.clone());
     slot.established();
     let mut pending = Pending(Some(shared.clone()));
     match shared.send.lock().await.as_mut() {
-        Some(s) => http::write_headers(s, &fields).await?,
+        Some(s) => http::write_headers(s, &req.fields()).await?,
         None => return Err(Error::InvalidState("CONNECT stream gone".into())),
     }
     tracing::debug!(stream = shared.stream_id, "request sent");
-    let mut dec = TlvReader::new();
-    let limits = inner.opts.field_limits();
+    let mut reader = HeadersReader::response(inner.opts.field_limits());
     loop {
-        let fields = match http::read_headers(&mut recv, &mut dec, false, &limits).await {
-            Ok(StreamStart::Headers(f)) => f,
-            Ok(StreamStart::WebTransportStream) => unreachable!("only checked on the first read"),
-            Err(HeadersError::Wire(e)) => {
-                if http::is_connection_error(e.code) {
+        let fields = match http::read_headers(&mut recv, &mut reader).await {
+            Ok(Start::Headers(f)) => f,
+            Ok(Start::WebTransportStream) => {
+                return Err(Error::Protocol(
+                    "WebTransport stream signal on a CONNECT stream".into(),
+                ))
+            }
+            Err(ReadError::Peer(HeadersError::Malformed(e))) => {
+                if request::is_stream_error(e.code) {
+                    if let Some(s) = shared.send.lock().await.as_mut() {
+                        http::abort(s, &mut recv, e.code);
+                    }
+                } else {
                     inner.fail(&e);
-                } else if let Some(s) = shared.send.lock().await.as_mut() {
-                    http::abort(s, &mut recv, e.code);
                 }
                 return Err(Error::Protocol(e.to_string()));
             }
-            Err(HeadersError::TooLarge) => {
+            Err(ReadError::Peer(HeadersError::TooLarge)) => {
                 if let Some(s) = shared.send.lock().await.as_mut() {
                     http::abort(s, &mut recv, H3_EXCESSIVE_LOAD);
                 }
@@ -332,30 +339,109 @@ pub(crate) async fn open_session(
                     "the response's field section exceeds our limits".into(),
                 ));
             }
-            Err(HeadersError::Gone(e)) => return Err(e),
+            Err(ReadError::Gone(e)) => return Err(e),
         };
-        let (status, _) = match headers::parse_response(&fields) {
-            Ok(r) => r,
+        match request::classify_response(&fields) {
+            Ok(Response::Informational) => continue,
+            Ok(Response::Established) => break,
+            Ok(Response::Refused(status)) => return Err(Error::Rejected(status)),
             Err(e) => {
                 if let Some(s) = shared.send.lock().await.as_mut() {
                     http::abort(s, &mut recv, e.code);
                 }
                 return Err(Error::Protocol(e.to_string()));
             }
-        };
-        match status {
-            100..=199 => continue,
-            200..=299 => break,
-            _ => return Err(Error::Rejected(status)),
         }
     }
     pending.0 = None;
-    inner.rt.spawn(shared.clone().run_connect_stream(
+    inner.rt.spawn(connect_stream::run(
+        shared.clone(),
         recv,
-        dec.into_remaining().freeze(),
+        reader.into_remaining().freeze(),
         Some(slot),
     ));
     Ok(Session::new(shared, Some(conn.guard.clone())))
+}
+
+/// A client's HTTP/3 connection: open sessions on it with
+/// [`open_session`](Self::open_session). Cheap to clone; the connection closes when the
+/// last clone and the last of its sessions are dropped.
+#[derive(Clone)]
+pub struct Connection {
+    pub(crate) inner: Arc<ConnInner>,
+    pub(crate) guard: Arc<CloseOnDrop>,
+    pub(crate) client: Arc<ClientShared>,
+    /// `:authority` of the URL the connection was made for (used for path-only targets).
+    pub(crate) authority: String,
+}
+
+impl Connection {
+    pub fn remote_addr(&self) -> std::net::SocketAddr {
+        self.inner.quic.remote_address()
+    }
+
+    /// The WebTransport dialect the server announced.
+    pub fn peer_dialect(&self) -> Option<Dialect> {
+        self.inner.peer_dialect()
+    }
+
+    /// Sessions currently open on this connection.
+    pub fn session_count(&self) -> usize {
+        self.inner.session_count()
+    }
+
+    /// Datagrams received for no open session (dropped, as RFC 9297 allows).
+    pub fn unknown_session_datagrams(&self) -> u64 {
+        self.inner.unknown_datagrams.load(Relaxed)
+    }
+
+    /// Close the whole connection (every session on it) with an HTTP/3 code and reason.
+    pub fn close(&self, code: u64, reason: &str) {
+        let code = VarInt::from_u64(code).unwrap_or_default();
+        self.inner.quic.close(code, reason.as_bytes());
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.quic.close_reason().is_some()
+    }
+
+    /// Wait until the connection ends.
+    pub async fn closed(&self) -> CloseReason {
+        close::from_connection(&self.inner.quic.closed().await)
+    }
+
+    /// Open a WebTransport session. `target` is a full `https://` URL or a path; `headers`
+    /// are sent in addition to the client configuration's headers.
+    ///
+    /// Sessions share the connection when the server allows it, with one exception
+    /// (draft-ietf-webtrans-http3-15 §5.1): a draft-15 server (see
+    /// [`peer_dialect`](Self::peer_dialect)) whose SETTINGS do not declare flow control
+    /// (SETTINGS_WT_INITIAL_MAX_DATA/_STREAMS_UNI/_STREAMS_BIDI all absent or 0, e.g.
+    /// webtransport-go 0.13 with its default config) takes one session at a time per
+    /// connection. Opening a second one while another is open, or being opened, then
+    /// fails at once with [`Error::InvalidState`] and sends nothing; open it on another
+    /// connection, or close the first one before (a session that is closing is waited
+    /// for until the server has ended it too, so that the server never sees two).
+    ///
+    /// Other errors: [`Error::Rejected`] with the status if the server answers other
+    /// than 2xx, [`Error::Closed`] if the connection is gone, [`Error::Protocol`] for a
+    /// malformed response.
+    pub async fn open_session(
+        &self,
+        target: &str,
+        headers: &[(String, String)],
+    ) -> Result<Session, Error> {
+        open_session(self, target, headers).await
+    }
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("remote_addr", &self.remote_addr())
+            .field("dialect", &self.peer_dialect())
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for Client {

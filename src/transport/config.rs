@@ -12,6 +12,7 @@ pub struct TransportOptions {
     pub keep_alive: Option<Duration>,
     /// Requested SO_SNDBUF / SO_RCVBUF of the UDP socket (DESIGN.md §3: 4 MiB removes
     /// loopback burst loss). The kernel may grant less; see `Server::socket_buffers`.
+    /// 0 keeps the system default.
     pub socket_send_buffer: usize,
     pub socket_recv_buffer: usize,
     /// quinn's outgoing datagram buffer, in bytes, shared by all sessions of a connection.
@@ -42,8 +43,8 @@ pub struct TransportOptions {
 }
 
 impl TransportOptions {
-    pub(crate) fn field_limits(&self) -> crate::wire::qpack::FieldLimits {
-        crate::wire::qpack::FieldLimits {
+    pub(crate) fn field_limits(&self) -> wtdatagram_proto::qpack::FieldLimits {
+        wtdatagram_proto::qpack::FieldLimits {
             max_section_size: self.max_field_section_size,
             max_fields: self.max_header_fields,
         }

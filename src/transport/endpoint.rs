@@ -8,7 +8,7 @@ use quinn::{IdleTimeout, VarInt};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::config::TransportOptions;
-use super::Error;
+use super::error::Error;
 
 /// Socket buffer sizes the kernel actually granted (Linux reports twice the request).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -50,10 +50,16 @@ pub fn bind_socket(
     if addr.is_ipv6() && addr.ip().is_unspecified() {
         let _ = socket.set_only_v6(false);
     }
+    // A size of 0 keeps the system default: asking the kernel for 0 would give the
+    // smallest buffer it allows (a few KiB), not its default.
     #[cfg(target_os = "linux")]
     {
-        set_buffer(&socket, libc::SO_SNDBUFFORCE, opts.socket_send_buffer);
-        set_buffer(&socket, libc::SO_RCVBUFFORCE, opts.socket_recv_buffer);
+        if opts.socket_send_buffer > 0 {
+            set_buffer(&socket, libc::SO_SNDBUFFORCE, opts.socket_send_buffer);
+        }
+        if opts.socket_recv_buffer > 0 {
+            set_buffer(&socket, libc::SO_RCVBUFFORCE, opts.socket_recv_buffer);
+        }
     }
     if socket.send_buffer_size().unwrap_or(0) < opts.socket_send_buffer {
         let _ = socket.set_send_buffer_size(opts.socket_send_buffer);

@@ -1,102 +1,50 @@
-//! Reading and writing HEADERS on request streams (shared by client and server).
+//! Request streams on quinn: reading HEADERS with the protocol crate's
+//! [`HeadersReader`], writing them, and ending a stream with a code.
 
 use quinn::VarInt;
 
-use super::session::CloseReason;
-use super::Error;
-use crate::wire::codes::*;
-use crate::wire::frame::{self, Piece, Take, TlvReader};
-use crate::wire::qpack::{self, Field, FieldLimits, SectionError};
-use crate::wire::WireError;
+use super::close::CloseReason;
+use super::error::Error;
+use wtdatagram_proto::frame;
+use wtdatagram_proto::qpack;
+use wtdatagram_proto::request::{HeadersError, HeadersReader, Start};
 
-pub(crate) enum HeadersError {
-    /// The peer sent something malformed (stream or connection error per its code).
-    Wire(WireError),
-    /// A well-formed field section larger than our limits (a request is answered 431).
-    TooLarge,
-    /// The stream or connection ended first.
+/// Why [`read_headers`] returned no HEADERS.
+pub(crate) enum ReadError {
+    /// What the peer sent (see [`HeadersError`]), or the stream ending early.
+    Peer(HeadersError),
+    /// The stream or connection went away first.
     Gone(Error),
 }
 
-/// What opened a request stream.
-pub(crate) enum StreamStart {
-    Headers(Vec<Field>),
-    /// A WebTransport bidirectional stream (signal 0x41), not a request.
-    WebTransportStream,
-}
-
-/// Whether an error code must close the whole connection (vs. just the stream).
-pub(crate) fn is_connection_error(code: u64) -> bool {
-    code != H3_MESSAGE_ERROR && code != H3_REQUEST_INCOMPLETE
-}
-
-/// How a frame before the HEADERS of a request or response is read: HEADERS whole, if
-/// within the field section limit (a larger frame is refused from its header, before
-/// any of it is held); unknown frames skipped whatever their size (RFC 9114 §9).
-fn take_before_headers(ty: u64, len: u64, limits: &FieldLimits) -> Result<Take, HeadersError> {
-    let unexpected = |msg: String| HeadersError::Wire(WireError::new(H3_FRAME_UNEXPECTED, msg));
-    match ty {
-        frame::HEADERS if len > limits.max_section_size => Err(HeadersError::TooLarge),
-        frame::HEADERS => Ok(Take::Buffer),
-        frame::DATA => Err(unexpected("DATA before HEADERS".into())),
-        frame::SETTINGS | frame::GOAWAY | frame::MAX_PUSH_ID | frame::CANCEL_PUSH => {
-            Err(unexpected(format!("frame {ty:#x} on a request stream")))
-        }
-        frame::WEBTRANSPORT_STREAM => Err(unexpected(
-            "WEBTRANSPORT_STREAM signal after the start of a stream".into(),
-        )),
-        ty if frame::is_reserved_h2(ty) => Err(unexpected("HTTP/2 frame type".into())),
-        _ => Ok(Take::Skip),
-    }
-}
-
-/// Read until the next HEADERS frame on a request stream, skipping unknown frames, and
-/// decode it within `limits`. With `first`, a stream that starts with the
-/// WEBTRANSPORT_STREAM signal is reported as such.
+/// Read until the next HEADERS (or, on a peer-opened stream, the WebTransport stream
+/// signal), decoded within the reader's limits.
 pub(crate) async fn read_headers(
     recv: &mut quinn::RecvStream,
-    reader: &mut TlvReader,
-    first: bool,
-    limits: &FieldLimits,
-) -> Result<StreamStart, HeadersError> {
+    reader: &mut HeadersReader,
+) -> Result<Start, ReadError> {
     loop {
-        if first && reader.peek_type() == Some(frame::WEBTRANSPORT_STREAM) {
-            return Ok(StreamStart::WebTransportStream);
-        }
-        while let Some(piece) = reader.next(|ty, len| take_before_headers(ty, len, limits))? {
-            if let Piece::Unit(f) = piece {
-                return match qpack::decode_limited(&f.payload, *limits) {
-                    Ok(fields) => Ok(StreamStart::Headers(fields)),
-                    Err(SectionError::TooLarge) => Err(HeadersError::TooLarge),
-                    Err(SectionError::Malformed(e)) => Err(HeadersError::Wire(e)),
-                };
-            }
+        if let Some(start) = reader.next().map_err(ReadError::Peer)? {
+            return Ok(start);
         }
         match recv.read_chunk(64 * 1024, true).await {
             Ok(Some(c)) => reader.push(&c.bytes),
-            Ok(None) if !reader.at_boundary() => {
-                return Err(HeadersError::Wire(WireError::new(
-                    H3_FRAME_ERROR,
-                    "stream ended inside a frame",
-                )))
-            }
             Ok(None) => {
-                return Err(HeadersError::Wire(WireError::new(
-                    H3_REQUEST_INCOMPLETE,
-                    "stream ended before HEADERS",
+                return Err(ReadError::Peer(HeadersError::Malformed(
+                    reader.end_of_stream(),
                 )))
             }
             Err(quinn::ReadError::ConnectionLost(e)) => {
-                return Err(HeadersError::Gone(Error::Closed(
-                    CloseReason::from_connection(&e),
+                return Err(ReadError::Gone(Error::Closed(
+                    super::close::from_connection(&e),
                 )))
             }
             Err(quinn::ReadError::Reset(code)) => {
-                return Err(HeadersError::Gone(Error::Closed(CloseReason::Reset {
+                return Err(ReadError::Gone(Error::Closed(CloseReason::Reset {
                     code: code.into_inner(),
                 })))
             }
-            Err(e) => return Err(HeadersError::Gone(Error::Io(e.to_string()))),
+            Err(e) => return Err(ReadError::Gone(Error::Io(e.to_string()))),
         }
     }
 }

@@ -46,7 +46,7 @@ impl Drop for Held {
 }
 
 /// What a server holds and what it refused, read with
-/// [`Server::stats`](super::Server::stats).
+/// `Server::stats`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ServerStats {
     /// Connections held now (handshakes in progress included).
@@ -94,7 +94,7 @@ pub(crate) struct ServerLimits {
 }
 
 impl ServerLimits {
-    pub(crate) fn new(cfg: &super::ServerConfig) -> Arc<ServerLimits> {
+    pub(crate) fn new(cfg: &super::config::ServerConfig) -> Arc<ServerLimits> {
         Arc::new(ServerLimits {
             connections: Gauge::new(cfg.max_connections.max(1)),
             sessions: Gauge::new(cfg.max_sessions.max(1)),

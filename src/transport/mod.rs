@@ -1,55 +1,40 @@
-//! WebTransport over HTTP/3 on quinn: endpoints, connections, sessions and datagrams.
+//! WebTransport over HTTP/3 on quinn: endpoints, the connection driver, sessions,
+//! client and server. A facade: every type lives in the module of its concept.
+//!
+//! Imports run one way: `util`, `error`, `close`, `config` ← `endpoint`, `tls`,
+//! `limits`, `inbox`, `stats`, `handler` ← `driver` ← `closing` ← `session` ←
+//! `connect_stream`, `http` ← `client`, `server`. The driver knows neither sessions
+//! (it sees [`driver::SessionSink`]s) nor the server (it hands request streams to a
+//! [`driver::RequestHandler`]).
 
 mod client;
+mod close;
+mod closing;
 mod config;
-mod connection;
+mod connect_stream;
+mod driver;
 mod endpoint;
+mod error;
+mod handler;
 mod http;
+mod inbox;
 mod limits;
 mod server;
-pub(crate) mod session;
+mod session;
+mod stats;
 pub mod tls;
+mod util;
 
-pub use client::Client;
+pub use client::{Client, Connection};
+pub use close::CloseReason;
+pub use closing::{finish_closing, finish_closing_on};
 pub use config::{ClientConfig, ServerConfig, ServerTls, TransportOptions, Verify};
-pub use connection::Connection;
 pub use endpoint::SocketBuffers;
+pub use error::Error;
+pub use handler::{release_outside_lock, DatagramHandler};
 pub use limits::ServerStats;
 pub use server::{Server, SessionRequest};
-pub use session::{
-    finish_closing, release_outside_lock, CloseReason, DatagramHandler, RequestInfo, Session,
-    SessionStats,
-};
-
-pub use crate::wire::settings::Dialect;
-
-/// Errors of the transport API.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Error {
-    #[error("invalid argument: {0}")]
-    InvalidArgument(String),
-    #[error("invalid state: {0}")]
-    InvalidState(String),
-    #[error("I/O error: {0}")]
-    Io(String),
-    #[error("TLS error: {0}")]
-    Tls(String),
-    #[error("connection failed: {0}")]
-    Connect(String),
-    #[error("session rejected by the server with HTTP status {0}")]
-    Rejected(u16),
-    #[error("protocol error: {0}")]
-    Protocol(String),
-    #[error("not supported: {0}")]
-    NotSupported(String),
-    #[error("datagram of {size} bytes exceeds the maximum of {max} bytes")]
-    TooLarge { size: usize, max: usize },
-    #[error("session closed: {0}")]
-    Closed(CloseReason),
-    #[error("timed out")]
-    Timeout,
-    #[error("send queue full")]
-    QueueFull,
-    #[error("invalid data: {0}")]
-    InvalidData(String),
-}
+pub use session::{RequestInfo, Session};
+pub use stats::SessionStats;
+pub use util::poll_once;
+pub use wtdatagram_proto::settings::Dialect;

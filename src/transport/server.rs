@@ -9,17 +9,21 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use super::closing::ClosingGuard;
 use super::config::{ServerConfig, ServerTls};
-use super::connection::{Busy, ConnInner, Exclusive, RequestHandler, Role, SessionSlot};
+use super::connect_stream;
+use super::driver::{ConnInner, RequestHandler, SessionSlot};
 use super::endpoint::{self, SocketBuffers};
-use super::http::{self, HeadersError, StreamStart};
+use super::error::Error;
+use super::http::{self, ReadError};
 use super::limits::{Held, ServerLimits, ServerStats};
-use super::session::{ClosingGuard, RequestInfo, Session, SessionShared};
-use super::{tls, Error};
-use crate::wire::codes::*;
-use crate::wire::frame::TlvReader;
-use crate::wire::headers::{self, RequestError};
-use crate::wire::settings::Dialect;
+use super::session::{RequestInfo, Session, SessionShared};
+use super::tls;
+use wtdatagram_proto::codes::*;
+use wtdatagram_proto::headers::{self, RequestError};
+use wtdatagram_proto::request::{self, Admission, HeadersError, HeadersReader, Start};
+use wtdatagram_proto::slots::Busy;
+use wtdatagram_proto::streams::Role;
 
 /// A listening WebTransport server.
 pub struct Server {
@@ -164,11 +168,11 @@ impl Server {
     /// 1.5 s. Then every connection closes with H3_NO_ERROR and reason "server
     /// closed" (sessions still open see [`CloseReason::ConnectionLost`]), and the
     /// CONNECTION_CLOSE gets the rest of 2 s to go out. New connections are refused
-    /// from the start. [`finish_closing`](super::finish_closing) also waits for this:
+    /// from the start. [`finish_closing`](super::closing::finish_closing) also waits for this:
     /// call it before shutting the runtime down (a runtime shut down earlier cuts the
     /// wait short, and the connections close at once).
     ///
-    /// [`CloseReason::ConnectionLost`]: super::CloseReason::ConnectionLost
+    /// [`CloseReason::ConnectionLost`]: super::close::CloseReason::ConnectionLost
     pub fn close(&self) {
         if self.conns.closing.swap(true, Ordering::AcqRel) {
             return;
@@ -182,7 +186,7 @@ impl Server {
         let conns = self.conns.clone();
         // Counted like a session close, so `finish_closing` waits for the connections
         // to be closed (a runtime shut down with them open would just go silent).
-        let closing = ClosingGuard::new(None);
+        let closing = ClosingGuard::new(&self.rt, None);
         self.rt.spawn(async move {
             let start = tokio::time::Instant::now();
             let capsules_by = start + CLOSE_CAPSULES_WAIT;
@@ -206,7 +210,7 @@ impl Drop for Server {
 
 async fn accept_loop(
     endpoint: quinn::Endpoint,
-    opts: super::TransportOptions,
+    opts: super::config::TransportOptions,
     router: Arc<RequestRouter>,
     conns: Arc<Conns>,
 ) {
@@ -296,28 +300,27 @@ async fn handle_request(
         );
         http::abort(send, recv, H3_REQUEST_REJECTED)
     };
-    let mut reader = TlvReader::new();
     let field_limits = conn.opts.field_limits();
-    let started = tokio::time::timeout_at(
-        deadline,
-        http::read_headers(&mut recv, &mut reader, true, &field_limits),
-    )
-    .await;
+    let mut reader = HeadersReader::request(field_limits);
+    let started =
+        tokio::time::timeout_at(deadline, http::read_headers(&mut recv, &mut reader)).await;
     let fields = match started {
         Err(_) => return late(&mut send, &mut recv),
-        Ok(Ok(StreamStart::Headers(f))) => f,
-        Ok(Ok(StreamStart::WebTransportStream)) => {
+        Ok(Ok(Start::Headers(f))) => f,
+        Ok(Ok(Start::WebTransportStream)) => {
             let refused = conn
                 .clone()
                 .refuse_bidi(send, recv, reader.into_remaining());
             let _ = tokio::time::timeout_at(deadline, refused).await;
             return;
         }
-        Ok(Err(HeadersError::Wire(e))) if http::is_connection_error(e.code) => {
-            return conn.fail(&e)
+        Ok(Err(ReadError::Peer(HeadersError::Malformed(e)))) => {
+            if request::is_stream_error(e.code) {
+                return http::abort(&mut send, &mut recv, e.code);
+            }
+            return conn.fail(&e);
         }
-        Ok(Err(HeadersError::Wire(e))) => return http::abort(&mut send, &mut recv, e.code),
-        Ok(Err(HeadersError::TooLarge)) => {
+        Ok(Err(ReadError::Peer(HeadersError::TooLarge))) => {
             ServerLimits::count(&limits.too_large);
             tracing::info!(
                 remote = %conn.quic.remote_address(),
@@ -327,7 +330,7 @@ async fn handle_request(
             );
             return respond_and_finish(send, Some(&mut recv), 431).await;
         }
-        Ok(Err(HeadersError::Gone(_))) => return,
+        Ok(Err(ReadError::Gone(_))) => return,
     };
     let req = headers::parse_request(&fields);
     drop(fields);
@@ -345,48 +348,35 @@ async fn handle_request(
         Ok(Err(_)) => return http::abort(&mut send, &mut recv, H3_REQUEST_REJECTED),
         Err(_) => return late(&mut send, &mut recv),
     };
-    let dialect = if req.protocol == headers::PROTOCOL_H3 {
-        Dialect::Draft15
-    } else if req.wants_draft02_response() {
-        Dialect::Draft02
-    } else {
-        settings.dialect().unwrap_or(Dialect::Draft02)
-    };
-    // A client shows it speaks WebTransport by its SETTINGS, or (webtransport-go <= 0.10,
-    // whose SETTINGS carry only H3_DATAGRAM) by a draft-02/07 CONNECT with HTTP
-    // Datagrams negotiated. draft-15 (`webtransport-h3`) requires WT_ENABLED.
-    let implied = req.protocol == headers::PROTOCOL_DRAFT && settings.datagrams();
-    if settings.dialect().is_none() && !implied {
-        tracing::debug!("client announced no WebTransport support");
-        return respond_and_finish(send, Some(&mut recv), 400).await;
-    }
-    // draft-ietf-webtrans-http3-15 §5.1: without flow control (both sides' SETTINGS
-    // declare it; ours always do) a connection carries one draft-15 session at a time,
-    // and the server resets an excess CONNECT stream with H3_REQUEST_REJECTED (not 429:
-    // the request was not processed). Other sessions are limited per connection (429),
-    // counting the requests still being answered.
-    let exclusive = if dialect == Dialect::Draft15 && !conn.flow_control() {
-        Exclusive::OfOpen
-    } else {
-        Exclusive::No
-    };
-    let mut slot =
-        match conn.reserve_session(exclusive, Some(conn.opts.max_sessions_per_connection)) {
-            Ok(slot) => slot,
-            Err(Busy::Full) => {
-                ServerLimits::count(&limits.refused_connection_full);
-                tracing::info!(
-                    remote = %conn.quic.remote_address(),
-                    "request answered 429: the connection carries its maximum of {} sessions",
-                    conn.opts.max_sessions_per_connection
-                );
-                return respond_and_finish(send, Some(&mut recv), 429).await;
-            }
-            Err(Busy::Open | Busy::Closing) => {
-                tracing::debug!("second draft-15 session without flow control: rejected");
-                return http::abort(&mut send, &mut recv, H3_REQUEST_REJECTED);
+    let (dialect, draft02_response, exclusive) =
+        match request::admit(&req, &settings, conn.flow_control()) {
+            Admission::Session {
+                dialect,
+                draft02_response,
+                exclusive,
+            } => (dialect, draft02_response, exclusive),
+            Admission::Respond(status, why) => {
+                tracing::debug!("answering {status}: {why}");
+                return respond_and_finish(send, Some(&mut recv), status).await;
             }
         };
+    let limit = Some(conn.opts.max_sessions_per_connection);
+    let mut slot = match conn.reserve_session(exclusive, limit) {
+        Ok(slot) => slot,
+        Err(Busy::Full) => {
+            ServerLimits::count(&limits.refused_connection_full);
+            tracing::info!(
+                remote = %conn.quic.remote_address(),
+                "request answered 429: the connection carries its maximum of {} sessions",
+                conn.opts.max_sessions_per_connection
+            );
+            return respond_and_finish(send, Some(&mut recv), 429).await;
+        }
+        Err(Busy::Open | Busy::Closing) => {
+            tracing::debug!("second draft-15 session without flow control: rejected");
+            return http::abort(&mut send, &mut recv, H3_REQUEST_REJECTED);
+        }
+    };
     let Some(session_place) = limits.sessions.try_hold() else {
         ServerLimits::count(&limits.refused_server_full);
         tracing::info!(
@@ -405,7 +395,6 @@ async fn handle_request(
         return respond_and_finish(send, Some(&mut recv), 503).await;
     };
     ServerLimits::count(&limits.requests_received);
-    let draft02_response = req.wants_draft02_response();
     let request = SessionRequest {
         slot: Some(slot),
         backlog: Some(backlog_place),
@@ -497,7 +486,7 @@ impl SessionRequest {
         self.backlog = None;
         let shared = SessionShared::new(self.conn.clone(), send, self.info.clone());
         // Register before answering so datagrams that follow the 200 are routed.
-        self.conn.register(&shared);
+        self.conn.register(shared.clone());
         let mut slot = self.slot.take();
         if let Some(slot) = &mut slot {
             slot.established();
@@ -511,13 +500,14 @@ impl SessionRequest {
             None => Err(Error::InvalidState("CONNECT stream gone".into())),
         };
         if let Err(e) = result {
-            shared.set_closed(super::CloseReason::Local {
+            shared.set_closed(super::close::CloseReason::Local {
                 code: 0,
                 reason: e.to_string(),
             });
             return Err(e);
         }
-        self.conn.rt.spawn(shared.clone().run_connect_stream(
+        self.conn.rt.spawn(connect_stream::run(
+            shared.clone(),
             recv,
             std::mem::take(&mut self.leftover),
             slot,

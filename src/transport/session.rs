@@ -1,8 +1,9 @@
-//! A WebTransport session: its CONNECT stream, its datagrams and its lifecycle.
+//! A WebTransport session: the state its connection, its CONNECT stream reader and its
+//! owner share ([`SessionShared`]), and the handle the application holds ([`Session`]):
+//! sending and receiving datagrams, the one owner of its datagrams, and closing.
 
-use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,149 +12,18 @@ use parking_lot::Mutex;
 use quinn::VarInt;
 use tokio::sync::Notify;
 
-use super::connection::{CloseOnDrop, ConnInner};
-use super::Error;
-use crate::wire::capsule::{Capsule, ConnectStreamDecoder, StreamItem};
-use crate::wire::datagram::Prefix;
-use crate::wire::settings::Dialect;
-use crate::wire::WireError;
-
-/// Why a session ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CloseReason {
-    /// This side closed it (`Session::close`, or the last handle was dropped).
-    Local { code: u32, reason: String },
-    /// The peer closed it: CLOSE_WEBTRANSPORT_SESSION, or a clean FIN (code 0).
-    Remote { code: u32, reason: String },
-    /// The peer reset the CONNECT stream with this HTTP/3 error code.
-    Reset { code: u64 },
-    /// The QUIC connection ended: closed by either side (with its code), or reset.
-    ConnectionLost { code: u64, reason: String },
-    /// No packet from the peer within the idle timeout.
-    TimedOut,
-    /// The peer broke the protocol; the session (or connection) was closed with `code`.
-    Protocol { code: u64, reason: String },
-}
-
-impl fmt::Display for CloseReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CloseReason::Local { code, reason } => {
-                write!(f, "closed locally (code {code}: {reason:?})")
-            }
-            CloseReason::Remote { code, reason } => {
-                write!(f, "closed by peer (code {code}: {reason:?})")
-            }
-            CloseReason::Reset { code } => {
-                write!(f, "CONNECT stream reset by peer (code {code:#x})")
-            }
-            CloseReason::ConnectionLost { code, reason } => {
-                write!(f, "connection lost (code {code:#x}: {reason})")
-            }
-            CloseReason::TimedOut => write!(f, "connection timed out"),
-            CloseReason::Protocol { code, reason } => {
-                write!(
-                    f,
-                    "protocol error {} ({code:#x}): {reason}",
-                    crate::wire::codes::name(*code)
-                )
-            }
-        }
-    }
-}
-
-impl CloseReason {
-    pub(crate) fn from_connection(e: &quinn::ConnectionError) -> CloseReason {
-        use quinn::ConnectionError as E;
-        match e {
-            E::TimedOut => CloseReason::TimedOut,
-            E::ApplicationClosed(c) => CloseReason::ConnectionLost {
-                code: c.error_code.into_inner(),
-                reason: format!("closed by peer: {}", String::from_utf8_lossy(&c.reason)),
-            },
-            E::ConnectionClosed(c) => CloseReason::ConnectionLost {
-                code: u64::from(c.error_code),
-                reason: format!("closed by peer: {}", String::from_utf8_lossy(&c.reason)),
-            },
-            other => CloseReason::ConnectionLost {
-                code: 0,
-                reason: other.to_string(),
-            },
-        }
-    }
-}
-
-/// Counters of one session, read with [`Session::stats`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SessionStats {
-    pub datagrams_sent: u64,
-    pub bytes_sent: u64,
-    pub datagrams_received: u64,
-    pub bytes_received: u64,
-    /// Received datagrams dropped because the receive queue was full.
-    pub recv_dropped: u64,
-    /// Non-blocking sends that found no room and queued nothing.
-    pub send_would_block: u64,
-    /// Sends rejected for exceeding the maximum datagram size.
-    pub send_too_large: u64,
-}
-
-#[derive(Default)]
-struct Counters {
-    datagrams_sent: AtomicU64,
-    bytes_sent: AtomicU64,
-    datagrams_received: AtomicU64,
-    bytes_received: AtomicU64,
-    recv_dropped: AtomicU64,
-    send_would_block: AtomicU64,
-    send_too_large: AtomicU64,
-}
-
-/// Drop `arc` without running its destructor here if this is the last reference. For
-/// handlers, which run under the session's lock: a last reference upgraded from a
-/// `Weak` may own the session, and closing the session from its destructor would take
-/// that lock again. The destructor then runs on a short-lived thread (not the runtime:
-/// a runtime that is shutting down drops spawned futures on the spot, under our lock).
-/// This path is rare: only when the application drops its last handle mid-delivery.
-pub fn release_outside_lock<T: Send + Sync + 'static>(arc: Arc<T>, _rt: &tokio::runtime::Handle) {
-    if let Some(last) = Arc::into_inner(arc) {
-        // ManuallyDrop: if the thread cannot start, the closure is dropped right here,
-        // and `last` must then leak rather than be destroyed under the lock.
-        let last = std::mem::ManuallyDrop::new(last);
-        let reaper = std::thread::Builder::new().name("wtd-release".into());
-        if let Err(e) = reaper.spawn(move || drop(std::mem::ManuallyDrop::into_inner(last))) {
-            // No thread to be had: leaking is better than deadlocking the connection.
-            tracing::warn!("could not start a release thread ({e}); leaking one handle");
-        }
-    }
-}
-
-/// Receives a session's datagrams as they arrive, instead of the session's queue.
-///
-/// Both methods run while the session's internal lock is held, which is what keeps
-/// `on_closed` after the last `on_datagram`: they must return quickly and must not call
-/// back into the same session (forward to a channel or queue instead).
-pub trait DatagramHandler: Send + Sync + 'static {
-    /// A datagram arrived. Return false if it was dropped (it is counted).
-    fn on_datagram(&self, payload: Bytes) -> bool;
-    /// A burst of datagrams arrived, in order; take them all out of `burst`. Returns
-    /// how many were dropped and their payload bytes (they are counted). The default
-    /// hands each one to [`on_datagram`](Self::on_datagram); a handler that forwards
-    /// to a queue can take the whole burst under one lock with one wake-up.
-    fn on_datagrams(&self, burst: &mut Vec<Bytes>) -> (u64, u64) {
-        let mut dropped = (0, 0);
-        for payload in burst.drain(..) {
-            let len = payload.len() as u64;
-            if !self.on_datagram(payload) {
-                dropped.0 += 1;
-                dropped.1 += len;
-            }
-        }
-        dropped
-    }
-    /// The session closed; called exactly once, after the last `on_datagram`.
-    fn on_closed(&self, reason: &CloseReason);
-}
+use super::close::{self, CloseReason};
+use super::closing::ClosingGuard;
+use super::config::TransportOptions;
+use super::driver::{CloseOnDrop, ConnInner, SessionSink};
+use super::error::Error;
+use super::handler::DatagramHandler;
+use super::inbox::Inbox;
+use super::stats::{Counters, SessionStats};
+use super::util::poll_once;
+use wtdatagram_proto::datagram::Prefix;
+use wtdatagram_proto::session as proto_session;
+use wtdatagram_proto::settings::Dialect;
 
 /// What the peer asked for when the session was opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,63 +48,15 @@ impl RequestInfo {
     }
 }
 
-/// A session's received datagrams waiting for the application, bounded by count and by
-/// payload bytes.
-#[derive(Default)]
-struct Inbox {
-    items: VecDeque<Bytes>,
-    bytes: usize,
-}
-
-impl Inbox {
-    /// Capacity kept after the queue drains; a larger one (left by a burst) is freed.
-    const KEEP_CAPACITY: usize = 1024;
-
-    /// Queue `d` unless that would exceed `max_items` datagrams or `max_bytes` bytes (an
-    /// empty queue takes any one datagram).
-    fn push_back(&mut self, d: Bytes, max_items: usize, max_bytes: usize) -> Result<(), Bytes> {
-        if self.items.len() >= max_items
-            || (!self.items.is_empty() && self.bytes + d.len() > max_bytes)
-        {
-            return Err(d);
-        }
-        self.bytes += d.len();
-        self.items.push_back(d);
-        Ok(())
-    }
-    fn push_front(&mut self, d: Bytes) {
-        self.bytes += d.len();
-        self.items.push_front(d);
-    }
-    fn pop_front(&mut self) -> Option<Bytes> {
-        let d = self.items.pop_front()?;
-        self.bytes -= d.len();
-        if self.items.is_empty() && self.items.capacity() > Self::KEEP_CAPACITY {
-            self.items = VecDeque::new();
-        }
-        Some(d)
-    }
-    fn front(&self) -> Option<&Bytes> {
-        self.items.front()
-    }
-    fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-}
-
 struct State {
     queue: Inbox,
     close: Option<CloseReason>,
     handler: Option<Arc<dyn DatagramHandler>>,
     close_hooks: Vec<CloseHook>,
-    /// A datagram stream owns this session's datagrams.
+    /// A single owner (a datagram stream) claimed this session's datagrams with
+    /// [`Session::claim_datagrams`]: `handler` is its, and stays its.
     claimed: bool,
     draining: bool,
-    /// Threads outside the runtime waiting in [`Session::recv_blocking`].
-    blocked_receivers: usize,
-    /// Whether `recv_blocking` watches the queue before it sleeps: the last wait was
-    /// short enough for that to pay (a busy session), see [`RECV_SPIN`].
-    spin: bool,
 }
 
 type CloseHook = Box<dyn FnOnce(&CloseReason) + Send>;
@@ -248,23 +70,21 @@ pub(crate) struct SessionShared {
     /// Wakes async receivers: one per delivered burst (a receiver that takes a datagram
     /// and leaves more behind wakes the next one), all on close.
     notify: Notify,
-    /// Wakes receivers on threads outside the runtime (see `blocked_receivers`).
-    blocking: parking_lot::Condvar,
     /// `close` is set: the send path checks this instead of taking the lock.
     closed: std::sync::atomic::AtomicBool,
     /// Wakes everyone waiting for the close.
     closed_notify: Notify,
-    stop_reader: Notify,
+    pub(crate) stop_reader: Notify,
     /// The CONNECT stream reader is running: it, not the connection watcher, records
     /// how the session ended, after reading what already arrived (a close capsule that
     /// preceded the connection's close must win over "connection lost").
     pub(crate) reader_active: std::sync::atomic::AtomicBool,
-    /// Wakes a local close waiting for the reader to end (see [`close_session`]).
-    reader_done: Notify,
+    /// Wakes a local close waiting for the reader to end (see `close_session`).
+    pub(crate) reader_done: Notify,
     recv_capacity: usize,
     /// Payload bytes the receive queue may hold.
     recv_capacity_bytes: usize,
-    counters: Counters,
+    pub(crate) counters: Counters,
     pub(crate) send: tokio::sync::Mutex<Option<quinn::SendStream>>,
 }
 
@@ -289,11 +109,8 @@ impl SessionShared {
                 close_hooks: Vec::new(),
                 claimed: false,
                 draining: false,
-                blocked_receivers: 0,
-                spin: true,
             }),
             notify: Notify::new(),
-            blocking: parking_lot::Condvar::new(),
             closed: std::sync::atomic::AtomicBool::new(false),
             closed_notify: Notify::new(),
             stop_reader: Notify::new(),
@@ -304,10 +121,6 @@ impl SessionShared {
             counters: Counters::default(),
             send: tokio::sync::Mutex::new(Some(send)),
         })
-    }
-
-    pub(crate) fn quarter_id(&self) -> u64 {
-        self.stream_id / 4
     }
 
     /// Route a burst of received datagram payloads (in arrival order) to the
@@ -345,9 +158,6 @@ impl SessionShared {
         }
         if queued {
             self.notify.notify_one();
-            if st.blocked_receivers > 0 {
-                self.blocking.notify_one();
-            }
         }
         drop(st);
         if dropped > 0 {
@@ -363,9 +173,6 @@ impl SessionShared {
         let d = st.queue.pop_front()?;
         if !st.queue.is_empty() {
             self.notify.notify_one();
-            if st.blocked_receivers > 0 {
-                self.blocking.notify_one();
-            }
         }
         Some(d)
     }
@@ -380,7 +187,6 @@ impl SessionShared {
             st.close = Some(reason.clone());
             self.closed
                 .store(true, std::sync::atomic::Ordering::Release);
-            self.blocking.notify_all();
             if let Some(h) = &st.handler {
                 h.on_closed(&reason);
             }
@@ -388,7 +194,8 @@ impl SessionShared {
                 hook(&reason);
             }
         }
-        self.conn.unregister(self);
+        self.conn
+            .unregister(self.stream_id, self as *const Self as *const ());
         self.notify.notify_waiters();
         self.closed_notify.notify_waiters();
         self.stop_reader.notify_one();
@@ -399,6 +206,11 @@ impl SessionShared {
         self.state.lock().close.clone()
     }
 
+    /// The peer asked to wind the session down (DRAIN_WEBTRANSPORT_SESSION).
+    pub(crate) fn set_draining(&self) {
+        self.state.lock().draining = true;
+    }
+
     fn check_open(&self) -> Result<(), Error> {
         if !self.closed.load(std::sync::atomic::Ordering::Acquire) {
             return Ok(());
@@ -407,37 +219,6 @@ impl SessionShared {
             Some(r) => Err(Error::Closed(r)),
             None => Ok(()),
         }
-    }
-
-    /// The peer closed the session: record it and end our side of the stream with FIN.
-    async fn on_peer_close(self: &Arc<Self>, code: u32, reason: String) {
-        if self.set_closed(CloseReason::Remote { code, reason }) {
-            if let Some(mut send) = self.send.lock().await.take() {
-                let _ = send.finish();
-                let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
-            }
-        }
-    }
-
-    /// The peer broke the protocol on the CONNECT stream: reset it with the error code.
-    async fn on_protocol_error(self: &Arc<Self>, err: WireError, recv: &mut quinn::RecvStream) {
-        tracing::debug!(stream = self.stream_id, "session protocol error: {err}");
-        if matches!(
-            err.code,
-            crate::wire::codes::H3_FRAME_UNEXPECTED | crate::wire::codes::H3_FRAME_ERROR
-        ) {
-            // Frame-layer violations are connection errors (RFC 9114 §7.1, §7.2.4, §7.2.8).
-            return self.conn.fail(&err);
-        }
-        let code = VarInt::from_u64(err.code).unwrap_or(VarInt::from_u32(0x101));
-        let _ = recv.stop(code);
-        if let Some(mut send) = self.send.lock().await.take() {
-            let _ = send.reset(code);
-        }
-        self.set_closed(CloseReason::Protocol {
-            code: err.code,
-            reason: err.msg,
-        });
     }
 
     /// The peer broke a rule outside the CONNECT stream (e.g. a flow-control limit):
@@ -457,24 +238,8 @@ impl SessionShared {
         });
     }
 
-    /// Read the CONNECT stream until the session ends. `slot` (the session's place on
-    /// the connection) is given up when the reader ends.
-    pub(crate) async fn run_connect_stream(
-        self: Arc<Self>,
-        recv: quinn::RecvStream,
-        leftover: Bytes,
-        slot: Option<super::connection::SessionSlot>,
-    ) {
-        let this = self.clone();
-        self.read_connect_stream(recv, leftover).await;
-        this.reader_active
-            .store(false, std::sync::atomic::Ordering::Release);
-        drop(slot);
-        this.reader_done.notify_waiters();
-    }
-
     /// Wait until the CONNECT stream reader has ended.
-    async fn reader_finished(&self) {
+    pub(crate) async fn reader_finished(&self) {
         loop {
             let notified = self.reader_done.notified();
             let mut notified = std::pin::pin!(notified);
@@ -488,71 +253,31 @@ impl SessionShared {
             notified.await;
         }
     }
+}
 
-    async fn read_connect_stream(self: Arc<Self>, mut recv: quinn::RecvStream, leftover: Bytes) {
-        let mut dec = ConnectStreamDecoder::default();
-        dec.push(&leftover);
-        loop {
-            loop {
-                match dec.next() {
-                    Ok(Some(StreamItem::Capsule(Capsule::Close { code, reason }))) => {
-                        self.on_peer_close(code, reason).await;
-                        return;
-                    }
-                    Ok(Some(StreamItem::Capsule(Capsule::Drain))) => {
-                        self.state.lock().draining = true
-                    }
-                    Ok(Some(_)) => {}
-                    Ok(None) => break,
-                    Err(e) => return self.on_protocol_error(e, &mut recv).await,
-                }
-            }
-            tokio::select! {
-                r = recv.read_chunk(64 * 1024, true) => match r {
-                    Ok(Some(chunk)) => dec.push(&chunk.bytes),
-                    Ok(None) => match dec.end_of_stream_error() {
-                        Some(e) => return self.on_protocol_error(e, &mut recv).await,
-                        None => return self.on_peer_close(0, String::new()).await,
-                    },
-                    Err(quinn::ReadError::Reset(code)) => {
-                        self.set_closed(CloseReason::Reset { code: code.into_inner() });
-                        return;
-                    }
-                    Err(quinn::ReadError::ConnectionLost(e)) => {
-                        self.set_closed(CloseReason::from_connection(&e));
-                        return;
-                    }
-                    Err(e) => {
-                        self.set_closed(CloseReason::ConnectionLost { code: 0, reason: e.to_string() });
-                        return;
-                    }
-                },
-                _ = self.stop_reader.notified() => {
-                    if matches!(self.close_reason(), Some(CloseReason::Local { .. })) {
-                        // We closed (capsule + FIN). The peer closes or resets its side in
-                        // response (draft-ietf-webtrans-http3 §5), and only then is our
-                        // capsule known to be read: a peer that sees the QUIC connection
-                        // close first drops what it had not read yet (web-transport-quinn
-                        // 0.13 and wtransport 0.7 then report the connection's code, not
-                        // ours). Read on, discarding, until it does (bounded: h3-webtransport
-                        // never answers); the close holds the connection until then.
-                        let _ = tokio::time::timeout(PEER_CLOSE_WAIT, async {
-                            while let Ok(Some(_)) = recv.read_chunk(64 * 1024, true).await {}
-                        })
-                        .await;
-                    }
-                    // Tell the peer we will read no more, with the code the draft
-                    // prescribes (quinn's implicit STOP_SENDING would say 0), or the
-                    // error we closed the session for.
-                    let code = match self.close_reason() {
-                        Some(CloseReason::Protocol { code, .. }) => code,
-                        _ => crate::wire::codes::WT_SESSION_GONE,
-                    };
-                    let _ = recv.stop(VarInt::from_u64(code).unwrap_or_default());
-                    return;
-                }
-            }
+impl SessionSink for SessionShared {
+    fn stream_id(&self) -> u64 {
+        self.stream_id
+    }
+
+    fn deliver(&self, burst: &mut Vec<Bytes>) {
+        SessionShared::deliver(self, burst)
+    }
+
+    fn connection_ended(&self, reason: CloseReason, failed: bool) {
+        // A running reader drains what already arrived, then records the loss itself
+        // (a close capsule that preceded the connection's close wins).
+        if failed
+            || !self
+                .reader_active
+                .load(std::sync::atomic::Ordering::Acquire)
+        {
+            self.set_closed(reason);
         }
+    }
+
+    fn abort(self: Arc<Self>, code: u64, reason: String) {
+        SessionShared::abort(&self, code, reason)
     }
 }
 
@@ -570,48 +295,8 @@ impl Drop for SessionGuard {
 }
 
 /// How long a local close waits for the peer to end its side of the CONNECT stream
-/// before the connection may close under it (see `read_connect_stream`).
-const PEER_CLOSE_WAIT: Duration = Duration::from_secs(2);
-
-/// Session closes whose capsule is still on its way, and closing servers still waiting
-/// for theirs (see [`finish_closing`]).
-static CLOSING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// Counts one in-flight close, in the process (for [`finish_closing`]) and on its
-/// connection, if any (for a closing server, which waits for the closes on its
-/// connections); dropping it (the task finished, or was dropped unrun because the
-/// runtime is gone) uncounts it.
-pub(crate) struct ClosingGuard(Option<Arc<ConnInner>>);
-
-impl ClosingGuard {
-    pub(crate) fn new(conn: Option<Arc<ConnInner>>) -> ClosingGuard {
-        CLOSING.fetch_add(1, Relaxed);
-        if let Some(c) = &conn {
-            c.closes_in_flight.fetch_add(1, Relaxed);
-        }
-        ClosingGuard(conn)
-    }
-}
-
-impl Drop for ClosingGuard {
-    fn drop(&mut self) {
-        if let Some(c) = &self.0 {
-            c.closes_in_flight.fetch_sub(1, Relaxed);
-        }
-        CLOSING.fetch_sub(1, Relaxed);
-    }
-}
-
-/// Wait, at most `limit`, until every session closed by this process has delivered its
-/// CLOSE_WEBTRANSPORT_SESSION capsule (or given up), and every closing server has closed
-/// its connections (see [`Server::close`](super::Server::close)). Call before shutting
-/// the runtime down so peers see the close code and reason instead of a dead connection.
-pub async fn finish_closing(limit: Duration) {
-    let deadline = tokio::time::Instant::now() + limit;
-    while CLOSING.load(Relaxed) > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
+/// before the connection may close under it (see `connect_stream`).
+pub(crate) const PEER_CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 fn close_session(
     shared: &Arc<SessionShared>,
@@ -619,19 +304,13 @@ fn close_session(
     code: u32,
     reason: &str,
 ) {
-    let reason =
-        crate::wire::capsule::truncate_utf8(reason, crate::wire::capsule::MAX_CLOSE_REASON)
-            .to_string();
-    if !shared.set_closed(CloseReason::Local {
-        code,
-        reason: reason.clone(),
-    }) {
+    let (reason, capsule) = proto_session::local_close(code, reason);
+    if !shared.set_closed(reason) {
         return;
     }
     let s = shared.clone();
     let keep_connection = conn_guard.clone();
-    let capsule = Capsule::Close { code, reason }.encode_in_data_frame();
-    let closing = ClosingGuard::new(Some(shared.conn.clone()));
+    let closing = ClosingGuard::new(&shared.conn.rt, Some(shared.conn.clone()));
     // Spawning fails only when the runtime is shutting down; the connection dies anyway.
     s.conn.rt.clone().spawn(async move {
         if let Some(mut send) = s.send.lock().await.take() {
@@ -651,24 +330,6 @@ fn close_session(
         drop(keep_connection);
         drop(closing);
     });
-}
-
-/// How long a thread blocked in [`Session::recv_blocking`] keeps looking at the queue
-/// (yielding the CPU in between) before it sleeps, when the session's previous wait
-/// ended within this time: a thread that sleeps is woken tens of microseconds after
-/// the datagram arrived, which doubled the echo round trip through the C ABI. A session
-/// whose waits are longer (idle, or timing out) does not spin until a wait is short
-/// again, so an idle receiver costs no CPU.
-const RECV_SPIN: Duration = Duration::from_micros(250);
-
-/// Poll a future once without a waker that matters: `Some(output)` if it completed.
-pub(crate) fn poll_once<F: std::future::Future>(fut: F) -> Option<F::Output> {
-    let mut fut = std::pin::pin!(fut);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match fut.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(v) => Some(v),
-        std::task::Poll::Pending => None,
-    }
 }
 
 /// An established WebTransport session. Cheap to clone; the session closes (code 0)
@@ -751,7 +412,7 @@ impl Session {
     fn map_send_error(&self, e: quinn::SendDatagramError, len: usize) -> Error {
         match e {
             quinn::SendDatagramError::ConnectionLost(e) => {
-                Error::Closed(CloseReason::from_connection(&e))
+                Error::Closed(close::from_connection(&e))
             }
             quinn::SendDatagramError::TooLarge => {
                 self.shared.counters.send_too_large.fetch_add(1, Relaxed);
@@ -830,74 +491,11 @@ impl Session {
         }
     }
 
-    /// For threads outside the runtime (the C ABI): the next queued datagram, blocking
-    /// the thread until one arrives, the session closes (then the close reason, once
-    /// the queue is empty), `deadline` passes or `abort()` turns true (both: `Ok(None)`;
-    /// `abort` is checked at least every 100 ms). No runtime task or timer is involved.
-    pub(crate) fn recv_blocking(
-        &self,
-        deadline: Option<std::time::Instant>,
-        abort: &dyn Fn() -> bool,
-    ) -> Result<Option<Bytes>, Error> {
-        let sh = &self.shared;
-        let mut st = sh.state.lock();
-        // Waiting starts now (if the queue is empty): how long it takes decides whether
-        // the next wait starts by watching the queue.
-        let mut waited_since: Option<std::time::Instant> = None;
-        let mut spun = !st.spin;
-        loop {
-            if st.handler.is_some() {
-                return Err(Error::InvalidState(
-                    "datagrams go to the session's handler".into(),
-                ));
-            }
-            if let Some(d) = sh.pop_queued(&mut st) {
-                if let Some(t) = waited_since {
-                    st.spin = t.elapsed() < RECV_SPIN;
-                }
-                return Ok(Some(d));
-            }
-            if let Some(r) = &st.close {
-                return Err(Error::Closed(r.clone()));
-            }
-            let now = std::time::Instant::now();
-            if abort() || deadline.is_some_and(|d| d <= now) {
-                if waited_since.is_some_and(|t| now - t >= RECV_SPIN) {
-                    st.spin = false;
-                }
-                return Ok(None);
-            }
-            waited_since.get_or_insert(now);
-            if !spun {
-                // Before sleeping, watch the queue for a moment, giving the CPU away
-                // between looks: a datagram that arrives now is taken without a
-                // sleep and wake-up of this thread (tens of microseconds each).
-                spun = true;
-                let until = deadline.map_or(now + RECV_SPIN, |d| d.min(now + RECV_SPIN));
-                parking_lot::MutexGuard::unlocked(&mut st, || {
-                    while std::time::Instant::now() < until {
-                        std::thread::yield_now();
-                        if let Some(st) = sh.state.try_lock() {
-                            if !st.queue.is_empty() || st.close.is_some() {
-                                break;
-                            }
-                        }
-                    }
-                });
-                continue;
-            }
-            let slice = now + Duration::from_millis(100);
-            let until = deadline.map_or(slice, |d| d.min(slice));
-            st.blocked_receivers += 1;
-            sh.blocking.wait_until(&mut st, until);
-            st.blocked_receivers -= 1;
-        }
-    }
-
     /// Take queued datagrams without waiting, in order, at most `max`, while `take`
     /// accepts the next one's size (it returns false to leave it queued); they are
-    /// appended to `out`. One lock for the whole batch.
-    pub(crate) fn recv_queued(
+    /// appended to `out`. One lock for the whole batch. Nothing is taken when a handler
+    /// receives the datagrams.
+    pub fn recv_queued(
         &self,
         max: usize,
         out: &mut Vec<Bytes>,
@@ -915,23 +513,40 @@ impl Session {
         }
         if !st.queue.is_empty() {
             self.shared.notify.notify_one();
-            if st.blocked_receivers > 0 {
-                self.shared.blocking.notify_one();
-            }
         }
     }
 
-    /// Send datagrams to `handler` from now on. Datagrams already queued are handed to
-    /// it first, in order; if the session already closed, `on_closed` follows at once.
-    pub fn set_datagram_handler(&self, handler: Arc<dyn DatagramHandler>) {
+    /// Send datagrams to `handler` from now on, instead of the session's queue (it
+    /// replaces a handler set before with this method). Datagrams already queued are
+    /// handed to it first, in order; if the session already closed, `on_closed` follows
+    /// at once.
+    ///
+    /// The handler is the session's default route, not an owner: a later
+    /// [`claim_datagrams`](Self::claim_datagrams) (a datagram stream, or a layer built on
+    /// one) takes the datagrams over from it. Once they are claimed, this fails with
+    /// [`Error::InvalidState`] and changes nothing: a session's datagrams have one owner,
+    /// and a handler never silently takes them from it.
+    pub fn set_datagram_handler(&self, handler: Arc<dyn DatagramHandler>) -> Result<(), Error> {
         let mut st = self.shared.state.lock();
+        if st.claimed {
+            return Err(Error::InvalidState(
+                "this session's datagrams belong to a datagram stream".into(),
+            ));
+        }
         Self::install_handler(&self.shared, &mut st, handler);
+        Ok(())
     }
 
-    /// Like [`set_datagram_handler`](Self::set_datagram_handler), for a single exclusive
-    /// owner (a datagram stream): fails if the datagrams were claimed before.
+    /// Make `handler` the single exclusive owner of the session's datagrams (a datagram
+    /// stream): like [`set_datagram_handler`](Self::set_datagram_handler), replacing a
+    /// handler set with it, but for good. Fails with [`Error::Closed`] if the session
+    /// is closed (nothing would ever arrive) and with [`Error::InvalidState`] if the
+    /// datagrams were claimed before; either way nothing changes.
     pub fn claim_datagrams(&self, handler: Arc<dyn DatagramHandler>) -> Result<(), Error> {
         let mut st = self.shared.state.lock();
+        if let Some(r) = &st.close {
+            return Err(Error::Closed(r.clone()));
+        }
         if st.claimed {
             return Err(Error::InvalidState(
                 "this session's datagrams already belong to a datagram stream".into(),
@@ -969,14 +584,12 @@ impl Session {
         }
     }
 
-    /// Put a datagram back at the front of the queue (a caller's buffer was too small).
-    pub(crate) fn unread(&self, d: Bytes) {
+    /// Put a received datagram back at the front of the queue, to be received again
+    /// first (e.g. a caller's buffer was too small for it).
+    pub fn unreceive_datagram(&self, d: Bytes) {
         let mut st = self.shared.state.lock();
         st.queue.push_front(d);
         self.shared.notify.notify_one();
-        if st.blocked_receivers > 0 {
-            self.shared.blocking.notify_one();
-        }
     }
 
     /// Close the session with an application error code and reason (at most 1024 bytes
@@ -1013,16 +626,12 @@ impl Session {
     }
 
     pub fn stats(&self) -> SessionStats {
-        let c = &self.shared.counters;
-        SessionStats {
-            datagrams_sent: c.datagrams_sent.load(Relaxed),
-            bytes_sent: c.bytes_sent.load(Relaxed),
-            datagrams_received: c.datagrams_received.load(Relaxed),
-            bytes_received: c.bytes_received.load(Relaxed),
-            recv_dropped: c.recv_dropped.load(Relaxed),
-            send_would_block: c.send_would_block.load(Relaxed),
-            send_too_large: c.send_too_large.load(Relaxed),
-        }
+        self.shared.counters.snapshot()
+    }
+
+    /// The transport options of the session's connection.
+    pub fn transport_options(&self) -> &TransportOptions {
+        &self.shared.conn.opts
     }
 
     /// Datagrams received on this session's connection for no open session (dropped,

@@ -10,7 +10,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use super::config::Verify;
-use super::Error;
+use super::error::Error;
 
 /// A server certificate chain with its key.
 #[derive(Debug)]
@@ -204,5 +204,52 @@ impl ServerCertVerifier for PinnedVerifier {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+/// A SHA-256 certificate hash as 64 lowercase hexadecimal digits (what `wtd serve`
+/// prints and browsers' `serverCertificateHashes` take as bytes).
+pub fn sha256_hex(hash: &[u8; 32]) -> String {
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parse a SHA-256 certificate hash written as 64 hexadecimal digits (either case,
+/// surrounding whitespace and `:` separators allowed, as `openssl x509 -fingerprint`
+/// prints them). The project's one hex parser: the CLI and the C ABI use it.
+pub fn parse_sha256_hex(s: &str) -> Result<[u8; 32], Error> {
+    let digits: Vec<u8> = s.trim().bytes().filter(|&b| b != b':').collect();
+    let bad = || Error::InvalidArgument(format!("{s:?}: a SHA-256 hash is 64 hexadecimal digits"));
+    if digits.len() != 64 {
+        return Err(bad());
+    }
+    let value = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(digits.chunks(2)) {
+        *o = value(pair[0]).ok_or_else(bad)? << 4 | value(pair[1]).ok_or_else(bad)?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod hex_tests {
+    use super::*;
+
+    #[test]
+    fn sha256_hex_round_trip() {
+        let h: [u8; 32] = std::array::from_fn(|i| (i * 37) as u8);
+        let text = sha256_hex(&h);
+        assert_eq!(text.len(), 64);
+        assert_eq!(parse_sha256_hex(&text).unwrap(), h);
+        let colons: Vec<String> = h.iter().map(|b| format!("{b:02X}")).collect();
+        assert_eq!(
+            parse_sha256_hex(&format!(" {} ", colons.join(":"))).unwrap(),
+            h
+        );
+        for bad in ["", "00", &"0".repeat(63), &"g".repeat(64), &"0".repeat(65)] {
+            assert!(
+                matches!(parse_sha256_hex(bad), Err(Error::InvalidArgument(_))),
+                "{bad}"
+            );
+        }
     }
 }

@@ -213,7 +213,9 @@ static inline int harness_start_fixture(wtd_event_callback cb) {
 /* ------------------------------------------------------------------------------------ */
 /* Server: callback mode, accepts every session and keeps it                             */
 
+#ifndef MAX_SLOTS /* a program may ask for more before the include */
 #define MAX_SLOTS 16
+#endif
 
 typedef struct {
     int used;

@@ -14,13 +14,20 @@
  *  8. sessions closed with distinct codes right before wtd_server_free (from the main
  *     thread, and from inside a callback, with one session freed open): every client
  *     sees its session's code and reason, not the connection's close
+ *  9. the contract at the boundary: every enum parameter refuses a value outside its
+ *     enum (wtd_result_name names it WTD_ERR_UNKNOWN), every NULL output buffer with a
+ *     capacity is WTD_ERR_INVALID_ARGUMENT (and consumes nothing), wtd_stream_close
+ *     discards what was queued and receives then say WTD_ERR_CLOSED (also on a stream
+ *     whose session closed), no stream or layer on a closed session
  *
  * Every wait has a timeout; a watchdog (WTD_TEST_WATCHDOG seconds, default 90, 0 = off)
  * aborts the program if something hangs anyway. The last line is "N passed, M failed".
  */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE 1 /* syscall(SYS_gettid) */
 #define HARNESS_STRICT_LAST_ERROR 1
 #include <poll.h>
+#include <sys/syscall.h>
 
 #include "harness.h"
 
@@ -404,7 +411,12 @@ static void case1_bad_arguments(void) {
         CHECK(wtd_last_error_message(untouched, 0) == full && untouched[0] == 'Q');
     }
 
-    /* _free(NULL) of every type is a no-op. */
+    /* _free(NULL) of every type is a no-op: it returns (a crash ends the program), and
+     * reports nothing: the last error message, set by a known failure just before,
+     * stays as it was. */
+    CHECK_RC(wtd_client_config_new(NULL), WTD_ERR_INVALID_ARGUMENT);
+    char before[256];
+    wtd_last_error_message(before, sizeof before);
     wtd_client_free(NULL);
     wtd_client_config_free(NULL);
     wtd_connection_free(NULL);
@@ -416,7 +428,7 @@ static void case1_bad_arguments(void) {
     wtd_session_free(NULL);
     wtd_event_release(NULL);
     CHECK_OK(wtd_runtime_free(NULL));
-    CHECK(1); /* survived */
+    CHECK(before[0] != '\0' && strcmp(wtd_last_error(), before) == 0);
 
     /* Getters on NULL. */
     CHECK(wtd_runtime_event_fd(NULL) == -1);
@@ -1120,14 +1132,40 @@ out:
 typedef struct {
     wtd_session *s;
     wtd_result rc;
+    atomic_int tid;  /* the receiving thread's id, set right before the call */
+    atomic_int done; /* set when the call returned */
 } blocked_recv_t;
 
 static void *blocked_recv(void *arg) {
     blocked_recv_t *b = arg;
     uint8_t buf[64];
     size_t lens[4], n = 0;
+    atomic_store(&b->tid, (int)syscall(SYS_gettid));
     b->rc = wtd_session_recv_multiple(b->s, buf, sizeof buf, lens, 4, &n, -1);
+    atomic_store(&b->done, 1);
     return NULL;
+}
+
+/* 1 once the receiving thread is asleep in the kernel (state S in
+ * /proc/self/task/<tid>/stat) and its call has not returned: it is blocked inside the
+ * receive, which nothing but the close can end. 0 if that was not seen within `ms`. */
+static int wait_blocked(blocked_recv_t *b, int ms) {
+    int64_t end = now_ms() + ms;
+    while (now_ms() < end && !atomic_load(&b->done)) {
+        int tid = atomic_load(&b->tid);
+        char path[64], stat[512] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+        FILE *f = tid ? fopen(path, "r") : NULL;
+        if (f) {
+            size_t n = fread(stat, 1, sizeof stat - 1, f);
+            stat[n] = '\0';
+            fclose(f);
+            const char *p = strrchr(stat, ')'); /* "tid (comm) S ..." */
+            if (p && p[1] == ' ' && p[2] == 'S' && !atomic_load(&b->done)) return 1;
+        }
+        sleep_ms(1);
+    }
+    return 0;
 }
 
 static void case5b_batches(void) {
@@ -1265,10 +1303,10 @@ static void case5b_batches(void) {
     }
 
     /* A thread blocked without a timeout returns WTD_ERR_CLOSED when the runtime is freed. */
-    blocked_recv_t b = {s, WTD_OK};
+    blocked_recv_t b = {s, WTD_OK, 0, 0};
     pthread_t th;
     if (CHECK(pthread_create(&th, NULL, blocked_recv, &b) == 0)) {
-        sleep_ms(50);
+        CHECK(wait_blocked(&b, 5000));
         CHECK_OK(wtd_runtime_free(prt));
         prt = NULL;
         pthread_join(th, NULL);
@@ -1402,6 +1440,276 @@ static void case7_connection_loss(void) {
     wtd_server_free(server2);
     wtd_session_free(s);
     wtd_client_free(client);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Case 9: the contract at the boundary: enum values outside their enum, NULL output     */
+/* buffers with a capacity, a closed stream, layers on a closed session                 */
+
+/* Wait (bounded) until `st` has at least `n` datagrams queued. */
+static int wait_stream_queued(const wtd_stream *st, size_t n) {
+    int64_t end = now_ms() + 10000;
+    while (wtd_stream_receive_buffer_size(st) < n) {
+        if (now_ms() > end) return 0;
+        sleep_ms(2);
+    }
+    return 1;
+}
+
+/* Open a client session at `path` (the server echoes its datagrams). */
+static wtd_session *case9_open(wtd_client *client, const char *path) {
+    char u[128];
+    url(u, sizeof u, g_port, path);
+    wtd_session *s = NULL;
+    if (!CHECK_OK(wtd_client_open_session(client, u, NULL, 0, 10000, &s))) return NULL;
+    return s;
+}
+
+static int last_error_has(const char *a, const char *b) {
+    const char *m = wtd_last_error();
+    return strstr(m, a) != NULL && (b == NULL || strstr(m, b) != NULL);
+}
+
+static void case9_enums(wtd_client *client) {
+    const wtd_result INV = WTD_ERR_INVALID_ARGUMENT;
+
+    /* wtd_result_name: every code its own name, anything else one fixed string. */
+    for (int c = WTD_OK; c <= WTD_ERR_INVALID_DATA; c++) {
+        const char *n = wtd_result_name((wtd_result)c);
+        CHECK(n != NULL && strncmp(n, "WTD_", 4) == 0 && strcmp(n, "WTD_ERR_UNKNOWN") != 0);
+    }
+    CHECK_STR(wtd_result_name(WTD_ERR_INVALID_DATA), "WTD_ERR_INVALID_DATA");
+    const int unknown[] = {19, 20, 25, 100, 999, -1, 0x7fffffff};
+    for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++)
+        CHECK_STR(wtd_result_name((wtd_result)unknown[i]), "WTD_ERR_UNKNOWN");
+
+    /* wtd_overflow: refused with a message naming the parameter and the value; the
+     * options keep what was set before. */
+    wtd_stream_config *scfg = NULL;
+    if (!CHECK_OK(wtd_stream_config_new(&scfg)) || !scfg) return;
+    CHECK_OK(wtd_stream_config_set_recv_overflow(scfg, WTD_OVERFLOW_DROP_NEWEST));
+    CHECK_OK(wtd_stream_config_set_recv_overflow(scfg, WTD_OVERFLOW_DROP_OLDEST));
+    const int bad_overflow[] = {2, 9, -1, 1000};
+    for (size_t i = 0; i < sizeof bad_overflow / sizeof bad_overflow[0]; i++) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", bad_overflow[i]);
+        CHECK_RC(wtd_stream_config_set_recv_overflow(scfg, (wtd_overflow)bad_overflow[i]), INV);
+        CHECK(last_error_has("overflow", v));
+    }
+    wtd_session *s = case9_open(client, "/echo/c9-enum");
+    if (s) {
+        wtd_stream *st = NULL;
+        if (CHECK_OK(wtd_stream_new(s, scfg, &st)) && st) {
+            char state[4096];
+            size_t len = 0;
+            if (CHECK_OK(wtd_stream_debug_state(st, state, sizeof state, &len)))
+                CHECK(strstr(state, "\"recv_overflow\":\"DropOldest\"") != NULL);
+            wtd_stream_free(st);
+        }
+        wtd_session_free(s);
+    }
+    wtd_stream_config_free(scfg);
+
+    /* wtd_serializer: refused before the transport claims the session's datagrams. */
+    s = case9_open(client, "/echo/c9-serializer");
+    if (s) {
+        const int bad_serializer[] = {3, 7, -1, 1000};
+        for (size_t i = 0; i < sizeof bad_serializer / sizeof bad_serializer[0]; i++) {
+            char v[16];
+            snprintf(v, sizeof v, "%d", bad_serializer[i]);
+            wtd_structured *t = NULL;
+            CHECK_RC(wtd_structured_new(s, (wtd_serializer)bad_serializer[i], 10, &t), INV);
+            CHECK(t == NULL);
+            CHECK(last_error_has("serializer", v));
+        }
+        wtd_structured *t = NULL;
+        CHECK_OK(wtd_structured_new(s, WTD_SERIALIZER_MSGPACK, 10, &t)); /* nothing claimed */
+        wtd_structured_free(t);
+        wtd_session_free(s);
+    }
+
+    /* An event the application scribbled over (enum fields out of range): released
+     * without looking at them, and zeroed. */
+    wtd_event ev;
+    memset(&ev, 0x5A, sizeof ev);
+    ev.internal = NULL;
+    wtd_event_release(&ev);
+    CHECK(ev.kind == WTD_EVENT_NONE && ev.close_kind == WTD_CLOSE_NONE);
+    CHECK(ev.session == NULL && ev.data == NULL && ev.len == 0 && ev.internal == NULL);
+}
+
+static void case9_null_buffers(wtd_client *client) {
+    const wtd_result INV = WTD_ERR_INVALID_ARGUMENT;
+    uint8_t buf[512];
+    char type[256];
+    size_t len = 0, tlen = 0, count = 0, lens[4];
+    wtd_datagram_metadata meta;
+
+    /* Session calls (in event mode: the argument check comes first). */
+    wtd_session *s = case9_open(client, "/echo/c9-buffers");
+    if (!s) return;
+    CHECK_RC(wtd_session_recv(s, NULL, 16, &len, 0), INV);
+    CHECK_RC(wtd_session_recv_multiple(s, NULL, 16, lens, 4, &count, 0), INV);
+    CHECK_RC(wtd_session_recv_multiple(s, buf, sizeof buf, NULL, 4, &count, 0), INV);
+
+    /* Stream calls, with a datagram queued: it stays queued through every refusal. */
+    wtd_stream *st = NULL;
+    if (!CHECK_OK(wtd_stream_new(s, NULL, &st)) || !st) {
+        wtd_session_free(s);
+        return;
+    }
+    static const char msg[] = "{\"c9\":1}";
+    CHECK_OK(wtd_stream_send(st, (const uint8_t *)msg, sizeof msg - 1, 1, 0));
+    CHECK(wait_stream_queued(st, 1)); /* echoed */
+    CHECK_RC(wtd_stream_receive(st, NULL, 16, &len, 0), INV);
+    CHECK(last_error_has("buf", "NULL"));
+    CHECK_RC(wtd_stream_receive(st, NULL, 16, &len, 100), INV);
+    CHECK_RC(wtd_stream_try_receive(st, NULL, 16, &len), INV);
+    CHECK_RC(wtd_stream_receive_multiple(st, NULL, 16, lens, 4, &count, 0), INV);
+    CHECK_RC(wtd_stream_receive_multiple(st, buf, sizeof buf, NULL, 4, &count, 0), INV);
+    CHECK_RC(wtd_stream_receive_with_metadata(st, NULL, 16, &len, &meta, 0), INV);
+    CHECK_RC(wtd_stream_receive_json(st, NULL, 16, &len, 0), INV);
+    CHECK_RC(wtd_stream_receive_structured(st, NULL, 256, &tlen, buf, sizeof buf, &len, 0), INV);
+    CHECK_RC(wtd_stream_receive_structured(st, type, sizeof type, &tlen, NULL, 16, &len, 0), INV);
+    CHECK(wtd_stream_receive_buffer_size(st) == 1);
+    /* NULL with capacity 0 is still a size query. */
+    len = 0;
+    CHECK_RC(wtd_stream_receive(st, NULL, 0, &len, 0), WTD_ERR_BUFFER_TOO_SMALL);
+    CHECK(len == sizeof msg - 1);
+    len = 0;
+    if (CHECK_OK(wtd_stream_receive_json(st, (char *)buf, sizeof buf, &len, 0)))
+        CHECK(len == sizeof msg - 1 && memcmp(buf, msg, len) == 0);
+
+    CHECK_RC(wtd_stream_debug_state(st, NULL, 16, &len), INV);
+    len = 0;
+    CHECK_RC(wtd_stream_debug_state(st, NULL, 0, &len), WTD_ERR_BUFFER_TOO_SMALL);
+    CHECK(len > 0);
+    CHECK_RC(wtd_stream_diagnose(st, NULL, 16, &len, NULL), INV);
+    len = 0;
+    CHECK_RC(wtd_stream_diagnose(st, NULL, 0, &len, NULL), WTD_ERR_BUFFER_TOO_SMALL);
+    CHECK(len > 0);
+    wtd_monitor *m = NULL;
+    if (CHECK_OK(wtd_monitor_new(st, NULL, &m)) && m) {
+        CHECK_RC(wtd_monitor_get_samples(m, NULL, 4, &count), INV);
+        CHECK_RC(wtd_monitor_get_alerts(m, NULL, 4, &count), INV);
+        CHECK_OK(wtd_monitor_get_samples(m, NULL, 0, &count));
+        CHECK(count == 0);
+        wtd_monitor_free(m);
+    }
+    wtd_stream_free(st);
+    wtd_session_free(s);
+
+    CHECK_RC(wtd_heartbeat_create(NULL, 32, &len), INV);
+    len = 0;
+    CHECK_RC(wtd_heartbeat_create(NULL, 0, &len), WTD_ERR_BUFFER_TOO_SMALL);
+    CHECK(len > 10);
+    CHECK_RC(wtd_server_local_addr(g_server, NULL, 64), INV);
+    CHECK_RC(wtd_server_local_addr(g_server, NULL, 0), WTD_ERR_BUFFER_TOO_SMALL);
+    CHECK_RC(wtd_server_cert_hash(g_server, NULL, 32), INV);
+    CHECK_RC(wtd_hash_from_hex("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+                               NULL, 32), INV);
+
+    /* Reliability and structured layers. */
+    s = case9_open(client, "/echo/c9-reliability");
+    if (s) {
+        wtd_reliability *r = NULL;
+        if (CHECK_OK(wtd_reliability_new(s, NULL, &r)) && r) {
+            CHECK_RC(wtd_reliability_receive(r, NULL, 16, &len, 0), INV);
+            CHECK_RC(wtd_reliability_receive(r, NULL, 16, &len, 100), INV);
+            wtd_reliability_free(r);
+        }
+        wtd_session_free(s);
+    }
+    s = case9_open(client, "/echo/c9-structured");
+    if (s) {
+        wtd_structured *t = NULL;
+        if (CHECK_OK(wtd_structured_new(s, WTD_SERIALIZER_MSGPACK, 10, &t)) && t) {
+            CHECK_OK(wtd_structured_register_type(t, 7));
+            static const uint8_t one[] = {0x01}; /* MessagePack 1 */
+            CHECK_OK(wtd_structured_send(t, 7, one, sizeof one));
+            wtd_structured_stats ss;
+            int64_t end = now_ms() + 10000;
+            while (wtd_structured_get_stats(t, &ss) == WTD_OK && ss.received < 1 && now_ms() < end)
+                sleep_ms(2);
+            CHECK(ss.received == 1); /* echoed */
+            uint16_t id = 0;
+            CHECK_RC(wtd_structured_receive(t, &id, NULL, 16, &len, 0), INV);
+            CHECK_RC(wtd_structured_receive(t, &id, NULL, 16, &len, 100), INV);
+            len = 0;
+            if (CHECK_OK(wtd_structured_receive(t, &id, buf, sizeof buf, &len, 0))) /* kept */
+                CHECK(id == 7 && len == 1 && buf[0] == 0x01);
+            wtd_structured_free(t);
+        }
+        wtd_session_free(s);
+    }
+}
+
+static void case9_closed(wtd_client *client) {
+    uint8_t buf[256];
+    char type[256];
+    size_t len = 0, tlen = 0, count = 0, lens[4];
+    wtd_datagram_metadata meta;
+
+    /* wtd_stream_close discards what was queued; every receive then says CLOSED. */
+    wtd_session *s = case9_open(client, "/echo/c9-close");
+    if (!s) return;
+    wtd_stream *st = NULL;
+    if (CHECK_OK(wtd_stream_new(s, NULL, &st)) && st) {
+        CHECK_OK(wtd_stream_send(st, (const uint8_t *)"a", 1, 1, 0));
+        CHECK_OK(wtd_stream_send(st, (const uint8_t *)"b", 1, 1, 0));
+        CHECK(wait_stream_queued(st, 2));
+        CHECK_OK(wtd_stream_close(st));
+        CHECK(wtd_stream_is_closed(st));
+        CHECK(!wtd_session_is_closed(s)); /* the session stays open */
+        CHECK(wtd_stream_receive_buffer_size(st) == 0);
+        wtd_queue_stats q;
+        if (CHECK_OK(wtd_stream_get_queue_stats(st, &q))) CHECK(q.receive == 0);
+        CHECK_RC(wtd_stream_try_receive(st, buf, sizeof buf, &len), WTD_ERR_CLOSED);
+        CHECK_RC(wtd_stream_receive(st, buf, sizeof buf, &len, 0), WTD_ERR_CLOSED);
+        CHECK_RC(wtd_stream_receive(st, buf, sizeof buf, &len, 100), WTD_ERR_CLOSED);
+        CHECK_RC(wtd_stream_receive_multiple(st, buf, sizeof buf, lens, 4, &count, 0), WTD_ERR_CLOSED);
+        CHECK_RC(wtd_stream_receive_with_metadata(st, buf, sizeof buf, &len, &meta, 100), WTD_ERR_CLOSED);
+        CHECK_RC(wtd_stream_receive_json(st, (char *)buf, sizeof buf, &len, 0), WTD_ERR_CLOSED);
+        CHECK_RC(wtd_stream_receive_structured(st, type, sizeof type, &tlen, buf, sizeof buf, &len, 100),
+                 WTD_ERR_CLOSED);
+        wtd_stream_free(st);
+    }
+    wtd_session_free(s);
+
+    /* A stream whose session closed, with nothing queued: CLOSED, not WOULD_BLOCK, so a
+     * polling loop learns of it. Then no stream or layer on that closed session. */
+    s = case9_open(client, "/echo/c9-session-close");
+    if (!s) return;
+    st = NULL;
+    if (CHECK_OK(wtd_stream_new(s, NULL, &st)) && st) {
+        CHECK_RC(wtd_stream_try_receive(st, buf, sizeof buf, &len), WTD_ERR_WOULD_BLOCK);
+        CHECK_OK(wtd_session_close(s, 9, (const uint8_t *)"c9", 2));
+        CHECK(wtd_stream_is_closed(st));
+        CHECK_RC(wtd_stream_try_receive(st, buf, sizeof buf, &len), WTD_ERR_CLOSED);
+        CHECK_RC(wtd_stream_receive(st, buf, sizeof buf, &len, 0), WTD_ERR_CLOSED);
+        CHECK_RC(wtd_stream_receive_multiple(st, buf, sizeof buf, lens, 4, &count, 100), WTD_ERR_CLOSED);
+        wtd_stream_free(st);
+    }
+    wtd_session_free(s);
+
+    s = case9_open(client, "/echo/c9-closed-layers");
+    if (!s) return;
+    CHECK_OK(wtd_session_close(s, 0, NULL, 0));
+    st = NULL;
+    wtd_reliability *r = NULL;
+    wtd_structured *t = NULL;
+    CHECK_RC(wtd_stream_new(s, NULL, &st), WTD_ERR_CLOSED);
+    CHECK_RC(wtd_reliability_new(s, NULL, &r), WTD_ERR_CLOSED);
+    CHECK_RC(wtd_structured_new(s, WTD_SERIALIZER_JSON, 10, &t), WTD_ERR_CLOSED);
+    CHECK(st == NULL && r == NULL && t == NULL);
+    wtd_session_free(s);
+}
+
+static void case9_contract(wtd_client *client) {
+    fprintf(stderr, "case 9: enums out of range, NULL buffers, closed streams and sessions\n");
+    case9_enums(client);
+    case9_null_buffers(client);
+    case9_closed(client);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -1608,6 +1916,7 @@ int main(void) {
         case2_echo(client);
         case3_server_close(client);
         case4_reject(client);
+        case9_contract(client);
     }
     case5_recv();
     case5b_batches();

@@ -2,13 +2,16 @@
  * test_structured: structured objects over datagrams (wtd_structured_*) through the C
  * ABI, across real loopback sessions. The server runtime is in callback mode: its
  * callback accepts every session and creates the server-side transport on it (JSON for
- * paths under /json/, MessagePack under /msgpack/), registers type ids 1 and 2 and an
+ * paths under /json/, compact JSON under /jsonc/, MessagePack under /msgpack/),
+ * registers type ids 1 and 2 and an
  * error callback; the main thread then reads those transports. The client runtime is in
  * pull mode.
  *
  *  A. NULL handles/outputs and bad values -> WTD_ERR_INVALID_ARGUMENT
- *  B. JSON round trip (re-emitted compact/ensure_ascii), BUFFER_TOO_SMALL keeps the
- *     object, invalid JSON and unregistered ids rejected, one owner per session
+ *  B. JSON round trip (re-emitted as pywebtransport's JSONSerializer writes it: Python's
+ *     default separators, ensure_ascii), BUFFER_TOO_SMALL keeps the object, invalid
+ *     JSON and unregistered ids rejected, one owner per session; B2: the compact
+ *     separators of WTD_SERIALIZER_JSON_COMPACT
  *  C. MessagePack round trip (sent unchanged), invalid MessagePack rejected
  *  D. malformed datagrams from a raw peer session: counted, reported by next_error and
  *     by the error callback, and the next valid object still arrives; userdata_free
@@ -83,8 +86,9 @@ static void on_request(const wtd_event *ev) {
     if (!CHECK(slot != NULL)) return;
     memset(slot, 0, sizeof *slot);
     wtd_structured *st = NULL;
-    wtd_serializer kind = strncmp(path, "/msgpack/", 9) == 0 ? WTD_SERIALIZER_MSGPACK
-                                                              : WTD_SERIALIZER_JSON;
+    wtd_serializer kind = strncmp(path, "/msgpack/", 9) == 0  ? WTD_SERIALIZER_MSGPACK
+                          : strncmp(path, "/jsonc/", 7) == 0 ? WTD_SERIALIZER_JSON_COMPACT
+                                                             : WTD_SERIALIZER_JSON;
     /* Created inside the callback, before the session's first datagram can arrive. */
     if (CHECK_OK(wtd_structured_new(s, kind, 100, &st)) && CHECK(st != NULL)) {
         CHECK_OK(wtd_structured_register_type(st, 1));
@@ -221,7 +225,8 @@ static void case_b_json(wtd_client *client) {
     CHECK_RC(wtd_structured_send(st, 1, U("{nope"), 5), WTD_ERR_INVALID_ARGUMENT);
     CHECK_RC(wtd_structured_send(st, 1, U("{} x"), 4), WTD_ERR_INVALID_ARGUMENT);
 
-    /* Round trip: re-emitted as Python's json.dumps(..., separators=(",", ":")). */
+    /* Round trip: re-emitted as pywebtransport's JSONSerializer writes it, Python's
+     * json.dumps(obj) with its default separators (", ", ": "), members in order. */
     const char *obj = "{ \"name\" : \"\xc3\xa9\", \"x\" : 1, \"f\": [1.0, 1e16] }";
     CHECK_OK(wtd_structured_send(st, 1, U(obj), strlen(obj)));
     uint16_t id = 0;
@@ -229,7 +234,7 @@ static void case_b_json(wtd_client *client) {
     size_t len = 0;
     /* Too small: stays queued, sizes reported. */
     CHECK_RC(wtd_structured_receive(slot->st, &id, buf, 4, &len, 5000), WTD_ERR_BUFFER_TOO_SMALL);
-    static const char want[] = "{\"name\":\"\\u00e9\",\"x\":1,\"f\":[1.0,1e+16]}";
+    static const char want[] = "{\"name\": \"\\u00e9\", \"x\": 1, \"f\": [1.0, 1e+16]}";
     CHECK_U64(len, sizeof want - 1);
     CHECK_U64(id, 1);
     id = 0;
@@ -242,7 +247,7 @@ static void case_b_json(wtd_client *client) {
     CHECK_OK(wtd_structured_send(slot->st, 2, U(back), strlen(back)));
     if (CHECK_OK(wtd_structured_receive(st, &id, buf, sizeof buf, &len, 5000))) {
         CHECK_U64(id, 2);
-        CHECK_BYTES(buf, len, "[1,\"\\u20ac\",null]");
+        CHECK_BYTES(buf, len, "[1, \"\\u20ac\", null]");
     }
     CHECK_RC(wtd_structured_receive(st, &id, buf, sizeof buf, &len, 0), WTD_ERR_TIMEOUT);
     CHECK_RC(wtd_structured_receive(st, &id, buf, sizeof buf, &len, 20), WTD_ERR_TIMEOUT);
@@ -262,6 +267,33 @@ static void case_b_json(wtd_client *client) {
     CHECK(wtd_structured_is_closed(st));
     CHECK_RC(wtd_structured_send(st, 1, U("{}"), 2), WTD_ERR_CLOSED);
     CHECK_RC(wtd_structured_receive(st, &id, buf, sizeof buf, &len, 100), WTD_ERR_CLOSED);
+    wtd_structured_free(st);
+out:
+    wtd_session_free(s);
+}
+
+/* B2. WTD_SERIALIZER_JSON_COMPACT: separators (",", ":") both ways. */
+static void case_b2_json_compact(wtd_client *client) {
+    wtd_session *s = NULL;
+    slot_t *slot = NULL;
+    if (!open_session(client, "/jsonc/1", &s, &slot)) goto out;
+    wtd_structured *st = NULL;
+    if (!CHECK_OK(wtd_structured_new(s, WTD_SERIALIZER_JSON_COMPACT, 100, &st)) || !st) goto out;
+    CHECK_OK(wtd_structured_register_type(st, 1));
+    /* json.dumps(json.loads(obj), separators=(",", ":")) */
+    const char *obj = "{\"zeta\": 0.00001, \"alpha\": [NaN, Infinity], \"k\": \"\xc3\xa9\", \"zeta\": 2}";
+    CHECK_OK(wtd_structured_send(st, 1, U(obj), strlen(obj)));
+    uint16_t id = 0;
+    uint8_t buf[256];
+    size_t len = 0;
+    if (CHECK_OK(wtd_structured_receive(slot->st, &id, buf, sizeof buf, &len, 5000))) {
+        CHECK_U64(id, 1);
+        CHECK_BYTES(buf, len, "{\"zeta\":2,\"alpha\":[NaN,Infinity],\"k\":\"\\u00e9\"}");
+    }
+    const char *back = "[1.5, {\"b\": null, \"a\": true}]";
+    CHECK_OK(wtd_structured_send(slot->st, 1, U(back), strlen(back)));
+    if (CHECK_OK(wtd_structured_receive(st, &id, buf, sizeof buf, &len, 5000)))
+        CHECK_BYTES(buf, len, "[1.5,{\"b\":null,\"a\":true}]");
     wtd_structured_free(st);
 out:
     wtd_session_free(s);
@@ -417,6 +449,7 @@ int main(void) {
     client = make_client(NULL);
     if (CHECK(client != NULL)) {
         case_b_json(client);
+        case_b2_json_compact(client);
         case_c_msgpack(client);
         case_d_malformed(client);
     }

@@ -3,7 +3,9 @@
 //! own process group with a throwaway profile, and a plain-HTTP page host that serves
 //! test pages and the JS module (`bindings/js/dist`) and collects what the page POSTs.
 //!
-//! Used as `#[path = "common/browser.rs"] mod browser;` by the browser tests.
+//! Used as `#[path = "common/browser.rs"] mod browser;` by the browser tests in `tests/`,
+//! and as `#[path = "../../../tests/common/browser.rs"] mod browser;` by
+//! `crates/cli/tests/web.rs`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -455,9 +457,20 @@ pub fn base64_decode(text: &str) -> Vec<u8> {
     out
 }
 
+/// The repository root: the including test's package directory or the nearest directory
+/// above it that holds `bindings/js` (tests of `crates/cli` include this file too).
+pub fn repo_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .find(|d| d.join("bindings/js/package.json").is_file())
+        .unwrap_or_else(|| panic!("no bindings/js above {}", manifest.display()))
+        .to_path_buf()
+}
+
 /// The JS module's compiled files (`bindings/js/dist/*.js`), by name.
 pub fn module_files() -> HashMap<String, String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bindings/js/dist");
+    let dir = repo_root().join("bindings/js/dist");
     let mut out = HashMap::new();
     for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display())) {
         let p = e.expect("dir entry").path();

@@ -4,8 +4,10 @@
 use std::time::Duration;
 
 pub mod exchange;
+pub mod nats;
 pub mod peer;
 pub mod raw;
+pub mod relay;
 
 use wtdatagram::{Client, ClientConfig, Server, ServerConfig, Session, TransportOptions, Verify};
 

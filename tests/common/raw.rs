@@ -219,6 +219,17 @@ impl RawClient {
         self.control(&wt_settings()).await;
     }
 
+    /// Like [`bidi`](Self::bidi), for a request the server may answer (and stop
+    /// reading with STOP_SENDING) before all of it was written.
+    pub async fn bidi_stoppable(&self, bytes: &[u8]) -> (SendStream, RecvStream) {
+        let (mut send, recv) = within(self.conn.open_bi()).await.expect("open bidi");
+        match within(send.write_all(bytes)).await {
+            Ok(()) | Err(quinn::WriteError::Stopped(_)) => {}
+            Err(e) => panic!("write bidi: {e}"),
+        }
+        (send, recv)
+    }
+
     /// Open a bidirectional stream and write `bytes` on it.
     pub async fn bidi(&self, bytes: &[u8]) -> (SendStream, RecvStream) {
         let (mut send, recv) = within(self.conn.open_bi()).await.expect("open bidi");

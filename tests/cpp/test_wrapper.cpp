@@ -2,10 +2,13 @@
 // library on loopback. Server runtime in callback mode (accepts everything; echoes
 // datagrams except on /sink), client runtime in pull mode.
 //
-//  1. errors: exceptions carry the right wtd_result (bad args, empty handles, wrong mode)
+//  1. errors: exceptions carry the right wtd_result (bad args, enum values outside their
+//     enum, empty handles, wrong mode)
 //  2. RAII: every std::function callback is destroyed exactly once
 //  3. loopback exchange via events with content checks, close code/reason seen remotely
-//  4. Stream round trip (raw, JSON, structured, metadata), Monitor, Broadcaster
+//  4. Stream round trip (raw, JSON, structured, metadata), Monitor, Broadcaster; a
+//     closed stream discards what was queued and every receive throws WTD_ERR_CLOSED;
+//     no stream or layer on a closed session
 //  5. Structured transport round trip; Reliability TimeoutError when the window is full
 //  6. move semantics
 // The last line is "N passed, M failed".
@@ -137,12 +140,19 @@ static void test_errors() {
     CHECK_THROWS(wtd::SessionRef().send("x"), WTD_ERR_INVALID_ARGUMENT);
     CHECK_THROWS(wtd::Stream().receive(0), WTD_ERR_INVALID_ARGUMENT);
     CHECK_THROWS(wtd::Server().port(), WTD_ERR_INVALID_ARGUMENT);
+    // A value outside its C enum is refused, never undefined behaviour.
+    CHECK_THROWS(wtd::StreamConfig().recv_overflow(static_cast<wtd_overflow>(9)), WTD_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(wtd::StreamConfig().recv_overflow(static_cast<wtd_overflow>(-1)), WTD_ERR_INVALID_ARGUMENT);
+    CHECK(std::string(wtd::result_name(static_cast<wtd_result>(999))) == "WTD_ERR_UNKNOWN");
+    CHECK(std::string(wtd::result_name(static_cast<wtd_result>(19))) == "WTD_ERR_UNKNOWN");
+    CHECK(std::string(wtd::result_name(WTD_ERR_INVALID_DATA)) == "WTD_ERR_INVALID_DATA");
 
     wtd::Hash h = wtd::hash_from_hex(std::string(64, 'a'));
     CHECK(h[0] == 0xaa && h[31] == 0xaa);
     CHECK(wtd::hash_to_hex(h) == std::string(64, 'a'));
     CHECK(wtd::is_heartbeat(wtd::heartbeat_create()));
     CHECK(!wtd::is_heartbeat("hello"));
+    CHECK(wtd::is_heartbeat("HEARTBEAT:"));  // pywebtransport: startswith(b"HEARTBEAT:")
     CHECK(std::string(wtd::version()).size() > 0);
 
     // Pull mode: nothing yet; callback mode: next_event is INVALID_STATE.
@@ -386,16 +396,49 @@ static void test_loopback() {
             CHECK_THROWS(b.add(st), WTD_ERR_INVALID_STATE);
         }
 
+        // close() discards what is queued; every receive then throws WTD_ERR_CLOSED.
+        st.send("left behind");
+        auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        while (st.receive_buffer_size() < 1 && std::chrono::steady_clock::now() < until)
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        CHECK(st.receive_buffer_size() == 1);
         st.close();
         CHECK(st.is_closed());
+        CHECK(st.receive_buffer_size() == 0);
         CHECK_THROWS(st.send("x"), WTD_ERR_CLOSED);
+        CHECK_THROWS(st.try_receive(), WTD_ERR_CLOSED);
+        CHECK_THROWS(st.receive(0), WTD_ERR_CLOSED);
+        CHECK_THROWS(st.receive(100), WTD_ERR_CLOSED);
+        CHECK_THROWS(st.receive_multiple(4, 100), WTD_ERR_CLOSED);
+        CHECK_THROWS(st.receive_with_metadata(100), WTD_ERR_CLOSED);
+        CHECK_THROWS(st.receive_json(100), WTD_ERR_CLOSED);
+        CHECK_THROWS(st.receive_structured(100), WTD_ERR_CLOSED);
         CHECK(!s.is_closed());  // closing the stream leaves the session open
+    }
+
+    // 4b. A closed session: its stream's try_receive says CLOSED (not "nothing yet"),
+    // and no stream or layer can be made on it.
+    {
+        wtd::Session s = client.open_session(base + "/stream-closed", {}, 5000);
+        wtd::Stream st(s);
+        CHECK(!st.try_receive().has_value());
+        s.close(5, "bye");
+        CHECK(st.is_closed());
+        CHECK_THROWS(st.try_receive(), WTD_ERR_CLOSED);
+        CHECK_THROWS(st.receive(100), WTD_ERR_CLOSED);
+        st = wtd::Stream();
+        wtd::Session s2 = client.open_session(base + "/layers-closed", {}, 5000);
+        s2.close();
+        CHECK_THROWS(wtd::Stream(s2), WTD_ERR_CLOSED);
+        CHECK_THROWS(wtd::Reliability(s2), WTD_ERR_CLOSED);
+        CHECK_THROWS(wtd::Structured(s2, WTD_SERIALIZER_JSON, 16), WTD_ERR_CLOSED);
     }
 
     // 5a. Structured transport (JSON) through the echo.
     {
         wtd::Session s = client.open_session(base + "/structured", {}, 5000);
-        wtd::Structured t(s, WTD_SERIALIZER_JSON, 16);
+        CHECK_THROWS(wtd::Structured(s, static_cast<wtd_serializer>(7), 16), WTD_ERR_INVALID_ARGUMENT);
+        wtd::Structured t(s, WTD_SERIALIZER_JSON, 16);  // the refusal claimed nothing
         t.register_type(5);
         CHECK(t.is_registered(5) && !t.is_registered(6));
         CHECK_THROWS(t.register_type(5), WTD_ERR_INVALID_ARGUMENT);
@@ -404,7 +447,8 @@ static void test_loopback() {
         t.set_error_callback([token](const wtd_structured_error &) {});
         t.send(5, "{\"k\": \"v\"}");
         auto o = t.receive(3000);
-        CHECK(o && o->type_id == 5 && wtd::bytes_view(o->payload) == wtd::bytes_view("{\"k\":\"v\"}"));
+        // pywebtransport's JSONSerializer form: Python's default separators.
+        CHECK(o && o->type_id == 5 && wtd::bytes_view(o->payload) == wtd::bytes_view("{\"k\": \"v\"}"));
         CHECK(!t.next_error(0).has_value());
         CHECK(t.stats().sent == 1 && t.stats().received == 1);
         CHECK(token.use_count() == 2);

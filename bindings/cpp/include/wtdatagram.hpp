@@ -11,7 +11,8 @@
  *  - Exception: calls whose purpose is to *wait for something to arrive* (receive/recv,
  *    Runtime::next_event, Session::wait_closed, next_report, next_error, try_receive)
  *    return std::optional and give std::nullopt when nothing came in time
- *    (WTD_ERR_TIMEOUT, and WTD_ERR_WOULD_BLOCK for try_*); every other failure throws.
+ *    (WTD_ERR_TIMEOUT, and WTD_ERR_WOULD_BLOCK for try_*); every other failure throws,
+ *    WTD_ERR_CLOSED among them once the handle is closed and nothing is left to take.
  *  - Calling a method on a moved-from (empty) handle throws Error(WTD_ERR_INVALID_ARGUMENT)
  *    (the C ABI's answer for NULL handles).
  *  - Destructors never throw. Runtime::close() reports a failure of wtd_runtime_free
@@ -19,7 +20,8 @@
  *
  * Ownership
  *  - Owning classes (Runtime, *Config, Server, SessionRequest, Client, Connection,
- *    Session, Stream, Reliability, Broadcaster, Monitor, Structured, Event) are move-only
+ *    Session, Stream, Reliability, Broadcaster, Monitor, Structured, Event, Cluster,
+ *    ClusterBroadcaster) are move-only
  *    RAII wrappers: the destructor calls the matching wtd_*_free exactly once; a
  *    moved-from object is empty and frees nothing. get() gives the raw handle,
  *    release() gives it up (the caller must then free it), adopt(raw) takes ownership.
@@ -856,7 +858,8 @@ public:
             return wtd_stream_receive(s, b, c, n, timeout_ms);
         });
     }
-    // nullopt when nothing is queued.
+    // nullopt when nothing is queued; throws (WTD_ERR_CLOSED) when nothing is queued and
+    // the stream or its session is closed.
     std::optional<std::vector<uint8_t>> try_receive() const {
         wtd_stream *s = raw();
         return detail::receive_vec(2048, [&](uint8_t *b, size_t c, size_t *n) {
@@ -1263,6 +1266,125 @@ public:
 private:
     wtd_structured *raw() const { return detail::need(h_.get(), "structured"); }
     detail::Owned<wtd_structured, wtd_structured_free> h_;
+};
+
+// ------------------------------------------------------------------------------------
+// Cluster (issue 16): broadcasters on several nodes joined through a NATS bus.
+// A Cluster is one NATS connection that reconnects by itself; Cluster::join ties a
+// Broadcaster to a named channel and gives a ClusterBroadcaster, whose broadcast()
+// delivers to the local members at once and publishes once for every other node's.
+// Free (destroy) ClusterBroadcasters and Clusters before their Runtime.
+
+class ClusterConfig {
+public:
+    ClusterConfig() {
+        wtd_cluster_config *c = nullptr;
+        detail::check(wtd_cluster_config_new(&c));
+        h_.reset(c);
+    }
+    // Call once per NATS server ("nats://host:port", "tls://host:port").
+    ClusterConfig &url(const std::string &u) { return chk(wtd_cluster_config_add_url(raw(), u.c_str())); }
+    ClusterConfig &name(const std::string &n) { return chk(wtd_cluster_config_set_name(raw(), n.c_str())); }
+    ClusterConfig &subject_prefix(const std::string &p) {
+        return chk(wtd_cluster_config_set_subject_prefix(raw(), p.c_str()));
+    }
+    ClusterConfig &user_password(const std::string &user, const std::string &password) {
+        return chk(wtd_cluster_config_set_user_password(raw(), user.c_str(), password.c_str()));
+    }
+    ClusterConfig &token(const std::string &t) { return chk(wtd_cluster_config_set_token(raw(), t.c_str())); }
+    ClusterConfig &nkey_seed(const std::string &s) { return chk(wtd_cluster_config_set_nkey_seed(raw(), s.c_str())); }
+    ClusterConfig &credentials_file(const std::string &path) {
+        return chk(wtd_cluster_config_set_credentials_file(raw(), path.c_str()));
+    }
+    ClusterConfig &tls_required(bool on) { return chk(wtd_cluster_config_set_tls_required(raw(), on)); }
+    ClusterConfig &tls_first(bool on) { return chk(wtd_cluster_config_set_tls_first(raw(), on)); }
+    ClusterConfig &tls_root_certificates(const std::string &pem_path) {
+        return chk(wtd_cluster_config_set_tls_root_certificates(raw(), pem_path.c_str()));
+    }
+    ClusterConfig &tls_client_certificate(const std::string &cert_path, const std::string &key_path) {
+        return chk(wtd_cluster_config_set_tls_client_certificate(raw(), cert_path.c_str(), key_path.c_str()));
+    }
+    ClusterConfig &connect_timeout(uint32_t ms) { return chk(wtd_cluster_config_set_connect_timeout_ms(raw(), ms)); }
+    ClusterConfig &reconnect_delay_max(uint32_t ms) {
+        return chk(wtd_cluster_config_set_reconnect_delay_max_ms(raw(), ms));
+    }
+    ClusterConfig &ping_interval(uint32_t ms) { return chk(wtd_cluster_config_set_ping_interval_ms(raw(), ms)); }
+    ClusterConfig &wait_for_connection(bool wait) {
+        return chk(wtd_cluster_config_set_wait_for_connection(raw(), wait));
+    }
+    ClusterConfig &publish_capacity(size_t n) { return chk(wtd_cluster_config_set_publish_capacity(raw(), n)); }
+    ClusterConfig &receive_capacity(size_t n) { return chk(wtd_cluster_config_set_receive_capacity(raw(), n)); }
+    const wtd_cluster_config *get() const noexcept { return h_.get(); }
+
+private:
+    wtd_cluster_config *raw() const { return detail::need(h_.get(), "cluster config"); }
+    ClusterConfig &chk(wtd_result r) { detail::check(r); return *this; }
+    detail::Owned<wtd_cluster_config, wtd_cluster_config_free> h_;
+};
+
+class ClusterBroadcaster {
+public:
+    ClusterBroadcaster() noexcept = default;
+    // Takes ownership of a handle from wtd_cluster_join.
+    static ClusterBroadcaster adopt(wtd_cluster_broadcaster *raw) noexcept {
+        ClusterBroadcaster b;
+        b.h_.reset(raw);
+        return b;
+    }
+    // Local members at once, other nodes through the bus; returns how many local
+    // members accepted it. Never waits for the bus (failures are counted in stats()).
+    size_t broadcast(bytes_view d, uint8_t priority = 1, int32_t ttl_ms = 0) const {
+        size_t n = 0;
+        detail::check(wtd_cluster_broadcaster_broadcast(raw(), d.data(), d.size(), priority, ttl_ms, &n));
+        return n;
+    }
+    wtd_cluster_broadcaster_stats stats() const {
+        wtd_cluster_broadcaster_stats st;
+        detail::check(wtd_cluster_broadcaster_get_stats(raw(), &st, sizeof st));
+        return st;
+    }
+    bool is_bus_ready() const noexcept { return wtd_cluster_broadcaster_is_bus_ready(h_.get()); }
+    // Throws TimeoutError if the subscription was not live within timeout_ms (<0: forever).
+    void wait_bus_ready(int32_t timeout_ms) const {
+        detail::check(wtd_cluster_broadcaster_wait_bus_ready(raw(), timeout_ms));
+    }
+    uint64_t origin() const noexcept { return wtd_cluster_broadcaster_origin(h_.get()); }
+    wtd_cluster_broadcaster *get() const noexcept { return h_.get(); }
+    wtd_cluster_broadcaster *release() noexcept { return h_.release(); }
+    explicit operator bool() const noexcept { return h_ != nullptr; }
+
+private:
+    wtd_cluster_broadcaster *raw() const { return detail::need(h_.get(), "cluster broadcaster"); }
+    detail::Owned<wtd_cluster_broadcaster, wtd_cluster_broadcaster_free> h_;
+};
+
+class Cluster {
+public:
+    Cluster() noexcept = default;
+    // Connects (blocks until a server answered unless wait_for_connection(false)).
+    Cluster(const Runtime &rt, const ClusterConfig &config) {
+        wtd_cluster *c = nullptr;
+        detail::check(wtd_cluster_new(rt.raw(), detail::need(config.get(), "cluster config"), &c));
+        h_.reset(c);
+    }
+    // Join `b` to `channel` (dot-separated tokens of A-Z a-z 0-9 _ -).
+    ClusterBroadcaster join(const std::string &channel, const Broadcaster &b) const {
+        wtd_cluster_broadcaster *out = nullptr;
+        detail::check(wtd_cluster_join(raw(), channel.c_str(), detail::need(b.get(), "broadcaster"), &out));
+        return ClusterBroadcaster::adopt(out);
+    }
+    bool is_connected() const noexcept { return wtd_cluster_is_connected(h_.get()); }
+    wtd_cluster_stats stats() const {
+        wtd_cluster_stats st;
+        detail::check(wtd_cluster_get_stats(raw(), &st, sizeof st));
+        return st;
+    }
+    wtd_cluster *get() const noexcept { return h_.get(); }
+    explicit operator bool() const noexcept { return h_ != nullptr; }
+
+private:
+    wtd_cluster *raw() const { return detail::need(h_.get(), "cluster"); }
+    detail::Owned<wtd_cluster, wtd_cluster_free> h_;
 };
 
 }  // namespace wtd
