@@ -225,10 +225,15 @@ async fn lossy_relay_every_message_exactly_once() {
         assert!(l.try_next_report().is_none());
     }
     let (sa, sb) = (a.stats(), b.stats());
+    let most = |r: &[DeliveryReport]| r.iter().map(|r| r.attempts).max().unwrap_or(0);
     eprintln!(
-        "relay: {} dropped, {} forwarded; client {sa:?}; server {sb:?}",
+        "relay: {} dropped, {} forwarded; most attempts of a message: client {}, server {} \
+         (given up at {}); client {sa:?}; server {sb:?}",
         relay.dropped.load(Relaxed),
-        relay.forwarded.load(Relaxed)
+        relay.forwarded.load(Relaxed),
+        most(&ra),
+        most(&rb),
+        a.config().max_retries + 1
     );
     assert!(relay.dropped.load(Relaxed) > 0);
     for (s, r) in [(sa, &ra), (sb, &rb)] {

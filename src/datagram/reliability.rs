@@ -35,6 +35,15 @@
 //! retransmission round) as one burst made Firefox drop the oldest messages of each
 //! round, every round, until they were given up. Nothing of this is on the wire.
 //!
+//! A transmission (an attempt) is counted when its DATA frame is handed to the session's
+//! datagram stream. A copy that then waits, in the stream's queue (dropped there after
+//! `ack_timeout`) or in QUIC's datagram buffer while the connection cannot send
+//! (congestion, loss-recovery backoff), still counts: while a connection is stalled,
+//! each deadline costs the oldest messages in flight one attempt each (at most the
+//! budget's floor of 4 once a retransmission was lost), so a stall longer than
+//! `(max_retries + 1) × ack_timeout` gives them up. Pacing keeps the copies that pile up
+//! during a stall to those few, instead of a whole window per `ack_timeout`.
+//!
 //! Sequence numbers on the wire are 32 bits and wrap. Internally they are 64-bit
 //! counters (the message ids returned by [`ReliabilityLayer::send`]); incoming 32-bit
 //! values are mapped back with serial-number arithmetic (RFC 1982), so a layer keeps
