@@ -31,6 +31,11 @@ fi
 
 # Interop peers.
 bash "$root/scripts/setup-chromium.sh"
+bash "$root/scripts/setup-firefox.sh"
+# The JS module's pinned TypeScript (npm registry, package-lock.json).
+if command -v npm >/dev/null; then
+  (cd "$root/bindings/js" && [ -d node_modules/typescript ] || npm ci --no-audit --no-fund --loglevel=error)
+fi
 bash "$root/scripts/setup-python-peers.sh"
 bash "$root/scripts/setup-pywebtransport.sh"
 bash "$root/scripts/setup-go-peers.sh"

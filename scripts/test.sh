@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Every test: lints, header drift, Rust unit/integration/interop tests, C/C++ via ctest,
-# Go, the demo's exit status, short fuzzing runs, and the interoperability matrix.
+# Every test: lints, header drift, the JS module, Rust unit/integration/interop tests
+# (browsers included), C/C++ via ctest, Go, the demo's exit status, short fuzzing runs,
+# and the interoperability matrix.
 #
 # Every step runs even when an earlier one failed (setup excepted: without it nothing
 # else can), so one run shows everything that is broken. The closing line counts for
-# real: the tests each runner reports (cargo test, ctest, go test) plus one check for
-# each step that is not a test runner; a step that fails without a failed test of its
-# own (a build error, a crash) counts as one failure. The script exits 1 when anything
-# failed.
+# real: the tests each runner reports (cargo test, ctest, go test, node --test) plus one
+# check for each step that is not a test runner; a step that fails without a failed test
+# of its own (a build error, a crash) counts as one failure. The script exits 1 when
+# anything failed.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -21,7 +22,7 @@ declare -a summary=()
 
 # step NAME KIND FUNCTION: runs FUNCTION in a subshell with `set -e` in force (so a
 # failing command inside it ends it) and its output copied to $logs/<n>.log; then counts.
-# KIND: cargo | ctest | go (count that runner's tests) or check (the step is one check).
+# KIND: cargo | ctest | go | node (count that runner's tests) or check (the step is one check).
 n_step=0
 step() {
     local name=$1 kind=$2 fn=$3 rc=0
@@ -51,6 +52,12 @@ step() {
     go)
         p=$(grep -c -- '^--- PASS' "$log" || true)
         f=$(grep -c -- '^--- FAIL' "$log" || true)
+        ;;
+    node)
+        # node --test's closing counts: "# pass 42" / "# fail 0"
+        p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$log" | tail -n 1)
+        f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$log" | tail -n 1)
+        p=${p:-0} f=${f:-0}
         ;;
     check)
         if ((rc == 0)); then p=1; else f=1; fi
@@ -91,6 +98,8 @@ s_layers() { python3 scripts/check-layers.py; }
 s_clippy() { cargo clippy --workspace --all-targets --quiet -- -D warnings -D clippy::undocumented_unsafe_blocks -D unsafe_op_in_unsafe_fn; }
 s_header() { bash scripts/check-header.sh; }
 s_docs() { bash scripts/docs.sh; }
+# The JS module: pinned TypeScript, compile, committed dist/ drift, node --test.
+s_js() { bash scripts/check-js.sh; }
 s_rust() { cargo test --workspace --all-targets --no-fail-fast; }
 s_ctest() {
     cmake -S . -B build -G Ninja -DWTD_CARGO_PROFILE=debug >/dev/null
@@ -126,7 +135,8 @@ step "lints (clippy -D warnings)" check s_clippy
 step "generated header" check s_header
 step "API documentation (doxygen from the headers, no warnings: scripts/docs.sh)" check s_docs
 step "layers (no import cycles; the protocol crate has no I/O dependencies)" check s_layers
-step "Rust tests (unit, integration; interop: Chromium, aioquic, pywebtransport, wtransport, web-transport-quinn, h3-webtransport)" cargo s_rust
+step "JS module (bindings/js: compile, dist drift, node --test)" node s_js
+step "Rust tests (unit, integration; interop: Chromium, Firefox ESR, aioquic, pywebtransport, wtransport, web-transport-quinn, h3-webtransport; JS module in both browsers)" cargo s_rust
 step "C and C++ (ctest)" ctest s_ctest
 step "Go bindings (bindings/go: vet, go test -race, GC stress; examples/go as processes)" go s_go
 step "Go interop: webtransport-go v0.9.0 and v0.13.0 (bindings/go/interop{,/v013}, go test -race)" go s_go_interop

@@ -225,10 +225,15 @@ async fn lossy_relay_every_message_exactly_once() {
         assert!(l.try_next_report().is_none());
     }
     let (sa, sb) = (a.stats(), b.stats());
+    let most = |r: &[DeliveryReport]| r.iter().map(|r| r.attempts).max().unwrap_or(0);
     eprintln!(
-        "relay: {} dropped, {} forwarded; client {sa:?}; server {sb:?}",
+        "relay: {} dropped, {} forwarded; most attempts of a message: client {}, server {} \
+         (given up at {}); client {sa:?}; server {sb:?}",
         relay.dropped.load(Relaxed),
-        relay.forwarded.load(Relaxed)
+        relay.forwarded.load(Relaxed),
+        most(&ra),
+        most(&rb),
+        a.config().max_retries + 1
     );
     assert!(relay.dropped.load(Relaxed) > 0);
     for (s, r) in [(sa, &ra), (sb, &rb)] {
@@ -555,6 +560,57 @@ async fn a_lost_message_holds_the_window_until_retransmitted() {
         .all(|r| r.outcome == DeliveryOutcome::Delivered));
     assert_eq!(reports.iter().find(|r| r.id == 0).unwrap().attempts, 2);
     assert_eq!(sender.stats().retransmissions, 1);
+}
+
+/// DATA leaves in flights clocked by ACKs, not as one burst of the whole window: a
+/// transport packs what is queued at once into one packet, and a receiver may keep only
+/// part of a packet (Firefox keeps the newest 10 datagrams), which used to drop the
+/// oldest messages of every retransmission round, round after round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_leaves_in_flights_clocked_by_acks() {
+    let lb = loopback("/flights").await;
+    let sender = ReliabilityLayer::new(
+        &lb.cs,
+        ReliabilityConfig {
+            ack_timeout: Duration::from_secs(60),
+            ..Default::default() // window 256
+        },
+    )
+    .unwrap();
+    for i in 0..20u64 {
+        assert_eq!(within(sender.send(b"m")).await.unwrap(), i);
+    }
+    let seq = |d: &[u8]| u32::from_be_bytes(d[5..9].try_into().unwrap());
+    let mut first = Vec::new();
+    for _ in 0..4 {
+        first.push(seq(&within(lb.ss.recv_datagram()).await.unwrap()));
+    }
+    assert_eq!(first, [0, 1, 2, 3], "the first flight");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), lb.ss.recv_datagram())
+            .await
+            .is_err(),
+        "a fifth DATA frame before any ACK"
+    );
+    assert_eq!(sender.stats().in_flight, 20, "the others wait in the layer");
+    // An ACK frees a place and (slow start) adds one: two more, oldest first.
+    lb.ss.send_datagram(&encode_ack(0)).await.unwrap();
+    let mut next = Vec::new();
+    for _ in 0..2 {
+        next.push(seq(&within(lb.ss.recv_datagram()).await.unwrap()));
+    }
+    assert_eq!(next, [4, 5]);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), lb.ss.recv_datagram())
+            .await
+            .is_err(),
+        "more DATA than the budget"
+    );
+    let r = sender.next_report(Some(LIMIT)).await.unwrap();
+    assert_eq!(
+        (r.id, r.outcome, r.attempts),
+        (0, DeliveryOutcome::Delivered, 1)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

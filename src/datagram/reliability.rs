@@ -13,9 +13,36 @@
 //!
 //! The receiver acknowledges every DATA it accepts (duplicates too, so a lost ACK is
 //! repaired by the retransmission it causes) and hands each sequence to the application
-//! at most once. The sender retransmits a message every `ack_timeout` until it is
-//! acknowledged or `max_retries` retransmissions have gone unanswered; then it gives up.
-//! Each message ends with one [`DeliveryReport`].
+//! at most once. A transmission not acknowledged within `ack_timeout` counts as lost and
+//! its message is retransmitted, until it is acknowledged or `max_retries`
+//! retransmissions have gone unanswered; then it gives up. Each message ends with one
+//! [`DeliveryReport`].
+//!
+//! # Pacing
+//!
+//! The sender never hands the transport a whole window at once. A transmission budget
+//! (a congestion window counted in DATA transmissions, Reno style) bounds the
+//! transmissions awaiting an ACK: it starts at [`INITIAL_FLIGHT`] (4), grows by one per
+//! ACK until the first loss and by about one per flight after it, halves once per flight
+//! that lost a transmission and falls back to 4 when a retransmission is lost, never
+//! below 4 nor above the window. Due messages go out oldest first as the budget allows:
+//! new DATA when an ACK (or a loss) frees a place, retransmissions once their deadline
+//! passed. A transmission also leaves the flight (its place is free, its message is
+//! still only retransmitted at the deadline) when three transmissions made after it
+//! were acknowledged. Why: a transport packs every datagram queued at once into as few
+//! packets as it can, and a receiver may keep only part of a packet: Firefox keeps the
+//! newest 10 datagrams of each packet and drops the rest. Sending a window (or a whole
+//! retransmission round) as one burst made Firefox drop the oldest messages of each
+//! round, every round, until they were given up. Nothing of this is on the wire.
+//!
+//! A transmission (an attempt) is counted when its DATA frame is handed to the session's
+//! datagram stream. A copy that then waits, in the stream's queue (dropped there after
+//! `ack_timeout`) or in QUIC's datagram buffer while the connection cannot send
+//! (congestion, loss-recovery backoff), still counts: while a connection is stalled,
+//! each deadline costs the oldest messages in flight one attempt each (at most the
+//! budget's floor of 4 once a retransmission was lost), so a stall longer than
+//! `(max_retries + 1) × ack_timeout` gives them up. Pacing keeps the copies that pile up
+//! during a stall to those few, instead of a whole window per `ack_timeout`.
 //!
 //! Sequence numbers on the wire are 32 bits and wrap. Internally they are 64-bit
 //! counters (the message ids returned by [`ReliabilityLayer::send`]); incoming 32-bit
@@ -202,7 +229,8 @@ pub struct ReliabilityConfig {
     pub max_retries: u32,
     /// Span of sequences in flight: a message is sent only while its sequence is less
     /// than `window` past the oldest unacknowledged one (so at most `window` messages are
-    /// unacknowledged); `send` waits for room. Bounding the span, not just the count,
+    /// unacknowledged; fewer may be on the wire at once, see the module's Pacing);
+    /// `send` waits for room. Bounding the span, not just the count,
     /// is what lets a receiver with `dedup_memory >= window` tell a late retransmission
     /// from an old duplicate: otherwise, while one message is lost, the sender could run
     /// more than `dedup_memory` sequences ahead and its retransmission would be
@@ -309,21 +337,221 @@ pub type ReportHook = Box<dyn Fn(&DeliveryReport) + Send + Sync>;
 // ------------------------------------------------------------------------------------
 // The layer
 
+/// DATA transmissions that may await an ACK at once when a layer starts, and the least
+/// its transmission budget ever allows (see [`ReliabilityLayer`]'s pacing).
+pub const INITIAL_FLIGHT: usize = 4;
+
+/// How many DATA transmissions may await an ACK at once (a congestion window counted in
+/// transmissions, Reno style): it starts at [`INITIAL_FLIGHT`], grows by one per ACK
+/// until the first loss and by one per flight after it, halves once per flight in which a
+/// transmission was lost (never below [`INITIAL_FLIGHT`]), and never exceeds the window.
+///
+/// This is what keeps bursts small: each frame the layer hands the transport is either
+/// clocked by an ACK or by a loss, so a retransmission round, a run of `send` calls or a
+/// stall of the path never turns into one burst of window-many frames. Transports pack
+/// every datagram queued at once into as few packets as they can (quinn fits ~70 DATA
+/// frames of small messages into one packet), and a receiver may keep only part of such a
+/// packet: Firefox (neqo) keeps the newest 10 datagrams of a packet and drops the older
+/// ones, which, with oldest-first retransmissions, dropped the same message every round.
+#[derive(Debug)]
+struct Budget {
+    cwnd: f64,
+    ssthresh: f64,
+    /// Losses of transmissions made before this instant do not halve the budget again.
+    recovery_start: Option<Instant>,
+}
+
+impl Budget {
+    fn new() -> Budget {
+        Budget {
+            cwnd: INITIAL_FLIGHT as f64,
+            ssthresh: f64::INFINITY,
+            recovery_start: None,
+        }
+    }
+
+    fn limit(&self) -> usize {
+        self.cwnd as usize
+    }
+
+    /// An ACK arrived while the budget was in use.
+    fn grow(&mut self, window: usize) {
+        self.cwnd += if self.cwnd < self.ssthresh {
+            1.0
+        } else {
+            1.0 / self.cwnd
+        };
+        self.cwnd = self.cwnd.min(window.max(INITIAL_FLIGHT) as f64);
+    }
+
+    /// A transmission made at `sent` was lost: the budget halves, or drops to its floor
+    /// when the lost one was a retransmission (the same message lost again: flights of
+    /// this size keep losing it).
+    fn lost(&mut self, sent: Instant, retransmission: bool, now: Instant) {
+        if self.recovery_start.is_some_and(|r| sent < r) {
+            return; // a loss of the flight that already reduced it
+        }
+        self.ssthresh = (self.cwnd / 2.0).max(INITIAL_FLIGHT as f64);
+        self.cwnd = if retransmission {
+            INITIAL_FLIGHT as f64
+        } else {
+            self.ssthresh
+        };
+        self.recovery_start = Some(now);
+    }
+}
+
+/// A transmission counts as lost (and leaves the flight) once this many transmissions
+/// made after it were acknowledged, without waiting for its deadline (the packet
+/// threshold of RFC 9002). Its message is still retransmitted only at the deadline.
+const REORDER_THRESHOLD: u64 = 3;
+
+/// The transmission of a pending message that awaits its ACK.
+#[derive(Clone, Copy)]
+struct Sent {
+    at: Instant,
+    /// When it counts as lost, and the message is due again.
+    deadline: Instant,
+    /// Transmission number (layer-wide, increasing).
+    tx: u64,
+}
+
 struct Pending {
     frame: Bytes,
+    /// Transmissions made (0 while it waits for its first).
     attempts: u32,
-    deadline: Instant,
+    sent: Option<Sent>,
 }
 
 struct State {
     closed: bool,
     next_id: u64,
     pending: BTreeMap<u64, Pending>,
+    /// Pending messages waiting for a transmission (their first, or the next after a
+    /// deadline passed); they go out oldest first as the budget allows.
+    due: BTreeSet<u64>,
+    /// Deadlines of the transmissions awaiting an ACK.
+    deadlines: BTreeSet<(Instant, u64)>,
+    /// The transmissions counted against the budget (not yet acknowledged nor taken for
+    /// lost): transmission number -> message id.
+    flight: BTreeMap<u64, u64>,
+    next_tx: u64,
+    budget: Budget,
     recv: VecDeque<Bytes>,
     dedup: DedupWindow,
     reports: VecDeque<DeliveryReport>,
     stats: ReliabilityStats,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl State {
+    /// Transmit due messages, oldest first, while the budget allows: (id, frame) to hand
+    /// to the stream.
+    fn transmit(&mut self, cfg: &ReliabilityConfig, now: Instant) -> Vec<(u64, Bytes)> {
+        let mut out = Vec::new();
+        while self.flight.len() < self.budget.limit() {
+            let Some(id) = self.due.pop_first() else {
+                break;
+            };
+            let Some(p) = self.pending.get_mut(&id) else {
+                continue;
+            };
+            p.attempts += 1;
+            if p.attempts > 1 {
+                self.stats.retransmissions += 1;
+            }
+            let sent = Sent {
+                at: now,
+                deadline: now + cfg.ack_timeout,
+                tx: self.next_tx,
+            };
+            self.next_tx += 1;
+            p.sent = Some(sent);
+            self.deadlines.insert((sent.deadline, id));
+            self.flight.insert(sent.tx, id);
+            out.push((id, p.frame.clone()));
+        }
+        out
+    }
+
+    /// The peer acknowledged `id`: its report, if it was pending.
+    fn acknowledge(&mut self, id: u64, window: usize, now: Instant) -> Option<DeliveryReport> {
+        let busy = self.flight.len() >= self.budget.limit() || !self.due.is_empty();
+        let p = self.forget(id)?;
+        if busy {
+            self.budget.grow(window);
+        }
+        // Transmissions made well before this one and still unacknowledged were lost
+        // (datagrams are rarely reordered): their places in the flight are free. Their
+        // messages wait for their deadlines as usual.
+        if let Some(acked) = p.sent {
+            while let Some((&tx, &lost)) = self.flight.first_key_value() {
+                if tx + REORDER_THRESHOLD > acked.tx {
+                    break;
+                }
+                self.flight.pop_first();
+                if let Some(l) = self.pending.get(&lost) {
+                    if let Some(sent) = l.sent {
+                        self.budget.lost(sent.at, l.attempts > 1, now);
+                    }
+                }
+            }
+        }
+        self.stats.messages_delivered += 1;
+        Some(DeliveryReport {
+            id,
+            outcome: DeliveryOutcome::Delivered,
+            attempts: p.attempts,
+        })
+    }
+
+    /// Transmissions whose deadline passed count as lost: their messages are due again,
+    /// or given up after `max_retries` retransmissions (their reports are returned).
+    fn expire(&mut self, cfg: &ReliabilityConfig, now: Instant) -> Vec<DeliveryReport> {
+        let mut gave_up = Vec::new();
+        while let Some(&(deadline, id)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            let Some(p) = self.pending.get_mut(&id) else {
+                continue;
+            };
+            if let Some(sent) = p.sent.take() {
+                if self.flight.remove(&sent.tx).is_some() {
+                    self.budget.lost(sent.at, p.attempts > 1, now);
+                }
+            }
+            if p.attempts > cfg.max_retries {
+                let attempts = p.attempts;
+                self.pending.remove(&id);
+                self.stats.messages_given_up += 1;
+                gave_up.push(DeliveryReport {
+                    id,
+                    outcome: DeliveryOutcome::GaveUp,
+                    attempts,
+                });
+            } else {
+                self.due.insert(id);
+            }
+        }
+        gave_up
+    }
+
+    /// Drop a pending message (no report): out of the flight, the deadlines, the due set.
+    fn forget(&mut self, id: u64) -> Option<Pending> {
+        let p = self.pending.remove(&id)?;
+        match p.sent {
+            Some(sent) => {
+                self.deadlines.remove(&(sent.deadline, id));
+                self.flight.remove(&sent.tx);
+            }
+            None => {
+                self.due.remove(&id);
+            }
+        }
+        Some(p)
+    }
 }
 
 struct Inner {
@@ -337,7 +565,8 @@ struct Inner {
     arrived: Notify,
     /// A report was queued, or close.
     reported: Notify,
-    /// New pending message (the retransmission timer may need to wake earlier), or close.
+    /// A transmission was made outside the timer task (the timer may need to wake
+    /// earlier), or close.
     timer: Notify,
 }
 
@@ -360,6 +589,9 @@ impl Inner {
             }
             st.closed = true;
             st.pending.clear();
+            st.due.clear();
+            st.deadlines.clear();
+            st.flight.clear();
             std::mem::take(&mut st.tasks)
         };
         self.stream.close();
@@ -432,24 +664,34 @@ impl Inner {
     }
 
     fn on_ack(&self, sequence: u32) {
-        let report = {
+        let (report, frames) = {
             let mut st = self.state.lock();
             st.stats.acks_received += 1;
-            let id = unwrap_sequence(sequence, st.next_id);
-            match id.and_then(|id| st.pending.remove(&id).map(|p| (id, p))) {
-                Some((id, p)) => {
-                    st.stats.messages_delivered += 1;
-                    Some(DeliveryReport {
-                        id,
-                        outcome: DeliveryOutcome::Delivered,
-                        attempts: p.attempts,
-                    })
-                }
-                None => None,
-            }
+            let report = unwrap_sequence(sequence, st.next_id)
+                .and_then(|id| st.acknowledge(id, self.cfg.window, Instant::now()));
+            // The ACK freed a place in the flight: the next due message may go.
+            let frames = match report {
+                Some(_) if !st.closed => st.transmit(&self.cfg, Instant::now()),
+                _ => Vec::new(),
+            };
+            (report, frames)
         };
+        if !frames.is_empty() {
+            self.timer.notify_one();
+        }
+        self.hand_over(frames);
         if let Some(r) = report {
             self.report(vec![r]);
+        }
+    }
+
+    /// Hand DATA frames to the stream. A full stream queue (or any failure) is like a
+    /// lost datagram: the transmission's deadline brings the next attempt.
+    fn hand_over(&self, frames: Vec<(u64, Bytes)>) {
+        for (_, f) in frames {
+            let _ = self
+                .stream
+                .send(&f, DATA_PRIORITY, Some(self.cfg.ack_timeout));
         }
     }
 
@@ -475,46 +717,17 @@ impl Inner {
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
             let now = Instant::now();
-            let mut resend = Vec::new();
-            let mut gave_up = Vec::new();
-            let next = {
+            let (frames, gave_up, next) = {
                 let mut st = self.state.lock();
                 if st.closed {
                     return;
                 }
-                let mut next: Option<Instant> = None;
-                let mut dead = Vec::new();
-                for (&id, p) in st.pending.iter_mut() {
-                    if p.deadline <= now {
-                        if p.attempts > self.cfg.max_retries {
-                            dead.push(id);
-                            continue;
-                        }
-                        p.attempts += 1;
-                        p.deadline = now + self.cfg.ack_timeout;
-                        resend.push(p.frame.clone());
-                    }
-                    next = Some(next.map_or(p.deadline, |n| n.min(p.deadline)));
-                }
-                for id in dead {
-                    if let Some(p) = st.pending.remove(&id) {
-                        gave_up.push(DeliveryReport {
-                            id,
-                            outcome: DeliveryOutcome::GaveUp,
-                            attempts: p.attempts,
-                        });
-                    }
-                }
-                st.stats.retransmissions += resend.len() as u64;
-                st.stats.messages_given_up += gave_up.len() as u64;
-                next
+                let gave_up = st.expire(&self.cfg, now);
+                let frames = st.transmit(&self.cfg, now);
+                let next = st.deadlines.first().map(|&(d, _)| d);
+                (frames, gave_up, next)
             };
-            for f in resend {
-                // A full send queue loses this attempt; the next timeout retries.
-                let _ = self
-                    .stream
-                    .send(&f, DATA_PRIORITY, Some(self.cfg.ack_timeout));
-            }
+            self.hand_over(frames);
             self.report(gave_up);
             match next {
                 Some(t) => {
@@ -539,8 +752,9 @@ impl Drop for Guard {
 }
 
 /// Acknowledged, retransmitted, de-duplicated messages over a session's datagrams
-/// (pywebtransport's `DatagramReliabilityLayer`). Cheap to clone; closes when the last
-/// clone is dropped. See the module documentation for the wire format.
+/// (pywebtransport's `DatagramReliabilityLayer`), paced by a transmission budget.
+/// Cheap to clone; closes when the last clone is dropped. See the module documentation
+/// for the wire format and the pacing.
 #[derive(Clone)]
 pub struct ReliabilityLayer {
     inner: Arc<Inner>,
@@ -577,6 +791,11 @@ impl ReliabilityLayer {
                 closed: false,
                 next_id: u64::from(cfg.initial_sequence),
                 pending: BTreeMap::new(),
+                due: BTreeSet::new(),
+                deadlines: BTreeSet::new(),
+                flight: BTreeMap::new(),
+                next_tx: 0,
+                budget: Budget::new(),
                 recv: VecDeque::new(),
                 dedup: DedupWindow::new(cfg.dedup_memory),
                 reports: VecDeque::new(),
@@ -633,8 +852,10 @@ impl ReliabilityLayer {
     }
 
     /// Send `data` reliably. Waits while the oldest unacknowledged message is `window`
-    /// sequences behind (backpressure), then queues the DATA frame and returns the message id (its wire
-    /// sequence is the id modulo 2^32). Its outcome comes later as a [`DeliveryReport`].
+    /// sequences behind (backpressure), then queues the DATA frame and returns the
+    /// message id (its wire sequence is the id modulo 2^32). The frame goes out at once
+    /// when the transmission budget allows (see the type's documentation), else as soon
+    /// as an ACK or a loss makes room. Its outcome comes later as a [`DeliveryReport`].
     /// Errors: TooLarge (data + 9 bytes exceeds the datagram size), Closed.
     ///
     /// Cancellation-safe: dropping the future before it completes sends nothing; once
@@ -648,10 +869,15 @@ impl ReliabilityLayer {
                 max,
             });
         }
-        let (id, frame) = loop {
+        let (id, frames) = loop {
             let notified = i.room.notified();
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
+            // The frame may leave later (from the ACK or timer path): refuse now what
+            // the stream would refuse then.
+            if i.stream.is_closed() {
+                return Err(i.closed_error());
+            }
             {
                 let mut st = i.state.lock();
                 if st.closed {
@@ -663,43 +889,49 @@ impl ReliabilityLayer {
                 if st.next_id - oldest < i.cfg.window as u64 {
                     let id = st.next_id;
                     st.next_id += 1;
-                    let frame = Bytes::from(encode_data(id as u32, data));
                     st.pending.insert(
                         id,
                         Pending {
-                            frame: frame.clone(),
-                            attempts: 1,
-                            deadline: Instant::now() + i.cfg.ack_timeout,
+                            frame: Bytes::from(encode_data(id as u32, data)),
+                            attempts: 0,
+                            sent: None,
                         },
                     );
+                    st.due.insert(id);
                     st.stats.messages_sent += 1;
-                    break (id, frame);
+                    let frames = st.transmit(&i.cfg, Instant::now());
+                    break (id, frames);
                 }
             }
             notified.await;
         };
+        if frames.is_empty() {
+            return Ok(id);
+        }
         i.timer.notify_one();
-        // Never waits: a full stream queue is like a lost datagram (the timer
-        // retransmits), so the only wait above is cancellation-safe (nothing reserved).
-        // Each copy lives at most one ack_timeout in the stream's queue: by then the
-        // next copy is due, so stale copies never pile up behind a slow path.
-        match i
-            .stream
-            .send(&frame, DATA_PRIORITY, Some(i.cfg.ack_timeout))
-        {
-            Ok(()) | Err(Error::QueueFull) => {}
-            Err(e) => {
-                let mut st = i.state.lock();
-                if st.pending.remove(&id).is_some() {
-                    st.stats.messages_sent -= 1;
-                }
-                drop(st);
-                i.room.notify_waiters();
-                return Err(match e {
-                    Error::Closed(_) => i.closed_error(),
-                    e => e,
-                });
+        // Never waits: a full stream queue is like a lost datagram (the deadline brings
+        // the next attempt), so the only wait above is cancellation-safe (nothing
+        // reserved). Each copy lives at most one ack_timeout in the stream's queue: by
+        // then the next copy is due, so stale copies never pile up behind a slow path.
+        let mut failed = None;
+        for (fid, f) in frames {
+            match i.stream.send(&f, DATA_PRIORITY, Some(i.cfg.ack_timeout)) {
+                Ok(()) | Err(Error::QueueFull) => {}
+                Err(e) if fid == id => failed = Some(e),
+                Err(_) => {}
             }
+        }
+        if let Some(e) = failed {
+            let mut st = i.state.lock();
+            if st.forget(id).is_some() {
+                st.stats.messages_sent -= 1;
+            }
+            drop(st);
+            i.room.notify_waiters();
+            return Err(match e {
+                Error::Closed(_) => i.closed_error(),
+                e => e,
+            });
         }
         Ok(id)
     }
@@ -939,5 +1171,177 @@ mod tests {
         ] {
             assert!(matches!(bad.validate(), Err(Error::InvalidArgument(_))));
         }
+    }
+
+    // The transmission budget, without a network: `State` on its own.
+
+    fn state_with(n: u64) -> State {
+        let mut st = State {
+            closed: false,
+            next_id: n,
+            pending: BTreeMap::new(),
+            due: BTreeSet::new(),
+            deadlines: BTreeSet::new(),
+            flight: BTreeMap::new(),
+            next_tx: 0,
+            budget: Budget::new(),
+            recv: VecDeque::new(),
+            dedup: DedupWindow::new(16),
+            reports: VecDeque::new(),
+            stats: ReliabilityStats::default(),
+            tasks: Vec::new(),
+        };
+        for id in 0..n {
+            st.pending.insert(
+                id,
+                Pending {
+                    frame: Bytes::from(encode_data(id as u32, b"m")),
+                    attempts: 0,
+                    sent: None,
+                },
+            );
+            st.due.insert(id);
+        }
+        st
+    }
+
+    fn ids(frames: &[(u64, Bytes)]) -> Vec<u64> {
+        frames.iter().map(|f| f.0).collect()
+    }
+
+    fn cfg(ack_ms: u64, max_retries: u32) -> ReliabilityConfig {
+        ReliabilityConfig {
+            ack_timeout: Duration::from_millis(ack_ms),
+            max_retries,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_burst_goes_out_in_flights_clocked_by_acks() {
+        let cfg = cfg(1000, 5);
+        let t0 = Instant::now();
+        let mut st = state_with(20);
+        assert_eq!(ids(&st.transmit(&cfg, t0)), [0, 1, 2, 3], "INITIAL_FLIGHT");
+        assert!(
+            st.transmit(&cfg, t0).is_empty(),
+            "nothing more before an ACK"
+        );
+        // An ACK frees a place and (slow start) adds one: two more, oldest first.
+        let r = st.acknowledge(0, cfg.window, t0).unwrap();
+        assert_eq!((r.id, r.attempts), (0, 1));
+        assert_eq!(ids(&st.transmit(&cfg, t0)), [4, 5]);
+        assert_eq!(st.flight.len(), 5);
+        // The budget never passes the window.
+        let mut st = state_with(40);
+        let small = ReliabilityConfig { window: 6, ..cfg };
+        st.transmit(&small, t0);
+        for id in 0..30 {
+            st.acknowledge(id, small.window, t0);
+            st.transmit(&small, t0);
+        }
+        assert_eq!(st.budget.limit(), 6);
+    }
+
+    #[test]
+    fn retransmission_rounds_stay_within_the_budget_oldest_first() {
+        let cfg = cfg(100, 1);
+        let t0 = Instant::now();
+        let mut st = state_with(8);
+        let mut seen = ids(&st.transmit(&cfg, t0));
+        let mut gave_up = Vec::new();
+        // A silent peer: each deadline makes the messages due again (or gives them up).
+        for round in 1..=4u32 {
+            let now = t0 + Duration::from_millis(100) * round;
+            gave_up.extend(st.expire(&cfg, now));
+            let sent = st.transmit(&cfg, now);
+            assert!(sent.len() <= INITIAL_FLIGHT, "round {round}: {sent:?}");
+            seen.extend(ids(&sent));
+        }
+        assert_eq!(seen, [0, 1, 2, 3, 0, 1, 2, 3, 4, 5, 6, 7, 4, 5, 6, 7]);
+        assert_eq!(
+            gave_up
+                .iter()
+                .map(|r| (r.id, r.attempts))
+                .collect::<Vec<_>>(),
+            (0..8).map(|id| (id, 2)).collect::<Vec<_>>()
+        );
+        assert!(gave_up.iter().all(|r| r.outcome == DeliveryOutcome::GaveUp));
+        assert_eq!(st.stats.retransmissions, 8);
+        assert_eq!(st.stats.messages_given_up, 8);
+        assert!(st.pending.is_empty() && st.deadlines.is_empty() && st.flight.is_empty());
+    }
+
+    #[test]
+    fn later_acks_free_the_place_of_a_lost_transmission_not_its_deadline() {
+        let cfg = cfg(1000, 5);
+        let t0 = Instant::now();
+        let mut st = state_with(10);
+        st.transmit(&cfg, t0); // 0 1 2 3
+                               // 1, 2, 3 acknowledged, 0 not: three later transmissions were, so 0 is lost.
+        for id in 1..=3 {
+            st.acknowledge(id, cfg.window, t0);
+        }
+        assert!(!st.flight.values().any(|&id| id == 0), "0 left the flight");
+        assert!(
+            st.deadlines.iter().any(|&(_, id)| id == 0),
+            "0 keeps its deadline"
+        );
+        assert!(!st.due.contains(&0), "0 is not retransmitted before it");
+        // The loss halved the budget (slow start had taken it to 7): 4 places.
+        assert_eq!(st.budget.limit(), INITIAL_FLIGHT);
+        let t1 = t0 + Duration::from_millis(1);
+        assert_eq!(ids(&st.transmit(&cfg, t1)), [4, 5, 6, 7]);
+        // At the deadline, 0 goes again: first, as soon as there is a place.
+        let later = t0 + Duration::from_millis(1000);
+        assert!(st.expire(&cfg, later).is_empty());
+        assert!(st.due.contains(&0));
+        st.acknowledge(4, cfg.window, later);
+        assert_eq!(ids(&st.transmit(&cfg, later)), [0]);
+        assert_eq!(st.pending[&0].attempts, 2);
+        // A late ACK of the first copy still delivers it once.
+        let r = st.acknowledge(0, cfg.window, later).unwrap();
+        assert_eq!(
+            (r.id, r.outcome, r.attempts),
+            (0, DeliveryOutcome::Delivered, 2)
+        );
+        assert!(st.acknowledge(0, cfg.window, later).is_none());
+    }
+
+    #[test]
+    fn budget_halves_once_per_flight_and_drops_to_its_floor_when_a_retransmission_is_lost() {
+        let t0 = Instant::now();
+        let mut b = Budget::new();
+        for _ in 0..12 {
+            b.grow(256); // slow start: 4 -> 16
+        }
+        assert_eq!(b.limit(), 16);
+        let sent = t0;
+        let now = t0 + Duration::from_millis(10);
+        b.lost(sent, false, now);
+        assert_eq!(b.limit(), 8);
+        b.lost(sent, false, now); // the same flight: no second halving
+        assert_eq!(b.limit(), 8);
+        // Congestion avoidance: about one more per flight.
+        for _ in 0..8 {
+            b.grow(256);
+        }
+        assert_eq!(b.limit(), 8);
+        b.grow(256);
+        assert_eq!(b.limit(), 9);
+        // A retransmission made after that reduction, lost again: the floor.
+        b.lost(now, true, now + Duration::from_millis(10));
+        assert_eq!(b.limit(), INITIAL_FLIGHT);
+        // Never below the floor, never above the window.
+        b.lost(
+            now + Duration::from_millis(10),
+            false,
+            now + Duration::from_millis(20),
+        );
+        assert_eq!(b.limit(), INITIAL_FLIGHT);
+        for _ in 0..1000 {
+            b.grow(10);
+        }
+        assert_eq!(b.limit(), 10);
     }
 }

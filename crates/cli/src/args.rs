@@ -15,8 +15,8 @@ const BENCH_MAX_SECS: f64 = 86_400.0;
 #[command(
     name = "wtd",
     version,
-    override_usage = "wtd serve [--bind ADDR] [--cert PEM --key PEM] [--max N] [LIMITS] \
-                      [--nats URL --relay CHANNEL [--nats-creds FILE]]\n       \
+    override_usage = "wtd serve [--bind ADDR] [--cert PEM --key PEM] [--max N] [--web ADDR] \
+                      [LIMITS] [--nats URL --relay CHANNEL [--nats-creds FILE]]\n       \
                       wtd connect URL [--hash HEX | --insecure | --ca PEM] [--origin ORIGIN] \
                       [--count N [--size BYTES]]\n       \
                       wtd bench URL [--hash HEX | --insecure | --ca PEM] [--duration SECS] \
@@ -52,9 +52,9 @@ pub enum Command {
     /// Echo server that logs its sessions (or, with --nats and --relay, a relay node)
     ///
     /// Accepts every session and echoes its datagrams. Prints 'listening https://ADDR/'
-    /// and 'cert-sha256 HEX' at start, then one 'session ...' and one 'closed ...' line
-    /// per session, and a 'handshake-failed ADDR REASON' line for every connection whose
-    /// QUIC/TLS handshake failed (all on stdout).
+    /// and 'cert-sha256 HEX' at start (and 'web http://ADDR/' with --web), then one
+    /// 'session ...' and one 'closed ...' line per session, and a 'handshake-failed ADDR
+    /// REASON' line for every connection whose QUIC/TLS handshake failed (all on stdout).
     ///
     /// With --nats URL --relay CHANNEL (README 'Scaling'), instead of echoing, every
     /// datagram a client sends reaches every client of CHANNEL on every node joined to
@@ -105,6 +105,12 @@ pub struct ServeArgs {
     /// Time a request stream has to deliver its headers, in ms [default: 5000]
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub request_timeout_ms: Option<u64>,
+    /// Also serve, over plain HTTP on ADDR (IP:PORT, or a PORT on 127.0.0.1), a page
+    /// that connects to this server with the JavaScript module and shows sessions,
+    /// echoes, RTT, throughput and statistics; prints 'web http://ADDR/' at start. With
+    /// --relay the page is one more client of the channel
+    #[arg(long, value_name = "ADDR", value_parser = web_addr)]
+    pub web: Option<SocketAddr>,
     /// NATS server(s), nats://HOST:PORT: relay mode, with --relay (repeat or separate
     /// by commas)
     #[arg(
@@ -206,6 +212,15 @@ pub struct BenchArgs {
     /// Datagram payload size (at most the session's maximum datagram size)
     #[arg(long, value_name = "BYTES", default_value_t = 1000, value_parser = at_least_one)]
     pub size: usize,
+}
+
+/// `--web ADDR`: `IP:PORT`, or a bare `PORT` on 127.0.0.1 (loopback by default).
+fn web_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse()
+        .map_err(|_| "expected IP:PORT or PORT, e.g. 127.0.0.1:8080 or 8080".to_string())
 }
 
 fn sha256_hex(s: &str) -> Result<[u8; 32], String> {

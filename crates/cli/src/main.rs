@@ -1,7 +1,8 @@
 //! `wtd`: a small WebTransport datagram tool built on `wtdatagram`.
 //!
 //! * `wtd serve`: an echo server that logs sessions; with `--nats URL --relay CHANNEL` a
-//!   relay node of a cluster (`relay`).
+//!   relay node of a cluster (`relay`); with `--web ADDR`, in either mode, also a page
+//!   that connects to it from a browser through the JavaScript module (`web`).
 //! * `wtd connect URL`: sends stdin lines (or a counted burst) as datagrams and prints
 //!   what comes back.
 //! * `wtd bench URL`: a datagram throughput test through the library's datagram stream.
@@ -9,6 +10,7 @@
 mod args;
 mod output;
 mod relay;
+mod web;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
@@ -154,6 +156,7 @@ async fn run(cli: args::Cli) -> Result<i32, Fail> {
                 max_sessions: a.max_sessions,
                 request_timeout: a.request_timeout_ms.map(Duration::from_millis),
                 relay,
+                web: a.web,
             })
             .await
         }
@@ -204,6 +207,8 @@ struct ServeOpts {
     request_timeout: Option<Duration>,
     /// Relay mode (`--nats`, `--relay`) instead of echo.
     relay: Option<args::RelayArgs>,
+    /// `--web ADDR`: also serve the page (`web`), in either mode.
+    web: Option<SocketAddr>,
 }
 
 async fn serve(opts: ServeOpts) -> Result<i32, Fail> {
@@ -222,6 +227,7 @@ async fn serve(opts: ServeOpts) -> Result<i32, Fail> {
         }
     };
     let defaults = ServerConfig::default();
+    let self_signed = opts.cert.is_none();
     let server = Server::bind(ServerConfig {
         bind: opts.bind,
         tls,
@@ -232,6 +238,7 @@ async fn serve(opts: ServeOpts) -> Result<i32, Fail> {
         ..defaults
     })
     .map_err(|e| runtime(format!("cannot serve on {}: {e}", opts.bind)))?;
+    let server = Arc::new(server);
     say(format!("listening https://{}/", server.local_addr()));
     say(format!(
         "cert-sha256 {}",
@@ -244,8 +251,21 @@ async fn serve(opts: ServeOpts) -> Result<i32, Fail> {
             say(format!("handshake-failed {} {}", f.remote, f.reason));
         }
     });
+    let sessions = web::Sessions::default();
+    if let Some(addr) = opts.web {
+        let page = web::Page {
+            server: server.clone(),
+            sessions: sessions.clone(),
+            self_signed,
+            relay: opts.relay.as_ref().map(|r| r.channel.clone()),
+        };
+        let at = web::serve(addr, page)
+            .await
+            .map_err(|e| runtime(format!("cannot serve the web page on {addr}: {e}")))?;
+        say(format!("web http://{at}/"));
+    }
     if let Some(r) = opts.relay {
-        return relay::relay(server, r, opts.max).await;
+        return relay::relay(server, r, opts.max, sessions).await;
     }
 
     let closed = Arc::new(AtomicU64::new(0));
@@ -262,6 +282,7 @@ async fn serve(opts: ServeOpts) -> Result<i32, Fail> {
         next_id += 1;
         let id = next_id;
         let (closed, all_done, max) = (closed.clone(), all_done.clone(), opts.max);
+        let sessions = sessions.clone();
         tokio::spawn(async move {
             let path = req.path().to_string();
             let origin = req.origin().unwrap_or("-").to_string();
@@ -272,7 +293,9 @@ async fn serve(opts: ServeOpts) -> Result<i32, Fail> {
                     say(format!(
                         "session {id} path={path} origin={origin} dialect={dialect}"
                     ));
+                    let shown = sessions.track(id, &session);
                     let reason = echo(&session).await;
+                    drop(shown);
                     say(format!("closed {id} {reason}"));
                 }
                 Err(e) => warn(format!("accepting a session from {remote}: {e}")),

@@ -2,7 +2,7 @@
 //! client of the channel on every node (the sender included), through a
 //! `wtdatagram::cluster` broadcaster joined to CHANNEL on the NATS bus.
 //!
-//! Output lines (stdout), after `listening` and `cert-sha256`:
+//! Output lines (stdout), after `listening`, `cert-sha256` (and `web`, with `--web`):
 //! * `relay channel=CH subject=SUBJ origin=HEX` once joined;
 //! * `bus ready reconnects=N` whenever this node's subscription is (again) live on the
 //!   server, `bus down` when the connection is lost;
@@ -20,6 +20,7 @@ use wtdatagram::{Error, Server, Session};
 
 use super::args::RelayArgs;
 use super::output::{runtime, say, warn, Fail};
+use super::web::Sessions;
 
 fn stats_line(cb: &ClusterBroadcaster) -> String {
     let s = cb.stats();
@@ -37,8 +38,14 @@ fn stats_line(cb: &ClusterBroadcaster) -> String {
 }
 
 /// Serve sessions on `server`, relaying their datagrams through the channel; exit after
-/// `max` sessions have closed (if given).
-pub async fn relay(server: Server, opts: RelayArgs, max: Option<u64>) -> Result<i32, Fail> {
+/// `max` sessions have closed (if given). Each open session is in `sessions` (what
+/// `--web`'s `/stats.json` shows).
+pub async fn relay(
+    server: Arc<Server>,
+    opts: RelayArgs,
+    max: Option<u64>,
+    sessions: Sessions,
+) -> Result<i32, Fail> {
     let urls = opts.urls.join(",");
     let cluster = Cluster::connect(ClusterConfig {
         urls: opts.urls,
@@ -108,6 +115,7 @@ pub async fn relay(server: Server, opts: RelayArgs, max: Option<u64>) -> Result<
         next_id += 1;
         let id = next_id;
         let (closed, all_done, cb) = (closed.clone(), all_done.clone(), cb.clone());
+        let sessions = sessions.clone();
         tokio::spawn(async move {
             let path = req.path().to_string();
             let origin = req.origin().unwrap_or("-").to_string();
@@ -121,7 +129,9 @@ pub async fn relay(server: Server, opts: RelayArgs, max: Option<u64>) -> Result<
                     say(format!(
                         "session {id} path={path} origin={origin} dialect={dialect}"
                     ));
+                    let shown = sessions.track(id, &session);
                     let reason = forward(&session, &cb).await;
+                    drop(shown);
                     say(format!("closed {id} {reason}"));
                     say(stats_line(&cb));
                 }

@@ -303,6 +303,9 @@ fn bad_usage_exits_2_with_one_error_line() {
         &["serve", "--relay", "lobby"],
         &["serve", "--nats-creds", "node.creds"],
         &["serve", "--nats", ",", "--relay", "lobby"],
+        &["serve", "--web", "not-an-address"],
+        &["serve", "--web", "70000"],
+        &["serve", "--web"],
         &["bench"],
         &[
             "bench",

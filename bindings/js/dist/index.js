@@ -1,0 +1,23 @@
+/**
+ * wtdatagram for the browser: the layers of libwtdatagram over `WebTransport`
+ * datagrams, speaking exactly its wire formats (and pywebtransport's).
+ *
+ * ```js
+ * import { connect, ReliabilityLayer } from "wtdatagram";
+ * const wt = await connect("https://127.0.0.1:4433/echo", { certificateHash: HEX });
+ * const rel = new ReliabilityLayer(wt);
+ * const id = await rel.send("hello");
+ * console.log(await rel.nextReport(5000)); // { id, outcome: "delivered", attempts: 1 }
+ * ```
+ */
+export { WtdError } from "./errors.js";
+export { Float, float, MAX_DEPTH } from "./value.js";
+export * as json from "./json.js";
+export * as msgpack from "./msgpack.js";
+export { createHeartbeat, decodeJson, decodeStructured, encodeJson, encodeStructured, heartbeatTime, HEARTBEAT_PREFIX, isHeartbeat, MAX_TYPE_LEN, } from "./message.js";
+export { PRIORITIES } from "./queue.js";
+export { DatagramStream, } from "./stream.js";
+export { ACK_TYPE, DATA_OVERHEAD, DATA_TYPE, decodeFrame, DedupWindow, encodeAck, encodeData, INITIAL_FLIGHT, ReliabilityLayer, unwrapSequence, } from "./reliability.js";
+export { HEADER_SIZE, JsonSerializer, MsgPackSerializer, StructuredDatagramTransport, } from "./structured.js";
+export { throughputTest } from "./throughput.js";
+export { connect, hashFromHex } from "./connect.js";
