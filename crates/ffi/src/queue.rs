@@ -109,6 +109,52 @@ impl EventQueue {
         }
     }
 
+    /// Wait up to `timeout` (None: forever) for the first event like [`pop`](Self::pop),
+    /// then move up to `max` events (at least 1) into `out` under the same lock, without
+    /// waiting again. False on timeout or close (nothing moved).
+    ///
+    /// An `Invoke` (a component callback, run when the batch is converted) is taken only
+    /// while no other event is in the batch: one queued after an event the application
+    /// has not seen yet stays queued for the next batch, so callbacks still run after the
+    /// events queued before them were handed out, as with one event at a time.
+    pub(crate) fn pop_batch(
+        &self,
+        max: usize,
+        timeout: Option<Duration>,
+        out: &mut Vec<Event>,
+    ) -> bool {
+        let Some(first) = self.pop(timeout) else {
+            return false;
+        };
+        let mut seen_event = !matches!(first, Event::Invoke(_));
+        out.push(first);
+        if max <= 1 {
+            return true;
+        }
+        let mut q = self.q.lock();
+        let mut taken = 1;
+        while taken < max {
+            let invoke = match q.front() {
+                None => break,
+                Some(ev) => matches!(ev, Event::Invoke(_)),
+            };
+            if invoke && seen_event {
+                break;
+            }
+            let Some(ev) = q.pop_front() else { break };
+            seen_event |= !invoke;
+            out.push(ev);
+            taken += 1;
+        }
+        if q.is_empty() {
+            if q.capacity() > KEEP_CAPACITY {
+                *q = VecDeque::new();
+            }
+            self.signal.lower();
+        }
+        true
+    }
+
     pub(crate) fn close(&self) -> VecDeque<Event> {
         self.closed.store(true, Ordering::Release);
         let mut q = self.q.lock();
