@@ -4,12 +4,23 @@ package wtd
 #include <stdlib.h>
 #include "wtdatagram.h"
 int wtd_go_poll(int fd, int ms);
+
+// Release the first `release` events of `evs` (the previous batch: those handed to a
+// session's queue were zeroed there, which makes their release a no-op), then take
+// up to `max` events without waiting: one call into C per batch.
+static enum wtd_result wtd_go_next_events(const wtd_runtime *rt, wtd_event *evs, size_t release,
+                                          size_t max, size_t *n) {
+	for (size_t i = 0; i < release; i++)
+		wtd_event_release(&evs[i]);
+	return wtd_runtime_next_events(rt, evs, max, n, 0);
+}
 */
 import "C"
 
 import (
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -41,6 +52,7 @@ type Runtime struct {
 	norphans int
 
 	stop      chan struct{}
+	waiter    atomic.Pointer[eventWaiter] // the event goroutine's, once it has one
 	loopDone  chan struct{}
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -105,13 +117,35 @@ func (rt *Runtime) isClosed() bool {
 	}
 }
 
-// loop pulls events: wtd_runtime_next_event without waiting under rt.mu, and waits
-// on the event fd (poll, bounded by rt.poll ms) outside of it.
+// eventBatch is the most events the event goroutine takes per call into C.
+const eventBatch = 256
+
+// loop pulls events in batches: wtd_runtime_next_events without waiting, under
+// rt.mu, releasing the previous batch in the same call into C; when none is queued it
+// waits outside of rt.mu for the event fd, in Go's network poller (eventWaiter), or
+// where that is not available in a poll(2) call bounded by rt.poll ms.
+//
+// Parking in the poller rather than in a blocking C call matters for latency: the
+// thread that sees the fd readable runs this goroutine at once, and when the loop
+// parks again after a batch, the Receive it woke runs on the same P right away, with
+// no thread to wake in between.
 func (rt *Runtime) loop() {
 	defer close(rt.loopDone)
-	ev := (*C.wtd_event)(C.calloc(1, C.sizeof_wtd_event))
-	defer C.free(unsafe.Pointer(ev))
+	// C memory: the batch is written by C and read here without cgo pointer checks.
+	evs := (*[eventBatch]C.wtd_event)(C.calloc(eventBatch, C.sizeof_wtd_event))
+	var n C.size_t
+	defer func() {
+		for i := 0; i < int(n); i++ {
+			C.wtd_event_release(&evs[i])
+		}
+		C.free(unsafe.Pointer(evs))
+	}()
 	fd := C.wtd_runtime_event_fd(rt.h)
+	w := newEventWaiter(int(fd))
+	if w != nil {
+		rt.waiter.Store(w)
+		defer w.close()
+	}
 	for {
 		select {
 		case <-rt.stop:
@@ -119,10 +153,11 @@ func (rt *Runtime) loop() {
 		default:
 		}
 		rt.mu.Lock()
-		r := C.wtd_runtime_next_event(rt.h, ev, 0)
+		release := n
+		n = 0
+		r := C.wtd_go_next_events(rt.h, &evs[0], release, eventBatch, &n)
 		if r == C.WTD_OK {
-			rt.dispatch(ev)
-			C.wtd_event_release(ev)
+			rt.dispatch(evs[:n])
 			rt.mu.Unlock()
 			continue
 		}
@@ -130,44 +165,70 @@ func (rt *Runtime) loop() {
 		if r != C.WTD_ERR_TIMEOUT {
 			return // closed (or callback mode, which this binding never uses)
 		}
+		if w != nil {
+			if w.wait() != nil {
+				select {
+				case <-rt.stop:
+					return
+				default:
+					time.Sleep(time.Millisecond) // unexpected: do not spin
+				}
+			}
+			continue
+		}
 		if fd < 0 || C.wtd_go_poll(C.int(fd), rt.poll) < 0 {
 			time.Sleep(time.Duration(rt.poll) * time.Millisecond)
 		}
 	}
 }
 
-// dispatch routes one event; called with rt.mu held. Never blocks.
-func (rt *Runtime) dispatch(ev *C.wtd_event) {
-	switch ev.kind {
-	case C.WTD_EVENT_SESSION_REQUEST:
-		srv := rt.servers[ev.server]
-		if srv == nil {
-			C.wtd_session_request_free(ev.request)
-			return
-		}
-		req := &SessionRequest{h: ev.request, rt: rt, direct: srv.direct}
-		select {
-		case srv.requests <- req:
-		default:
-			C.wtd_session_request_free(ev.request) // backlog full: 503
-		}
-	case C.WTD_EVENT_DATAGRAM:
-		data := C.GoBytes(unsafe.Pointer(ev.data), C.int(ev.len))
-		if s := rt.sessions[ev.session]; s != nil {
-			s.deliver(data)
-		} else {
-			rt.addOrphan(ev.session, orphan{kind: ev.kind, data: data})
-		}
-	case C.WTD_EVENT_SESSION_CLOSED:
-		info := CloseInfo{
-			Kind:   CloseKind(ev.close_kind),
-			Code:   uint64(ev.close_code),
-			Reason: string(C.GoBytes(unsafe.Pointer(ev.data), C.int(ev.len))),
-		}
-		if s := rt.sessions[ev.session]; s != nil {
-			s.markClosed(info)
-		} else {
-			rt.addOrphan(ev.session, orphan{kind: ev.kind, close: info, closed: true})
+// dispatch routes a batch of events, in order; called with rt.mu held. Never blocks.
+// A session's consecutive datagrams go to its queue together (one lock, one
+// wake-up); events handed over are zeroed in evs, the rest are released with the
+// next batch.
+func (rt *Runtime) dispatch(evs []C.wtd_event) {
+	for i := 0; i < len(evs); i++ {
+		ev := &evs[i]
+		switch ev.kind {
+		case C.WTD_EVENT_SESSION_REQUEST:
+			srv := rt.servers[ev.server]
+			if srv == nil {
+				C.wtd_session_request_free(ev.request)
+				continue
+			}
+			req := &SessionRequest{h: ev.request, rt: rt, direct: srv.direct}
+			select {
+			case srv.requests <- req:
+			default:
+				C.wtd_session_request_free(ev.request) // backlog full: 503
+			}
+		case C.WTD_EVENT_DATAGRAM:
+			j := i + 1
+			for j < len(evs) && evs[j].kind == C.WTD_EVENT_DATAGRAM && evs[j].session == ev.session {
+				j++
+			}
+			if s := rt.sessions[ev.session]; s != nil {
+				if s.recv != nil {
+					s.recv.push(evs[i:j])
+				}
+			} else {
+				for k := i; k < j; k++ {
+					data := C.GoBytes(unsafe.Pointer(evs[k].data), C.int(evs[k].len))
+					rt.addOrphan(evs[k].session, orphan{kind: evs[k].kind, data: data})
+				}
+			}
+			i = j - 1
+		case C.WTD_EVENT_SESSION_CLOSED:
+			info := CloseInfo{
+				Kind:   CloseKind(ev.close_kind),
+				Code:   uint64(ev.close_code),
+				Reason: string(C.GoBytes(unsafe.Pointer(ev.data), C.int(ev.len))),
+			}
+			if s := rt.sessions[ev.session]; s != nil {
+				s.markClosed(info)
+			} else {
+				rt.addOrphan(ev.session, orphan{kind: ev.kind, close: info, closed: true})
+			}
 		}
 	}
 }
@@ -192,8 +253,8 @@ func (rt *Runtime) registerSession(s *Session) bool {
 	for _, o := range rt.orphans[s.h] {
 		if o.closed {
 			s.markClosed(o.close)
-		} else {
-			s.deliver(o.data)
+		} else if s.recv != nil {
+			s.recv.pushCopy(o.data)
 		}
 	}
 	rt.norphans -= len(rt.orphans[s.h])
@@ -249,6 +310,9 @@ func (rt *Runtime) Close() error {
 			c.release() // graceful: the sessions' close capsules still go out
 		}
 		close(rt.stop)
+		if w := rt.waiter.Load(); w != nil {
+			w.interrupt()
+		}
 		<-rt.loopDone
 		rt.ops.Wait()
 		err = call(func() C.enum_wtd_result { return C.wtd_runtime_free(rt.h) })

@@ -10,7 +10,6 @@ import (
 	"context"
 	"io"
 	"sync"
-	"sync/atomic"
 )
 
 // CloseKind tells how a session ended.
@@ -72,12 +71,16 @@ type SessionStats struct {
 	RecvDropped                      uint64 // dropped by the library's full queue
 	SendWouldBlock, SendTooLarge     uint64
 	ConnectionUnknownSession         uint64
-	// GoRecvDropped counts datagrams dropped because the binding's receive channel
-	// (ReceiveQueue entries) was full.
+	// GoRecvDropped is always 0 now: received datagrams wait in the library's
+	// bounded queue (TransportConfig.RecvQueue, RecvQueueBytes) until Receive takes
+	// them, and what does not fit there is counted in RecvDropped.
 	GoRecvDropped uint64
 }
 
-// ReceiveQueue is the capacity of each Session's receive channel.
+// ReceiveQueue was the capacity of a Go channel each Session used to buffer
+// datagrams in, on top of the library's queue. Received datagrams now wait only in
+// the library's bounded queue (TransportConfig.RecvQueue, default 65536, and
+// RecvQueueBytes) until Receive takes them; the constant is kept for compatibility.
 const ReceiveQueue = 1024
 
 // Session is a WebTransport session. Receive datagrams with Receive (or attach a
@@ -86,8 +89,8 @@ const ReceiveQueue = 1024
 type Session struct {
 	rt     *Runtime
 	h      *C.wtd_session
-	recv   chan []byte // datagrams from the event goroutine (nil when direct)
-	direct bool        // datagram events off: receive from the library's queue
+	recv   *recvQueue // datagram events taken by the event goroutine (nil when direct)
+	direct bool       // datagram events off: receive from the library's queue
 
 	mu    sync.RWMutex // read: calls using h; write: Close
 	freed bool
@@ -98,14 +101,13 @@ type Session struct {
 	done      chan struct{}
 	doneOnce  sync.Once
 	info      CloseInfo // valid once done is closed
-	dropped   atomic.Uint64
 	closeOnce sync.Once
 }
 
 func newSession(rt *Runtime, h *C.wtd_session, direct bool) (*Session, error) {
 	s := &Session{rt: rt, h: h, direct: direct, done: make(chan struct{})}
 	if !direct {
-		s.recv = make(chan []byte, ReceiveQueue)
+		s.recv = newRecvQueue()
 	}
 	if !rt.registerSession(s) {
 		rt.freeSession(h)
@@ -114,14 +116,7 @@ func newSession(rt *Runtime, h *C.wtd_session, direct bool) (*Session, error) {
 	return s, nil
 }
 
-// deliver and markClosed run with rt.mu held, from the event goroutine.
-func (s *Session) deliver(b []byte) {
-	select {
-	case s.recv <- b:
-	default:
-		s.dropped.Add(1)
-	}
-}
+// markClosed runs with rt.mu held, from the event goroutine (or from Close).
 
 func (s *Session) markClosed(info CloseInfo) {
 	s.doneOnce.Do(func() {
@@ -192,23 +187,22 @@ func (s *Session) Receive(ctx context.Context) ([]byte, error) {
 			})
 		})
 	}
-	select {
-	case b := <-s.recv:
-		return b, nil
-	default:
-	}
-	select {
-	case b := <-s.recv:
-		return b, nil
-	case <-s.done:
-		select {
-		case b := <-s.recv:
+	// What is queued already is taken without waiting; only an empty queue waits.
+	for {
+		if b, ok := s.recv.pop(); ok {
 			return b, nil
-		default:
 		}
-		return nil, &Error{Code: CodeClosed, Msg: "session closed (" + s.info.Kind.String() + ")"}
-	case <-ctx.Done():
-		return nil, ctxErr(ctx)
+		select {
+		case <-s.recv.notify:
+		case <-s.done:
+			// Every datagram delivered before the close is queued by now.
+			if b, ok := s.recv.pop(); ok {
+				return b, nil
+			}
+			return nil, &Error{Code: CodeClosed, Msg: "session closed (" + s.info.Kind.String() + ")"}
+		case <-ctx.Done():
+			return nil, ctxErr(ctx)
+		}
 	}
 }
 
@@ -232,7 +226,6 @@ func (s *Session) Stats() (SessionStats, error) {
 		DatagramsReceived: uint64(st.datagrams_received), BytesReceived: uint64(st.bytes_received),
 		RecvDropped: uint64(st.recv_dropped), SendWouldBlock: uint64(st.send_would_block),
 		SendTooLarge: uint64(st.send_too_large), ConnectionUnknownSession: uint64(st.connection_unknown_session),
-		GoRecvDropped: s.dropped.Load(),
 	}, err
 }
 
@@ -286,6 +279,9 @@ func (s *Session) Close() error {
 		s.freed = true
 		s.mu.Unlock()
 		s.rt.freeSession(s.h)
+		if s.recv != nil {
+			s.recv.close() // after freeSession: no delivery can come any more
+		}
 		s.markClosed(CloseInfo{Kind: CloseLocal})
 	})
 	return nil
