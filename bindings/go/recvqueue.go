@@ -16,6 +16,7 @@ import "C"
 
 import (
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -57,6 +58,8 @@ type recvQueue struct {
 	early [][]byte
 	// notify holds a token while datagrams may be waiting: Receive waits on it.
 	notify chan struct{}
+	// waiting counts the Receive calls waiting on notify.
+	waiting atomic.Int32
 }
 
 func newRecvQueue() *recvQueue {
@@ -92,12 +95,13 @@ func (q *recvQueue) grow() {
 }
 
 // push takes over the DATAGRAM events evs (each is zeroed in evs, so releasing it
-// there is a no-op) and wakes a Receive. Called by the event goroutine.
-func (q *recvQueue) push(evs []C.wtd_event) {
+// there is a no-op) and wakes a Receive; it tells whether one was waiting. Called
+// by the event goroutine.
+func (q *recvQueue) push(evs []C.wtd_event) bool {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
-		return // left in evs: released with the batch
+		return false // left in evs: released with the batch
 	}
 	for i := range evs {
 		q.grow()
@@ -107,6 +111,7 @@ func (q *recvQueue) push(evs []C.wtd_event) {
 	}
 	q.mu.Unlock()
 	q.wake()
+	return q.waiting.Load() > 0
 }
 
 // pushCopy queues a datagram that is already a copy (registration of a session
@@ -150,11 +155,9 @@ func (q *recvQueue) pop() (b []byte, ok bool) {
 	}
 	ev := q.at(q.taken)
 	q.taken++
-	n := int(ev.len)
-	b = make([]byte, n)
-	if n > 0 {
-		copy(b, unsafe.Slice((*byte)(unsafe.Pointer(ev.data)), n))
-	}
+	src := unsafe.Slice((*byte)(unsafe.Pointer(ev.data)), int(ev.len))
+	b = make([]byte, len(src)) // with the copy: one allocation, not zeroed first
+	copy(b, src)
 	more := q.taken != q.queued
 	if !more || q.taken-q.released >= releaseBatch {
 		q.releaseTaken()

@@ -5,20 +5,28 @@ package wtd
 #include "wtdatagram.h"
 int wtd_go_poll(int fd, int ms);
 
+#include <sched.h>
+
 // Release the first `release` events of `evs` (the previous batch: those handed to a
 // session's queue were zeroed there, which makes their release a no-op), then take
-// up to `max` events without waiting: one call into C per batch.
+// up to `max` events without waiting: one call into C per batch. When there are none
+// and `yield` is set, give the CPU to another thread before returning (a look of the
+// event goroutine's spin, see Runtime.loop).
 static enum wtd_result wtd_go_next_events(const wtd_runtime *rt, wtd_event *evs, size_t release,
-                                          size_t max, size_t *n) {
+                                          size_t max, size_t *n, int yield) {
 	for (size_t i = 0; i < release; i++)
 		wtd_event_release(&evs[i]);
-	return wtd_runtime_next_events(rt, evs, max, n, 0);
+	enum wtd_result r = wtd_runtime_next_events(rt, evs, max, n, 0);
+	if (r == WTD_ERR_TIMEOUT && yield)
+		sched_yield();
+	return r;
 }
 */
 import "C"
 
 import (
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -120,15 +128,21 @@ func (rt *Runtime) isClosed() bool {
 // eventBatch is the most events the event goroutine takes per call into C.
 const eventBatch = 256
 
+// spinFor is how long after a batch the event goroutine keeps looking for the next
+// one before it parks: the policy of wtd_session_recv (250 us). A thread that sleeps
+// is woken tens of microseconds after the event came, which would add to every round
+// trip; an idle runtime stops looking after this long and costs no CPU.
+const spinFor = 250 * time.Microsecond
+
 // loop pulls events in batches: wtd_runtime_next_events without waiting, under
-// rt.mu, releasing the previous batch in the same call into C; when none is queued it
-// waits outside of rt.mu for the event fd, in Go's network poller (eventWaiter), or
-// where that is not available in a poll(2) call bounded by rt.poll ms.
-//
-// Parking in the poller rather than in a blocking C call matters for latency: the
-// thread that sees the fd readable runs this goroutine at once, and when the loop
-// parks again after a batch, the Receive it woke runs on the same P right away, with
-// no thread to wake in between.
+// rt.mu, releasing the previous batch in the same call into C. After a batch that
+// woke a waiting Receive it yields its P (runtime.Gosched) so that Receive runs at
+// once on this thread.
+// When none is queued it keeps looking for spinFor after the last batch, yielding the
+// thread and the P between looks, then waits outside of rt.mu for the event fd: in
+// Go's network poller (eventWaiter), so the thread that sees the fd readable runs
+// this goroutine directly, or where that is not available in a poll(2) call bounded
+// by rt.poll ms.
 func (rt *Runtime) loop() {
 	defer close(rt.loopDone)
 	// C memory: the batch is written by C and read here without cgo pointer checks.
@@ -146,24 +160,40 @@ func (rt *Runtime) loop() {
 		rt.waiter.Store(w)
 		defer w.close()
 	}
+	var last time.Time // when the last batch came
 	for {
 		select {
 		case <-rt.stop:
 			return
 		default:
 		}
+		spin := C.int(0)
+		if time.Since(last) < spinFor {
+			spin = 1
+		}
 		rt.mu.Lock()
 		release := n
 		n = 0
-		r := C.wtd_go_next_events(rt.h, &evs[0], release, eventBatch, &n)
+		r := C.wtd_go_next_events(rt.h, &evs[0], release, eventBatch, &n, spin)
 		if r == C.WTD_OK {
-			rt.dispatch(evs[:n])
+			woke := rt.dispatch(evs[:n])
 			rt.mu.Unlock()
+			last = time.Now()
+			if woke {
+				// A Receive waited for these datagrams and is now ready on this P:
+				// let it run on this thread at once instead of waiting for another
+				// thread to be woken to take it.
+				runtime.Gosched()
+			}
 			continue
 		}
 		rt.mu.Unlock()
 		if r != C.WTD_ERR_TIMEOUT {
 			return // closed (or callback mode, which this binding never uses)
+		}
+		if spin != 0 {
+			runtime.Gosched() // the C call yielded the thread; now the P
+			continue
 		}
 		if w != nil {
 			if w.wait() != nil {
@@ -185,8 +215,8 @@ func (rt *Runtime) loop() {
 // dispatch routes a batch of events, in order; called with rt.mu held. Never blocks.
 // A session's consecutive datagrams go to its queue together (one lock, one
 // wake-up); events handed over are zeroed in evs, the rest are released with the
-// next batch.
-func (rt *Runtime) dispatch(evs []C.wtd_event) {
+// next batch. It tells whether it woke a waiting Receive.
+func (rt *Runtime) dispatch(evs []C.wtd_event) (woke bool) {
 	for i := 0; i < len(evs); i++ {
 		ev := &evs[i]
 		switch ev.kind {
@@ -208,8 +238,8 @@ func (rt *Runtime) dispatch(evs []C.wtd_event) {
 				j++
 			}
 			if s := rt.sessions[ev.session]; s != nil {
-				if s.recv != nil {
-					s.recv.push(evs[i:j])
+				if s.recv != nil && s.recv.push(evs[i:j]) {
+					woke = true
 				}
 			} else {
 				for k := i; k < j; k++ {
@@ -231,6 +261,7 @@ func (rt *Runtime) dispatch(evs []C.wtd_event) {
 			}
 		}
 	}
+	return woke
 }
 
 func (rt *Runtime) addOrphan(p *C.wtd_session, o orphan) {

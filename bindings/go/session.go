@@ -192,15 +192,19 @@ func (s *Session) Receive(ctx context.Context) ([]byte, error) {
 		if b, ok := s.recv.pop(); ok {
 			return b, nil
 		}
+		s.recv.waiting.Add(1)
 		select {
 		case <-s.recv.notify:
+			s.recv.waiting.Add(-1)
 		case <-s.done:
+			s.recv.waiting.Add(-1)
 			// Every datagram delivered before the close is queued by now.
 			if b, ok := s.recv.pop(); ok {
 				return b, nil
 			}
 			return nil, &Error{Code: CodeClosed, Msg: "session closed (" + s.info.Kind.String() + ")"}
 		case <-ctx.Done():
+			s.recv.waiting.Add(-1)
 			return nil, ctxErr(ctx)
 		}
 	}
