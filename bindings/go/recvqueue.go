@@ -190,6 +190,13 @@ func (q *recvQueue) pending() int {
 	return len(q.early) + int(q.queued-q.taken)
 }
 
+// ringSize is the ring's capacity in events (0 when none is allocated).
+func (q *recvQueue) ringSize() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return int(q.size)
+}
+
 // close releases every event still held and frees the ring; later deliveries are
 // refused (their events stay with the caller, which releases them).
 func (q *recvQueue) close() {
