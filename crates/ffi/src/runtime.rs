@@ -161,16 +161,27 @@ unsafe impl Castable for wtd_runtime {
     type Own = Boxed;
 }
 
+/// Events the dispatcher takes from the queue per lock (callback mode).
+const DISPATCH_BATCH: usize = 256;
+
 fn dispatch(inner: Arc<RuntimeInner>, cb: Callback) {
     ON_DISPATCHER.with(|c| c.set(true));
-    while let Some(ev) = inner.events.pop(None) {
-        if let Some(c_event) = ev.into_c() {
-            // A panic cannot come from C; guard against our own code only.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                // SAFETY: the application's callback, called on the dispatcher thread as
-                // the header documents, with an event that stays alive for the call.
-                unsafe { (cb.func)(&c_event.event, cb.userdata) }
-            }));
+    // Taken in batches (one lock and one wake-up check per batch, not per event), then
+    // called back one by one in queue order: the order callbacks see is the queue's.
+    let mut batch = Vec::with_capacity(DISPATCH_BATCH);
+    while inner.events.pop_batch(DISPATCH_BATCH, None, &mut batch) {
+        for ev in batch.drain(..) {
+            if inner.is_closed() {
+                break; // wtd_runtime_free: the rest of the batch is dropped, undelivered
+            }
+            if let Some(c_event) = ev.into_c() {
+                // A panic cannot come from C; guard against our own code only.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    // SAFETY: the application's callback, called on the dispatcher thread
+                    // as the header documents, with an event that stays alive for the call.
+                    unsafe { (cb.func)(&c_event.event, cb.userdata) }
+                }));
+            }
         }
     }
 }
