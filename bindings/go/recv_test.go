@@ -361,3 +361,45 @@ func TestReceiveAndClose(t *testing.T) {
 		t.Fatalf("after the close: %v", err)
 	}
 }
+
+// ReceiveInto reuses the caller's buffer, with and without datagram events; a datagram
+// that does not fit stays queued and the size it needs is returned.
+func TestSessionReceiveInto(t *testing.T) {
+	for _, direct := range []bool{false, true} {
+		t.Run(fmt.Sprintf("direct=%v", direct), func(t *testing.T) {
+			p := newRecvPair(t, &TransportConfig{DirectReceive: direct}, "/into")
+			c, s := p.clients[0], p.servers[0]
+			ctx := recvCtx(t)
+			big := make([]byte, 1000)
+			for i := range big {
+				big[i] = byte(i)
+			}
+			for _, m := range [][]byte{[]byte("hello"), big, {}, []byte("x")} {
+				if err := s.SendWait(ctx, m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			buf := make([]byte, 8)
+			if n, err := c.ReceiveInto(ctx, buf); err != nil || string(buf[:n]) != "hello" {
+				t.Fatalf("first: %q %v", buf[:n], err)
+			}
+			if n, err := c.ReceiveInto(ctx, buf); !errors.Is(err, ErrBufferTooSmall) || n != 1000 {
+				t.Fatalf("too small: %d %v", n, err)
+			}
+			if b, err := c.Receive(ctx); err != nil || string(b) != string(big) {
+				t.Fatalf("the large one, still queued: %d bytes, %v", len(b), err)
+			}
+			if n, err := c.ReceiveInto(ctx, buf); err != nil || n != 0 {
+				t.Fatalf("empty datagram: %d %v", n, err)
+			}
+			if n, err := c.ReceiveInto(ctx, buf); err != nil || string(buf[:n]) != "x" {
+				t.Fatalf("last: %q %v", buf[:n], err)
+			}
+			done, cancel := context.WithCancel(context.Background())
+			cancel()
+			if _, err := c.ReceiveInto(done, buf); !errors.Is(err, context.Canceled) {
+				t.Fatalf("nothing queued: %v", err)
+			}
+		})
+	}
+}

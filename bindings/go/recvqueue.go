@@ -133,40 +133,69 @@ func (q *recvQueue) wake() {
 	}
 }
 
-// pop copies out the next datagram: ok false when none is queued. The events taken
-// are released in batches, and always when the queue runs empty, so an idle
-// consumer holds none of the library's queue budget.
+// pop copies out the next datagram into a new slice: ok false when none is queued.
 func (q *recvQueue) pop() (b []byte, ok bool) {
+	b, _, ok = q.take(nil, false)
+	return b, ok
+}
+
+// popInto copies the next datagram into buf and returns its size: ok false when none
+// is queued; n > len(buf) when it does not fit (then it stays queued).
+func (q *recvQueue) popInto(buf []byte) (n int, ok bool) {
+	_, n, ok = q.take(buf, true)
+	return n, ok
+}
+
+// take copies out the next datagram: into dst (b = dst[:n]) when into is set, where
+// one larger than dst is left queued (b nil, n its size), else into a new slice. ok
+// false when none is queued. The events taken are released in batches, and always
+// when the queue runs empty, so an idle consumer holds none of the library's queue
+// budget.
+func (q *recvQueue) take(dst []byte, into bool) (b []byte, n int, ok bool) {
 	q.mu.Lock()
-	if len(q.early) > 0 {
-		b = q.early[0]
+	var src []byte
+	early := len(q.early) > 0
+	switch {
+	case early:
+		src = q.early[0]
+	case q.taken != q.queued:
+		ev := q.at(q.taken)
+		src = unsafe.Slice((*byte)(unsafe.Pointer(ev.data)), int(ev.len))
+	default:
+		q.mu.Unlock()
+		return nil, 0, false
+	}
+	n = len(src)
+	switch {
+	case into && n > len(dst):
+		q.mu.Unlock()
+		return nil, n, true
+	case into:
+		b = dst[:copy(dst, src)]
+	case early:
+		b = src // already a copy of its own
+	default:
+		b = make([]byte, len(src)) // with the copy: one allocation, not zeroed first
+		copy(b, src)
+	}
+	if early {
 		q.early[0] = nil
 		q.early = q.early[1:]
 		if len(q.early) == 0 {
 			q.early = nil
 		}
-		q.mu.Unlock()
-		q.wake()
-		return b, true
+	} else {
+		q.taken++
 	}
-	if q.taken == q.queued {
-		q.mu.Unlock()
-		return nil, false
-	}
-	ev := q.at(q.taken)
-	q.taken++
-	src := unsafe.Slice((*byte)(unsafe.Pointer(ev.data)), int(ev.len))
-	b = make([]byte, len(src)) // with the copy: one allocation, not zeroed first
-	copy(b, src)
-	more := q.taken != q.queued
-	if !more || q.taken-q.released >= releaseBatch {
+	more := len(q.early) > 0 || q.taken != q.queued
+	if !early && (!more || q.taken-q.released >= releaseBatch) {
 		q.releaseTaken()
 	}
 	q.mu.Unlock()
 	if more {
 		q.wake() // another Receive may be waiting
 	}
-	return b, true
+	return b, n, true
 }
 
 // releaseTaken releases the events already received (q.mu held) and gives a large

@@ -38,7 +38,8 @@ type RuntimeConfig struct {
 	// WorkerThreads of the library's async runtime (1..=256); 0 means the default (2).
 	WorkerThreads int
 	// EventPollInterval bounds how long the event goroutine waits on the event fd
-	// before checking for Close; 0 means 50 ms.
+	// before checking for Close where Go's network poller cannot wait for that fd
+	// (elsewhere it waits in the poller and Close wakes it); 0 means 50 ms.
 	EventPollInterval time.Duration
 }
 

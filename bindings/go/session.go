@@ -8,6 +8,7 @@ import "C"
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"sync"
 )
@@ -177,7 +178,8 @@ func (s *Session) SendWait(ctx context.Context, b []byte) error {
 }
 
 // Receive returns the next datagram. Datagrams that arrived before the session
-// closed are still returned; then an ErrClosed error.
+// closed are still returned; then an ErrClosed error. What is queued already is
+// returned without waiting, even when ctx is done.
 func (s *Session) Receive(ctx context.Context) ([]byte, error) {
 	if s.direct {
 		return recvGrow(ctx, func(buf []byte, n *C.size_t, ms C.int32_t) error {
@@ -187,10 +189,52 @@ func (s *Session) Receive(ctx context.Context) ([]byte, error) {
 			})
 		})
 	}
-	// What is queued already is taken without waiting; only an empty queue waits.
+	var b []byte
+	err := s.wait(ctx, func() (ok bool) {
+		b, ok = s.recv.pop()
+		return ok
+	})
+	return b, err
+}
+
+// ReceiveInto receives the next datagram into buf (no allocation) and returns its
+// size, waiting until ctx is done, like Receive. If it does not fit it stays queued
+// and ErrBufferTooSmall is returned with the size it needs.
+func (s *Session) ReceiveInto(ctx context.Context, buf []byte) (int, error) {
+	if s.direct {
+		var n C.size_t
+		err := waitLoop(ctx, func(ms C.int32_t) error {
+			return s.use(func(h *C.wtd_session) error {
+				p, c := bytesPtr(buf)
+				return call(func() C.enum_wtd_result { return C.wtd_session_recv(h, p, c, &n, ms) })
+			})
+		})
+		if err != nil {
+			if isCode(err, CodeBufferTooSmall) {
+				return int(n), err // n: the size needed
+			}
+			return 0, err
+		}
+		return int(n), nil
+	}
+	var n int
+	err := s.wait(ctx, func() (ok bool) {
+		n, ok = s.recv.popInto(buf)
+		return ok
+	})
+	if err == nil && n > len(buf) {
+		return n, &Error{Code: CodeBufferTooSmall,
+			Msg: fmt.Sprintf("datagram of %d bytes does not fit in %d", n, len(buf))}
+	}
+	return n, err
+}
+
+// wait calls take until it finds a datagram (true), waiting for deliveries in
+// between; take runs first, so what is queued is taken without waiting.
+func (s *Session) wait(ctx context.Context, take func() bool) error {
 	for {
-		if b, ok := s.recv.pop(); ok {
-			return b, nil
+		if take() {
+			return nil
 		}
 		s.recv.waiting.Add(1)
 		select {
@@ -199,13 +243,13 @@ func (s *Session) Receive(ctx context.Context) ([]byte, error) {
 		case <-s.done:
 			s.recv.waiting.Add(-1)
 			// Every datagram delivered before the close is queued by now.
-			if b, ok := s.recv.pop(); ok {
-				return b, nil
+			if take() {
+				return nil
 			}
-			return nil, &Error{Code: CodeClosed, Msg: "session closed (" + s.info.Kind.String() + ")"}
+			return &Error{Code: CodeClosed, Msg: "session closed (" + s.info.Kind.String() + ")"}
 		case <-ctx.Done():
 			s.recv.waiting.Add(-1)
-			return nil, ctxErr(ctx)
+			return ctxErr(ctx)
 		}
 	}
 }
