@@ -14,6 +14,8 @@ ONEWAY_ROWS = [
     ("quinn", "raw quinn 0.11 (ceiling)"),
     ("c-abi", "C ABI: send_wait / recv"),
     ("c-abi-batch", "C ABI: send_multiple / recv_multiple"),
+    ("cpp", "C++ wrapper: send_wait / recv"),
+    ("cpp-callback", "C++ wrapper: send_wait / event callback"),
     ("go", "Go binding: SendWait / Receive"),
     ("go-batch", "Go binding: SendBatch / ReceiveBatch"),
     ("aioquic", "aioquic 1.7 (Python)"),
@@ -22,6 +24,8 @@ ONEWAY_ROWS = [
 RTT_ROWS = [
     ("quinn", "raw quinn 0.11"),
     ("c-abi", "C ABI"),
+    ("cpp", "C++ wrapper (recv)"),
+    ("cpp-callback", "C++ wrapper (echo in event callback)"),
     ("go", "Go binding (events)"),
     ("go-direct", "Go binding (DirectReceive)"),
     ("aioquic", "aioquic 1.7"),
@@ -169,6 +173,27 @@ def main() -> int:
         g, gi = best(size, ("go", "go-batch"))
         target(f"Go one-way {size} B / C ABI ({gi} / {ci})", ratio(g, c),
                ratio(g, c) is not None and ratio(g, c) >= 0.70, ">= 0.70")
+        # Issue 14: the default, idiomatic paths against the C ABI's single-datagram
+        # path (send_wait / recv) at the same size: Go SendWait / Receive with datagram
+        # events, and the C++ wrapper's send_wait / recv and event callback.
+        cs = rate("c-abi", size)
+        closs = ow.get("c-abi", {}).get(str(size), {}).get("loss_pct")
+        cp50 = rt.get("c-abi", {}).get(str(size), {}).get("p50_us")
+        for impl, label in (("go", "Go SendWait/Receive (events)"),
+                            ("cpp", "C++ send_wait/recv"),
+                            ("cpp-callback", "C++ event callback")):
+            r = ratio(rate(impl, size), cs)
+            target(f"{label} one-way {size} B / C ABI send_wait/recv", r,
+                   r is not None and r >= 0.70, ">= 0.70")
+            loss = ow.get(impl, {}).get(str(size), {}).get("loss_pct")
+            target(f"{label} one-way {size} B loss % (median) <= C ABI's "
+                   f"({fmt(closs, '.3f', 'n/a')}, at least 0.01)", loss,
+                   loss is not None and closs is not None and loss <= max(closs, 0.01),
+                   f"<= {fmt(max(closs, 0.01) if closs is not None else None, '.3f', 'n/a')}")
+            p50 = rt.get(impl, {}).get(str(size), {}).get("p50_us")
+            if impl != "cpp-callback" or p50 is not None:
+                target(f"{label} echo RTT p50 {size} B / C ABI", ratio(p50, cp50),
+                       ratio(p50, cp50) is not None and ratio(p50, cp50) <= 1.3, "<= 1.3")
         a = rate("aioquic", size)
         target(f"C ABI one-way {size} B / aioquic", ratio(c, a),
                ratio(c, a) is not None and ratio(c, a) >= 20, ">= 20")
@@ -192,7 +217,8 @@ def main() -> int:
     # ---- the table
     p = print
     p(f"\nbenchmarks ({meta.get('runs', '?')} runs each, medians; loopback, "
-      f"{meta.get('cpus', '?')} CPUs, load {meta.get('load', '?')}; commit {meta.get('commit', '?')})")
+      f"{meta.get('cpus', '?')} CPUs, load {meta.get('load_start', '?')} before, "
+      f"{meta.get('load', '?')} after; commit {meta.get('commit', '?')})")
     if ow:
         p("\none-way, backpressured sender, client and server in one process:")
         hdr = f"{'':40}" + "".join(

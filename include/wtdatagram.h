@@ -406,6 +406,8 @@ typedef struct wtd_cluster_broadcaster_stats {
 
 // One event. Pointers are borrowed: for the duration of the callback, or until
 // `wtd_event_release` in pull mode. Fields that do not apply to a kind are NULL/0.
+// In pull mode it is a plain value: it may be copied or moved before it is released,
+// and exactly one copy is released, once.
 typedef struct wtd_event {
   enum wtd_event_kind kind;
   // SESSION_REQUEST: the server that received it.
@@ -1221,9 +1223,10 @@ size_t wtd_last_error_message(char *buf, size_t cap);
 // The library version, e.g. "0.1.0"; static, never NULL.
 const char *wtd_version(void);
 
-// Release an event received from `wtd_runtime_next_event` and zero it (kind becomes
-// WTD_EVENT_NONE). NULL, or an event already released, is a no-op. Never call it on
-// the event passed to a callback. Does not free `request` (the application owns it).
+// Release an event received from `wtd_runtime_next_event` (or one of those written by
+// `wtd_runtime_next_events`) and zero it (kind becomes WTD_EVENT_NONE). NULL, or an
+// event already released, is a no-op. Never call it on the event passed to a callback.
+// Does not free `request` (the application owns it).
 void wtd_event_release(struct wtd_event *event);
 
 // Deliver the library's log records at `level` and more severe to
@@ -1485,6 +1488,30 @@ enum wtd_result wtd_runtime_free(struct wtd_runtime *runtime);
 enum wtd_result wtd_runtime_next_event(const struct wtd_runtime *runtime,
                                        struct wtd_event *out_event,
                                        int32_t timeout_ms);
+
+// Pull mode, several events per call: wait up to `timeout_ms` (0: poll, negative:
+// forever) for the first event, then take the events already queued behind it, without
+// waiting again, up to `max_events` in all. They are written to
+// `out_events[0..*out_count]`, in queue order (so in order per session too), exactly as
+// wtd_runtime_next_event would have returned them one by one: each one's pointers stay
+// valid until `wtd_event_release` of that event, which must be called once for each of
+// the `*out_count` events (and never for the rest of the array, which is left as it
+// was). Until it is released, a DATAGRAM event counts against its session's receive
+// queue bounds (wtd_transport_config_set_recv_queue / _bytes), as with
+// wtd_runtime_next_event. A `wtd_event` is a plain value: it may be copied or moved to
+// other memory before release; release exactly one copy, once (the others are then
+// invalid). Component callbacks (reliability reports, monitor alerts, ...) run inside
+// this call, in queue order: one queued after an event of this batch runs in a later
+// call. `max_events` 0: WTD_OK with `*out_count` = 0 at once (`out_events` may then be
+// NULL). Returns WTD_ERR_TIMEOUT when none came (`*out_count` untouched),
+// WTD_ERR_INVALID_STATE in callback mode, WTD_ERR_CLOSED after `wtd_runtime_free`,
+// WTD_ERR_INVALID_ARGUMENT for a NULL `runtime`, `out_count`, or `out_events` with
+// `max_events` > 0.
+enum wtd_result wtd_runtime_next_events(const struct wtd_runtime *runtime,
+                                        struct wtd_event *out_events,
+                                        size_t max_events,
+                                        size_t *out_count,
+                                        int32_t timeout_ms);
 
 // A file descriptor that is readable while events are waiting in pull mode (for
 // epoll/poll/select or an event loop). Do not read or close it. -1 if `runtime` is NULL

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The benchmark command (README "Benchmarks"): builds everything in release mode, then,
 # in this one invocation on loopback, measures raw quinn (the ceiling), the C ABI, the
-# Go binding, aioquic and (when its chroot exists) pywebtransport, prints a table with
-# ratios to raw quinn and the issue-7 targets, and writes the results as JSON to
-# target/bench/results-<timestamp>.json and target/bench/latest.json.
+# C++ wrapper, the Go binding, aioquic and (when its chroot exists) pywebtransport,
+# prints a table with ratios to raw quinn and the targets (issues 7 and 14), and writes
+# the results as JSON to target/bench/results-<timestamp>.json and
+# target/bench/latest.json.
 #
 #   bash scripts/bench.sh              # all cases, 3 runs each (medians): a few minutes
 #   WTD_BENCH_RUNS=5 WTD_BENCH_SECS=3 bash scripts/bench.sh
@@ -40,6 +41,14 @@ cc -O2 -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude bench/c/wtd_bench.c \
     -o "$out/wtd_bench" -L"$root/target/release" -lwtdatagram -lpthread \
     -Wl,-rpath,"$root/target/release"
 c_bin=$out/wtd_bench
+cpp_bin=
+if command -v c++ >/dev/null 2>&1 && c++ -O2 -std=c++17 -Wall -Wextra -Werror -pedantic -Iinclude \
+    -Ibindings/cpp/include bench/cpp/wtd_bench.cpp -o "$out/wtd_bench_cpp" -L"$root/target/release" \
+    -lwtdatagram -lpthread -Wl,-rpath,"$root/target/release"; then
+    cpp_bin=$out/wtd_bench_cpp
+else
+    skipped+=(--skipped "cpp=no C++17 compiler (c++) or the build failed")
+fi
 go_bin=
 if command -v go >/dev/null 2>&1; then
     # The binding's #cgo flags point at target/debug; ours come first, so the release
@@ -98,6 +107,9 @@ run() {
     fi
 }
 
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+log "load average before the runs: $load_start"
+
 # ---- one-way and echo RTT: the implementations interleaved within each run, so a
 # busy moment of the machine hits them alike.
 for ((r = 1; r <= runs; r++)); do
@@ -107,6 +119,8 @@ for ((r = 1; r <= runs; r++)); do
             run 60 "$quinn_bin" --case oneway --size "$size" --secs "$secs"
             run 60 "$c_bin" oneway "$size" "$secs" single
             run 60 "$c_bin" oneway "$size" "$secs" batch
+            if [ -n "$cpp_bin" ]; then run 60 "$cpp_bin" oneway "$size" "$secs" recv; fi
+            if [ -n "$cpp_bin" ]; then run 60 "$cpp_bin" oneway "$size" "$secs" callback; fi
             if [ -n "$go_bin" ]; then run 60 "$go_bin" oneway "$size" "$secs" single; fi
             if [ -n "$go_bin" ]; then run 60 "$go_bin" oneway "$size" "$secs" batch; fi
             if [ -n "$py" ]; then run 60 "$py" bench/py/aioquic_bench.py oneway "$size" "$secs"; fi
@@ -118,6 +132,8 @@ for ((r = 1; r <= runs; r++)); do
             log "run $r/$runs: echo RTT $size B, $pings pings"
             run 120 "$quinn_bin" --case rtt --size "$size" --count "$pings"
             run 120 "$c_bin" rtt "$size" "$pings"
+            if [ -n "$cpp_bin" ]; then run 120 "$cpp_bin" rtt "$size" "$pings" recv; fi
+            if [ -n "$cpp_bin" ]; then run 120 "$cpp_bin" rtt "$size" "$pings" callback; fi
             if [ -n "$go_bin" ]; then run 120 "$go_bin" rtt "$size" "$pings" events; fi
             if [ -n "$go_bin" ]; then run 120 "$go_bin" rtt "$size" "$pings" direct; fi
             if [ -n "$py" ]; then run 120 "$py" bench/py/aioquic_bench.py rtt "$size" "$pings"; fi
@@ -154,6 +170,7 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 python3 bench/report.py "$raw" "$out/results-$stamp.json" \
     --meta "timestamp=$stamp" --meta "commit=$commit" --meta "runs=$runs" \
     --meta "secs=$secs" --meta "pings=$pings" --meta "cpus=$(nproc)" \
-    --meta "load=$(cut -d' ' -f1-3 /proc/loadavg)" --meta "kernel=$(uname -r)" \
+    --meta "load=$(cut -d' ' -f1-3 /proc/loadavg)" --meta "load_start=$load_start" \
+    --meta "kernel=$(uname -r)" \
     "${skipped[@]}"
 cp "$out/results-$stamp.json" "$out/latest.json"

@@ -21,6 +21,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/pprof"
+	"runtime/trace"
 	"sort"
 	"strconv"
 	"sync/atomic"
@@ -104,32 +106,31 @@ func (p *pair) close() {
 func oneway(p *pair, size int, secs float64, batch bool) (uint64, uint64, float64, float64) {
 	var received atomic.Uint64
 	var last atomic.Int64
-	stop := make(chan struct{})
+	// The receiver's one context, canceled when the run is over: the usual shape of
+	// a Go receive loop (a context per call would cost a timer per datagram).
+	rctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		rb := wtd.NewBatch(64, 64*1500)
 		for {
-			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 			var n int
 			var err error
 			if batch {
-				n, err = p.ss.ReceiveBatch(ctx, rb)
+				n, err = p.ss.ReceiveBatch(rctx, rb)
 			} else {
-				_, err = p.ss.Receive(ctx)
+				_, err = p.ss.Receive(rctx)
 				n = 1
 			}
-			cancel()
 			if err == nil {
 				received.Add(uint64(n))
 				last.Store(time.Now().UnixNano())
 				continue
 			}
-			select {
-			case <-stop:
+			if rctx.Err() != nil {
 				return
-			default:
 			}
+			must(err, "receive")
 		}
 	}()
 	payload := make([]byte, size)
@@ -172,7 +173,7 @@ func oneway(p *pair, size int, secs float64, batch bool) (uint64, uint64, float6
 	got := received.Load() - base
 	wall := float64(last.Load()-t0.UnixNano()) / 1e9
 	cpu := cpuSeconds() - cpu0
-	close(stop)
+	stop()
 	<-done
 	return sent, got, wall, cpu
 }
@@ -181,23 +182,19 @@ func rtt(p *pair, size, count int) []float64 {
 	if size < 8 {
 		size = 8
 	}
-	stop := make(chan struct{})
+	ectx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { // echo
 		defer close(done)
 		for {
-			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-			b, err := p.ss.Receive(ctx)
-			cancel()
-			if err == nil {
-				_ = p.ss.SendWait(context.Background(), b)
-				continue
+			b, err := p.ss.Receive(ectx)
+			if err != nil {
+				if ectx.Err() != nil {
+					return
+				}
+				must(err, "echo receive")
 			}
-			select {
-			case <-stop:
-				return
-			default:
-			}
+			_ = p.ss.SendWait(ectx, b)
 		}
 	}()
 	payload := make([]byte, size)
@@ -220,7 +217,7 @@ func rtt(p *pair, size, count int) []float64 {
 			}
 		}
 	}
-	close(stop)
+	stop()
 	<-done
 	return samples
 }
@@ -231,6 +228,20 @@ func emit(v map[string]any) {
 }
 
 func main() {
+	// WTD_BENCH_CPUPROFILE=FILE: a Go CPU profile of the whole run (go tool pprof).
+	if path := os.Getenv("WTD_BENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		must(err, "cpu profile")
+		must(pprof.StartCPUProfile(f), "cpu profile")
+		defer pprof.StopCPUProfile()
+	}
+	// WTD_BENCH_TRACE=FILE: a Go execution trace of the whole run (go tool trace).
+	if path := os.Getenv("WTD_BENCH_TRACE"); path != "" {
+		f, err := os.Create(path)
+		must(err, "trace")
+		must(trace.Start(f), "trace")
+		defer trace.Stop()
+	}
 	if len(os.Args) < 4 {
 		fmt.Fprintln(os.Stderr, "usage: wtdbench-go oneway SIZE SECS [single|batch] | rtt SIZE COUNT | timeout MS COUNT")
 		os.Exit(2)

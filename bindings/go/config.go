@@ -23,7 +23,8 @@ type TransportConfig struct {
 	DatagramSendBuffer, DatagramRecvBuffer int
 	// RecvQueue is the number of datagrams buffered per session before new ones are
 	// dropped and counted (default 65536); RecvQueueBytes bounds their payload bytes
-	// (default 16 MiB). A drained queue gives its memory back.
+	// (default 16 MiB). A drained queue gives its memory back. With datagram events
+	// (the default) the bounds cover every datagram Receive has not taken yet.
 	RecvQueue      int
 	RecvQueueBytes int
 	// MaxSessions a peer may keep open on one connection (default 256).
@@ -36,9 +37,9 @@ type TransportConfig struct {
 	MaxHeaderFields int
 	// DirectReceive turns datagram events off: received datagrams wait in the
 	// library's per-session queue (RecvQueue) and Session.Receive and
-	// Session.ReceiveBatch take them from there in the calling goroutine, without the
-	// event goroutine, a copy into Go and a channel per datagram. Required for
-	// ReceiveBatch. Datagrams that arrive before a Stream or layer takes the session
+	// Session.ReceiveBatch take them from there in the calling goroutine (which then
+	// waits in a C call, holding an OS thread), without the event goroutine.
+	// Required for ReceiveBatch. Datagrams that arrive before a Stream or layer takes the session
 	// over stay queued for it.
 	DirectReceive bool
 	// CongestionController of each connection: CongestionCubic (the zero value and

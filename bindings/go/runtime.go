@@ -4,12 +4,31 @@ package wtd
 #include <stdlib.h>
 #include "wtdatagram.h"
 int wtd_go_poll(int fd, int ms);
+
+#include <sched.h>
+
+// Release the first `release` events of `evs` (the previous batch: those handed to a
+// session's queue were zeroed there, which makes their release a no-op), then take
+// up to `max` events without waiting: one call into C per batch. When there are none
+// and `yield` is set, give the CPU to another thread before returning (a look of the
+// event goroutine's spin, see Runtime.loop).
+static enum wtd_result wtd_go_next_events(const wtd_runtime *rt, wtd_event *evs, size_t release,
+                                          size_t max, size_t *n, int yield) {
+	for (size_t i = 0; i < release; i++)
+		wtd_event_release(&evs[i]);
+	enum wtd_result r = wtd_runtime_next_events(rt, evs, max, n, 0);
+	if (r == WTD_ERR_TIMEOUT && yield)
+		sched_yield();
+	return r;
+}
 */
 import "C"
 
 import (
 	"io"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -19,7 +38,8 @@ type RuntimeConfig struct {
 	// WorkerThreads of the library's async runtime (1..=256); 0 means the default (2).
 	WorkerThreads int
 	// EventPollInterval bounds how long the event goroutine waits on the event fd
-	// before checking for Close; 0 means 50 ms.
+	// before checking for Close where Go's network poller cannot wait for that fd
+	// (elsewhere it waits in the poller and Close wakes it); 0 means 50 ms.
 	EventPollInterval time.Duration
 }
 
@@ -41,6 +61,7 @@ type Runtime struct {
 	norphans int
 
 	stop      chan struct{}
+	waiter    atomic.Pointer[eventWaiter] // the event goroutine's, once it has one
 	loopDone  chan struct{}
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -105,30 +126,86 @@ func (rt *Runtime) isClosed() bool {
 	}
 }
 
-// loop pulls events: wtd_runtime_next_event without waiting under rt.mu, and waits
-// on the event fd (poll, bounded by rt.poll ms) outside of it.
+// eventBatch is the most events the event goroutine takes per call into C.
+const eventBatch = 256
+
+// spinFor is how long after a batch the event goroutine keeps looking for the next
+// one before it parks: the policy of wtd_session_recv (250 us). A thread that sleeps
+// is woken tens of microseconds after the event came, which would add to every round
+// trip; an idle runtime stops looking after this long and costs no CPU.
+const spinFor = 250 * time.Microsecond
+
+// loop pulls events in batches: wtd_runtime_next_events without waiting, under
+// rt.mu, releasing the previous batch in the same call into C. After a batch that
+// woke a waiting Receive it yields its P (runtime.Gosched) so that Receive runs at
+// once on this thread.
+// When none is queued it keeps looking for spinFor after the last batch, yielding the
+// thread and the P between looks, then waits outside of rt.mu for the event fd: in
+// Go's network poller (eventWaiter), so the thread that sees the fd readable runs
+// this goroutine directly, or where that is not available in a poll(2) call bounded
+// by rt.poll ms.
 func (rt *Runtime) loop() {
 	defer close(rt.loopDone)
-	ev := (*C.wtd_event)(C.calloc(1, C.sizeof_wtd_event))
-	defer C.free(unsafe.Pointer(ev))
+	// C memory: the batch is written by C and read here without cgo pointer checks.
+	evs := (*[eventBatch]C.wtd_event)(C.calloc(eventBatch, C.sizeof_wtd_event))
+	var n C.size_t
+	defer func() {
+		for i := 0; i < int(n); i++ {
+			C.wtd_event_release(&evs[i])
+		}
+		C.free(unsafe.Pointer(evs))
+	}()
 	fd := C.wtd_runtime_event_fd(rt.h)
+	w := newEventWaiter(int(fd))
+	if w != nil {
+		rt.waiter.Store(w)
+		defer w.close()
+	}
+	var last time.Time // when the last batch came
 	for {
 		select {
 		case <-rt.stop:
 			return
 		default:
 		}
+		spin := C.int(0)
+		if time.Since(last) < spinFor {
+			spin = 1
+		}
 		rt.mu.Lock()
-		r := C.wtd_runtime_next_event(rt.h, ev, 0)
+		release := n
+		n = 0
+		r := C.wtd_go_next_events(rt.h, &evs[0], release, eventBatch, &n, spin)
 		if r == C.WTD_OK {
-			rt.dispatch(ev)
-			C.wtd_event_release(ev)
+			woke := rt.dispatch(evs[:n])
 			rt.mu.Unlock()
+			last = time.Now()
+			if woke {
+				// A Receive waited for these datagrams and is now ready on this P:
+				// let it run on this thread at once instead of waiting for another
+				// thread to be woken to take it.
+				runtime.Gosched()
+			}
 			continue
 		}
 		rt.mu.Unlock()
 		if r != C.WTD_ERR_TIMEOUT {
 			return // closed (or callback mode, which this binding never uses)
+		}
+		if spin != 0 {
+			runtime.Gosched() // the C call yielded the thread; now the P
+			continue
+		}
+		if w != nil {
+			if w.wait() != nil {
+				select {
+				case <-rt.stop:
+					return
+				default:
+					time.Sleep(time.Millisecond) // unexpected: do not spin
+				}
+			}
+			continue
 		}
 		if fd < 0 || C.wtd_go_poll(C.int(fd), rt.poll) < 0 {
 			time.Sleep(time.Duration(rt.poll) * time.Millisecond)
@@ -136,40 +213,56 @@ func (rt *Runtime) loop() {
 	}
 }
 
-// dispatch routes one event; called with rt.mu held. Never blocks.
-func (rt *Runtime) dispatch(ev *C.wtd_event) {
-	switch ev.kind {
-	case C.WTD_EVENT_SESSION_REQUEST:
-		srv := rt.servers[ev.server]
-		if srv == nil {
-			C.wtd_session_request_free(ev.request)
-			return
-		}
-		req := &SessionRequest{h: ev.request, rt: rt, direct: srv.direct}
-		select {
-		case srv.requests <- req:
-		default:
-			C.wtd_session_request_free(ev.request) // backlog full: 503
-		}
-	case C.WTD_EVENT_DATAGRAM:
-		data := C.GoBytes(unsafe.Pointer(ev.data), C.int(ev.len))
-		if s := rt.sessions[ev.session]; s != nil {
-			s.deliver(data)
-		} else {
-			rt.addOrphan(ev.session, orphan{kind: ev.kind, data: data})
-		}
-	case C.WTD_EVENT_SESSION_CLOSED:
-		info := CloseInfo{
-			Kind:   CloseKind(ev.close_kind),
-			Code:   uint64(ev.close_code),
-			Reason: string(C.GoBytes(unsafe.Pointer(ev.data), C.int(ev.len))),
-		}
-		if s := rt.sessions[ev.session]; s != nil {
-			s.markClosed(info)
-		} else {
-			rt.addOrphan(ev.session, orphan{kind: ev.kind, close: info, closed: true})
+// dispatch routes a batch of events, in order; called with rt.mu held. Never blocks.
+// A session's consecutive datagrams go to its queue together (one lock, one
+// wake-up); events handed over are zeroed in evs, the rest are released with the
+// next batch. It tells whether it woke a waiting Receive.
+func (rt *Runtime) dispatch(evs []C.wtd_event) (woke bool) {
+	for i := 0; i < len(evs); i++ {
+		ev := &evs[i]
+		switch ev.kind {
+		case C.WTD_EVENT_SESSION_REQUEST:
+			srv := rt.servers[ev.server]
+			if srv == nil {
+				C.wtd_session_request_free(ev.request)
+				continue
+			}
+			req := &SessionRequest{h: ev.request, rt: rt, direct: srv.direct}
+			select {
+			case srv.requests <- req:
+			default:
+				C.wtd_session_request_free(ev.request) // backlog full: 503
+			}
+		case C.WTD_EVENT_DATAGRAM:
+			j := i + 1
+			for j < len(evs) && evs[j].kind == C.WTD_EVENT_DATAGRAM && evs[j].session == ev.session {
+				j++
+			}
+			if s := rt.sessions[ev.session]; s != nil {
+				if s.recv != nil && s.recv.push(evs[i:j]) {
+					woke = true
+				}
+			} else {
+				for k := i; k < j; k++ {
+					data := C.GoBytes(unsafe.Pointer(evs[k].data), C.int(evs[k].len))
+					rt.addOrphan(evs[k].session, orphan{kind: evs[k].kind, data: data})
+				}
+			}
+			i = j - 1
+		case C.WTD_EVENT_SESSION_CLOSED:
+			info := CloseInfo{
+				Kind:   CloseKind(ev.close_kind),
+				Code:   uint64(ev.close_code),
+				Reason: string(C.GoBytes(unsafe.Pointer(ev.data), C.int(ev.len))),
+			}
+			if s := rt.sessions[ev.session]; s != nil {
+				s.markClosed(info)
+			} else {
+				rt.addOrphan(ev.session, orphan{kind: ev.kind, close: info, closed: true})
+			}
 		}
 	}
+	return woke
 }
 
 func (rt *Runtime) addOrphan(p *C.wtd_session, o orphan) {
@@ -192,8 +285,8 @@ func (rt *Runtime) registerSession(s *Session) bool {
 	for _, o := range rt.orphans[s.h] {
 		if o.closed {
 			s.markClosed(o.close)
-		} else {
-			s.deliver(o.data)
+		} else if s.recv != nil {
+			s.recv.pushCopy(o.data)
 		}
 	}
 	rt.norphans -= len(rt.orphans[s.h])
@@ -249,6 +342,9 @@ func (rt *Runtime) Close() error {
 			c.release() // graceful: the sessions' close capsules still go out
 		}
 		close(rt.stop)
+		if w := rt.waiter.Load(); w != nil {
+			w.interrupt()
+		}
 		<-rt.loopDone
 		rt.ops.Wait()
 		err = call(func() C.enum_wtd_result { return C.wtd_runtime_free(rt.h) })

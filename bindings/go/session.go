@@ -8,9 +8,9 @@ import "C"
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"sync"
-	"sync/atomic"
 )
 
 // CloseKind tells how a session ended.
@@ -72,12 +72,16 @@ type SessionStats struct {
 	RecvDropped                      uint64 // dropped by the library's full queue
 	SendWouldBlock, SendTooLarge     uint64
 	ConnectionUnknownSession         uint64
-	// GoRecvDropped counts datagrams dropped because the binding's receive channel
-	// (ReceiveQueue entries) was full.
+	// GoRecvDropped is always 0 now: received datagrams wait in the library's
+	// bounded queue (TransportConfig.RecvQueue, RecvQueueBytes) until Receive takes
+	// them, and what does not fit there is counted in RecvDropped.
 	GoRecvDropped uint64
 }
 
-// ReceiveQueue is the capacity of each Session's receive channel.
+// ReceiveQueue was the capacity of a Go channel each Session used to buffer
+// datagrams in, on top of the library's queue. Received datagrams now wait only in
+// the library's bounded queue (TransportConfig.RecvQueue, default 65536, and
+// RecvQueueBytes) until Receive takes them; the constant is kept for compatibility.
 const ReceiveQueue = 1024
 
 // Session is a WebTransport session. Receive datagrams with Receive (or attach a
@@ -86,8 +90,8 @@ const ReceiveQueue = 1024
 type Session struct {
 	rt     *Runtime
 	h      *C.wtd_session
-	recv   chan []byte // datagrams from the event goroutine (nil when direct)
-	direct bool        // datagram events off: receive from the library's queue
+	recv   *recvQueue // datagram events taken by the event goroutine (nil when direct)
+	direct bool       // datagram events off: receive from the library's queue
 
 	mu    sync.RWMutex // read: calls using h; write: Close
 	freed bool
@@ -98,14 +102,13 @@ type Session struct {
 	done      chan struct{}
 	doneOnce  sync.Once
 	info      CloseInfo // valid once done is closed
-	dropped   atomic.Uint64
 	closeOnce sync.Once
 }
 
 func newSession(rt *Runtime, h *C.wtd_session, direct bool) (*Session, error) {
 	s := &Session{rt: rt, h: h, direct: direct, done: make(chan struct{})}
 	if !direct {
-		s.recv = make(chan []byte, ReceiveQueue)
+		s.recv = newRecvQueue()
 	}
 	if !rt.registerSession(s) {
 		rt.freeSession(h)
@@ -114,14 +117,7 @@ func newSession(rt *Runtime, h *C.wtd_session, direct bool) (*Session, error) {
 	return s, nil
 }
 
-// deliver and markClosed run with rt.mu held, from the event goroutine.
-func (s *Session) deliver(b []byte) {
-	select {
-	case s.recv <- b:
-	default:
-		s.dropped.Add(1)
-	}
-}
+// markClosed runs with rt.mu held, from the event goroutine (or from Close).
 
 func (s *Session) markClosed(info CloseInfo) {
 	s.doneOnce.Do(func() {
@@ -182,7 +178,8 @@ func (s *Session) SendWait(ctx context.Context, b []byte) error {
 }
 
 // Receive returns the next datagram. Datagrams that arrived before the session
-// closed are still returned; then an ErrClosed error.
+// closed are still returned; then an ErrClosed error. What is queued already is
+// returned without waiting, even when ctx is done.
 func (s *Session) Receive(ctx context.Context) ([]byte, error) {
 	if s.direct {
 		return recvGrow(ctx, func(buf []byte, n *C.size_t, ms C.int32_t) error {
@@ -192,23 +189,68 @@ func (s *Session) Receive(ctx context.Context) ([]byte, error) {
 			})
 		})
 	}
-	select {
-	case b := <-s.recv:
-		return b, nil
-	default:
-	}
-	select {
-	case b := <-s.recv:
-		return b, nil
-	case <-s.done:
-		select {
-		case b := <-s.recv:
-			return b, nil
-		default:
+	var b []byte
+	err := s.wait(ctx, func() (ok bool) {
+		b, ok = s.recv.pop()
+		return ok
+	})
+	return b, err
+}
+
+// ReceiveInto receives the next datagram into buf (no allocation) and returns its
+// size, waiting until ctx is done, like Receive. If it does not fit it stays queued
+// and ErrBufferTooSmall is returned with the size it needs.
+func (s *Session) ReceiveInto(ctx context.Context, buf []byte) (int, error) {
+	if s.direct {
+		var n C.size_t
+		err := waitLoop(ctx, func(ms C.int32_t) error {
+			return s.use(func(h *C.wtd_session) error {
+				p, c := bytesPtr(buf)
+				return call(func() C.enum_wtd_result { return C.wtd_session_recv(h, p, c, &n, ms) })
+			})
+		})
+		if err != nil {
+			if isCode(err, CodeBufferTooSmall) {
+				return int(n), err // n: the size needed
+			}
+			return 0, err
 		}
-		return nil, &Error{Code: CodeClosed, Msg: "session closed (" + s.info.Kind.String() + ")"}
-	case <-ctx.Done():
-		return nil, ctxErr(ctx)
+		return int(n), nil
+	}
+	var n int
+	err := s.wait(ctx, func() (ok bool) {
+		n, ok = s.recv.popInto(buf)
+		return ok
+	})
+	if err == nil && n > len(buf) {
+		return n, &Error{Code: CodeBufferTooSmall,
+			Msg: fmt.Sprintf("datagram of %d bytes does not fit in %d", n, len(buf))}
+	}
+	return n, err
+}
+
+// wait calls take until it finds a datagram (true), waiting for deliveries in
+// between; take runs first, so what is queued is taken without waiting.
+func (s *Session) wait(ctx context.Context, take func() bool) error {
+	for {
+		if take() {
+			return nil
+		}
+		s.recv.waiting.Add(1)
+		select {
+		case <-s.recv.notify:
+			s.recv.waiting.Add(-1)
+		case <-s.done:
+			s.recv.waiting.Add(-1)
+			// Every datagram delivered before the close is queued by now.
+			if take() {
+				return nil
+			}
+			return &Error{Code: CodeClosed, Msg: "session closed (" + s.info.Kind.String() + ")"}
+		case <-ctx.Done():
+			s.recv.waiting.Add(-1)
+			return ctxErr(ctx)
+		}
 	}
 }
 
@@ -232,7 +274,6 @@ func (s *Session) Stats() (SessionStats, error) {
 		DatagramsReceived: uint64(st.datagrams_received), BytesReceived: uint64(st.bytes_received),
 		RecvDropped: uint64(st.recv_dropped), SendWouldBlock: uint64(st.send_would_block),
 		SendTooLarge: uint64(st.send_too_large), ConnectionUnknownSession: uint64(st.connection_unknown_session),
-		GoRecvDropped: s.dropped.Load(),
 	}, err
 }
 
@@ -286,6 +327,9 @@ func (s *Session) Close() error {
 		s.freed = true
 		s.mu.Unlock()
 		s.rt.freeSession(s.h)
+		if s.recv != nil {
+			s.recv.close() // after freeSession: no delivery can come any more
+		}
 		s.markClosed(CloseInfo{Kind: CloseLocal})
 	})
 	return nil

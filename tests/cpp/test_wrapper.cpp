@@ -237,6 +237,70 @@ static void test_session_batches() {
     CHECK(c.kind == WTD_CLOSE_REMOTE && c.code == 7);
 }
 
+// Pull mode in batches (Runtime::next_events / EventBatch) and single receives
+// (recv, recv_into) with datagram events off (issue 14).
+static void test_event_batches() {
+    EchoServer es;
+    wtd::Runtime srt([&es](const wtd_event &ev) { es.on_event(ev); });
+    wtd::Server server(srt, wtd::ServerConfig().bind("127.0.0.1:0"));
+    const std::string base = "https://127.0.0.1:" + std::to_string(server.port());
+    wtd::Runtime crt;  // pull mode
+    wtd::Client client(crt, wtd::ClientConfig().add_cert_hash(server.cert_hash()));
+    wtd::Session s = client.open_session(base + "/echo?events", {}, 5000);
+    const unsigned n = 40;
+    for (unsigned i = 0; i < n; i++) s.send_wait("event " + std::to_string(i), 2000);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (s.stats().datagrams_received < n && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    CHECK(s.stats().datagrams_received == n);
+    // All queued: batches of 16 take 16, 16, then 8, in the order of arrival; each
+    // next_events releases the batch's previous events.
+    wtd::EventBatch batch(16);
+    CHECK(batch.capacity() == 16 && batch.empty());
+    std::vector<std::string> got;
+    std::vector<size_t> sizes;
+    while (got.size() < n) {
+        size_t k = crt.next_events(batch, 1000);
+        if (k == 0) break;
+        sizes.push_back(k);
+        CHECK(batch.size() == k);
+        for (const wtd_event &ev : batch) {
+            CHECK(ev.kind == WTD_EVENT_DATAGRAM && ev.session == s.get());
+            got.emplace_back(reinterpret_cast<const char *>(ev.data), ev.len);
+        }
+    }
+    CHECK(sizes == (std::vector<size_t>{16, 16, 8}));
+    bool in_order = got.size() == n;
+    for (unsigned i = 0; in_order && i < n; i++) in_order = got[i] == "event " + std::to_string(i);
+    CHECK(in_order);
+    CHECK(crt.next_events(batch, 0) == 0 && batch.empty());  // timeout: released, empty
+    wtd::EventBatch moved = std::move(batch);
+    CHECK(moved.capacity() == 16);
+    s.close(0, "");
+
+    // recv / recv_into with datagram events off.
+    wtd::Client direct(crt, wtd::ClientConfig().add_cert_hash(server.cert_hash())
+                                .transport(wtd::TransportConfig().datagram_events(false)));
+    wtd::Session d = direct.open_session(base + "/echo?direct", {}, 5000);
+    d.send_wait("short", 2000);
+    std::string big(3000, 'b');  // larger than recv's first buffer: it grows
+    if (d.max_datagram_size() < big.size()) big.resize(d.max_datagram_size());
+    d.send_wait(big, 2000);
+    d.send_wait("into", 2000);
+    auto a = d.recv(2000);
+    CHECK(a && std::string(a->begin(), a->end()) == "short" && a->size() == 5);
+    uint8_t small[8];
+    size_t needed = 0;
+    CHECK_THROWS(d.recv_into(small, sizeof small, 2000, &needed), WTD_ERR_BUFFER_TOO_SMALL);
+    CHECK(needed == big.size());  // it stayed queued
+    auto b = d.recv(0);
+    CHECK(b && b->size() == big.size() && std::string(b->begin(), b->end()) == big);
+    auto k = d.recv_into(small, sizeof small, 2000);
+    CHECK(k && *k == 4 && std::string(reinterpret_cast<char *>(small), *k) == "into");
+    CHECK(!d.recv_into(small, sizeof small, 0).has_value());
+    CHECK(!d.recv(0).has_value());
+}
+
 static void test_loopback() {
     EchoServer es;
     wtd::Runtime srt([&es](const wtd_event &ev) { es.on_event(ev); });
@@ -683,6 +747,7 @@ int main() {
         test_callback_ownership();
         test_loopback();
         test_session_batches();
+        test_event_batches();
     } catch (const std::exception &e) {
         g_fail++;
         std::fprintf(stderr, "unexpected exception: %s\n", e.what());

@@ -393,6 +393,49 @@ private:
     wtd_event ev_;
 };
 
+// Events taken together with Runtime::next_events (wtd_runtime_next_events): each is
+// released (wtd_event_release) by clear(), by the next next_events into this batch, or
+// on destruction. Keep one batch and reuse it: its array is allocated once.
+class EventBatch {
+public:
+    explicit EventBatch(size_t capacity = 256) : evs_(capacity ? capacity : 1) {}
+    EventBatch(EventBatch &&o) noexcept : evs_(std::move(o.evs_)), n_(std::exchange(o.n_, 0)) {}
+    EventBatch &operator=(EventBatch &&o) noexcept {
+        if (this != &o) {
+            clear();
+            evs_ = std::move(o.evs_);
+            n_ = std::exchange(o.n_, 0);
+        }
+        return *this;
+    }
+    EventBatch(const EventBatch &) = delete;
+    EventBatch &operator=(const EventBatch &) = delete;
+    ~EventBatch() { clear(); }
+
+    // Release every event of the batch.
+    void clear() noexcept {
+        for (size_t i = 0; i < n_; i++) wtd_event_release(&evs_[i]);
+        n_ = 0;
+    }
+    size_t size() const noexcept { return n_; }
+    bool empty() const noexcept { return n_ == 0; }
+    size_t capacity() const noexcept { return evs_.size(); }
+    const wtd_event &operator[](size_t i) const noexcept { return evs_[i]; }
+    const wtd_event *begin() const noexcept { return evs_.data(); }
+    const wtd_event *end() const noexcept { return evs_.data() + n_; }
+
+    // For Runtime::next_events: the array to fill, after releasing what it held.
+    wtd_event *refill() noexcept {
+        clear();
+        return evs_.data();
+    }
+    void filled(size_t n) noexcept { n_ = n; }
+
+private:
+    std::vector<wtd_event> evs_;
+    size_t n_ = 0;
+};
+
 class Runtime {
 public:
     // Pull mode with default options.
@@ -432,6 +475,18 @@ public:
         detail::check(r);
         return std::optional<Event>(std::move(ev));
     }
+    // Pull mode, a batch at once: release what `batch` held, then wait up to
+    // `timeout_ms` for the first event and take those queued behind it, up to the
+    // batch's capacity, in one call. Returns how many (0 when none came in time).
+    size_t next_events(EventBatch &batch, int32_t timeout_ms) const {
+        wtd_event *out = batch.refill();
+        size_t n = 0;
+        wtd_result r = wtd_runtime_next_events(raw(), out, batch.capacity(), &n, timeout_ms);
+        if (r == WTD_ERR_TIMEOUT) return 0;
+        detail::check(r);
+        batch.filled(n);
+        return n;
+    }
     int event_fd() const { return wtd_runtime_event_fd(raw()); }
     wtd_runtime *get() const noexcept { return h_.get(); }
     wtd_runtime *raw() const { return detail::need(h_.get(), "runtime"); }
@@ -469,20 +524,21 @@ inline CloseInfo to_close_info(const wtd_close_info &i) {
     return CloseInfo{i.kind, i.code, std::string(i.reason, i.reason_len)};
 }
 
-// Receives into a growing vector; nullopt on timeout/would-block.
+// Receives into a per-thread buffer (grown, never shrunk, when a message does not fit:
+// WTD_ERR_BUFFER_TOO_SMALL leaves it queued and reports its size) and returns a copy
+// of exactly the message's size: one allocation per message, no zero-filled buffer per
+// call. nullopt on timeout/would-block. `call` is a C receive: it never re-enters here.
 template <class F>
 std::optional<std::vector<uint8_t>> receive_vec(size_t initial, F &&call) {
-    std::vector<uint8_t> buf(initial ? initial : 1);
+    thread_local std::vector<uint8_t> scratch;
+    if (scratch.size() < initial) scratch.resize(initial);
     for (;;) {
         size_t len = 0;
-        wtd_result r = call(buf.data(), buf.size(), &len);
-        if (r == WTD_OK) {
-            buf.resize(len);
-            return buf;
-        }
+        wtd_result r = call(scratch.data(), scratch.size(), &len);
+        if (r == WTD_OK) return std::vector<uint8_t>(scratch.data(), scratch.data() + len);
         if (r == WTD_ERR_TIMEOUT || r == WTD_ERR_WOULD_BLOCK) return std::nullopt;
-        if (r == WTD_ERR_BUFFER_TOO_SMALL && len > buf.size()) {
-            buf.resize(len);
+        if (r == WTD_ERR_BUFFER_TOO_SMALL && len > scratch.size()) {
+            scratch.resize(len);
             continue;
         }
         throw_error(r);
@@ -547,12 +603,26 @@ public:
         }
         return out;
     }
-    // Only with datagram events off; nullopt when none came in time.
+    // Only with datagram events off; nullopt when none came in time. One allocation per
+    // datagram (recv_into reuses the caller's buffer instead).
     std::optional<std::vector<uint8_t>> recv(int32_t timeout_ms) const {
         wtd_session *s = raw();
         return detail::receive_vec(2048, [&](uint8_t *b, size_t c, size_t *n) {
             return wtd_session_recv(s, b, c, n, timeout_ms);
         });
+    }
+    // Only with datagram events off: receive into `buf` (`cap` bytes), without
+    // allocating; the datagram's size, or nullopt when none came in time. One larger
+    // than `cap` stays queued: throws WTD_ERR_BUFFER_TOO_SMALL after writing its size
+    // to `*needed` (when not NULL).
+    std::optional<size_t> recv_into(uint8_t *buf, size_t cap, int32_t timeout_ms,
+                                    size_t *needed = nullptr) const {
+        size_t len = 0;
+        wtd_result r = wtd_session_recv(raw(), buf, cap, &len, timeout_ms);
+        if (r == WTD_ERR_TIMEOUT) return std::nullopt;
+        if (r == WTD_ERR_BUFFER_TOO_SMALL && needed) *needed = len;
+        detail::check(r);
+        return len;
     }
     size_t max_datagram_size() const {
         size_t n = 0;

@@ -32,6 +32,8 @@ pub enum wtd_event_kind {
 
 /// One event. Pointers are borrowed: for the duration of the callback, or until
 /// `wtd_event_release` in pull mode. Fields that do not apply to a kind are NULL/0.
+/// In pull mode it is a plain value: it may be copied or moved before it is released,
+/// and exactly one copy is released, once.
 #[repr(C)]
 pub struct wtd_event {
     pub kind: wtd_event_kind,
@@ -209,9 +211,10 @@ impl Event {
     }
 }
 
-/// Release an event received from `wtd_runtime_next_event` and zero it (kind becomes
-/// WTD_EVENT_NONE). NULL, or an event already released, is a no-op. Never call it on
-/// the event passed to a callback. Does not free `request` (the application owns it).
+/// Release an event received from `wtd_runtime_next_event` (or one of those written by
+/// `wtd_runtime_next_events`) and zero it (kind becomes WTD_EVENT_NONE). NULL, or an
+/// event already released, is a no-op. Never call it on the event passed to a callback.
+/// Does not free `request` (the application owns it).
 #[no_mangle]
 pub unsafe extern "C" fn wtd_event_release(event: *mut wtd_event) {
     if event.is_null() {
@@ -222,12 +225,13 @@ pub unsafe extern "C" fn wtd_event_release(event: *mut wtd_event) {
         // enum fields need not hold valid values), so no `&wtd_event` is formed: only
         // `internal` is read, through the raw pointer.
         // SAFETY: `event` is non-NULL and, per the contract, points to a `wtd_event`
-        // written by wtd_runtime_next_event (or zeroed); `internal` is a pointer field,
-        // valid for any bit pattern.
+        // written by wtd_runtime_next_event(s) (or a copy of one, or zeroed); `internal`
+        // is a pointer field, valid for any bit pattern.
         let internal = unsafe { std::ptr::addr_of!((*event).internal).read() };
         if !internal.is_null() {
-            // SAFETY: a non-NULL `internal` is the box wtd_runtime_next_event leaked for
-            // this event; it is reset below, so a second release is a no-op.
+            // SAFETY: a non-NULL `internal` is the box wtd_runtime_next_event(s) leaked
+            // for this event, released through exactly one copy (the contract); it is
+            // reset below, so a second release of that copy is a no-op.
             drop(unsafe { Box::from_raw(internal.cast::<CEvent>()) });
         }
         // SAFETY: valid for writes of a `wtd_event`; `write` neither reads nor drops

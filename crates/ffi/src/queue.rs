@@ -109,6 +109,52 @@ impl EventQueue {
         }
     }
 
+    /// Wait up to `timeout` (None: forever) for the first event like [`pop`](Self::pop),
+    /// then move up to `max` events (at least 1) into `out` under the same lock, without
+    /// waiting again. False on timeout or close (nothing moved).
+    ///
+    /// An `Invoke` (a component callback, run when the batch is converted) is taken only
+    /// while no other event is in the batch: one queued after an event the application
+    /// has not seen yet stays queued for the next batch, so callbacks still run after the
+    /// events queued before them were handed out, as with one event at a time.
+    pub(crate) fn pop_batch(
+        &self,
+        max: usize,
+        timeout: Option<Duration>,
+        out: &mut Vec<Event>,
+    ) -> bool {
+        let Some(first) = self.pop(timeout) else {
+            return false;
+        };
+        let mut seen_event = !matches!(first, Event::Invoke(_));
+        out.push(first);
+        if max <= 1 {
+            return true;
+        }
+        let mut q = self.q.lock();
+        let mut taken = 1;
+        while taken < max {
+            let invoke = match q.front() {
+                None => break,
+                Some(ev) => matches!(ev, Event::Invoke(_)),
+            };
+            if invoke && seen_event {
+                break;
+            }
+            let Some(ev) = q.pop_front() else { break };
+            seen_event |= !invoke;
+            out.push(ev);
+            taken += 1;
+        }
+        if q.is_empty() {
+            if q.capacity() > KEEP_CAPACITY {
+                *q = VecDeque::new();
+            }
+            self.signal.lower();
+        }
+        true
+    }
+
     pub(crate) fn close(&self) -> VecDeque<Event> {
         self.closed.store(true, Ordering::Release);
         let mut q = self.q.lock();
@@ -182,4 +228,83 @@ impl Signal {
     }
     fn raise(&self) {}
     fn lower(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::super::events::{Event, EventSource};
+    use super::EventQueue;
+
+    struct Source;
+    impl EventSource for Source {
+        fn handle_ptr(&self) -> *mut std::ffi::c_void {
+            std::ptr::null_mut()
+        }
+        fn is_freed(&self) -> bool {
+            false
+        }
+        fn userdata(&self) -> *mut std::ffi::c_void {
+            std::ptr::null_mut()
+        }
+    }
+
+    fn datagram(tag: &'static [u8]) -> Event {
+        Event::Datagram {
+            session: Arc::new(Source),
+            data: Bytes::from_static(tag),
+        }
+    }
+
+    /// What a batch holds: the payload of each datagram, "invoke" for a callback.
+    fn names(batch: &[Event]) -> Vec<String> {
+        batch
+            .iter()
+            .map(|ev| match ev {
+                Event::Datagram { data, .. } => String::from_utf8_lossy(data).into_owned(),
+                Event::Invoke(_) => "invoke".into(),
+                _ => "other".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_keeps_the_queue_order_and_its_size() {
+        let q = EventQueue::new().unwrap();
+        q.push_many(
+            ["a", "b", "c", "d", "e"]
+                .map(|t| datagram(t.as_bytes()))
+                .into_iter(),
+        );
+        let mut batch = Vec::new();
+        assert!(q.pop_batch(2, Some(std::time::Duration::ZERO), &mut batch));
+        assert_eq!(names(&batch), ["a", "b"]);
+        batch.clear();
+        assert!(q.pop_batch(10, Some(std::time::Duration::ZERO), &mut batch));
+        assert_eq!(names(&batch), ["c", "d", "e"]);
+        batch.clear();
+        assert!(!q.pop_batch(10, Some(std::time::Duration::ZERO), &mut batch));
+        assert!(batch.is_empty());
+    }
+
+    #[test]
+    fn a_callback_after_an_event_waits_for_the_next_batch() {
+        let q = EventQueue::new().unwrap();
+        q.push(Event::Invoke(Box::new(|| {})));
+        q.push(datagram(b"x"));
+        q.push(Event::Invoke(Box::new(|| {})));
+        q.push(datagram(b"y"));
+        let zero = Some(std::time::Duration::ZERO);
+        let mut batch = Vec::new();
+        // A callback first may lead a batch; one behind an event the application has
+        // not seen yet may not.
+        assert!(q.pop_batch(10, zero, &mut batch));
+        assert_eq!(names(&batch), ["invoke", "x"]);
+        batch.clear();
+        assert!(q.pop_batch(10, zero, &mut batch));
+        assert_eq!(names(&batch), ["invoke", "y"]);
+    }
 }

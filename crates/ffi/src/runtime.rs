@@ -161,16 +161,27 @@ unsafe impl Castable for wtd_runtime {
     type Own = Boxed;
 }
 
+/// Events the dispatcher takes from the queue per lock (callback mode).
+const DISPATCH_BATCH: usize = 256;
+
 fn dispatch(inner: Arc<RuntimeInner>, cb: Callback) {
     ON_DISPATCHER.with(|c| c.set(true));
-    while let Some(ev) = inner.events.pop(None) {
-        if let Some(c_event) = ev.into_c() {
-            // A panic cannot come from C; guard against our own code only.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                // SAFETY: the application's callback, called on the dispatcher thread as
-                // the header documents, with an event that stays alive for the call.
-                unsafe { (cb.func)(&c_event.event, cb.userdata) }
-            }));
+    // Taken in batches (one lock and one wake-up check per batch, not per event), then
+    // called back one by one in queue order: the order callbacks see is the queue's.
+    let mut batch = Vec::with_capacity(DISPATCH_BATCH);
+    while inner.events.pop_batch(DISPATCH_BATCH, None, &mut batch) {
+        for ev in batch.drain(..) {
+            if inner.is_closed() {
+                break; // wtd_runtime_free: the rest of the batch is dropped, undelivered
+            }
+            if let Some(c_event) = ev.into_c() {
+                // A panic cannot come from C; guard against our own code only.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    // SAFETY: the application's callback, called on the dispatcher thread
+                    // as the header documents, with an event that stays alive for the call.
+                    unsafe { (cb.func)(&c_event.event, cb.userdata) }
+                }));
+            }
         }
     }
 }
@@ -377,6 +388,81 @@ pub unsafe extern "C" fn wtd_runtime_next_event(
                 return Ok(());
             }
         }
+    })
+}
+
+/// Pull mode, several events per call: wait up to `timeout_ms` (0: poll, negative:
+/// forever) for the first event, then take the events already queued behind it, without
+/// waiting again, up to `max_events` in all. They are written to
+/// `out_events[0..*out_count]`, in queue order (so in order per session too), exactly as
+/// wtd_runtime_next_event would have returned them one by one: each one's pointers stay
+/// valid until `wtd_event_release` of that event, which must be called once for each of
+/// the `*out_count` events (and never for the rest of the array, which is left as it
+/// was). Until it is released, a DATAGRAM event counts against its session's receive
+/// queue bounds (wtd_transport_config_set_recv_queue / _bytes), as with
+/// wtd_runtime_next_event. A `wtd_event` is a plain value: it may be copied or moved to
+/// other memory before release; release exactly one copy, once (the others are then
+/// invalid). Component callbacks (reliability reports, monitor alerts, ...) run inside
+/// this call, in queue order: one queued after an event of this batch runs in a later
+/// call. `max_events` 0: WTD_OK with `*out_count` = 0 at once (`out_events` may then be
+/// NULL). Returns WTD_ERR_TIMEOUT when none came (`*out_count` untouched),
+/// WTD_ERR_INVALID_STATE in callback mode, WTD_ERR_CLOSED after `wtd_runtime_free`,
+/// WTD_ERR_INVALID_ARGUMENT for a NULL `runtime`, `out_count`, or `out_events` with
+/// `max_events` > 0.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_runtime_next_events(
+    runtime: *const wtd_runtime,
+    out_events: *mut wtd_event,
+    max_events: usize,
+    out_count: *mut usize,
+    timeout_ms: i32,
+) -> wtd_result {
+    guard(|| {
+        // SAFETY: `runtime` is NULL or live; `out_count` NULL or writable; `out_events`
+        // NULL or writable for `max_events` events, whose current contents may be
+        // anything (borrowed as uninitialised memory) (the header's contract).
+        let (rt, count, slots) = unsafe {
+            (
+                handle::borrow(runtime, "runtime")?,
+                out(out_count, "out_count")?,
+                out_buf(out_events, max_events, "out_events")?,
+            )
+        };
+        if rt.inner.callback_mode() {
+            return Err(FfiError::new(
+                WTD_ERR_INVALID_STATE,
+                "events go to the callback in callback mode",
+            ));
+        }
+        if slots.is_empty() {
+            *count = 0;
+            return Ok(());
+        }
+        let timeout = (timeout_ms >= 0).then(|| Duration::from_millis(timeout_ms as u64));
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut raw = Vec::with_capacity(slots.len().min(256));
+        let mut ready = Vec::with_capacity(raw.capacity());
+        loop {
+            if rt.inner.is_closed() {
+                return Err(FfiError::new(WTD_ERR_CLOSED, "the runtime has been freed"));
+            }
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if !rt.inner.events.pop_batch(slots.len(), left, &mut raw) {
+                return Err(FfiError::new(WTD_ERR_TIMEOUT, "no event"));
+            }
+            // Events of freed handles are skipped (an Invoke runs here and yields none).
+            ready.extend(raw.drain(..).filter_map(|ev| ev.into_c()));
+            if !ready.is_empty() {
+                break;
+            }
+        }
+        // Nothing below can fail: every event taken is handed out.
+        let n = ready.len();
+        for (slot, c) in slots.iter_mut().zip(ready) {
+            slot.write(c.into_owned_event());
+        }
+        *count = n;
+        Ok(())
     })
 }
 
