@@ -23,3 +23,4 @@ pub mod session;
 pub mod stream;
 pub mod structured;
 pub mod types;
+pub mod version;
