@@ -97,15 +97,17 @@ s_ctest() {
     cd build && ctest --output-on-failure
 }
 # The GC-stress run (a collection at almost every allocation, cgo pointer checks)
-# catches Go memory the library would still use after a call returned.
+# catches Go memory the library would still use after a call returned. In the
+# repository the binding links target/debug (build tag wtd_dev); without the tag it
+# links the installed library (pkg-config), which s_install checks.
 s_go() {
-    export GOFLAGS=-mod=mod
+    export GOFLAGS="-mod=mod -tags=wtd_dev"
     (cd bindings/go && go vet ./... && go test -race -count=1 -v ./...)
     (cd bindings/go && GOGC=1 GODEBUG=cgocheck=1 go test -count=1 ./...)
     (cd examples/go && go vet ./... && go test -count=1 -v ./...)
 }
 s_go_interop() {
-    export GOFLAGS=-mod=mod
+    export GOFLAGS="-mod=mod -tags=wtd_dev"
     for m in bindings/go/interop bindings/go/interop/v013; do
         (cd "$m" && go vet ./... && go test -race -count=1 -v ./...)
     done
@@ -115,7 +117,7 @@ s_fuzz() { bash scripts/fuzz.sh; }
 s_bench_build() {
     cc -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude bench/c/wtd_bench.c -o target/wtd_bench_check \
         -Ltarget/debug -lwtdatagram -lpthread
-    (cd bench/go && GOFLAGS=-mod=mod go vet ./...)
+    (cd bench/go && GOFLAGS="-mod=mod -tags=wtd_dev" go vet ./...)
     CARGO_TARGET_DIR=target/bench/check cargo check -j2 --locked --quiet --manifest-path bench/rust/Cargo.toml
 }
 s_matrix() { bash scripts/interop-matrix.sh --require-cells; }
