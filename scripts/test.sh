@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test: lints, header drift, Rust unit/integration/interop tests, C/C++ via ctest,
-# Go, the demo's exit status, short fuzzing runs, and the interoperability matrix.
+# Go, the install (C, C++ and Go programs built against it outside the tree), the
+# demo's exit status, short fuzzing runs, and the interoperability matrix.
 #
 # Every step runs even when an earlier one failed (setup excepted: without it nothing
 # else can), so one run shows everything that is broken. The closing line counts for
@@ -112,6 +113,10 @@ s_go_interop() {
         (cd "$m" && go vet ./... && go test -race -count=1 -v ./...)
     done
 }
+# The README's install into a temporary prefix (a release build of the library), and
+# C (pkg-config, find_package), C++ (find_package) and Go (own module) programs built
+# against it outside the tree, exchanging datagrams with the installed echo server.
+s_install() { bash scripts/check-install.sh; }
 s_demo() { bash scripts/check-demo.sh target/debug/wtd; }
 s_fuzz() { bash scripts/fuzz.sh; }
 s_bench_build() {
@@ -130,6 +135,7 @@ step "Rust tests (unit, integration; interop: Chromium, aioquic, pywebtransport,
 step "C and C++ (ctest)" ctest s_ctest
 step "Go bindings (bindings/go: vet, go test -race, GC stress; examples/go as processes)" go s_go
 step "Go interop: webtransport-go v0.9.0 and v0.13.0 (bindings/go/interop{,/v013}, go test -race)" go s_go_interop
+step "install: cmake --install into a temporary prefix; C via pkg-config, C and C++ via find_package, Go in its own module (scripts/check-install.sh)" check s_install
 step "demo: scripts/demo.sh exits 0 on success, nonzero on failure (scripts/check-demo.sh)" check s_demo
 step "fuzzing: every target for a short run (scripts/fuzz.sh)" check s_fuzz
 step "benchmark programs still build (scripts/bench.sh runs them)" check s_bench_build
