@@ -27,6 +27,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define WTD_VERSION_STR_(x) #x
+#define WTD_VERSION_STR(x) WTD_VERSION_STR_(x)
+// "MAJOR.MINOR.PATCH" of the library this header belongs to, e.g. "0.1.0";
+// wtd_version() gives the version of the library actually loaded.
+#define WTD_VERSION_STRING \
+  WTD_VERSION_STR(WTD_VERSION_MAJOR) "." WTD_VERSION_STR(WTD_VERSION_MINOR) "." WTD_VERSION_STR(WTD_VERSION_PATCH)
+
+// Major version of the library this header belongs to (semver). The shared library's
+// SONAME is `libwtdatagram.so.<major>`.
+#define WTD_VERSION_MAJOR 0
+
+// Minor version of the library this header belongs to (semver).
+#define WTD_VERSION_MINOR 1
+
+// Patch version of the library this header belongs to (semver).
+#define WTD_VERSION_PATCH 0
+
 // Result of every fallible call. 0 is success; values are never renumbered.
 typedef enum wtd_result {
   // Success.

@@ -51,10 +51,11 @@ else
 fi
 go_bin=
 if command -v go >/dev/null 2>&1; then
-    # The binding's #cgo flags point at target/debug; ours come first, so the release
-    # library is the one linked (and LD_LIBRARY_PATH makes it the one loaded).
+    # The binding's development flags (tag wtd_dev) point at target/debug; ours come
+    # first, so the release library is the one linked (and LD_LIBRARY_PATH makes it the
+    # one loaded).
     if (cd bench/go && CGO_LDFLAGS="-L$root/target/release -Wl,-rpath,$root/target/release" \
-        go build -o "$out/wtdbench-go" .); then
+        go build -tags wtd_dev -o "$out/wtdbench-go" .); then
         go_bin=$out/wtdbench-go
     else
         skipped+=(--skipped "go=go build failed")

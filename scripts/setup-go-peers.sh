@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Fetch the Go peers of the interop tests: bindings/go/interop pins webtransport-go
 # v0.9.0 (quic-go v0.53.0) and bindings/go/interop/v013 webtransport-go v0.13.0
-# (quic-go v0.62.0) in their go.mod; this downloads them through the Go module proxy
-# into Go's default module cache and checks that the test packages resolve. Idempotent
-# and fast once cached. Needs Go >= 1.26 (v013's go line; an older go fetches that
-# toolchain through the proxy, GOTOOLCHAIN=auto).
+# (quic-go v0.62.0) in their go.mod; this downloads them, and the binding's own
+# dependencies (which scripts/check-install.sh's modules need too), through the Go
+# module proxy into Go's default module cache and checks that the test packages
+# resolve. Idempotent and fast once cached. Needs Go >= 1.26 (v013's go line; an
+# older go fetches that toolchain through the proxy, GOTOOLCHAIN=auto).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,8 +16,8 @@ if ! command -v go >/dev/null 2>&1; then
     exit 1
 fi
 
-export GOFLAGS=-mod=mod
-for mod in "$repo/bindings/go/interop" "$repo/bindings/go/interop/v013"; do
+export GOFLAGS="-mod=mod -tags=wtd_dev"
+for mod in "$repo/bindings/go" "$repo/bindings/go/interop" "$repo/bindings/go/interop/v013"; do
     cd "$mod"
     if ! go mod download; then
         echo "setup-go-peers: go mod download failed in $mod (Go module proxy reachable?)" >&2

@@ -7,13 +7,14 @@ cd "$root"
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# C/C++ build tools for the examples and ctest; doxygen for the API documentation step.
+# C/C++ build tools for the examples and ctest; doxygen for the API documentation step;
+# pkg-config for the install check.
 missing=()
-for tool in cmake ninja gcc g++ doxygen; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+for tool in cmake ninja gcc g++ doxygen pkg-config; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   pkgs=()
-  for t in "${missing[@]}"; do case $t in ninja) pkgs+=(ninja-build) ;; gcc) pkgs+=(gcc) ;; g++) pkgs+=(g++) ;; *) pkgs+=("$t") ;; esac; done
+  for t in "${missing[@]}"; do case $t in ninja) pkgs+=(ninja-build) ;; pkg-config) pkgs+=(pkgconf) ;; gcc) pkgs+=(gcc) ;; g++) pkgs+=(g++) ;; *) pkgs+=("$t") ;; esac; done
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${pkgs[@]}" >/dev/null
 fi

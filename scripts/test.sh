@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test: lints, header drift, the JS module, Rust unit/integration/interop tests
-# (browsers included), C/C++ via ctest, Go, the demo's exit status, short fuzzing runs,
-# and the interoperability matrix.
+# (browsers included), C/C++ via ctest, Go, the install (C, C++ and Go programs built
+# against it outside the tree), the demo's exit status, short fuzzing runs, and the
+# interoperability matrix.
 #
 # Every step runs even when an earlier one failed (setup excepted: without it nothing
 # else can), so one run shows everything that is broken. The closing line counts for
@@ -107,25 +108,31 @@ s_ctest() {
     cd build && ctest --output-on-failure
 }
 # The GC-stress run (a collection at almost every allocation, cgo pointer checks)
-# catches Go memory the library would still use after a call returned.
+# catches Go memory the library would still use after a call returned. In the
+# repository the binding links target/debug (build tag wtd_dev); without the tag it
+# links the installed library (pkg-config), which s_install checks.
 s_go() {
-    export GOFLAGS=-mod=mod
+    export GOFLAGS="-mod=mod -tags=wtd_dev"
     (cd bindings/go && go vet ./... && go test -race -count=1 -v ./...)
     (cd bindings/go && GOGC=1 GODEBUG=cgocheck=1 go test -count=1 ./...)
     (cd examples/go && go vet ./... && go test -count=1 -v ./...)
 }
 s_go_interop() {
-    export GOFLAGS=-mod=mod
+    export GOFLAGS="-mod=mod -tags=wtd_dev"
     for m in bindings/go/interop bindings/go/interop/v013; do
         (cd "$m" && go vet ./... && go test -race -count=1 -v ./...)
     done
 }
+# The README's install into a temporary prefix (a release build of the library), and
+# C (pkg-config, find_package), C++ (find_package) and Go (own module) programs built
+# against it outside the tree, exchanging datagrams with the installed echo server.
+s_install() { bash scripts/check-install.sh; }
 s_demo() { bash scripts/check-demo.sh target/debug/wtd; }
 s_fuzz() { bash scripts/fuzz.sh; }
 s_bench_build() {
     cc -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude bench/c/wtd_bench.c -o target/wtd_bench_check \
         -Ltarget/debug -lwtdatagram -lpthread
-    (cd bench/go && GOFLAGS=-mod=mod go vet ./...)
+    (cd bench/go && GOFLAGS="-mod=mod -tags=wtd_dev" go vet ./...)
     CARGO_TARGET_DIR=target/bench/check cargo check -j2 --locked --quiet --manifest-path bench/rust/Cargo.toml
 }
 s_matrix() { bash scripts/interop-matrix.sh --require-cells; }
@@ -140,6 +147,7 @@ step "Rust tests (unit, integration; interop: Chromium, Firefox ESR, aioquic, py
 step "C and C++ (ctest)" ctest s_ctest
 step "Go bindings (bindings/go: vet, go test -race, GC stress; examples/go as processes)" go s_go
 step "Go interop: webtransport-go v0.9.0 and v0.13.0 (bindings/go/interop{,/v013}, go test -race)" go s_go_interop
+step "install: cmake --install into a temporary prefix; C via pkg-config, C and C++ via find_package, Go in its own module (scripts/check-install.sh)" check s_install
 step "demo: scripts/demo.sh exits 0 on success, nonzero on failure (scripts/check-demo.sh)" check s_demo
 step "fuzzing: every target for a short run (scripts/fuzz.sh)" check s_fuzz
 step "benchmark programs still build (scripts/bench.sh runs them)" check s_bench_build

@@ -29,7 +29,7 @@ import (
 	"syscall"
 	"time"
 
-	wtd "github.com/libwtdatagram/wtdatagram-go"
+	wtd "github.com/libwtdatagram/libwtdatagram/bindings/go"
 )
 
 func must(err error, what string) {

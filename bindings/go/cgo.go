@@ -12,8 +12,6 @@
 package wtd
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include
-#cgo LDFLAGS: -L${SRCDIR}/../../target/debug -lwtdatagram -Wl,-rpath,${SRCDIR}/../../target/debug
 #include <stdlib.h>
 #include <poll.h>
 #include <stdint.h>

@@ -6,7 +6,7 @@ import (
 	"sort"
 	"time"
 
-	wtd "github.com/libwtdatagram/wtdatagram-go"
+	wtd "github.com/libwtdatagram/libwtdatagram/bindings/go"
 )
 
 // loopback opens one session between a server and a client on rt (127.0.0.1, a

@@ -1,4 +1,4 @@
-module github.com/libwtdatagram/wtdatagram-go
+module github.com/libwtdatagram/libwtdatagram/bindings/go
 
 go 1.22
 

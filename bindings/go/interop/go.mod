@@ -1,11 +1,11 @@
-module github.com/libwtdatagram/wtdatagram-go/interop
+module github.com/libwtdatagram/libwtdatagram/bindings/go/interop
 
 go 1.23
 
-replace github.com/libwtdatagram/wtdatagram-go => ../
+replace github.com/libwtdatagram/libwtdatagram/bindings/go => ../
 
 require (
-	github.com/libwtdatagram/wtdatagram-go v0.0.0-00010101000000-000000000000
+	github.com/libwtdatagram/libwtdatagram/bindings/go v0.0.0-00010101000000-000000000000
 	github.com/quic-go/quic-go v0.53.0
 	github.com/quic-go/webtransport-go v0.9.0
 )

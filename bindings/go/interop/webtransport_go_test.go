@@ -9,8 +9,8 @@ import (
 	"net/http"
 	"testing"
 
-	wtd "github.com/libwtdatagram/wtdatagram-go"
-	wtg "github.com/libwtdatagram/wtdatagram-go/interop/wtgotest"
+	wtd "github.com/libwtdatagram/libwtdatagram/bindings/go"
+	wtg "github.com/libwtdatagram/libwtdatagram/bindings/go/interop/wtgotest"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 	"github.com/quic-go/webtransport-go"

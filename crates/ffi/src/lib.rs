@@ -26,4 +26,5 @@ pub mod stream;
 pub mod structured;
 pub mod transcode;
 pub mod types;
+pub mod version;
 mod versioned;

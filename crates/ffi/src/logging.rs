@@ -100,7 +100,7 @@ pub type wtd_log_callback =
     Option<unsafe extern "C" fn(record: *const wtd_log_record, userdata: *mut c_void)>;
 
 /// Records waiting for the callback at most; more are dropped and counted.
-pub const QUEUE: usize = 8192;
+pub(crate) const QUEUE: usize = 8192;
 
 /// One formatted record on its way to the log thread.
 struct Record {

@@ -23,7 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	wtd "github.com/libwtdatagram/wtdatagram-go"
+	wtd "github.com/libwtdatagram/libwtdatagram/bindings/go"
 )
 
 func die(what string, err error) {

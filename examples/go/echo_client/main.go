@@ -14,7 +14,7 @@ import (
 	"strconv"
 	"time"
 
-	wtd "github.com/libwtdatagram/wtdatagram-go"
+	wtd "github.com/libwtdatagram/libwtdatagram/bindings/go"
 )
 
 // window is the number of datagrams kept in flight (datagrams are unreliable:

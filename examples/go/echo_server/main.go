@@ -21,7 +21,7 @@ import (
 	"sync"
 	"time"
 
-	wtd "github.com/libwtdatagram/wtdatagram-go"
+	wtd "github.com/libwtdatagram/libwtdatagram/bindings/go"
 )
 
 func die(what string, err error) {

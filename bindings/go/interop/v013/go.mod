@@ -1,15 +1,15 @@
-module github.com/libwtdatagram/wtdatagram-go/interop/v013
+module github.com/libwtdatagram/libwtdatagram/bindings/go/interop/v013
 
 go 1.26.0
 
 replace (
-	github.com/libwtdatagram/wtdatagram-go => ../../
-	github.com/libwtdatagram/wtdatagram-go/interop => ../
+	github.com/libwtdatagram/libwtdatagram/bindings/go => ../../
+	github.com/libwtdatagram/libwtdatagram/bindings/go/interop => ../
 )
 
 require (
-	github.com/libwtdatagram/wtdatagram-go v0.0.0-00010101000000-000000000000
-	github.com/libwtdatagram/wtdatagram-go/interop v0.0.0-00010101000000-000000000000
+	github.com/libwtdatagram/libwtdatagram/bindings/go v0.0.0-00010101000000-000000000000
+	github.com/libwtdatagram/libwtdatagram/bindings/go/interop v0.0.0-00010101000000-000000000000
 	github.com/quic-go/quic-go v0.62.0
 	github.com/quic-go/webtransport-go v0.13.0
 )

@@ -25,7 +25,7 @@ import (
 	"testing"
 	"time"
 
-	wtd "github.com/libwtdatagram/wtdatagram-go"
+	wtd "github.com/libwtdatagram/libwtdatagram/bindings/go"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/quicvarint"
 )
