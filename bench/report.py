@@ -97,6 +97,33 @@ def main() -> int:
                 "answered": min(r["answered"] for r in rs),
                 "pings": rs[0]["pings"],
             }
+    # The baseline (WTD_BENCH_BASELINE): the same programs of another commit, impl "base:...".
+    base = {"oneway": {}, "rtt": {}, "fanout": None}
+    for impl in ("c-abi", "c-abi-batch", "go", "go-batch"):
+        for size in SIZES:
+            rs = pick("oneway", "base:" + impl, size)
+            if rs:
+                base["oneway"].setdefault(impl, {})[str(size)] = {
+                    "runs": len(rs),
+                    "rate": median([r["rate"] for r in rs]),
+                    "loss_pct": median([r["loss_pct"] for r in rs]),
+                    "cpu_us_per_dgram": median([r["cpu_us_per_dgram"] for r in rs]),
+                }
+    for impl in ("c-abi", "go", "go-direct"):
+        for size in SIZES:
+            rs = pick("rtt", "base:" + impl, size)
+            if rs:
+                base["rtt"].setdefault(impl, {})[str(size)] = {
+                    "runs": len(rs),
+                    "p50_us": median([r["p50_us"] for r in rs]),
+                    "p99_us": median([r["p99_us"] for r in rs]),
+                }
+    bfo = pick("fanout", "base:c-abi")
+    if bfo:
+        base["fanout"] = {k: median([r[k] for r in bfo])
+                          for k in ("call_p50_ms", "call_p99_ms", "deliver_p50_ms", "deliver_p99_ms")}
+    summary["baseline"] = base if (base["oneway"] or base["rtt"] or base["fanout"]) else None
+
     fo = pick("fanout", "c-abi")
     if fo:
         summary["fanout"] = {
@@ -209,6 +236,28 @@ def main() -> int:
         target(f"KiB per idle session, {s['sessions']} sessions, {s['per_connection']} per connection",
                v, v <= 64, "<= 64")
 
+    # Now against the baseline: no path may be slower (issue 12). Within 10 % is the
+    # noise of one invocation on 2 shared cores, so that is the band a MISS needs to leave.
+    b = summary["baseline"]
+    if b:
+        rev = meta.get("baseline", "baseline")
+        for impl, d in b["oneway"].items():
+            for size, bd in d.items():
+                now = ow.get(impl, {}).get(size, {}).get("rate")
+                r = ratio(now, bd["rate"])
+                target(f"one-way {size} B {impl} now / {rev}", r, r is not None and r >= 0.90,
+                       ">= 0.90")
+        for impl, d in b["rtt"].items():
+            for size, bd in d.items():
+                now = rt.get(impl, {}).get(size, {}).get("p50_us")
+                r = ratio(now, bd["p50_us"])
+                target(f"echo RTT p50 {size} B {impl} now / {rev}", r, r is not None and r <= 1.10,
+                       "<= 1.10")
+        if b["fanout"] and summary["fanout"]:
+            for k in ("call_p50_ms", "deliver_p50_ms"):
+                r = ratio(summary["fanout"][k], b["fanout"][k])
+                target(f"fan-out {k} now / {rev}", r, r is not None and r <= 1.10, "<= 1.10")
+
     doc = {"meta": meta, "skipped": skipped, "summary": summary, "targets": targets,
            "results": results}
     with open(out_path, "w") as f:
@@ -304,6 +353,30 @@ def main() -> int:
         p(f"idle sessions (C ABI server): {s['sessions']} sessions on {s['connections']} connections:"
           f" server RSS {s['server_rss_before_kib']} -> {s['server_rss_after_kib']} KiB,"
           f" {s['kib_per_session']:.1f} KiB per session (opened in {s['open_secs']:.1f} s)")
+    b = summary["baseline"]
+    if b:
+        rev = meta.get("baseline", "baseline")
+        p(f"\nnow against {rev} (the same programs of {rev}, run right after their current"
+          f" counterparts; medians):")
+        p(f"{'':24} | {'size':>5} | {'now':>12} | {rev:>12} | {'now/base':>8}")
+        for impl, d in b["oneway"].items():
+            for size, bd in d.items():
+                now = ow.get(impl, {}).get(size, {})
+                p(f"{'one-way ' + impl:24} | {size:>5} | {fmt(now.get('rate'), '>12.0f'):>12} |"
+                  f" {bd['rate']:>12.0f} | {fmt(ratio(now.get('rate'), bd['rate']), '>8.3f'):>8}"
+                  f"   (/s; loss {fmt(now.get('loss_pct'), '.2f')} vs {bd['loss_pct']:.2f} %,"
+                  f" CPU {fmt(now.get('cpu_us_per_dgram'), '.2f')} vs {bd['cpu_us_per_dgram']:.2f} us)")
+        for impl, d in b["rtt"].items():
+            for size, bd in d.items():
+                now = rt.get(impl, {}).get(size, {})
+                p(f"{'RTT p50 ' + impl:24} | {size:>5} | {fmt(now.get('p50_us'), '>12.1f'):>12} |"
+                  f" {bd['p50_us']:>12.1f} | {fmt(ratio(now.get('p50_us'), bd['p50_us']), '>8.3f'):>8}"
+                  f"   (us; p99 {fmt(now.get('p99_us'), '.1f')} vs {bd['p99_us']:.1f})")
+        if b["fanout"] and summary["fanout"]:
+            for k in ("call_p50_ms", "deliver_p50_ms"):
+                now = summary["fanout"][k]
+                p(f"{'fan-out ' + k:24} | {'64':>5} | {now:>12.2f} | {b['fanout'][k]:>12.2f} |"
+                  f" {fmt(ratio(now, b['fanout'][k]), '>8.3f'):>8}   (ms)")
     for k, v in skipped.items():
         if k not in dict(ONEWAY_ROWS) and not k.endswith("-rtt"):
             p(f"skipped {k}: {v}")

@@ -9,6 +9,12 @@
 #   bash scripts/bench.sh              # all cases, 3 runs each (medians): a few minutes
 #   WTD_BENCH_RUNS=5 WTD_BENCH_SECS=3 bash scripts/bench.sh
 #   WTD_BENCH_ONLY="oneway rtt" bash scripts/bench.sh   # a subset: oneway rtt fanout cluster timeout sessions
+#   WTD_BENCH_BASELINE=44a91d6 bash scripts/bench.sh    # also that commit's C and Go programs, interleaved
+#
+# WTD_BENCH_BASELINE=REV builds the library and the C and Go benchmark programs of REV
+# (git archive into target/bench/baseline-REV, its own cargo target directory, built
+# once) and runs them right after their current counterparts in every run, so "before"
+# and "after" meet the same moments of the machine; the report adds a table of now/base.
 #
 # Every program runs client and server in one process (the sessions case forks its
 # server) with the library's default settings; each run is bounded by `timeout`.
@@ -76,6 +82,36 @@ if [ -f .peers/trixie/.wtd-pywebtransport-ready ] && [ -f scripts/run-in-trixie.
 else
     skipped+=(--skipped "pywebtransport=no Debian trixie root with pywebtransport 0.21 (.peers/trixie: run scripts/setup-pywebtransport.sh as root)")
 fi
+# ---- the baseline (WTD_BENCH_BASELINE=REV): REV's own library and C/Go programs.
+base_c=
+base_go=
+base_lib=
+base_rev=
+if [ -n "${WTD_BENCH_BASELINE:-}" ]; then
+    base_rev=$(git rev-parse --short "$WTD_BENCH_BASELINE^{commit}")
+    bdir=$out/baseline-$base_rev
+    if [ ! -f "$bdir/.built" ]; then
+        log "building the baseline $base_rev (release, $bdir)"
+        rm -rf "$bdir"
+        mkdir -p "$bdir/src"
+        git archive "$base_rev" | tar -x -C "$bdir/src"
+        # Before the workspace split (issue 12) the library was the root crate.
+        if [ -d "$bdir/src/crates/ffi" ]; then what=(-p wtdatagram-ffi); else what=(--lib); fi
+        (cd "$bdir/src" && CARGO_TARGET_DIR=$bdir/target cargo build --release -j2 --locked --quiet "${what[@]}")
+        touch "$bdir/.built"
+    fi
+    base_lib=$bdir/target/release
+    cc -O2 -std=c11 -Wall -Wextra -pedantic -I"$bdir/src/include" "$bdir/src/bench/c/wtd_bench.c" \
+        -o "$bdir/wtd_bench" -L"$base_lib" -lwtdatagram -lpthread -Wl,-rpath,"$base_lib"
+    base_c=$bdir/wtd_bench
+    if [ -n "$go_bin" ] && (cd "$bdir/src/bench/go" && \
+        CGO_LDFLAGS="-L$base_lib -Wl,-rpath,$base_lib" go build -tags wtd_dev -o "$bdir/wtdbench-go" .); then
+        base_go=$bdir/wtdbench-go
+    fi
+fi
+# base LIMIT CMD...: `run` for a baseline program: its own library, impl named "base:...".
+base() { tag=base: LD_LIBRARY_PATH=$base_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} run "$@"; }
+
 # The cluster case (issue 16): a nats-server on a free loopback port for this run.
 nats_url=
 if want cluster; then
@@ -102,7 +138,7 @@ run() {
     shift
     local res
     if res=$(timeout "$limit" "$@" 2>"$out/last-stderr.txt"); then
-        printf '%s\n' "$res" | grep '^{' | tee -a "$raw" >&2 || true
+        printf '%s\n' "$res" | grep '^{' | sed "s/\"impl\":\"/\"impl\":\"${tag:-}/" | tee -a "$raw" >&2 || true
     else
         log "FAILED ($?): $* -- $(tail -n 3 "$out/last-stderr.txt" | tr '\n' ' ')"
     fi
@@ -120,10 +156,14 @@ for ((r = 1; r <= runs; r++)); do
             run 60 "$quinn_bin" --case oneway --size "$size" --secs "$secs"
             run 60 "$c_bin" oneway "$size" "$secs" single
             run 60 "$c_bin" oneway "$size" "$secs" batch
+            if [ -n "$base_c" ]; then base 60 "$base_c" oneway "$size" "$secs" single; fi
+            if [ -n "$base_c" ]; then base 60 "$base_c" oneway "$size" "$secs" batch; fi
             if [ -n "$cpp_bin" ]; then run 60 "$cpp_bin" oneway "$size" "$secs" recv; fi
             if [ -n "$cpp_bin" ]; then run 60 "$cpp_bin" oneway "$size" "$secs" callback; fi
             if [ -n "$go_bin" ]; then run 60 "$go_bin" oneway "$size" "$secs" single; fi
             if [ -n "$go_bin" ]; then run 60 "$go_bin" oneway "$size" "$secs" batch; fi
+            if [ -n "$base_go" ]; then base 60 "$base_go" oneway "$size" "$secs" single; fi
+            if [ -n "$base_go" ]; then base 60 "$base_go" oneway "$size" "$secs" batch; fi
             if [ -n "$py" ]; then run 60 "$py" bench/py/aioquic_bench.py oneway "$size" "$secs"; fi
             if [ -n "$pwt" ]; then run 120 python3 bench/py/pywebtransport_bench.py oneway "$size" "$secs"; fi
         done
@@ -133,10 +173,13 @@ for ((r = 1; r <= runs; r++)); do
             log "run $r/$runs: echo RTT $size B, $pings pings"
             run 120 "$quinn_bin" --case rtt --size "$size" --count "$pings"
             run 120 "$c_bin" rtt "$size" "$pings"
+            if [ -n "$base_c" ]; then base 120 "$base_c" rtt "$size" "$pings"; fi
             if [ -n "$cpp_bin" ]; then run 120 "$cpp_bin" rtt "$size" "$pings" recv; fi
             if [ -n "$cpp_bin" ]; then run 120 "$cpp_bin" rtt "$size" "$pings" callback; fi
             if [ -n "$go_bin" ]; then run 120 "$go_bin" rtt "$size" "$pings" events; fi
             if [ -n "$go_bin" ]; then run 120 "$go_bin" rtt "$size" "$pings" direct; fi
+            if [ -n "$base_go" ]; then base 120 "$base_go" rtt "$size" "$pings" events; fi
+            if [ -n "$base_go" ]; then base 120 "$base_go" rtt "$size" "$pings" direct; fi
             if [ -n "$py" ]; then run 120 "$py" bench/py/aioquic_bench.py rtt "$size" "$pings"; fi
             if [ -n "$pwt" ]; then run 240 python3 bench/py/pywebtransport_bench.py rtt "$size" "$pings"; fi
         done
@@ -144,6 +187,7 @@ for ((r = 1; r <= runs; r++)); do
     if want fanout; then
         log "run $r/$runs: broadcast to 1000 sessions"
         run 120 "$c_bin" fanout 1000 50
+        if [ -n "$base_c" ]; then base 120 "$base_c" fanout 1000 50; fi
     fi
     if want cluster && [ -n "$nats_url" ]; then
         # The single-node figure it is compared with comes from the same run.
@@ -172,6 +216,6 @@ python3 bench/report.py "$raw" "$out/results-$stamp.json" \
     --meta "timestamp=$stamp" --meta "commit=$commit" --meta "runs=$runs" \
     --meta "secs=$secs" --meta "pings=$pings" --meta "cpus=$(nproc)" \
     --meta "load=$(cut -d' ' -f1-3 /proc/loadavg)" --meta "load_start=$load_start" \
-    --meta "kernel=$(uname -r)" \
+    --meta "kernel=$(uname -r)" --meta "baseline=$base_rev" \
     "${skipped[@]}"
 cp "$out/results-$stamp.json" "$out/latest.json"
