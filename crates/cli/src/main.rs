@@ -93,15 +93,19 @@ fn parse(argv: &[String]) -> Result<args::Cli, i32> {
             Err(0)
         }
         Err(e) => {
-            // clap's message without its "error: " prefix, usage and tips: one line.
-            let text = e.kind().to_string();
-            let detail = e
-                .render()
-                .to_string()
+            // clap's message without its "error: " prefix, usage and tips, on one line:
+            // its first paragraph, whose later lines name what it is about (e.g. the
+            // missing arguments of a `requires`).
+            let rendered = e.render().to_string();
+            let detail: Vec<&str> = rendered
                 .lines()
-                .next()
-                .map(|l| l.trim_start_matches("error: ").to_string())
-                .unwrap_or(text);
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let detail = match detail.join(" ") {
+                d if d.is_empty() => e.kind().to_string(),
+                d => d.trim_start_matches("error: ").to_string(),
+            };
             eprintln!("wtd: error: {detail} (see 'wtd --help')");
             Err(2)
         }

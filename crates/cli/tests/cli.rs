@@ -373,6 +373,18 @@ fn bad_usage_exits_2_with_one_error_line() {
             out.stderr
         );
     }
+    // The one line names what is wrong, also where clap spreads it over several lines.
+    for (args, names) in [
+        (&["serve", "--cert", "only-a-cert.pem"][..], "--key"),
+        (
+            &["connect", "https://127.0.0.1:1/", "--size", "8"],
+            "--count",
+        ),
+        (&["serve", "--bogus"], "--bogus"),
+    ] {
+        let out = wtd(args, "");
+        assert!(out.stderr.contains(names), "wtd {args:?}: {}", out.stderr);
+    }
 }
 
 #[test]
