@@ -95,6 +95,9 @@ if [ -n "${WTD_BENCH_BASELINE:-}" ]; then
         rm -rf "$bdir"
         mkdir -p "$bdir/src"
         git archive "$base_rev" | tar -x -C "$bdir/src"
+        # Inside this repository's tree, cargo would take REV's root crate for a member
+        # of our workspace: a root manifest without a [workspace] table gets an empty one.
+        grep -q '^\[workspace\]' "$bdir/src/Cargo.toml" || printf '\n[workspace]\n' >>"$bdir/src/Cargo.toml"
         # Before the workspace split (issue 12) the library was the root crate.
         if [ -d "$bdir/src/crates/ffi" ]; then what=(-p wtdatagram-ffi); else what=(--lib); fi
         (cd "$bdir/src" && CARGO_TARGET_DIR=$bdir/target cargo build --release -j2 --locked --quiet "${what[@]}")

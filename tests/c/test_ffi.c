@@ -1201,6 +1201,7 @@ static void case5b_batches(void) {
     CHECK_RC(wtd_session_send_multiple(s, items, 1, 0, NULL), INV);
     wtd_buffer bad[2] = {items[0], {NULL, 3}};
     CHECK_RC(wtd_session_send_multiple(s, bad, 2, 0, &sent), INV);
+    CHECK(strstr(wtd_last_error(), "items[1].data") != NULL); /* names the bad one */
     CHECK(sent == 99); /* not written on failure; nothing was sent (checked first) */
     CHECK_OK(wtd_session_send_multiple(s, items, 0, 0, &sent));
     CHECK(sent == 0);

@@ -359,12 +359,21 @@ pub(crate) unsafe fn buffers<'a>(
     }
     // SAFETY: non-NULL and valid for `count` buffers (this function's contract).
     let items = unsafe { std::slice::from_raw_parts(items, count) };
-    items
-        .iter()
-        .enumerate()
+    // The index goes into the message only when one is wrong: a batch send is on the
+    // hot path, and naming every item cost a formatted String per datagram.
+    let mut out = Vec::with_capacity(count);
+    for (i, b) in items.iter().enumerate() {
+        if b.data.is_null() && b.len != 0 {
+            // SAFETY: NULL with a nonzero length: `bytes` returns its error, reads nothing.
+            return Err(
+                unsafe { bytes(b.data, b.len, &format!("{name}[{i}].data")) }
+                    .expect_err("NULL with a length is an error"),
+            );
+        }
         // SAFETY: each buffer's data is valid for its len (this function's contract).
-        .map(|(i, b)| unsafe { bytes(b.data, b.len, &format!("{name}[{i}].data")) })
-        .collect()
+        out.push(unsafe { bytes(b.data, b.len, name) }?);
+    }
+    Ok(out)
 }
 
 /// Borrow a NUL-terminated UTF-8 string.
