@@ -19,20 +19,7 @@ type fanout struct {
 
 func newFanout(t *testing.T, n int) *fanout {
 	t.Helper()
-	rt, err := NewRuntime(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rt.Close() })
-	srv, err := Listen(rt, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hash, _ := srv.CertHash()
-	cli, err := NewClient(rt, &ClientConfig{CertHashes: [][32]byte{hash}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt, srv, cli := newLoopback(t, nil)
 	f := &fanout{rt: rt, srv: srv}
 	ctx := recvCtx(t)
 	for i := 0; i < n; i++ {

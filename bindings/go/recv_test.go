@@ -24,23 +24,7 @@ type recvPair struct {
 // to one server, on one runtime.
 func newRecvPair(t *testing.T, tc *TransportConfig, paths ...string) *recvPair {
 	t.Helper()
-	rt, err := NewRuntime(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rt.Close() })
-	srv, err := Listen(rt, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hash, err := srv.CertHash()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cli, err := NewClient(rt, &ClientConfig{CertHashes: [][32]byte{hash}, Transport: tc})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt, srv, cli := newLoopback(t, tc)
 	p := &recvPair{rt: rt}
 	for _, path := range paths {
 		url, err := srv.URL(path)

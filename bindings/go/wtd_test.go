@@ -20,7 +20,10 @@ type pair struct {
 	request string   // path the server saw
 }
 
-func newPair(t testing.TB, path string) *pair {
+// newLoopback is a runtime with a server on loopback (fresh self-signed certificate)
+// and a client that pins that certificate, using transport tc (nil: defaults); the
+// runtime, and with it everything on it, is closed when the test ends.
+func newLoopback(t testing.TB, tc *TransportConfig) (*Runtime, *Server, *Client) {
 	t.Helper()
 	rt, err := NewRuntime(nil)
 	if err != nil {
@@ -35,10 +38,16 @@ func newPair(t testing.TB, path string) *pair {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cli, err := NewClient(rt, &ClientConfig{CertHashes: [][32]byte{hash}})
+	cli, err := NewClient(rt, &ClientConfig{CertHashes: [][32]byte{hash}, Transport: tc})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return rt, srv, cli
+}
+
+func newPair(t testing.TB, path string) *pair {
+	t.Helper()
+	rt, srv, cli := newLoopback(t, nil)
 	url, err := srv.URL(path)
 	if err != nil {
 		t.Fatal(err)
