@@ -153,11 +153,7 @@ unsafe fn config_arg<'a>(config: *mut wtd_cluster_config) -> FfiResult<&'a mut C
 }
 
 fn ms_in(name: &str, ms: u32) -> FfiResult<Duration> {
-    if !(1..=600_000).contains(&ms) {
-        return Err(FfiError::arg(format!(
-            "{name} must be 1..=600000 ms, got {ms}"
-        )));
-    }
+    let ms = in_range(ms, 1..=600_000, name, " ms")?;
     Ok(Duration::from_millis(u64::from(ms)))
 }
 
@@ -448,9 +444,7 @@ pub unsafe extern "C" fn wtd_cluster_config_set_publish_capacity(
     capacity: usize,
 ) -> wtd_result {
     guard(|| {
-        if !(1..=1 << 20).contains(&capacity) {
-            return Err(FfiError::arg("publish capacity must be 1..=1048576"));
-        }
+        let capacity = in_range(capacity, 1..=1 << 20, "publish capacity", "")?;
         // SAFETY: `config` is NULL or a live builder used by this thread only (the
         // header's contract).
         unsafe { config_arg(config) }?.publish_capacity = capacity;
@@ -466,9 +460,7 @@ pub unsafe extern "C" fn wtd_cluster_config_set_receive_capacity(
     capacity: usize,
 ) -> wtd_result {
     guard(|| {
-        if !(1..=1 << 20).contains(&capacity) {
-            return Err(FfiError::arg("receive capacity must be 1..=1048576"));
-        }
+        let capacity = in_range(capacity, 1..=1 << 20, "receive capacity", "")?;
         // SAFETY: `config` is NULL or a live builder used by this thread only (the
         // header's contract).
         unsafe { config_arg(config) }?.receive_capacity = capacity;

@@ -84,9 +84,7 @@ pub unsafe extern "C" fn wtd_transport_config_set_idle_timeout_ms(
         // SAFETY: `config` is NULL or a live builder used by this thread only (the
         // header's contract).
         let c = unsafe { handle::borrow_mut(config, "config") }?;
-        if !(1..=600_000).contains(&ms) {
-            return Err(FfiError::arg("idle timeout must be 1..=600000 ms"));
-        }
+        let ms = in_range(ms, 1..=600_000, "idle timeout", " ms")?;
         c.opts.idle_timeout = Duration::from_millis(u64::from(ms));
         Ok(())
     })
@@ -238,11 +236,7 @@ pub unsafe extern "C" fn wtd_transport_config_set_max_field_section_size(
     guard(|| {
         // SAFETY: `config` is NULL or a live builder used by this thread only (the header's contract).
         let c = unsafe { handle::borrow_mut(config, "config") }?;
-        if !(256..=1 << 20).contains(&bytes) {
-            return Err(FfiError::arg(format!(
-                "max field section size must be 256..=1048576 bytes, got {bytes}"
-            )));
-        }
+        let bytes = in_range(bytes, 256..=1 << 20, "max field section size", " bytes")?;
         c.opts.max_field_section_size = bytes;
         Ok(())
     })
@@ -258,11 +252,7 @@ pub unsafe extern "C" fn wtd_transport_config_set_max_header_fields(
     guard(|| {
         // SAFETY: `config` is NULL or a live builder used by this thread only (the header's contract).
         let c = unsafe { handle::borrow_mut(config, "config") }?;
-        if !(1..=65536).contains(&fields) {
-            return Err(FfiError::arg(format!(
-                "max header fields must be 1..=65536, got {fields}"
-            )));
-        }
+        let fields = in_range(fields, 1..=65536, "max header fields", "")?;
         c.opts.max_header_fields = fields;
         Ok(())
     })
@@ -315,11 +305,7 @@ pub unsafe extern "C" fn wtd_transport_config_set_initial_rtt_ms(
         // SAFETY: `config` is NULL or a live builder used by this thread only (the
         // header's contract).
         let c = unsafe { handle::borrow_mut(config, "config") }?;
-        if !(1..=60_000).contains(&ms) {
-            return Err(FfiError::arg(format!(
-                "initial RTT must be 1..=60000 ms, got {ms}"
-            )));
-        }
+        let ms = in_range(ms, 1..=60_000, "initial RTT", " ms")?;
         c.opts.initial_rtt = Duration::from_millis(u64::from(ms));
         Ok(())
     })
@@ -357,18 +343,15 @@ pub unsafe extern "C" fn wtd_transport_config_set_initial_mtu(
         // SAFETY: `config` is NULL or a live builder used by this thread only (the
         // header's contract).
         let c = unsafe { handle::borrow_mut(config, "config") }?;
-        let (min, max) = (
-            wtdatagram::transport::MIN_MTU,
-            wtdatagram::transport::MAX_MTU,
-        );
-        match u16::try_from(bytes) {
-            Ok(b) if (min..=max).contains(&b) => c.opts.initial_mtu = b,
-            _ => {
-                return Err(FfiError::arg(format!(
-                    "initial MTU must be {min}..={max} bytes, got {bytes}"
-                )))
-            }
-        }
+        use wtdatagram::transport::{MAX_MTU, MIN_MTU};
+        let bytes = in_range(
+            bytes,
+            u32::from(MIN_MTU)..=u32::from(MAX_MTU),
+            "initial MTU",
+            " bytes",
+        )?;
+        // In range, so within u16.
+        c.opts.initial_mtu = bytes as u16;
         Ok(())
     })
 }
@@ -612,11 +595,7 @@ pub unsafe extern "C" fn wtd_server_config_set_max_connections(
     guard(|| {
         // SAFETY: `config` is NULL or a live builder used by this thread only (the header's contract).
         let c = unsafe { handle::borrow_mut(config, "config") }?;
-        if !(1..=1_000_000).contains(&connections) {
-            return Err(FfiError::arg(format!(
-                "max connections must be 1..=1000000, got {connections}"
-            )));
-        }
+        let connections = in_range(connections, 1..=1_000_000, "max connections", "")?;
         c.cfg.max_connections = connections;
         Ok(())
     })
@@ -634,11 +613,7 @@ pub unsafe extern "C" fn wtd_server_config_set_max_sessions(
     guard(|| {
         // SAFETY: `config` is NULL or a live builder used by this thread only (the header's contract).
         let c = unsafe { handle::borrow_mut(config, "config") }?;
-        if !(1..=10_000_000).contains(&sessions) {
-            return Err(FfiError::arg(format!(
-                "max sessions must be 1..=10000000, got {sessions}"
-            )));
-        }
+        let sessions = in_range(sessions, 1..=10_000_000, "max sessions", "")?;
         c.cfg.max_sessions = sessions;
         Ok(())
     })
@@ -655,11 +630,7 @@ pub unsafe extern "C" fn wtd_server_config_set_request_timeout_ms(
     guard(|| {
         // SAFETY: `config` is NULL or a live builder used by this thread only (the header's contract).
         let c = unsafe { handle::borrow_mut(config, "config") }?;
-        if !(1..=600_000).contains(&ms) {
-            return Err(FfiError::arg(format!(
-                "request timeout must be 1..=600000 ms, got {ms}"
-            )));
-        }
+        let ms = in_range(ms, 1..=600_000, "request timeout", " ms")?;
         c.cfg.request_timeout = Duration::from_millis(u64::from(ms));
         Ok(())
     })

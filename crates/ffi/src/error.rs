@@ -321,6 +321,24 @@ pub(crate) unsafe fn out_uninit<'a, T>(p: *mut T, name: &str) -> FfiResult<&'a m
         .ok_or_else(|| FfiError::arg(format!("{name} is NULL")))
 }
 
+/// `value` when it lies in `range`, else WTD_ERR_INVALID_ARGUMENT saying
+/// "`what` must be LO..=HI`unit`, got VALUE": the check every range-limited setter makes.
+pub(crate) fn in_range<T: PartialOrd + std::fmt::Display>(
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+    what: &str,
+    unit: &str,
+) -> FfiResult<T> {
+    if range.contains(&value) {
+        return Ok(value);
+    }
+    Err(FfiError::arg(format!(
+        "{what} must be {}..={}{unit}, got {value}",
+        range.start(),
+        range.end()
+    )))
+}
+
 /// Borrow `(data, len)`; NULL is allowed only with `len == 0`.
 ///
 /// # Safety

@@ -220,11 +220,7 @@ pub unsafe extern "C" fn wtd_runtime_config_set_worker_threads(
         // SAFETY: `config` is NULL or a live config used from this thread only (builders
         // are not thread-safe, per the header).
         let c = unsafe { handle::borrow_mut(config, "config") }?;
-        if !(1..=256).contains(&workers) {
-            return Err(FfiError::arg(format!(
-                "worker threads must be 1..=256, got {workers}"
-            )));
-        }
+        let workers = in_range(workers, 1..=256, "worker threads", "")?;
         c.workers = workers as usize;
         Ok(())
     })
