@@ -266,12 +266,7 @@ pub unsafe extern "C" fn wtd_stream_new(
         let s = unsafe { handle::borrow(session, "session") }?;
         // SAFETY: `out_stream` is NULL or writable (the header's contract).
         let o = unsafe { out(out_stream, "out_stream") }?;
-        if s.runtime.is_closed() {
-            return Err(FfiError::new(
-                WTD_ERR_CLOSED,
-                "the session's runtime has been freed",
-            ));
-        }
+        <wtd_session as Castable>::check_live(s)?;
         // SAFETY: `config` is NULL or a live handle (the header's contract).
         let cfg = unsafe { handle::get(config) }
             .map(|c| c.cfg.clone())

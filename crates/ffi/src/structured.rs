@@ -164,12 +164,7 @@ pub unsafe extern "C" fn wtd_structured_new(
         let s = unsafe { handle::borrow(session, "session") }?;
         // SAFETY: `out_structured` is NULL or writable (the header's contract).
         let o = unsafe { out(out_structured, "out_structured") }?;
-        if s.runtime.is_closed() {
-            return Err(FfiError::new(
-                WTD_ERR_CLOSED,
-                "the session's runtime has been freed",
-            ));
-        }
+        <wtd_session as Castable>::check_live(s)?;
         let ser: Arc<dyn Serializer> = match serializer.get("serializer")? {
             wtd_serializer::WTD_SERIALIZER_JSON => Arc::new(JsonSerializer::new()),
             wtd_serializer::WTD_SERIALIZER_MSGPACK => Arc::new(MsgPackSerializer),
