@@ -12,7 +12,7 @@ import (
 // (Format.Marshal), the wire bytes -> Go value path (Format.Unmarshal), and the whole
 // encode+send path of Structured.Send and Stream.SendJSON on a loopback session.
 //
-//	go test -run XXX -bench 'Marshal|Unmarshal|StructuredSend|SendJSON' -benchmem .
+//	go test -run '^$' -bench 'Marshal|Unmarshal|StructuredSend|SendJSON' -benchmem .
 //
 // Besides ns/op (wall time, which swings with the load of a shared machine), each
 // reports CPU time per operation: thread-ns/op of the benchmark's own thread (the Go
