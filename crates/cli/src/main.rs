@@ -10,16 +10,16 @@
 mod args;
 mod output;
 mod relay;
+mod serve;
 mod web;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch};
 use wtdatagram::datagram::{
     datagram_throughput_test, DatagramStream, StreamConfig, ThroughputResult,
 };
@@ -272,44 +272,12 @@ async fn serve(opts: ServeOpts) -> Result<i32, Fail> {
         return relay::relay(server, r, opts.max, sessions).await;
     }
 
-    let closed = Arc::new(AtomicU64::new(0));
-    let all_done = Arc::new(Notify::new());
-    let mut next_id: u64 = 0;
-    loop {
-        let req = tokio::select! {
-            r = server.accept() => r,
-            _ = all_done.notified() => return Ok(0),
-        };
-        let Some(req) = req else {
-            return Err(runtime("the server stopped accepting sessions"));
-        };
-        next_id += 1;
-        let id = next_id;
-        let (closed, all_done, max) = (closed.clone(), all_done.clone(), opts.max);
-        let sessions = sessions.clone();
-        tokio::spawn(async move {
-            let path = req.path().to_string();
-            let origin = req.origin().unwrap_or("-").to_string();
-            let dialect = req.info().dialect.name();
-            let remote = req.remote_addr();
-            match req.accept().await {
-                Ok(session) => {
-                    say(format!(
-                        "session {id} path={path} origin={origin} dialect={dialect}"
-                    ));
-                    let shown = sessions.track(id, &session);
-                    let reason = echo(&session).await;
-                    drop(shown);
-                    say(format!("closed {id} {reason}"));
-                }
-                Err(e) => warn(format!("accepting a session from {remote}: {e}")),
-            }
-            let n = closed.fetch_add(1, Ordering::SeqCst) + 1;
-            if max.is_some_and(|m| n >= m) {
-                all_done.notify_one();
-            }
-        });
-    }
+    serve::serve_sessions(server, opts.max, sessions, |id, session, line| async move {
+        say(line);
+        let reason = echo(&session).await;
+        say(format!("closed {id} {reason}"));
+    })
+    .await
 }
 
 /// Echo every datagram back (waiting for room to send) until the session ends.

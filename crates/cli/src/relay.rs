@@ -10,16 +10,15 @@
 //! * `stats broadcasts=.. published=.. bus_failures=.. received=.. delivered_local=..
 //!   reconnects=.. rtt_avg_us=..` after every `closed` line and every bus change.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::Notify;
 use wtdatagram::cluster::{Cluster, ClusterAuth, ClusterBroadcaster, ClusterConfig};
 use wtdatagram::datagram::broadcast::DatagramBroadcaster;
 use wtdatagram::{Error, Server, Session};
 
 use super::args::RelayArgs;
 use super::output::{runtime, say, warn, Fail};
+use super::serve::serve_sessions;
 use super::web::Sessions;
 
 fn stats_line(cb: &ClusterBroadcaster) -> String {
@@ -101,48 +100,19 @@ pub async fn relay(
         }
     });
 
-    let closed = Arc::new(AtomicU64::new(0));
-    let all_done = Arc::new(Notify::new());
-    let mut next_id: u64 = 0;
-    loop {
-        let req = tokio::select! {
-            r = server.accept() => r,
-            _ = all_done.notified() => return Ok(0),
-        };
-        let Some(req) = req else {
-            return Err(runtime("the server stopped accepting sessions"));
-        };
-        next_id += 1;
-        let id = next_id;
-        let (closed, all_done, cb) = (closed.clone(), all_done.clone(), cb.clone());
-        let sessions = sessions.clone();
-        tokio::spawn(async move {
-            let path = req.path().to_string();
-            let origin = req.origin().unwrap_or("-").to_string();
-            let dialect = req.info().dialect.name();
-            let remote = req.remote_addr();
-            match req.accept().await {
-                Ok(session) => {
-                    if let Err(e) = cb.local().add_session(session.clone()) {
-                        warn(format!("session {id} could not join the relay: {e}"));
-                    }
-                    say(format!(
-                        "session {id} path={path} origin={origin} dialect={dialect}"
-                    ));
-                    let shown = sessions.track(id, &session);
-                    let reason = forward(&session, &cb).await;
-                    drop(shown);
-                    say(format!("closed {id} {reason}"));
-                    say(stats_line(&cb));
-                }
-                Err(e) => warn(format!("accepting a session from {remote}: {e}")),
+    serve_sessions(server, max, sessions, move |id, session, line| {
+        let cb = cb.clone();
+        async move {
+            if let Err(e) = cb.local().add_session(session.clone()) {
+                warn(format!("session {id} could not join the relay: {e}"));
             }
-            let n = closed.fetch_add(1, Ordering::SeqCst) + 1;
-            if max.is_some_and(|m| n >= m) {
-                all_done.notify_one();
-            }
-        });
-    }
+            say(line);
+            let reason = forward(&session, &cb).await;
+            say(format!("closed {id} {reason}"));
+            say(stats_line(&cb));
+        }
+    })
+    .await
 }
 
 /// Broadcast every datagram of `session` on the channel until the session ends.
