@@ -137,8 +137,21 @@ pub fn transcode(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The byte vectors written by real Python (json, msgpack-python; see
+    /// bindings/go/testdata/gen_structured_vectors.py), shared with the Go binding, the JS
+    /// module and tests/c/test_transcode.c.
+    pub(crate) fn shared_vectors() -> Vec<serde_json::Value> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("bindings/go/testdata/structured_vectors.json");
+        let text = std::fs::read_to_string(&path).expect("read the shared vectors");
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let vectors = doc["vectors"].as_array().expect("vectors").clone();
+        assert!(vectors.len() >= 12);
+        vectors
+    }
 
     fn hex(b: &[u8]) -> String {
         b.iter().map(|b| format!("{b:02x}")).collect()
@@ -156,12 +169,7 @@ mod tests {
     /// tests/c/test_transcode.c).
     #[test]
     fn transcode_matches_python_vectors() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("bindings/go/testdata/structured_vectors.json");
-        let text = std::fs::read_to_string(&path).expect("read the shared vectors");
-        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
-        let vectors = doc["vectors"].as_array().expect("vectors");
-        assert!(vectors.len() >= 12);
+        let vectors = shared_vectors();
         let (py, compact) = (JsonSerializer::new(), JsonSerializer::compact());
         for v in vectors {
             let name = v["name"].as_str().unwrap();

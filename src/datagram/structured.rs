@@ -868,12 +868,7 @@ mod tests {
     /// bindings/go/testdata/gen_structured_vectors.py), shared with the Go binding.
     #[test]
     fn shared_vectors_match_python() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("bindings/go/testdata/structured_vectors.json");
-        let text = std::fs::read_to_string(&path).expect("read the shared vectors");
-        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
-        let vectors = doc["vectors"].as_array().expect("vectors");
-        assert!(vectors.len() >= 12);
+        let vectors = crate::datagram::serializer::tests::shared_vectors();
         let (py, compact) = (JsonSerializer::new(), JsonSerializer::compact());
         for v in vectors {
             let name = v["name"].as_str().unwrap();
