@@ -124,6 +124,10 @@ typedef enum wtd_event_kind {
   // `session` closed: `close_kind`, `close_code`, and the reason text in `data`/`len`
   // (UTF-8, not NUL-terminated). The last event of a session.
   WTD_EVENT_SESSION_CLOSED = 3,
+  // Datagrams wait in `session`'s queue (datagram events off): receive them with
+  // wtd_session_recv / wtd_session_recv_multiple. Comes once per
+  // wtd_session_notify_readable call.
+  WTD_EVENT_DATAGRAMS_READY = 4,
 } wtd_event_kind;
 
 // How a session ended.
@@ -1681,6 +1685,18 @@ enum wtd_result wtd_session_recv(const struct wtd_session *session,
                                  size_t cap,
                                  size_t *out_len,
                                  int32_t timeout_ms);
+
+// Ask for one WTD_EVENT_DATAGRAMS_READY event about `session` once a datagram waits in
+// its queue (only when datagram events are off, as wtd_session_recv; else
+// WTD_ERR_INVALID_STATE): at once if one waits now, else when the next arrives. It is
+// readiness, like EPOLLONESHOT: after the event, receive with a timeout of 0 until
+// WTD_ERR_TIMEOUT, then call this again. A second call before the event came still
+// gives one event. So one thread can serve many sessions without a thread blocked in
+// wtd_session_recv for each. WTD_ERR_CLOSED once the session closed and its queue is
+// empty (no event will come; SESSION_CLOSED is the session's last event, and an event
+// asked for before the close does not come either); WTD_ERR_INVALID_STATE also when a
+// stream or layer took the session's datagrams over.
+enum wtd_result wtd_session_notify_readable(const struct wtd_session *session);
 
 // The largest payload a send accepts right now (it can grow with path MTU discovery).
 enum wtd_result wtd_session_max_datagram_size(const struct wtd_session *session, size_t *out_size);

@@ -337,3 +337,52 @@ async fn server_close_delivers_the_close_codes_of_sessions_closed_just_before() 
         ));
     }
 }
+
+/// `notify_readable`: the hook runs once a datagram waits (at once if one does, on the
+/// runtime when the next one is queued), once per registration; it is refused once the
+/// session closed and drained, and while a handler takes the datagrams.
+#[tokio::test]
+async fn notify_readable_runs_once_per_registration() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let server = server();
+    let client = client_for(&server);
+    let url = url(&server, "/readable");
+    let (ss, cs) = within(pair(&server, &client, &url)).await;
+    let fired = Arc::new(AtomicUsize::new(0));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let hook = |fired: &Arc<AtomicUsize>, tx: &tokio::sync::mpsc::UnboundedSender<()>| {
+        let (fired, tx) = (fired.clone(), tx.clone());
+        Box::new(move || {
+            fired.fetch_add(1, Ordering::SeqCst);
+            let _ = tx.send(());
+        }) as Box<dyn FnOnce() + Send>
+    };
+    // Nothing queued: registered, not run; a second registration replaces the first.
+    cs.notify_readable(hook(&fired, &tx)).unwrap();
+    cs.notify_readable(hook(&fired, &tx)).unwrap();
+    assert_eq!(fired.load(Ordering::SeqCst), 0);
+    ss.send_datagram(b"one").await.unwrap();
+    ss.send_datagram(b"two").await.unwrap();
+    within(rx.recv()).await.unwrap();
+    // Wait until both arrived: the hook ran once for the burst.
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while cs.stats().datagrams_received < 2 && std::time::Instant::now() < end {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    assert_eq!(fired.load(Ordering::SeqCst), 1);
+    // Datagrams wait: it runs at once, on this thread.
+    cs.notify_readable(hook(&fired, &tx)).unwrap();
+    assert_eq!(fired.load(Ordering::SeqCst), 2);
+    assert_eq!(&cs.try_recv_datagram().unwrap().unwrap()[..], b"one");
+    assert_eq!(&cs.try_recv_datagram().unwrap().unwrap()[..], b"two");
+    assert!(cs.try_recv_datagram().unwrap().is_none());
+    // Closed and drained: refused; a registration from before the close never runs.
+    cs.notify_readable(hook(&fired, &tx)).unwrap();
+    ss.close(5, "done");
+    within(cs.closed()).await;
+    assert!(matches!(
+        cs.notify_readable(hook(&fired, &tx)),
+        Err(Error::Closed(_))
+    ));
+    assert_eq!(fired.load(Ordering::SeqCst), 2);
+}

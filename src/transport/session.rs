@@ -57,9 +57,13 @@ struct State {
     /// [`Session::claim_datagrams`]: `handler` is its, and stays its.
     claimed: bool,
     draining: bool,
+    /// Registered with [`Session::notify_readable`]: runs once the queue holds a
+    /// datagram.
+    readable: Option<ReadableHook>,
 }
 
 type CloseHook = Box<dyn FnOnce(&CloseReason) + Send>;
+type ReadableHook = Box<dyn FnOnce() + Send>;
 
 pub(crate) struct SessionShared {
     pub(crate) conn: Arc<ConnInner>,
@@ -109,6 +113,7 @@ impl SessionShared {
                 close_hooks: Vec::new(),
                 claimed: false,
                 draining: false,
+                readable: None,
             }),
             notify: Notify::new(),
             closed: std::sync::atomic::AtomicBool::new(false),
@@ -156,10 +161,16 @@ impl SessionShared {
                 }
             }
         }
+        let mut readable = None;
         if queued {
             self.notify.notify_one();
+            readable = st.readable.take();
         }
         drop(st);
+        // Outside the lock: the hook may hand the news on (e.g. to an event queue).
+        if let Some(hook) = readable {
+            hook();
+        }
         if dropped > 0 {
             c.datagrams_received.fetch_sub(dropped, Relaxed);
             c.bytes_received.fetch_sub(dropped_bytes, Relaxed);
@@ -179,6 +190,7 @@ impl SessionShared {
 
     /// Record the end of the session; false if it had already ended.
     pub(crate) fn set_closed(&self, reason: CloseReason) -> bool {
+        let readable;
         {
             let mut st = self.state.lock();
             if st.close.is_some() {
@@ -193,7 +205,10 @@ impl SessionShared {
             for hook in st.close_hooks.drain(..) {
                 hook(&reason);
             }
+            // Nothing will arrive any more: the readable hook is dropped uncalled.
+            readable = st.readable.take();
         }
+        drop(readable);
         tracing::debug!(
             remote = %self.conn.quic.remote_address(),
             session = self.stream_id,
@@ -574,6 +589,8 @@ impl Session {
     }
 
     fn install_handler(shared: &SessionShared, st: &mut State, handler: Arc<dyn DatagramHandler>) {
+        // The queue will stay empty: a readable hook would never run.
+        st.readable = None;
         while let Some(d) = st.queue.pop_front() {
             if !handler.on_datagram(d) {
                 shared.counters.recv_dropped.fetch_add(1, Relaxed);
@@ -601,6 +618,44 @@ impl Session {
         let mut st = self.shared.state.lock();
         st.queue.push_front(d);
         self.shared.notify.notify_one();
+        let readable = st.readable.take();
+        drop(st);
+        if let Some(hook) = readable {
+            hook();
+        }
+    }
+
+    /// Run `hook` once a datagram waits in the session's queue: at once (on this
+    /// thread) if one does, else on the runtime thread that queues the next one. It is
+    /// the readiness half of [`try_recv_datagram`](Self::try_recv_datagram) for hosts
+    /// that wait elsewhere than in [`recv_datagram`](Self::recv_datagram) (an event
+    /// loop): receive until the queue is empty, then register again. One hook at a
+    /// time: registering replaces one not run yet. It runs without the session's lock
+    /// held, so it may call back into the session; it should be short.
+    ///
+    /// Fails, and drops `hook`, with [`Error::Closed`] once the session closed and its
+    /// queue is empty (nothing will arrive; a hook registered before the close is
+    /// dropped uncalled then), and with [`Error::InvalidState`] while datagrams go to a
+    /// handler or a datagram stream instead of the queue.
+    pub fn notify_readable(&self, hook: Box<dyn FnOnce() + Send>) -> Result<(), Error> {
+        let mut st = self.shared.state.lock();
+        if st.handler.is_some() {
+            return Err(Error::InvalidState(
+                "datagrams go to the session's handler".into(),
+            ));
+        }
+        if !st.queue.is_empty() {
+            drop(st);
+            hook();
+            return Ok(());
+        }
+        if let Some(r) = &st.close {
+            return Err(Error::Closed(r.clone()));
+        }
+        let old = st.readable.replace(hook);
+        drop(st);
+        drop(old);
+        Ok(())
     }
 
     /// Close the session with an application error code and reason (at most 1024 bytes

@@ -12,6 +12,10 @@
  *  - until released, a DATAGRAM event counts against its session's receive queue bound:
  *    the library drops (and counts) what does not fit, and taking events in a batch
  *    does not free their room before their release
+ *  - readiness (datagram events off): wtd_session_notify_readable gives one
+ *    DATAGRAMS_READY event once a datagram waits (at once if one does, one event for
+ *    several calls), datagrams stay in the session's queue for wtd_session_recv*, and
+ *    its errors (NULL, events on, closed and drained)
  */
 #define HARNESS_ACCEPT_ALL_SERVER
 #include "harness.h"
@@ -198,6 +202,83 @@ out:
     wtd_client_free(client);
 }
 
+/* The kind of the next event of g_crt within `ms` (NONE on a timeout) and its session; the event is released. */
+static wtd_event_kind next_kind(int ms, wtd_session **session) {
+    wtd_event ev;
+    *session = NULL;
+    if (wtd_runtime_next_event(g_crt, &ev, ms) != WTD_OK) return WTD_EVENT_NONE;
+    wtd_event_kind k = ev.kind;
+    *session = ev.session;
+    wtd_event_release(&ev);
+    return k;
+}
+
+/* Datagram events off: one DATAGRAMS_READY per wtd_session_notify_readable. */
+static void test_readable(wtd_client *events_client) {
+    wtd_transport_config *t = NULL;
+    CHECK_OK(wtd_transport_config_new(&t));
+    CHECK_OK(wtd_transport_config_set_datagram_events(t, false));
+    wtd_client *client = make_client_on(g_crt, t, g_hash);
+    wtd_transport_config_free(t);
+    slot_t *slot = NULL, *eslot = NULL;
+    wtd_session *s = client ? open_session(client, "/readable", &slot) : NULL;
+    wtd_session *es = events_client ? open_session(events_client, "/readable-ev", &eslot) : NULL;
+    wtd_session *who = NULL;
+    if (!s || !slot || !es) goto out;
+
+    CHECK_RC(wtd_session_notify_readable(NULL), INV);
+    CHECK(strstr(wtd_last_error(), "session") != NULL);
+    /* Datagram events on: the datagrams are events already. */
+    CHECK_RC(wtd_session_notify_readable(es), WTD_ERR_INVALID_STATE);
+
+    /* Nothing waits: no event until a datagram comes; two calls, one event. */
+    CHECK_OK(wtd_session_notify_readable(s));
+    CHECK_OK(wtd_session_notify_readable(s));
+    CHECK(next_kind(50, &who) == WTD_EVENT_NONE);
+    send_tagged(slot, 'r', 0, 3);
+    CHECK(next_kind(5000, &who) == WTD_EVENT_DATAGRAMS_READY);
+    CHECK(who == s);
+    wait_arrived(s, 3);
+    CHECK(next_kind(50, &who) == WTD_EVENT_NONE); /* one event, not one per datagram */
+    /* The datagrams wait in the session's queue, in order. */
+    uint8_t buf[32];
+    size_t len = 0;
+    CHECK_OK(wtd_session_recv(s, buf, sizeof buf, &len, 0));
+    CHECK(len == 2 && memcmp(buf, "r0", 2) == 0);
+    /* One waits now: the event comes at once. */
+    CHECK_OK(wtd_session_notify_readable(s));
+    CHECK(next_kind(1000, &who) == WTD_EVENT_DATAGRAMS_READY && who == s);
+    size_t lens[4], n = 0;
+    CHECK_OK(wtd_session_recv_multiple(s, buf, sizeof buf, lens, 4, &n, 0));
+    CHECK(n == 2 && lens[0] == 2 && memcmp(buf, "r1r2", 4) == 0);
+    CHECK_RC(wtd_session_recv(s, buf, sizeof buf, &len, 0), WTD_ERR_TIMEOUT);
+
+    /* Closed by the peer with a datagram still queued: it is still announced and
+     * received; once drained, CLOSED (and an event asked for before is dropped). */
+    send_tagged(slot, 'q', 0, 1);
+    wait_arrived(s, 4);
+    CHECK_OK(wtd_session_close(slot->session, 7, U("bye"), 3));
+    wtd_close_kind kind = WTD_CLOSE_NONE;
+    int64_t end = now_ms() + 5000;
+    while (now_ms() < end && kind == WTD_CLOSE_NONE) {
+        wtd_event ev;
+        if (wtd_runtime_next_event(g_crt, &ev, 100) != WTD_OK) continue;
+        if (ev.kind == WTD_EVENT_SESSION_CLOSED && ev.session == s) kind = ev.close_kind;
+        wtd_event_release(&ev);
+    }
+    CHECK(kind == WTD_CLOSE_REMOTE);
+    CHECK_OK(wtd_session_notify_readable(s));
+    CHECK(next_kind(1000, &who) == WTD_EVENT_DATAGRAMS_READY && who == s);
+    CHECK_OK(wtd_session_recv(s, buf, sizeof buf, &len, 0));
+    CHECK(len == 2 && memcmp(buf, "q0", 2) == 0);
+    CHECK_RC(wtd_session_notify_readable(s), WTD_ERR_CLOSED);
+    CHECK_RC(wtd_session_recv(s, buf, sizeof buf, &len, 0), WTD_ERR_CLOSED);
+out:
+    wtd_session_free(es);
+    wtd_session_free(s);
+    wtd_client_free(client);
+}
+
 int main(void) {
     harness_begin("test_events", 120);
     if (!start_endpoints()) return harness_finish();
@@ -205,6 +286,7 @@ int main(void) {
     wtd_client *client = make_client(NULL);
     if (CHECK(client != NULL)) test_order(client);
     test_bound();
+    test_readable(client);
     stop_endpoints(client);
     return harness_finish();
 }

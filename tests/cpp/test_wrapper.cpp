@@ -231,6 +231,18 @@ static void test_session_batches() {
     CHECK(got == std::multiset<std::string>(msgs.begin(), msgs.end()));
     CHECK(s.recv_multiple(16, 0).empty());
     CHECK(s.recv_multiple(0, 0).empty());
+    // Readiness: one DATAGRAMS_READY event once the echo is back, then it is received.
+    CHECK(s.notify_readable());
+    s.send_wait(wtd::bytes_view(std::string_view("ready?")), 2000);
+    bool ready = false;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!ready && std::chrono::steady_clock::now() < deadline) {
+        if (auto ev = crt.next_event(200))
+            ready = ev->kind() == WTD_EVENT_DATAGRAMS_READY && ev->raw().session == s.get();
+    }
+    CHECK(ready);
+    auto echoed = s.recv_multiple(4, 0);
+    CHECK(echoed.size() == 1 && std::string(echoed[0].begin(), echoed[0].end()) == "ready?");
     s.close(7, "done");
     EchoServer::Closed c;
     CHECK(es.wait_closed("/echo?batch", &c));

@@ -624,6 +624,17 @@ public:
         detail::check(r);
         return len;
     }
+    // Only with datagram events off: ask for one WTD_EVENT_DATAGRAMS_READY event once a
+    // datagram waits (at once if one does). Receive with a timeout of 0 until none is
+    // left, then ask again: one event thread serves many sessions without a thread
+    // blocked in recv for each. Returns false once the session closed and its queue is
+    // empty (no event will come).
+    bool notify_readable() const {
+        wtd_result r = wtd_session_notify_readable(raw());
+        if (r == WTD_ERR_CLOSED) return false;
+        detail::check(r);
+        return true;
+    }
     size_t max_datagram_size() const {
         size_t n = 0;
         detail::check(wtd_session_max_datagram_size(raw(), &n));

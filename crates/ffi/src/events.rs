@@ -28,6 +28,10 @@ pub enum wtd_event_kind {
     /// `session` closed: `close_kind`, `close_code`, and the reason text in `data`/`len`
     /// (UTF-8, not NUL-terminated). The last event of a session.
     WTD_EVENT_SESSION_CLOSED = 3,
+    /// Datagrams wait in `session`'s queue (datagram events off): receive them with
+    /// wtd_session_recv / wtd_session_recv_multiple. Comes once per
+    /// wtd_session_notify_readable call.
+    WTD_EVENT_DATAGRAMS_READY = 4,
 }
 
 /// One event. Pointers are borrowed: for the duration of the callback, or until
@@ -104,6 +108,9 @@ pub(crate) enum Event {
         session: Arc<dyn EventSource>,
         reason: CloseReason,
     },
+    DatagramsReady {
+        session: Arc<dyn EventSource>,
+    },
     /// Run a component's callback (reliability reports, monitor alerts, ...) where
     /// events are delivered: on the dispatcher thread in callback mode, or inside
     /// wtd_runtime_next_event in pull mode. Never on a runtime worker, and in queue order.
@@ -112,7 +119,8 @@ pub(crate) enum Event {
 
 /// Keeps alive what a delivered `wtd_event` points to.
 enum Keep {
-    Server(#[allow(dead_code)] Arc<dyn EventSource>),
+    /// The server or session the event names.
+    Handle(#[allow(dead_code)] Arc<dyn EventSource>),
     Datagram(Arc<dyn EventSource>, Bytes),
     Closed(
         #[allow(dead_code)] Arc<dyn EventSource>,
@@ -169,7 +177,7 @@ impl Event {
                 ev.request = request();
                 Some(CEvent {
                     event: ev,
-                    _keep: Keep::Server(server),
+                    _keep: Keep::Handle(server),
                 })
             }
             Event::Datagram { session, data } => {
@@ -205,6 +213,18 @@ impl Event {
                 Some(CEvent {
                     event: ev,
                     _keep: Keep::Closed(session, text),
+                })
+            }
+            Event::DatagramsReady { session } => {
+                if session.is_freed() {
+                    return None;
+                }
+                let mut ev = wtd_event::empty(WTD_EVENT_DATAGRAMS_READY);
+                ev.session = session.handle_ptr().cast::<wtd_session>();
+                ev.userdata = session.userdata();
+                Some(CEvent {
+                    event: ev,
+                    _keep: Keep::Handle(session),
                 })
             }
         }

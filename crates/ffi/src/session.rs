@@ -344,6 +344,13 @@ pub unsafe extern "C" fn wtd_session_recv_multiple(
 /// The next queued datagram, waiting up to `timeout_ms` (0: poll, negative: forever) on
 /// this thread itself: no runtime task or timer per call (see `blocking`).
 fn recv_next(s: &SessionHandle, timeout_ms: i32) -> FfiResult<Bytes> {
+    if timeout_ms == 0 {
+        // A look, not a wait (event loops poll this way after DATAGRAMS_READY).
+        return s
+            .session
+            .try_recv_datagram()?
+            .ok_or_else(|| FfiError::new(WTD_ERR_TIMEOUT, "no datagram queued"));
+    }
     let deadline = match timeout_ms {
         0 => Some(std::time::Instant::now()),
         t if t < 0 => None,
@@ -415,6 +422,46 @@ pub unsafe extern "C" fn wtd_session_recv(
         }
         put(buf, 0, &d);
         *out_len = d.len();
+        Ok(())
+    })
+}
+
+/// Ask for one WTD_EVENT_DATAGRAMS_READY event about `session` once a datagram waits in
+/// its queue (only when datagram events are off, as wtd_session_recv; else
+/// WTD_ERR_INVALID_STATE): at once if one waits now, else when the next arrives. It is
+/// readiness, like EPOLLONESHOT: after the event, receive with a timeout of 0 until
+/// WTD_ERR_TIMEOUT, then call this again. A second call before the event came still
+/// gives one event. So one thread can serve many sessions without a thread blocked in
+/// wtd_session_recv for each. WTD_ERR_CLOSED once the session closed and its queue is
+/// empty (no event will come; SESSION_CLOSED is the session's last event, and an event
+/// asked for before the close does not come either); WTD_ERR_INVALID_STATE also when a
+/// stream or layer took the session's datagrams over.
+#[no_mangle]
+pub unsafe extern "C" fn wtd_session_notify_readable(session: *const wtd_session) -> wtd_result {
+    guard(|| {
+        // SAFETY: `session` is NULL or a live handle (the header's contract).
+        let s = unsafe { handle::live(session, "session") }?;
+        if s.events_mode {
+            return Err(FfiError::new(
+                WTD_ERR_INVALID_STATE,
+                "datagrams are delivered as events on this session",
+            ));
+        }
+        // SAFETY: as above; the hook keeps only a weak reference, so a registered hook
+        // never keeps a session the application freed.
+        let weak = Arc::downgrade(&unsafe { handle::clone_arc(session, "session") }?);
+        s.session.notify_readable(Box::new(move || {
+            let Some(s) = weak.upgrade() else { return };
+            if EventSource::is_freed(&*s) || s.runtime.is_closed() {
+                // Never the last handle dropped on a runtime thread by accident: the
+                // application still holds one unless it freed it (checked above).
+                let rt = s.session.runtime_handle();
+                wtdatagram::transport::release_outside_lock(s, &rt);
+                return;
+            }
+            let rt = s.runtime.clone();
+            rt.events.push(Event::DatagramsReady { session: s });
+        }))?;
         Ok(())
     })
 }
