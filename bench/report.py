@@ -26,7 +26,7 @@ RTT_ROWS = [
     ("c-abi", "C ABI"),
     ("cpp", "C++ wrapper (recv)"),
     ("cpp-callback", "C++ wrapper (echo in event callback)"),
-    ("go", "Go binding (events)"),
+    ("go", "Go binding (Receive)"),
     ("go-direct", "Go binding (DirectReceive)"),
     ("aioquic", "aioquic 1.7"),
     ("pywebtransport", "pywebtransport 0.21"),
@@ -201,12 +201,12 @@ def main() -> int:
         target(f"Go one-way {size} B / C ABI ({gi} / {ci})", ratio(g, c),
                ratio(g, c) is not None and ratio(g, c) >= 0.70, ">= 0.70")
         # Issue 14: the default, idiomatic paths against the C ABI's single-datagram
-        # path (send_wait / recv) at the same size: Go SendWait / Receive with datagram
-        # events, and the C++ wrapper's send_wait / recv and event callback.
+        # path (send_wait / recv) at the same size: Go SendWait / Receive with the
+        # default options, and the C++ wrapper's send_wait / recv and event callback.
         cs = rate("c-abi", size)
         closs = ow.get("c-abi", {}).get(str(size), {}).get("loss_pct")
         cp50 = rt.get("c-abi", {}).get(str(size), {}).get("p50_us")
-        for impl, label in (("go", "Go SendWait/Receive (events)"),
+        for impl, label in (("go", "Go SendWait/Receive (default)"),
                             ("cpp", "C++ send_wait/recv"),
                             ("cpp-callback", "C++ event callback")):
             r = ratio(rate(impl, size), cs)

@@ -4,7 +4,7 @@
 //
 //	wtdbench-go oneway SIZE SECS [single|batch]
 //	    backpressured sends, delivered datagrams/s, loss. single: Session.SendWait and
-//	    Session.Receive (datagram events); batch: Session.SendBatch and
+//	    Session.Receive (the default options); batch: Session.SendBatch and
 //	    Session.ReceiveBatch (TransportConfig.DirectReceive), 64 datagrams per call
 //	wtdbench-go rtt SIZE COUNT     sequential echo round trips, p50/p99
 //	wtdbench-go timeout MS COUNT   COUNT receives with a context deadline of MS ms on
@@ -277,7 +277,8 @@ func main() {
 		p.close()
 	case "rtt":
 		count, _ := strconv.Atoi(os.Args[3])
-		// "events": Session.Receive from the binding's event goroutine (the default);
+		// "events": Session.Receive with the default options (batches from the library's
+		// queue; a Receive that finds none spins, then parks for a DATAGRAMS_READY event);
 		// "direct": DirectReceive, Receive blocks in wtd_session_recv in this goroutine.
 		mode := "events"
 		if len(os.Args) > 4 {

@@ -14,6 +14,7 @@ import "C"
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -220,14 +221,31 @@ func (s *Session) SendMultiple(ctx context.Context, msgs [][]byte) (int, error) 
 
 // ReceiveBatch replaces b's content with the datagrams waiting on the session, up
 // to b's capacity: it waits (until ctx is done) for the first, then takes what is
-// queued, in one call. Only with TransportConfig.DirectReceive (else
-// ErrInvalidState). A datagram larger than b's buffer is ErrBufferTooSmall (it
-// stays queued); once the session closed and its queue is empty, ErrClosed.
+// queued, waiting like Receive (or, with TransportConfig.DirectReceive, in one C
+// call). A datagram larger than b's buffer is ErrBufferTooSmall (it stays queued);
+// once the session closed and its queue is empty, ErrClosed.
 func (s *Session) ReceiveBatch(ctx context.Context, b *Batch) (int, error) {
 	if b == nil {
 		return 0, &Error{Code: CodeInvalidArgument, Msg: "batch is nil"}
 	}
 	b.Reset()
+	if !s.direct {
+		need := 0
+		taken, err := s.receive(ctx, b.Cap(), func(d []byte) bool {
+			if b.Append(d) {
+				return true
+			}
+			if b.Len() == 0 {
+				need = len(d)
+			}
+			return false
+		})
+		if err == nil && !taken {
+			return 0, &Error{Code: CodeBufferTooSmall,
+				Msg: fmt.Sprintf("datagram of %d bytes does not fit in the batch", need)}
+		}
+		return b.Len(), err
+	}
 	var count C.size_t
 	err := waitLoop(ctx, func(ms C.int32_t) error {
 		return s.use(func(h *C.wtd_session) error {

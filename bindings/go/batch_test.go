@@ -309,14 +309,29 @@ func TestSessionDirectBatches(t *testing.T) {
 	if k, err := ss.ReceiveBatch(ctx, in); err != nil || k != 1 || string(in.At(0)) != "a" {
 		t.Fatalf("got %d %v", k, err)
 	}
-	// ReceiveBatch needs datagram events off.
+	// ReceiveBatch without DirectReceive: the same datagrams, the waits of Receive.
 	es, err := evCli.Dial(ctx, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	<-accepted
-	if _, err := es.ReceiveBatch(ctx, in); !errors.Is(err, ErrInvalidState) {
-		t.Fatalf("events on: %v", err)
+	srvSide := <-accepted
+	for _, m := range []string{"x", "yy", "zzz"} {
+		if err := srvSide.SendWait(ctx, []byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for len(got) < 3 {
+		k, err := es.ReceiveBatch(ctx, in)
+		if err != nil || k == 0 {
+			t.Fatalf("default path: %d %v", k, err)
+		}
+		for i := 0; i < k; i++ {
+			got = append(got, string(in.At(i)))
+		}
+	}
+	if fmt.Sprint(got) != "[x yy zzz]" {
+		t.Fatalf("default path: %q", got)
 	}
 	// Closed and drained: ErrClosed.
 	cs.CloseWithError(3, "bye")

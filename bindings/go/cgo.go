@@ -13,7 +13,9 @@ package wtd
 
 /*
 #include <stdlib.h>
+#include <string.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdint.h>
 #include "wtdatagram.h"
 
@@ -83,6 +85,60 @@ enum wtd_result wtd_go_session_send_packed(const wtd_session *session, const uin
 	}
 	return wtd_session_send_multiple(session, items, count, timeout_ms, out_sent);
 }
+
+// The hot paths' calls (send, receive) return their error message with their result,
+// copied in the same call into C (wtd_last_error is per thread), so the goroutine need
+// not lock its OS thread around them.
+typedef struct {
+	enum wtd_result r;
+	char *msg; // malloc'ed copy of wtd_last_error() when r != WTD_OK (the caller frees it)
+} wtd_go_res;
+
+static wtd_go_res wtd_go_res_of(enum wtd_result r) {
+	wtd_go_res res = {r, NULL};
+	if (r != WTD_OK) {
+		const char *m = wtd_last_error();
+		size_t n = strlen(m);
+		res.msg = malloc(n + 1);
+		if (res.msg != NULL)
+			memcpy(res.msg, m, n + 1);
+	}
+	return res;
+}
+
+// SendWait's wait, once its spin is over (see Session.SendWait).
+static wtd_go_res wtd_go_send_wait(const wtd_session *s, const uint8_t *p, size_t n,
+                                   int32_t timeout_ms) {
+	return wtd_go_res_of(wtd_session_send_wait(s, p, n, timeout_ms));
+}
+
+// A look of SendWait's spin: queue the datagram if the send buffer has room; if it is
+// full and `yield` is set, give the CPU to another thread before returning.
+static wtd_go_res wtd_go_send_look(const wtd_session *s, const uint8_t *p, size_t n, int yield) {
+	enum wtd_result r = wtd_session_send(s, p, n);
+	if (r == WTD_ERR_WOULD_BLOCK) {
+		if (yield)
+			sched_yield();
+		return (wtd_go_res){r, NULL};
+	}
+	return wtd_go_res_of(r);
+}
+
+// Receive's call: take up to `max` queued datagrams of `s` without waiting
+// (wtd_session_recv_multiple with a timeout of 0) into buf/lens. When none is queued
+// and `yield` is set, give the CPU to another thread before returning (a look of a
+// spinning receive).
+static wtd_go_res wtd_go_recv_look(const wtd_session *s, uint8_t *buf, size_t cap, size_t *lens,
+                                   size_t max, size_t *n, int yield) {
+	enum wtd_result r = wtd_session_recv_multiple(s, buf, cap, lens, max, n, 0);
+	if (r == WTD_ERR_TIMEOUT && yield) {
+		sched_yield();
+		return (wtd_go_res){r, NULL};
+	}
+	if (r == WTD_ERR_TIMEOUT)
+		return (wtd_go_res){r, NULL};
+	return wtd_go_res_of(r);
+}
 */
 import "C"
 
@@ -115,6 +171,51 @@ func call(f func() C.enum_wtd_result) error {
 		return nil
 	}
 	return &Error{Code: Code(r), Msg: C.GoString(C.wtd_last_error())}
+}
+
+// result converts a hot path's result (see wtd_go_res) into an error.
+func result(res C.wtd_go_res) error {
+	if res.r == C.WTD_OK {
+		return nil
+	}
+	msg := "no datagram queued" // the one failure that comes without a message
+	if res.msg != nil {
+		msg = C.GoString(res.msg)
+		C.free(unsafe.Pointer(res.msg))
+	}
+	return &Error{Code: Code(res.r), Msg: msg}
+}
+
+// sendWait is SendWait's wait in C, up to ms (see wtd_go_send_wait).
+func sendWait(h *C.wtd_session, p *C.uint8_t, n C.size_t, ms C.int32_t) error {
+	return result(C.wtd_go_send_wait(h, p, n, ms))
+}
+
+// sendLook is a look of SendWait's spin (see wtd_go_send_look); ErrWouldBlock while
+// the send buffer is full.
+func sendLook(h *C.wtd_session, p *C.uint8_t, n C.size_t, yield bool) error {
+	y := C.int(0)
+	if yield {
+		y = 1
+	}
+	res := C.wtd_go_send_look(h, p, n, y)
+	if res.r == C.WTD_ERR_WOULD_BLOCK {
+		return errWouldBlock
+	}
+	return result(res)
+}
+
+var errWouldBlock = &Error{Code: CodeWouldBlock, Msg: "the send buffer is full"}
+
+// recvLook is a receive's look into the library's queue (see wtd_go_recv_look): up to
+// len(b.lens) datagrams into b's buffer, their count in *n.
+func recvLook(h *C.wtd_session, b *Batch, n *C.size_t, yield bool) error {
+	y := C.int(0)
+	if yield {
+		y = 1
+	}
+	return result(C.wtd_go_recv_look(h, (*C.uint8_t)(&b.buf[0]), C.size_t(len(b.buf)),
+		&b.lens[0], C.size_t(len(b.lens)), n, y))
 }
 
 // Version is the C library's version, e.g. "0.1.0".

@@ -23,8 +23,9 @@ type TransportConfig struct {
 	DatagramSendBuffer, DatagramRecvBuffer int
 	// RecvQueue is the number of datagrams buffered per session before new ones are
 	// dropped and counted (default 65536); RecvQueueBytes bounds their payload bytes
-	// (default 16 MiB). A drained queue gives its memory back. With datagram events
-	// (the default) the bounds cover every datagram Receive has not taken yet.
+	// (default 16 MiB). A drained queue gives its memory back. The bounds cover every
+	// datagram Receive has not taken yet (beyond them the binding holds only the batch
+	// of at most 64 datagrams, 32 KiB, that Receive is handing out).
 	RecvQueue      int
 	RecvQueueBytes int
 	// MaxSessions a peer may keep open on one connection (default 256).
@@ -35,12 +36,13 @@ type TransportConfig struct {
 	MaxFieldSectionSize int
 	// MaxHeaderFields bounds the number of header fields (default 128).
 	MaxHeaderFields int
-	// DirectReceive turns datagram events off: received datagrams wait in the
-	// library's per-session queue (RecvQueue) and Session.Receive and
-	// Session.ReceiveBatch take them from there in the calling goroutine (which then
-	// waits in a C call, holding an OS thread), without the event goroutine.
-	// Required for ReceiveBatch. Datagrams that arrive before a Stream or layer takes the session
-	// over stay queued for it.
+	// DirectReceive makes Session.Receive, ReceiveInto and ReceiveBatch wait for a
+	// datagram in a C call (wtd_session_recv), holding an OS thread while they wait,
+	// instead of parking the goroutine until the event goroutine reports the session
+	// readable (the default). Either way received datagrams wait in the library's
+	// per-session queue (RecvQueue, RecvQueueBytes) until they are received, and
+	// datagrams that arrive before a Stream or layer takes the session over stay queued
+	// for it.
 	DirectReceive bool
 	// CongestionController of each connection: CongestionCubic (the zero value and
 	// default), CongestionNewReno, or CongestionBBR (experimental, see there). The one
@@ -95,9 +97,10 @@ func (t *TransportConfig) build() (*C.wtd_transport_config, error) {
 			return C.wtd_transport_config_set_recv_queue_bytes(c, C.size_t(t.RecvQueueBytes))
 		})
 	}
-	if t.DirectReceive {
-		steps = append(steps, func() C.enum_wtd_result { return C.wtd_transport_config_set_datagram_events(c, false) })
-	}
+	// Received datagrams wait in each session's queue in the library, not in the event
+	// queue: Session.Receive takes them in batches from there and, when it finds none,
+	// waits for a DATAGRAMS_READY event (DirectReceive: in a C call instead).
+	steps = append(steps, func() C.enum_wtd_result { return C.wtd_transport_config_set_datagram_events(c, false) })
 	if t.MaxSessions > 0 {
 		steps = append(steps, func() C.enum_wtd_result {
 			return C.wtd_transport_config_set_max_sessions(c, C.uint64_t(t.MaxSessions))
@@ -224,15 +227,19 @@ func (sc *ServerConfig) build() (*C.wtd_server_config, error) {
 			return fail(err)
 		}
 	}
-	if sc.Transport != nil {
-		tc, err := sc.Transport.build()
-		if err != nil {
-			return fail(err)
-		}
-		defer C.wtd_transport_config_free(tc)
-		if err := call(func() C.enum_wtd_result { return C.wtd_server_config_set_transport(c, tc) }); err != nil {
-			return fail(err)
-		}
+	// Always a transport config: datagram events are off in every mode (see
+	// TransportConfig.build).
+	t := sc.Transport
+	if t == nil {
+		t = &TransportConfig{}
+	}
+	tc, err := t.build()
+	if err != nil {
+		return fail(err)
+	}
+	defer C.wtd_transport_config_free(tc)
+	if err := call(func() C.enum_wtd_result { return C.wtd_server_config_set_transport(c, tc) }); err != nil {
+		return fail(err)
 	}
 	return c, nil
 }
@@ -296,15 +303,19 @@ func (cc *ClientConfig) build() (*C.wtd_client_config, error) {
 			return fail(err)
 		}
 	}
-	if cc.Transport != nil {
-		tc, err := cc.Transport.build()
-		if err != nil {
-			return fail(err)
-		}
-		defer C.wtd_transport_config_free(tc)
-		if err := call(func() C.enum_wtd_result { return C.wtd_client_config_set_transport(c, tc) }); err != nil {
-			return fail(err)
-		}
+	// Always a transport config: datagram events are off in every mode (see
+	// TransportConfig.build).
+	t := cc.Transport
+	if t == nil {
+		t = &TransportConfig{}
+	}
+	tc, err := t.build()
+	if err != nil {
+		return fail(err)
+	}
+	defer C.wtd_transport_config_free(tc)
+	if err := call(func() C.enum_wtd_result { return C.wtd_client_config_set_transport(c, tc) }); err != nil {
+		return fail(err)
 	}
 	return c, nil
 }

@@ -10,9 +10,9 @@ import (
 	"time"
 )
 
-// Session.Receive on the default path (datagram events): the batch pull of the event
-// goroutine, the per-session queue of events held until Receive copies them out, and
-// its bounds (issue 14).
+// Session.Receive on the default path: batches taken from the library's per-session
+// queue, the DATAGRAMS_READY event a parked Receive waits for, and the queue's bounds
+// (issue 14).
 
 type recvPair struct {
 	rt      *Runtime
@@ -102,16 +102,12 @@ func waitArrived(t *testing.T, s *Session, want uint64) SessionStats {
 	}
 }
 
-// waitQueued waits (bounded) until the binding holds want datagrams of s: the event
-// goroutine has taken them from the library.
-func waitQueued(t *testing.T, s *Session, want int) {
+// checkHeld checks how many datagrams of s the binding holds outside of the library's
+// queue (taken in a batch, not handed out yet).
+func checkHeld(t *testing.T, s *Session, want int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for s.recv.pending() < want && time.Now().Before(deadline) {
-		time.Sleep(2 * time.Millisecond)
-	}
-	if q := s.recv.pending(); q != want {
-		t.Fatalf("%d datagrams queued in the binding, want %d", q, want)
+	if q := s.recv.held(); q != want {
+		t.Fatalf("the binding holds %d datagrams, want %d", q, want)
 	}
 }
 
@@ -192,9 +188,7 @@ func TestReceiveOrderPerSession(t *testing.T) {
 			t.Fatalf("session %d: dropped %d / %d", k, st.RecvDropped, st.GoRecvDropped)
 		}
 	}
-	if q := p.clients[0].recv.pending(); q != 0 {
-		t.Fatalf("%d still queued", q)
-	}
+	checkHeld(t, p.clients[0], 0)
 }
 
 // A consumer that keeps up while the sender sends bursts as fast as backpressure
@@ -237,19 +231,21 @@ func TestReceiveBoundedWhenBehind(t *testing.T) {
 		if st.DatagramsReceived != 64 || st.RecvDropped != 436 || st.GoRecvDropped != 0 {
 			t.Fatalf("stats %+v, want 64 received and 436 dropped", st)
 		}
-		// What the binding holds: 64 events and a ring of at most 128.
-		waitQueued(t, c, 64)
-		if q, size := c.recv.pending(), c.recv.ringSize(); q != 64 || size > 128 {
-			t.Fatalf("binding holds %d events in a ring of %d", q, size)
+		// They wait in the library's queue: the binding holds none until a Receive
+		// takes a batch, and then hands that batch out.
+		checkHeld(t, c, 0)
+		if b, err := c.Receive(recvCtx(t)); err != nil || binary.BigEndian.Uint64(b) != 0 {
+			t.Fatalf("first: %v %v", b, err)
 		}
-		checkSequence(t, "kept", drain(t, c), 0, 64)
+		checkHeld(t, c, 63)
+		checkSequence(t, "kept", drain(t, c), 1, 63)
+		checkHeld(t, c, 0)
 		// Drained (and released): room for more.
 		sendNumbered(t, p.servers[0], 1000, 10, 32)
 		st = waitArrived(t, c, 510)
 		if st.DatagramsReceived != 74 {
 			t.Fatalf("after draining: %+v", st)
 		}
-		waitQueued(t, c, 10)
 		checkSequence(t, "after draining", drain(t, c), 1000, 10)
 	})
 	t.Run("bytes", func(t *testing.T) {
@@ -260,7 +256,6 @@ func TestReceiveBoundedWhenBehind(t *testing.T) {
 		if st.DatagramsReceived != 10 || st.RecvDropped != 40 {
 			t.Fatalf("stats %+v, want 10 received and 40 dropped", st)
 		}
-		waitQueued(t, c, 10)
 		checkSequence(t, "kept", drain(t, c), 0, 10)
 	})
 }
@@ -273,7 +268,6 @@ func TestReceiveDrainsAndShares(t *testing.T) {
 	c := p.clients[0]
 	sendNumbered(t, p.servers[0], 0, 100, 16)
 	waitArrived(t, c, 100)
-	waitQueued(t, c, 100)
 	checkSequence(t, "queued", drain(t, c), 0, 100)
 
 	var mu sync.Mutex
@@ -321,11 +315,12 @@ func TestReceiveAndClose(t *testing.T) {
 	c := p.clients[0]
 	sendNumbered(t, p.servers[0], 0, 64, 16)
 	waitArrived(t, c, 64)
-	waitQueued(t, c, 64)
-	c.Close()
-	if q := c.recv.pending(); q != 0 || c.recv.ringSize() != 0 {
-		t.Fatalf("after Close: %d queued, ring %d", q, c.recv.ringSize())
+	if _, err := c.Receive(recvCtx(t)); err != nil {
+		t.Fatal(err)
 	}
+	checkHeld(t, c, 63)
+	c.Close()
+	checkHeld(t, c, 0)
 	if _, err := c.Receive(recvCtx(t)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("receive after Close: %v", err)
 	}
@@ -385,5 +380,46 @@ func TestSessionReceiveInto(t *testing.T) {
 				t.Fatalf("nothing queued: %v", err)
 			}
 		})
+	}
+}
+
+// A Receive that finds nothing parks its goroutine (no OS thread held) after its
+// spin, and the DATAGRAMS_READY event it asked for wakes it: several times in a row,
+// with the session's other receivers sharing the wake-ups.
+func TestReceiveParksUntilReady(t *testing.T) {
+	p := newRecvPair(t, nil, "/park")
+	c, s := p.clients[0], p.servers[0]
+	for round := 0; round < 3; round++ {
+		before := c.recv.parks.Load()
+		got := make(chan []byte, 2)
+		for g := 0; g < 2; g++ {
+			go func() {
+				b, err := c.Receive(recvCtx(t))
+				if err != nil {
+					t.Error(err)
+				}
+				got <- b
+			}()
+		}
+		// Both are parked (each parks at least once) before anything is sent.
+		deadline := time.Now().Add(10 * time.Second)
+		for c.recv.parks.Load() < before+2 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if c.recv.parks.Load() < before+2 {
+			t.Fatalf("round %d: the receives did not park", round)
+		}
+		sendNumbered(t, s, 2*round, 2, 16)
+		seen := map[int]bool{}
+		for k := 0; k < 2; k++ {
+			b := <-got
+			if len(b) != 16 {
+				t.Fatalf("round %d: %v", round, b)
+			}
+			seen[int(binary.BigEndian.Uint64(b))] = true
+		}
+		if !seen[2*round] || !seen[2*round+1] {
+			t.Fatalf("round %d: got %v", round, seen)
+		}
 	}
 }

@@ -137,10 +137,8 @@ func (cfg *ReliabilityConfig) build() (*C.wtd_reliability_config, error) {
 
 // NewReliability creates the reliability layer of s (cfg nil means defaults).
 // ErrInvalidState if another layer already owns the session's datagrams, ErrClosed if
-// the session is closed. Datagrams
-// that arrived before are taken over too, unless they already went by as events:
-// give sessions that get a layer TransportConfig.DirectReceive, so a peer's first
-// messages are not lost to Session.Receive (they would be retransmitted).
+// the session is closed. Datagrams that arrived before are taken over too, except
+// those a Session.Receive already took (it takes them in batches).
 func NewReliability(s *Session, cfg *ReliabilityConfig) (*Reliability, error) {
 	if s == nil {
 		return nil, &Error{Code: CodeInvalidArgument, Msg: "session is nil"}

@@ -68,13 +68,10 @@ type Runtime struct {
 	ops       sync.WaitGroup // background C calls (abandoned dials)
 }
 
-// An event for a session not registered yet (e.g. a datagram that arrived between
+// An event for a session not registered yet (its close, between
 // wtd_session_request_accept returning and the Session being registered).
 type orphan struct {
-	kind   C.enum_wtd_event_kind
-	data   []byte
-	close  CloseInfo
-	closed bool
+	close CloseInfo
 }
 
 const maxOrphans = 4096
@@ -214,9 +211,9 @@ func (rt *Runtime) loop() {
 }
 
 // dispatch routes a batch of events, in order; called with rt.mu held. Never blocks.
-// A session's consecutive datagrams go to its queue together (one lock, one
-// wake-up); events handed over are zeroed in evs, the rest are released with the
-// next batch. It tells whether it woke a waiting Receive.
+// The events are released with the next batch. It tells whether it woke a waiting
+// Receive. (Datagrams are not events here: they wait in each session's queue in the
+// library, see recvState.)
 func (rt *Runtime) dispatch(evs []C.wtd_event) (woke bool) {
 	for i := 0; i < len(evs); i++ {
 		ev := &evs[i]
@@ -233,22 +230,13 @@ func (rt *Runtime) dispatch(evs []C.wtd_event) (woke bool) {
 			default:
 				C.wtd_session_request_free(ev.request) // backlog full: 503
 			}
-		case C.WTD_EVENT_DATAGRAM:
-			j := i + 1
-			for j < len(evs) && evs[j].kind == C.WTD_EVENT_DATAGRAM && evs[j].session == ev.session {
-				j++
+		case C.WTD_EVENT_DATAGRAMS_READY:
+			// A receive of the session asked for it (wtd_session_notify_readable),
+			// so the session is registered.
+			if s := rt.sessions[ev.session]; s != nil && s.recv != nil {
+				s.recv.wake()
+				woke = true
 			}
-			if s := rt.sessions[ev.session]; s != nil {
-				if s.recv != nil && s.recv.push(evs[i:j]) {
-					woke = true
-				}
-			} else {
-				for k := i; k < j; k++ {
-					data := C.GoBytes(unsafe.Pointer(evs[k].data), C.int(evs[k].len))
-					rt.addOrphan(evs[k].session, orphan{kind: evs[k].kind, data: data})
-				}
-			}
-			i = j - 1
 		case C.WTD_EVENT_SESSION_CLOSED:
 			info := CloseInfo{
 				Kind:   CloseKind(ev.close_kind),
@@ -258,7 +246,7 @@ func (rt *Runtime) dispatch(evs []C.wtd_event) (woke bool) {
 			if s := rt.sessions[ev.session]; s != nil {
 				s.markClosed(info)
 			} else {
-				rt.addOrphan(ev.session, orphan{kind: ev.kind, close: info, closed: true})
+				rt.addOrphan(ev.session, orphan{close: info})
 			}
 		}
 	}
@@ -283,11 +271,7 @@ func (rt *Runtime) registerSession(s *Session) bool {
 	}
 	rt.sessions[s.h] = s
 	for _, o := range rt.orphans[s.h] {
-		if o.closed {
-			s.markClosed(o.close)
-		} else if s.recv != nil {
-			s.recv.pushCopy(o.data)
-		}
+		s.markClosed(o.close)
 	}
 	rt.norphans -= len(rt.orphans[s.h])
 	delete(rt.orphans, s.h)

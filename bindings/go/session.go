@@ -10,7 +10,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
+	"time"
 )
 
 // CloseKind tells how a session ended.
@@ -90,8 +92,8 @@ const ReceiveQueue = 1024
 type Session struct {
 	rt     *Runtime
 	h      *C.wtd_session
-	recv   *recvQueue // datagram events taken by the event goroutine (nil when direct)
-	direct bool       // datagram events off: receive from the library's queue
+	recv   *recvState // how receives wait (nil when direct)
+	direct bool       // DirectReceive: receives wait in a C call
 
 	mu    sync.RWMutex // read: calls using h; write: Close
 	freed bool
@@ -108,7 +110,7 @@ type Session struct {
 func newSession(rt *Runtime, h *C.wtd_session, direct bool) (*Session, error) {
 	s := &Session{rt: rt, h: h, direct: direct, done: make(chan struct{})}
 	if !direct {
-		s.recv = newRecvQueue()
+		s.recv = newRecvState()
 	}
 	if !rt.registerSession(s) {
 		rt.freeSession(h)
@@ -160,22 +162,49 @@ func (s *Session) Dialect() Dialect {
 // Send sends a datagram without waiting. ErrWouldBlock when the connection's send
 // buffer is full, ErrTooLarge beyond MaxDatagramSize, ErrClosed once closed.
 func (s *Session) Send(b []byte) error {
-	return s.use(func(h *C.wtd_session) error {
-		p, n := bytesPtr(b)
-		return call(func() C.enum_wtd_result { return C.wtd_session_send(h, p, n) })
-	})
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.freed {
+		return closedErr("session")
+	}
+	p, n := bytesPtr(b)
+	if err := sendLook(s.h, p, n, false); err != errWouldBlock {
+		return err
+	}
+	return &Error{Code: CodeWouldBlock, Msg: errWouldBlock.Msg}
 }
 
 // SendWait sends a datagram, waiting for room in the send buffer (backpressure)
 // until ctx is done.
 func (s *Session) SendWait(ctx context.Context, b []byte) error {
-	return waitLoop(ctx, func(ms C.int32_t) error {
-		return s.use(func(h *C.wtd_session) error {
-			p, n := bytesPtr(b)
-			return call(func() C.enum_wtd_result { return C.wtd_session_send_wait(h, p, n, ms) })
-		})
-	})
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.freed {
+		return closedErr("session")
+	}
+	p, n := bytesPtr(b)
+	err := sendLook(s.h, p, n, false)
+	if err != errWouldBlock {
+		return err
+	}
+	// The send buffer is full: look again for sendSpin, yielding the CPU between
+	// looks, then wait in C.
+	start := time.Now()
+	for time.Since(start) < sendSpin {
+		runtime.Gosched()
+		if err = sendLook(s.h, p, n, true); err != errWouldBlock {
+			return err
+		}
+	}
+	return waitLoop(ctx, func(ms C.int32_t) error { return sendWait(s.h, p, n, ms) })
 }
+
+// sendSpin is how long SendWait keeps looking at a full send buffer before it waits
+// in a C call. The buffer usually has room again within microseconds; a goroutine
+// that blocks in C holds its thread, and the Go scheduler hands its P over to
+// another thread when the call lasts (each look here is a short call into C that
+// yields the CPU, so the runtime's threads and the library's get it).
+const sendSpin = 50 * time.Microsecond
 
 // Receive returns the next datagram. Datagrams that arrived before the session
 // closed are still returned; then an ErrClosed error. What is queued already is
@@ -190,9 +219,10 @@ func (s *Session) Receive(ctx context.Context) ([]byte, error) {
 		})
 	}
 	var b []byte
-	err := s.wait(ctx, func() (ok bool) {
-		b, ok = s.recv.pop()
-		return ok
+	_, err := s.receive(ctx, 1, func(d []byte) bool {
+		b = make([]byte, len(d))
+		copy(b, d)
+		return true
 	})
 	return b, err
 }
@@ -218,40 +248,15 @@ func (s *Session) ReceiveInto(ctx context.Context, buf []byte) (int, error) {
 		return int(n), nil
 	}
 	var n int
-	err := s.wait(ctx, func() (ok bool) {
-		n, ok = s.recv.popInto(buf)
-		return ok
+	taken, err := s.receive(ctx, 1, func(d []byte) bool {
+		n = len(d)
+		return copy(buf, d) == n
 	})
-	if err == nil && n > len(buf) {
+	if err == nil && !taken {
 		return n, &Error{Code: CodeBufferTooSmall,
 			Msg: fmt.Sprintf("datagram of %d bytes does not fit in %d", n, len(buf))}
 	}
 	return n, err
-}
-
-// wait calls take until it finds a datagram (true), waiting for deliveries in
-// between; take runs first, so what is queued is taken without waiting.
-func (s *Session) wait(ctx context.Context, take func() bool) error {
-	for {
-		if take() {
-			return nil
-		}
-		s.recv.waiting.Add(1)
-		select {
-		case <-s.recv.notify:
-			s.recv.waiting.Add(-1)
-		case <-s.done:
-			s.recv.waiting.Add(-1)
-			// Every datagram delivered before the close is queued by now.
-			if take() {
-				return nil
-			}
-			return &Error{Code: CodeClosed, Msg: "session closed (" + s.info.Kind.String() + ")"}
-		case <-ctx.Done():
-			s.recv.waiting.Add(-1)
-			return ctxErr(ctx)
-		}
-	}
 }
 
 // MaxDatagramSize is the largest payload Send accepts right now.
@@ -328,7 +333,7 @@ func (s *Session) Close() error {
 		s.mu.Unlock()
 		s.rt.freeSession(s.h)
 		if s.recv != nil {
-			s.recv.close() // after freeSession: no delivery can come any more
+			s.recv.close() // freed: nothing more is received
 		}
 		s.markClosed(CloseInfo{Kind: CloseLocal})
 	})

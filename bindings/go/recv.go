@@ -1,0 +1,238 @@
+package wtd
+
+/*
+#include "wtdatagram.h"
+*/
+import "C"
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The batches Receive takes from the library: at most rxCount datagrams and rxBytes
+// bytes per call into C.
+const (
+	rxCount = 64
+	rxBytes = 32 << 10
+)
+
+// recvSpin is how long a Receive that finds the queue empty keeps looking before it
+// parks, when the session's previous wait was shorter than that: the policy of
+// wtd_session_recv (250 us). A goroutine that parks is woken tens of microseconds
+// after the datagram came (an event, then the scheduler), which would add to every
+// round trip; an idle session stops spinning and costs no CPU.
+const recvSpin = 250 * time.Microsecond
+
+// rxBatch is one batch of datagrams taken from the library's queue, handed out in
+// order (next is the first not handed out yet).
+type rxBatch struct {
+	b    *Batch
+	n    C.size_t // written by C: how many were taken
+	next int
+}
+
+var rxPool = sync.Pool{New: func() any { return &rxBatch{b: NewBatch(rxCount, rxBytes)} }}
+
+// recvState is how a session's receives wait (datagram events are off: datagrams wait
+// in the library's per-session queue, bounded by TransportConfig.RecvQueue and
+// RecvQueueBytes).
+//
+// A Receive takes what is queued in one call into C, up to rxCount datagrams, and
+// hands them out one by one to the following calls; so busy receiving costs one call
+// into C per batch, and nothing but the batch being handed out is held outside the
+// library's bounded queue. Finding the queue empty it looks again in C for recvSpin
+// (when waits have been short), then asks for one DATAGRAMS_READY event
+// (wtd_session_notify_readable) and parks the goroutine until the event goroutine
+// delivers it: no OS thread is held while it waits.
+type recvState struct {
+	mu    sync.Mutex
+	batch *rxBatch // datagrams taken and not handed out yet (nil: none)
+	spin  bool     // the last wait was short: the next one spins first
+	// waiting counts the receives parked on ready (under mu).
+	waiting int
+	// parks counts the times a receive parked (for tests).
+	parks atomic.Uint64
+	// ready holds a token once a DATAGRAMS_READY event came (or a receive that left
+	// datagrams behind passes the news on).
+	ready chan struct{}
+}
+
+func newRecvState() *recvState {
+	return &recvState{spin: true, ready: make(chan struct{}, 1)}
+}
+
+func (r *recvState) wake() {
+	select {
+	case r.ready <- struct{}{}:
+	default:
+	}
+}
+
+// errEmpty: nothing queued (internal).
+var errEmpty = &Error{Code: CodeTimeout, Msg: "no datagram queued"}
+
+// fill takes a batch from the library (r.mu held, r.batch nil) without waiting:
+// errEmpty when none is queued, after giving the CPU to another thread if yield is
+// set (a look of a spinning receive).
+func (s *Session) fill(r *recvState, yield bool) error {
+	rb := rxPool.Get().(*rxBatch)
+	b := rb.b
+	b.Reset()
+	look := func() error {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		if s.freed {
+			return closedErr("session")
+		}
+		return recvLook(s.h, b, &rb.n, yield)
+	}
+	err := look()
+	if isCode(err, CodeBufferTooSmall) {
+		// One datagram larger than a batch: a batch of its own, not pooled.
+		need := int(b.lens[0])
+		rxPool.Put(rb)
+		rb = &rxBatch{b: NewBatch(1, need)}
+		b = rb.b
+		err = look()
+	}
+	if err != nil {
+		if len(b.lens) == rxCount {
+			rxPool.Put(rb)
+		}
+		if isCode(err, CodeTimeout) {
+			return errEmpty
+		}
+		return err
+	}
+	b.received(int(rb.n))
+	rb.next = 0
+	r.batch = rb
+	return nil
+}
+
+// take hands at most max datagrams of the batch to f in order (r.mu held, r.batch
+// set) while f accepts them, and tells whether it accepted any. The batch goes back
+// to the pool once handed out.
+func (r *recvState) take(max int, f func(d []byte) bool) bool {
+	rb := r.batch
+	k := rb.next
+	for rb.next < rb.b.Len() && rb.next-k < max && f(rb.b.At(rb.next)) {
+		rb.next++
+	}
+	took := rb.next > k
+	if rb.next == rb.b.Len() {
+		r.batch = nil
+		if len(rb.b.lens) == rxCount {
+			rxPool.Put(rb) // no longer ours from here on
+		}
+	}
+	return took
+}
+
+// receive hands the next datagrams to f (see take), waiting for one until ctx is done;
+// what is queued is taken without waiting, even when ctx is done. After the session
+// closed, what was queued before is still received, then the close is the error.
+func (s *Session) receive(ctx context.Context, max int, f func(d []byte) bool) (taken bool, err error) {
+	r := s.recv
+	var start time.Time // when this call found the queue empty first
+	r.mu.Lock()
+	for {
+		if r.batch == nil {
+			err = s.fill(r, false)
+			if err == errEmpty && start.IsZero() {
+				start = time.Now()
+				if r.spin {
+					// Look again for recvSpin, yielding the CPU between looks: short
+					// calls into C, so the scheduler never hands this P over.
+					for err == errEmpty && time.Since(start) < recvSpin {
+						runtime.Gosched()
+						err = s.fill(r, true)
+					}
+				}
+			}
+		}
+		if r.batch != nil {
+			if !start.IsZero() {
+				r.spin = time.Since(start) < recvSpin
+			}
+			taken = r.take(max, f)
+			if r.waiting > 0 {
+				s.passOn(r)
+			}
+			r.mu.Unlock()
+			return taken, nil
+		}
+		if err != errEmpty {
+			r.mu.Unlock()
+			return false, err
+		}
+		if err = ctxErr(ctx); err != nil {
+			r.spin = false
+			r.mu.Unlock()
+			return false, err
+		}
+		// Park until a DATAGRAMS_READY event (asked for now: at once if a datagram
+		// came since the last look), the close or ctx.
+		err = s.use(func(h *C.wtd_session) error {
+			return call(func() C.enum_wtd_result { return C.wtd_session_notify_readable(h) })
+		})
+		if err != nil {
+			r.mu.Unlock()
+			return false, err
+		}
+		r.waiting++
+		r.parks.Add(1)
+		r.mu.Unlock()
+		select {
+		case <-r.ready:
+		case <-s.done:
+			// Every datagram that came before the close is queued in the library:
+			// the next look takes them, then reports the close.
+		case <-ctx.Done():
+		}
+		r.mu.Lock()
+		r.waiting--
+		if ctx.Err() != nil && r.batch == nil {
+			// Queued datagrams are still taken without waiting.
+			if err = s.fill(r, false); err == errEmpty {
+				r.spin = false
+				r.mu.Unlock()
+				return false, ctxErr(ctx)
+			}
+		}
+	}
+}
+
+// passOn makes sure another parked receive learns of datagrams left behind (r.mu
+// held): at once for those in the batch, by a DATAGRAMS_READY event for those that
+// may wait in the library.
+func (s *Session) passOn(r *recvState) {
+	if r.batch != nil {
+		r.wake()
+		return
+	}
+	_ = s.use(func(h *C.wtd_session) error {
+		return call(func() C.enum_wtd_result { return C.wtd_session_notify_readable(h) })
+	})
+}
+
+// held is the number of datagrams taken from the library and not handed out yet.
+func (r *recvState) held() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.batch == nil {
+		return 0
+	}
+	return r.batch.b.Len() - r.batch.next
+}
+
+// close gives the batch back (the session is freed: nothing more is received).
+func (r *recvState) close() {
+	r.mu.Lock()
+	r.batch = nil
+	r.mu.Unlock()
+}
