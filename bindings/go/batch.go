@@ -231,14 +231,16 @@ func (s *Session) ReceiveBatch(ctx context.Context, b *Batch) (int, error) {
 	b.Reset()
 	if !s.direct {
 		need := 0
-		taken, err := s.receive(ctx, b.Cap(), func(d []byte) bool {
-			if b.Append(d) {
-				return true
-			}
-			if b.Len() == 0 {
-				need = len(d)
-			}
-			return false
+		taken, err := s.receive(ctx, func(r *recvState) bool {
+			return r.take(b.Cap(), func(d []byte) bool {
+				if b.Append(d) {
+					return true
+				}
+				if b.Len() == 0 {
+					need = len(d)
+				}
+				return false
+			})
 		})
 		if err == nil && !taken {
 			return 0, &Error{Code: CodeBufferTooSmall,

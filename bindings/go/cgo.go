@@ -112,16 +112,23 @@ static wtd_go_res wtd_go_send_wait(const wtd_session *s, const uint8_t *p, size_
 	return wtd_go_res_of(wtd_session_send_wait(s, p, n, timeout_ms));
 }
 
-// A look of SendWait's spin: queue the datagram if the send buffer has room; if it is
-// full and `yield` is set, give the CPU to another thread before returning.
+// A look of SendWait's spin: queue the datagram if the send buffer has room
+// (wtd_session_send_wait with a timeout of 0, which is not counted as a would-block
+// send); if it is full and `yield` is set, give the CPU to another thread before
+// returning WTD_ERR_WOULD_BLOCK.
 static wtd_go_res wtd_go_send_look(const wtd_session *s, const uint8_t *p, size_t n, int yield) {
-	enum wtd_result r = wtd_session_send(s, p, n);
-	if (r == WTD_ERR_WOULD_BLOCK) {
+	enum wtd_result r = wtd_session_send_wait(s, p, n, 0);
+	if (r == WTD_ERR_TIMEOUT) {
 		if (yield)
 			sched_yield();
-		return (wtd_go_res){r, NULL};
+		return (wtd_go_res){WTD_ERR_WOULD_BLOCK, NULL};
 	}
 	return wtd_go_res_of(r);
+}
+
+// Session.Send: wtd_session_send with its message.
+static wtd_go_res wtd_go_send(const wtd_session *s, const uint8_t *p, size_t n) {
+	return wtd_go_res_of(wtd_session_send(s, p, n));
 }
 
 // Receive's call: take up to `max` queued datagrams of `s` without waiting
@@ -206,6 +213,11 @@ func sendLook(h *C.wtd_session, p *C.uint8_t, n C.size_t, yield bool) error {
 }
 
 var errWouldBlock = &Error{Code: CodeWouldBlock, Msg: "the send buffer is full"}
+
+// send is Session.Send's call into C.
+func send(h *C.wtd_session, p *C.uint8_t, n C.size_t) error {
+	return result(C.wtd_go_send(h, p, n))
+}
 
 // recvLook is a receive's look into the library's queue (see wtd_go_recv_look): up to
 // len(b.lens) datagrams into b's buffer, their count in *n.

@@ -33,6 +33,10 @@ type rxBatch struct {
 	b    *Batch
 	n    C.size_t // written by C: how many were taken
 	next int
+	// slab holds the datagrams from offset base of b on, copied out for Receive (see
+	// own); nil until a Receive needs it.
+	slab []byte
+	base int
 }
 
 var rxPool = sync.Pool{New: func() any { return &rxBatch{b: NewBatch(rxCount, rxBytes)} }}
@@ -109,7 +113,7 @@ func (s *Session) fill(r *recvState, yield bool) error {
 		return err
 	}
 	b.received(int(rb.n))
-	rb.next = 0
+	rb.next, rb.slab = 0, nil
 	r.batch = rb
 	return nil
 }
@@ -125,7 +129,7 @@ func (r *recvState) take(max int, f func(d []byte) bool) bool {
 	}
 	took := rb.next > k
 	if rb.next == rb.b.Len() {
-		r.batch = nil
+		r.batch, rb.slab = nil, nil
 		if len(rb.b.lens) == rxCount {
 			rxPool.Put(rb) // no longer ours from here on
 		}
@@ -133,10 +137,29 @@ func (r *recvState) take(max int, f func(d []byte) bool) bool {
 	return took
 }
 
-// receive hands the next datagrams to f (see take), waiting for one until ctx is done;
+// own hands out the next datagram of the batch (r.mu held, r.batch set) as a slice
+// of its own, for Receive: the first time, the rest of the batch is copied into one
+// allocation that its datagrams share (each capped at its own length), so a batch
+// costs one allocation rather than one per datagram.
+func (r *recvState) own() []byte {
+	rb := r.batch
+	b := rb.b
+	if rb.slab == nil {
+		rb.base = b.offs[rb.next]
+		rb.slab = make([]byte, b.Bytes()-rb.base)
+		copy(rb.slab, b.buf[rb.base:b.Bytes()])
+	}
+	lo, hi := b.offs[rb.next]-rb.base, b.offs[rb.next+1]-rb.base
+	d := rb.slab[lo:hi:hi]
+	r.take(1, func([]byte) bool { return true })
+	return d
+}
+
+// receive calls take (r.mu held, r.batch set: it hands datagrams out with take or
+// own) once a datagram is queued, waiting for one until ctx is done;
 // what is queued is taken without waiting, even when ctx is done. After the session
 // closed, what was queued before is still received, then the close is the error.
-func (s *Session) receive(ctx context.Context, max int, f func(d []byte) bool) (taken bool, err error) {
+func (s *Session) receive(ctx context.Context, take func(r *recvState) bool) (taken bool, err error) {
 	r := s.recv
 	var start time.Time // when this call found the queue empty first
 	r.mu.Lock()
@@ -159,7 +182,7 @@ func (s *Session) receive(ctx context.Context, max int, f func(d []byte) bool) (
 			if !start.IsZero() {
 				r.spin = time.Since(start) < recvSpin
 			}
-			taken = r.take(max, f)
+			taken = take(r)
 			if r.waiting > 0 {
 				s.passOn(r)
 			}

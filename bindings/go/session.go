@@ -168,10 +168,7 @@ func (s *Session) Send(b []byte) error {
 		return closedErr("session")
 	}
 	p, n := bytesPtr(b)
-	if err := sendLook(s.h, p, n, false); err != errWouldBlock {
-		return err
-	}
-	return &Error{Code: CodeWouldBlock, Msg: errWouldBlock.Msg}
+	return send(s.h, p, n)
 }
 
 // SendWait sends a datagram, waiting for room in the send buffer (backpressure)
@@ -208,7 +205,9 @@ const sendSpin = 50 * time.Microsecond
 
 // Receive returns the next datagram. Datagrams that arrived before the session
 // closed are still returned; then an ErrClosed error. What is queued already is
-// returned without waiting, even when ctx is done.
+// returned without waiting, even when ctx is done. The slice is the caller's; the
+// datagrams one batch took from the library (up to 64) share one allocation, each
+// slice capped at its own length (an append never touches another).
 func (s *Session) Receive(ctx context.Context) ([]byte, error) {
 	if s.direct {
 		return recvGrow(ctx, func(buf []byte, n *C.size_t, ms C.int32_t) error {
@@ -219,9 +218,8 @@ func (s *Session) Receive(ctx context.Context) ([]byte, error) {
 		})
 	}
 	var b []byte
-	_, err := s.receive(ctx, 1, func(d []byte) bool {
-		b = make([]byte, len(d))
-		copy(b, d)
+	_, err := s.receive(ctx, func(r *recvState) bool {
+		b = r.own()
 		return true
 	})
 	return b, err
@@ -248,9 +246,11 @@ func (s *Session) ReceiveInto(ctx context.Context, buf []byte) (int, error) {
 		return int(n), nil
 	}
 	var n int
-	taken, err := s.receive(ctx, 1, func(d []byte) bool {
-		n = len(d)
-		return copy(buf, d) == n
+	taken, err := s.receive(ctx, func(r *recvState) bool {
+		return r.take(1, func(d []byte) bool {
+			n = len(d)
+			return copy(buf, d) == n
+		})
 	})
 	if err == nil && !taken {
 		return n, &Error{Code: CodeBufferTooSmall,

@@ -180,17 +180,19 @@ c_enum!(wtd_result {
 #[derive(Debug)]
 pub(crate) struct FfiError {
     pub code: wtd_result,
-    pub msg: String,
+    /// Borrowed when static: the failures a caller may see in a loop (an empty queue, a
+    /// full send buffer) cost no allocation.
+    pub msg: std::borrow::Cow<'static, str>,
 }
 
 impl FfiError {
-    pub fn new(code: wtd_result, msg: impl Into<String>) -> Self {
+    pub fn new(code: wtd_result, msg: impl Into<std::borrow::Cow<'static, str>>) -> Self {
         FfiError {
             code,
             msg: msg.into(),
         }
     }
-    pub fn arg(msg: impl Into<String>) -> Self {
+    pub fn arg(msg: impl Into<std::borrow::Cow<'static, str>>) -> Self {
         FfiError::new(WTD_ERR_INVALID_ARGUMENT, msg)
     }
 }
@@ -223,8 +225,15 @@ thread_local! {
 }
 
 pub(crate) fn set_last_error(msg: &str) {
-    let c = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
-    LAST_ERROR.with(|e| *e.borrow_mut() = c);
+    LAST_ERROR.with(|e| {
+        // The same failure again (a caller polling an empty queue or a full send
+        // buffer) keeps the message it has: no allocation.
+        if e.borrow().as_bytes() == msg.as_bytes() {
+            return;
+        }
+        let c = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
+        *e.borrow_mut() = c;
+    })
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {

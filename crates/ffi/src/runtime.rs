@@ -127,8 +127,8 @@ impl RuntimeInner {
     }
 
     /// Poll `fut` once on this thread and only if it is not ready block on it in the
-    /// runtime (up to `timeout_ms`, negative: forever): a send that finds room costs no
-    /// trip into the runtime.
+    /// runtime (up to `timeout_ms`, negative: forever; 0: not at all): a send that finds
+    /// room costs no trip into the runtime.
     pub(crate) fn wait_here<T, E, F>(&self, timeout_ms: i32, fut: F) -> FfiResult<T>
     where
         F: Future<Output = Result<T, E>>,
@@ -137,6 +137,8 @@ impl RuntimeInner {
         let mut fut = std::pin::pin!(fut);
         match wtdatagram::transport::poll_once(fut.as_mut()) {
             Some(r) => Ok(r?),
+            // A timeout of 0 is a look: no trip into the runtime, no timer.
+            None if timeout_ms == 0 => Err(FfiError::new(WTD_ERR_TIMEOUT, "not ready (timeout 0)")),
             None => Ok(self.block_on(timeout_ms, fut)??),
         }
     }
