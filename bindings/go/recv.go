@@ -168,7 +168,7 @@ func (s *Session) receive(ctx context.Context, take func(r *recvState) bool) (ta
 			err = s.fill(r, false)
 			if err == errEmpty && start.IsZero() {
 				start = time.Now()
-				if r.spin {
+				if r.spin && ctx.Err() == nil {
 					// Look again for recvSpin, yielding the CPU between looks: short
 					// calls into C, so the scheduler never hands this P over.
 					for err == errEmpty && time.Since(start) < recvSpin {
