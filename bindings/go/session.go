@@ -184,12 +184,12 @@ func (s *Session) SendWait(ctx context.Context, b []byte) error {
 	if err != errWouldBlock {
 		return err
 	}
-	// The send buffer is full: look again for sendSpin, yielding the CPU between
-	// looks, then wait in C.
+	// The send buffer is full: look again for sendSpin (yielding like a spinning
+	// Receive), then wait in C.
 	start := time.Now()
-	for time.Since(start) < sendSpin {
+	for looks := 1; time.Since(start) < sendSpin; looks++ {
 		runtime.Gosched()
-		if err = sendLook(s.h, p, n, true); err != errWouldBlock {
+		if err = sendLook(s.h, p, n, looks%yieldEvery == 0); err != errWouldBlock {
 			return err
 		}
 	}
