@@ -227,21 +227,27 @@ func (sc *ServerConfig) build() (*C.wtd_server_config, error) {
 			return fail(err)
 		}
 	}
-	// Always a transport config: datagram events are off in every mode (see
-	// TransportConfig.build).
-	t := sc.Transport
+	if err := applyTransport(sc.Transport, func(tc *C.wtd_transport_config) C.enum_wtd_result {
+		return C.wtd_server_config_set_transport(c, tc)
+	}); err != nil {
+		return fail(err)
+	}
+	return c, nil
+}
+
+// applyTransport builds t (nil: the defaults) and hands it to set, which copies it
+// into a server or client config. There is always one: datagram events are off in
+// every mode (see TransportConfig.build).
+func applyTransport(t *TransportConfig, set func(tc *C.wtd_transport_config) C.enum_wtd_result) error {
 	if t == nil {
 		t = &TransportConfig{}
 	}
 	tc, err := t.build()
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	defer C.wtd_transport_config_free(tc)
-	if err := call(func() C.enum_wtd_result { return C.wtd_server_config_set_transport(c, tc) }); err != nil {
-		return fail(err)
-	}
-	return c, nil
+	return call(func() C.enum_wtd_result { return set(tc) })
 }
 
 // ClientConfig holds client options. The zero value verifies servers against the
@@ -303,18 +309,9 @@ func (cc *ClientConfig) build() (*C.wtd_client_config, error) {
 			return fail(err)
 		}
 	}
-	// Always a transport config: datagram events are off in every mode (see
-	// TransportConfig.build).
-	t := cc.Transport
-	if t == nil {
-		t = &TransportConfig{}
-	}
-	tc, err := t.build()
-	if err != nil {
-		return fail(err)
-	}
-	defer C.wtd_transport_config_free(tc)
-	if err := call(func() C.enum_wtd_result { return C.wtd_client_config_set_transport(c, tc) }); err != nil {
+	if err := applyTransport(cc.Transport, func(tc *C.wtd_transport_config) C.enum_wtd_result {
+		return C.wtd_client_config_set_transport(c, tc)
+	}); err != nil {
 		return fail(err)
 	}
 	return c, nil
