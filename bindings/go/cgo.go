@@ -138,13 +138,11 @@ static wtd_go_res wtd_go_send(const wtd_session *s, const uint8_t *p, size_t n) 
 static wtd_go_res wtd_go_recv_look(const wtd_session *s, uint8_t *buf, size_t cap, size_t *lens,
                                    size_t max, size_t *n, int yield) {
 	enum wtd_result r = wtd_session_recv_multiple(s, buf, cap, lens, max, n, 0);
-	if (r == WTD_ERR_TIMEOUT && yield) {
+	if (r != WTD_ERR_TIMEOUT)
+		return wtd_go_res_of(r);
+	if (yield)
 		sched_yield();
-		return (wtd_go_res){r, NULL};
-	}
-	if (r == WTD_ERR_TIMEOUT)
-		return (wtd_go_res){r, NULL};
-	return wtd_go_res_of(r);
+	return (wtd_go_res){r, NULL}; // an empty queue: no message to copy
 }
 */
 import "C"

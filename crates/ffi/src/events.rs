@@ -61,6 +61,18 @@ pub struct wtd_event {
 }
 
 impl wtd_event {
+    /// An event of `kind` about `session` (its handle and userdata), None once the
+    /// application freed the handle.
+    fn about_session(kind: wtd_event_kind, session: &dyn EventSource) -> Option<wtd_event> {
+        if session.is_freed() {
+            return None;
+        }
+        let mut ev = wtd_event::empty(kind);
+        ev.session = session.handle_ptr().cast::<wtd_session>();
+        ev.userdata = session.userdata();
+        Some(ev)
+    }
+
     fn empty(kind: wtd_event_kind) -> wtd_event {
         wtd_event {
             kind,
@@ -185,12 +197,7 @@ impl Event {
                 let Keep::Datagram(session, data) = &keep else {
                     return None;
                 };
-                if session.is_freed() {
-                    return None;
-                }
-                let mut ev = wtd_event::empty(WTD_EVENT_DATAGRAM);
-                ev.session = session.handle_ptr().cast::<wtd_session>();
-                ev.userdata = session.userdata();
+                let mut ev = wtd_event::about_session(WTD_EVENT_DATAGRAM, &**session)?;
                 ev.data = data.as_ptr();
                 ev.len = data.len();
                 Some(CEvent {
@@ -199,13 +206,8 @@ impl Event {
                 })
             }
             Event::SessionClosed { session, reason } => {
-                if session.is_freed() {
-                    return None;
-                }
+                let mut ev = wtd_event::about_session(WTD_EVENT_SESSION_CLOSED, &*session)?;
                 let (kind, code, text) = close_parts(&reason);
-                let mut ev = wtd_event::empty(WTD_EVENT_SESSION_CLOSED);
-                ev.session = session.handle_ptr().cast::<wtd_session>();
-                ev.userdata = session.userdata();
                 ev.data = text.as_ptr();
                 ev.len = text.len();
                 ev.close_kind = kind;
@@ -215,18 +217,10 @@ impl Event {
                     _keep: Keep::Closed(session, text),
                 })
             }
-            Event::DatagramsReady { session } => {
-                if session.is_freed() {
-                    return None;
-                }
-                let mut ev = wtd_event::empty(WTD_EVENT_DATAGRAMS_READY);
-                ev.session = session.handle_ptr().cast::<wtd_session>();
-                ev.userdata = session.userdata();
-                Some(CEvent {
-                    event: ev,
-                    _keep: Keep::Handle(session),
-                })
-            }
+            Event::DatagramsReady { session } => Some(CEvent {
+                event: wtd_event::about_session(WTD_EVENT_DATAGRAMS_READY, &*session)?,
+                _keep: Keep::Handle(session),
+            }),
         }
     }
 }

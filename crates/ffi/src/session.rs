@@ -351,12 +351,9 @@ fn recv_next(s: &SessionHandle, timeout_ms: i32) -> FfiResult<Bytes> {
             .try_recv_datagram()?
             .ok_or_else(|| FfiError::new(WTD_ERR_TIMEOUT, "no datagram queued"));
     }
-    let deadline = match timeout_ms {
-        0 => Some(std::time::Instant::now()),
-        t if t < 0 => None,
-        t => Some(std::time::Instant::now() + std::time::Duration::from_millis(t as u64)),
-    };
-    if timeout_ms != 0 && tokio::runtime::Handle::try_current().is_ok() {
+    let deadline = (timeout_ms > 0)
+        .then(|| std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms as u64));
+    if tokio::runtime::Handle::try_current().is_ok() {
         if let Some(d) = s.session.try_recv_datagram()? {
             return Ok(d);
         }
@@ -372,7 +369,6 @@ fn recv_next(s: &SessionHandle, timeout_ms: i32) -> FfiResult<Bytes> {
             WTD_ERR_CLOSED,
             "the session's runtime has been freed",
         )),
-        None if timeout_ms == 0 => Err(FfiError::new(WTD_ERR_TIMEOUT, "no datagram queued")),
         None => Err(FfiError::new(
             WTD_ERR_TIMEOUT,
             format!("timed out after {timeout_ms} ms"),
@@ -453,8 +449,9 @@ pub unsafe extern "C" fn wtd_session_notify_readable(session: *const wtd_session
         s.session.notify_readable(Box::new(move || {
             let Some(s) = weak.upgrade() else { return };
             if EventSource::is_freed(&*s) || s.runtime.is_closed() {
-                // Never the last handle dropped on a runtime thread by accident: the
-                // application still holds one unless it freed it (checked above).
+                // Nobody will take the event. If the application freed its handle
+                // meanwhile this may be the last one: it is not destroyed (closing the
+                // session) on the runtime thread that delivers datagrams.
                 let rt = s.session.runtime_handle();
                 wtdatagram::transport::release_outside_lock(s, &rt);
                 return;
