@@ -312,7 +312,8 @@ typedef struct wtd_connection_stats {
   uint64_t rtt_us;
   // RTT variance in microseconds: UINT64_MAX, quinn 0.11 does not expose it.
   uint64_t rtt_variance_us;
-  // Smallest RTT sample in microseconds.
+  // Smallest RTT sample in microseconds. Can be 0 on loopback: quinn saturates a sample
+  // taken against a receive time earlier than the send, and truncation drops sub-microsecond ones.
   uint64_t min_rtt_us;
   // Congestion window in bytes.
   uint64_t congestion_window;

@@ -52,7 +52,7 @@ async fn connection_stats_after_an_exchange() {
     for (side, st) in [("client", &c), ("server", &s)] {
         assert!(st.rtt > Duration::ZERO, "{side}: {st:?}");
         assert!(
-            st.min_rtt > Duration::ZERO && st.min_rtt <= st.rtt * 4,
+            st.min_rtt <= st.rtt * 4, // zero is possible on loopback (see `min_rtt`)
             "{side}: {st:?}"
         );
         assert!(st.congestion_window > 0, "{side}: {st:?}");

@@ -60,7 +60,8 @@ pub struct ConnectionStats {
     pub rtt: Duration,
     /// RTT variance (RFC 9002 §5.3). Not exposed by quinn 0.11: always `None`.
     pub rtt_variance: Option<Duration>,
-    /// Smallest RTT sample seen.
+    /// Smallest RTT sample seen. Can be zero on loopback (quinn saturates a sample whose
+    /// receive time precedes the send time it is measured against).
     pub min_rtt: Duration,
     /// Congestion window, in bytes.
     pub congestion_window: u64,

@@ -332,7 +332,7 @@ static void test_connection_stats(void) {
                 (unsigned long long)st.packets_received, (unsigned long long)st.packets_lost,
                 (unsigned long long)st.path_mtu, (unsigned long long)st.datagrams_sent);
         CHECK(st.size == sizeof st);
-        CHECK(st.rtt_us > 0 && st.min_rtt_us > 0);
+        CHECK(st.rtt_us > 0 && st.min_rtt_us <= 4 * st.rtt_us); /* min: 0 possible on loopback */
         CHECK(st.congestion_window > 0);
         CHECK(st.packets_sent >= 100 && st.packets_received >= 100);
         CHECK(st.bytes_sent >= 100 * 1000 && st.bytes_received >= 100 * 1000);

@@ -714,7 +714,8 @@ pub struct wtd_connection_stats {
     pub rtt_us: u64,
     /// RTT variance in microseconds: UINT64_MAX, quinn 0.11 does not expose it.
     pub rtt_variance_us: u64,
-    /// Smallest RTT sample in microseconds.
+    /// Smallest RTT sample in microseconds. Can be 0 on loopback: quinn saturates a sample
+    /// taken against a receive time earlier than the send, and truncation drops sub-microsecond ones.
     pub min_rtt_us: u64,
     /// Congestion window in bytes.
     pub congestion_window: u64,
