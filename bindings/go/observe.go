@@ -47,7 +47,7 @@ func (c CongestionController) String() string {
 type ConnectionStats struct {
 	RTT         time.Duration // smoothed round-trip time (the initial RTT until a sample)
 	RTTVariance time.Duration // -1: not exposed by quinn 0.11
-	MinRTT      time.Duration // smallest RTT sample
+	MinRTT      time.Duration // smallest RTT sample (can be 0 on loopback)
 	// CongestionWindow in bytes.
 	CongestionWindow uint64
 	BytesInFlight    int64 // -1: not exposed by quinn 0.11
