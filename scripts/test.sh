@@ -20,6 +20,7 @@ trap 'rm -rf "$logs"' EXIT
 total_passed=0
 total_failed=0
 declare -a summary=()
+declare -a failed_logs=()
 
 # step NAME KIND FUNCTION: runs FUNCTION in a subshell with `set -e` in force (so a
 # failing command inside it ends it) and its output copied to $logs/<n>.log; then counts.
@@ -76,6 +77,7 @@ step() {
     total_failed=$((total_failed + f))
     local verdict=PASS
     ((f == 0)) || verdict=FAIL
+    ((f == 0)) || failed_logs+=("$name|$log")
     if [ "$kind" = check ]; then
         summary+=("$(printf '%-4s  %s' "$verdict" "$name")")
     else
@@ -152,6 +154,17 @@ step "demo: scripts/demo.sh exits 0 on success, nonzero on failure (scripts/chec
 step "fuzzing: every target for a short run (scripts/fuzz.sh)" check s_fuzz
 step "benchmark programs still build (scripts/bench.sh runs them)" check s_bench_build
 step "interoperability matrix (no cell may be fail)" check s_matrix
+
+# The end of each failed step's output again, with the disk's state, so that whoever
+# reads only the last lines of a run (a CI log's tail) still sees why it failed.
+for entry in "${failed_logs[@]}"; do
+    printf '\n==== failed: %s (its last lines)\n' "${entry%%|*}"
+    tail -n 25 "${entry#*|}"
+done
+if ((${#failed_logs[@]})); then
+    printf '\n==== disk\n'
+    df -h "$root" || true
+fi
 
 printf '\n==== summary\n'
 printf '%s\n' "${summary[@]}"
