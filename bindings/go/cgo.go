@@ -15,7 +15,6 @@ package wtd
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
-#include <sched.h>
 #include <stdint.h>
 #include "wtdatagram.h"
 
@@ -114,15 +113,11 @@ static wtd_go_res wtd_go_send_wait(const wtd_session *s, const uint8_t *p, size_
 
 // A look of SendWait's spin: queue the datagram if the send buffer has room
 // (wtd_session_send_wait with a timeout of 0, which is not counted as a would-block
-// send); if it is full and `yield` is set, give the CPU to another thread before
-// returning WTD_ERR_WOULD_BLOCK.
-static wtd_go_res wtd_go_send_look(const wtd_session *s, const uint8_t *p, size_t n, int yield) {
+// send); WTD_ERR_WOULD_BLOCK if it is full.
+static wtd_go_res wtd_go_send_look(const wtd_session *s, const uint8_t *p, size_t n) {
 	enum wtd_result r = wtd_session_send_wait(s, p, n, 0);
-	if (r == WTD_ERR_TIMEOUT) {
-		if (yield)
-			sched_yield();
+	if (r == WTD_ERR_TIMEOUT)
 		return (wtd_go_res){WTD_ERR_WOULD_BLOCK, NULL};
-	}
 	return wtd_go_res_of(r);
 }
 
@@ -132,16 +127,12 @@ static wtd_go_res wtd_go_send(const wtd_session *s, const uint8_t *p, size_t n) 
 }
 
 // Receive's call: take up to `max` queued datagrams of `s` without waiting
-// (wtd_session_recv_multiple with a timeout of 0) into buf/lens. When none is queued
-// and `yield` is set, give the CPU to another thread before returning (a look of a
-// spinning receive).
+// (wtd_session_recv_multiple with a timeout of 0) into buf/lens.
 static wtd_go_res wtd_go_recv_look(const wtd_session *s, uint8_t *buf, size_t cap, size_t *lens,
-                                   size_t max, size_t *n, int yield) {
+                                   size_t max, size_t *n) {
 	enum wtd_result r = wtd_session_recv_multiple(s, buf, cap, lens, max, n, 0);
 	if (r != WTD_ERR_TIMEOUT)
 		return wtd_go_res_of(r);
-	if (yield)
-		sched_yield();
 	return (wtd_go_res){r, NULL}; // an empty queue: no message to copy
 }
 */
@@ -198,12 +189,8 @@ func sendWait(h *C.wtd_session, p *C.uint8_t, n C.size_t, ms C.int32_t) error {
 
 // sendLook is a look of SendWait's spin (see wtd_go_send_look); ErrWouldBlock while
 // the send buffer is full.
-func sendLook(h *C.wtd_session, p *C.uint8_t, n C.size_t, yield bool) error {
-	y := C.int(0)
-	if yield {
-		y = 1
-	}
-	res := C.wtd_go_send_look(h, p, n, y)
+func sendLook(h *C.wtd_session, p *C.uint8_t, n C.size_t) error {
+	res := C.wtd_go_send_look(h, p, n)
 	if res.r == C.WTD_ERR_WOULD_BLOCK {
 		return errWouldBlock
 	}
@@ -219,13 +206,9 @@ func send(h *C.wtd_session, p *C.uint8_t, n C.size_t) error {
 
 // recvLook is a receive's look into the library's queue (see wtd_go_recv_look): up to
 // len(b.lens) datagrams into b's buffer, their count in *n.
-func recvLook(h *C.wtd_session, b *Batch, n *C.size_t, yield bool) error {
-	y := C.int(0)
-	if yield {
-		y = 1
-	}
+func recvLook(h *C.wtd_session, b *Batch, n *C.size_t) error {
 	return result(C.wtd_go_recv_look(h, (*C.uint8_t)(&b.buf[0]), C.size_t(len(b.buf)),
-		&b.lens[0], C.size_t(len(b.lens)), n, y))
+		&b.lens[0], C.size_t(len(b.lens)), n))
 }
 
 // Version is the C library's version, e.g. "0.1.0".

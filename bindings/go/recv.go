@@ -34,6 +34,15 @@ const recvSpin = 250 * time.Microsecond
 // moving more datagrams; a thread the kernel wakes preempts a spinner anyway.
 const yieldEvery = 8
 
+// spinPause is the pause before a spin's next look: the P goes to other goroutines,
+// and every yieldEvery looks the thread's CPU to other threads (osYield).
+func spinPause(looks int) {
+	runtime.Gosched()
+	if looks%yieldEvery == 0 {
+		osYield()
+	}
+}
+
 // rxBatch is one batch of datagrams taken from the library's queue, handed out in
 // order (next is the first not handed out yet).
 type rxBatch struct {
@@ -87,9 +96,8 @@ func (r *recvState) wake() {
 var errEmpty = &Error{Code: CodeTimeout, Msg: "no datagram queued"}
 
 // fill takes a batch from the library (r.mu held, r.batch nil) without waiting:
-// errEmpty when none is queued, after giving the CPU to another thread if yield is
-// set (a look of a spinning receive).
-func (s *Session) fill(r *recvState, yield bool) error {
+// errEmpty when none is queued.
+func (s *Session) fill(r *recvState) error {
 	rb := rxPool.Get().(*rxBatch)
 	b := rb.b
 	b.Reset()
@@ -99,7 +107,7 @@ func (s *Session) fill(r *recvState, yield bool) error {
 		if s.freed {
 			return closedErr("session")
 		}
-		return recvLook(s.h, b, &rb.n, yield)
+		return recvLook(s.h, b, &rb.n)
 	}
 	err := look()
 	if isCode(err, CodeBufferTooSmall) {
@@ -172,7 +180,7 @@ func (s *Session) receive(ctx context.Context, take func(r *recvState) bool) (ta
 	r.mu.Lock()
 	for {
 		if r.batch == nil {
-			err = s.fill(r, false)
+			err = s.fill(r)
 			if err == errEmpty && start.IsZero() {
 				start = time.Now()
 				if r.spin && ctx.Err() == nil {
@@ -180,8 +188,8 @@ func (s *Session) receive(ctx context.Context, take func(r *recvState) bool) (ta
 					// never hands this P over, yielding the P between looks and the
 					// thread every yieldEvery looks.
 					for looks := 1; err == errEmpty && time.Since(start) < recvSpin; looks++ {
-						runtime.Gosched()
-						err = s.fill(r, looks%yieldEvery == 0)
+						spinPause(looks)
+						err = s.fill(r)
 					}
 				}
 			}
@@ -229,7 +237,7 @@ func (s *Session) receive(ctx context.Context, take func(r *recvState) bool) (ta
 		r.waiting--
 		if ctx.Err() != nil && r.batch == nil {
 			// Queued datagrams are still taken without waiting.
-			if err = s.fill(r, false); err == errEmpty {
+			if err = s.fill(r); err == errEmpty {
 				r.spin = false
 				r.mu.Unlock()
 				return false, ctxErr(ctx)

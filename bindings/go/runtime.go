@@ -5,21 +5,13 @@ package wtd
 #include "wtdatagram.h"
 int wtd_go_poll(int fd, int ms);
 
-#include <sched.h>
-
-// Release the first `release` events of `evs` (the previous batch: those handed to a
-// session's queue were zeroed there, which makes their release a no-op), then take
-// up to `max` events without waiting: one call into C per batch. When there are none
-// and `yield` is set, give the CPU to another thread before returning (a look of the
-// event goroutine's spin, see Runtime.loop).
+// Release the first `release` events of `evs` (the previous batch), then take up to
+// `max` events without waiting: one call into C per batch.
 static enum wtd_result wtd_go_next_events(const wtd_runtime *rt, wtd_event *evs, size_t release,
-                                          size_t max, size_t *n, int yield) {
+                                          size_t max, size_t *n) {
 	for (size_t i = 0; i < release; i++)
 		wtd_event_release(&evs[i]);
-	enum wtd_result r = wtd_runtime_next_events(rt, evs, max, n, 0);
-	if (r == WTD_ERR_TIMEOUT && yield)
-		sched_yield();
-	return r;
+	return wtd_runtime_next_events(rt, evs, max, n, 0);
 }
 */
 import "C"
@@ -165,14 +157,11 @@ func (rt *Runtime) loop() {
 			return
 		default:
 		}
-		spin := C.int(0)
-		if time.Since(last) < spinFor {
-			spin = 1
-		}
+		spin := time.Since(last) < spinFor
 		rt.mu.Lock()
 		release := n
 		n = 0
-		r := C.wtd_go_next_events(rt.h, &evs[0], release, eventBatch, &n, spin)
+		r := C.wtd_go_next_events(rt.h, &evs[0], release, eventBatch, &n)
 		if r == C.WTD_OK {
 			woke := rt.dispatch(evs[:n])
 			rt.mu.Unlock()
@@ -189,8 +178,9 @@ func (rt *Runtime) loop() {
 		if r != C.WTD_ERR_TIMEOUT {
 			return // closed (or callback mode, which this binding never uses)
 		}
-		if spin != 0 {
-			runtime.Gosched() // the C call yielded the thread; now the P
+		if spin {
+			osYield() // the thread's CPU (see osYield), then the P
+			runtime.Gosched()
 			continue
 		}
 		if w != nil {

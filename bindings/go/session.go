@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"runtime"
 	"sync"
 	"time"
 )
@@ -180,7 +179,7 @@ func (s *Session) SendWait(ctx context.Context, b []byte) error {
 		return closedErr("session")
 	}
 	p, n := bytesPtr(b)
-	err := sendLook(s.h, p, n, false)
+	err := sendLook(s.h, p, n)
 	if err != errWouldBlock {
 		return err
 	}
@@ -188,8 +187,8 @@ func (s *Session) SendWait(ctx context.Context, b []byte) error {
 	// Receive), then wait in C.
 	start := time.Now()
 	for looks := 1; time.Since(start) < sendSpin; looks++ {
-		runtime.Gosched()
-		if err = sendLook(s.h, p, n, looks%yieldEvery == 0); err != errWouldBlock {
+		spinPause(looks)
+		if err = sendLook(s.h, p, n); err != errWouldBlock {
 			return err
 		}
 	}
